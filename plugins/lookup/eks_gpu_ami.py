@@ -1,0 +1,81 @@
+# -*- coding: utf-8 -*-
+# Copyright: genai.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: eks_gpu_ami
+short_description: The EKS optimized NVIDIA GPU AMI id for a Kubernetes version
+version_added: 0.1.0
+author:
+  - genai.stack maintainers
+description:
+  - Reads the public SSM parameter that AWS publishes for the EKS optimized GPU AMI of a
+    Kubernetes version and returns the AMI id, the same one M(genai.stack.eks_gpu_nodegroup) uses.
+options:
+  _terms:
+    description: Kubernetes versions as C(MAJOR.MINOR), for example C(1.31).
+    required: true
+    type: list
+    elements: str
+  ami_type:
+    description: The AMI family.
+    type: str
+    choices: [AL2023_x86_64_NVIDIA, AL2_x86_64_GPU]
+    default: AL2023_x86_64_NVIDIA
+extends_documentation_fragment:
+  - amazon.aws.boto3
+  - amazon.aws.common.plugins
+  - amazon.aws.region.plugins
+"""
+
+EXAMPLES = r"""
+- name: AMI of the AL2023 NVIDIA nodes for Kubernetes 1.31
+  ansible.builtin.debug:
+    msg: "{{ lookup('genai.stack.eks_gpu_ami', '1.31', region='us-east-2') }}"
+
+- name: Legacy Amazon Linux 2 GPU AMI
+  ansible.builtin.debug:
+    msg: "{{ lookup('genai.stack.eks_gpu_ami', '1.29', ami_type='AL2_x86_64_GPU') }}"
+"""
+
+RETURN = r"""
+_raw:
+  description: One AMI id per Kubernetes version given.
+  type: list
+  elements: str
+"""
+
+try:
+    import botocore
+except ImportError:
+    pass  # the base class reports a missing boto3
+
+from ansible.errors import AnsibleLookupError
+
+from ansible_collections.amazon.aws.plugins.plugin_utils.lookup import AWSLookupBase
+from ansible_collections.genai.stack.plugins.module_utils import _gpu
+
+
+class LookupModule(AWSLookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        super().run(terms, variables, **kwargs)
+        ami_type = self.get_option('ami_type')
+        ssm = self.client('ssm')
+        results = []
+        for version in terms:
+            version = str(version)
+            if version not in _gpu.SUPPORTED_KUBERNETES_VERSIONS:
+                raise AnsibleLookupError('eks_gpu_ami: Kubernetes version %r is not supported; use one of %s'
+                                         % (version, ', '.join(_gpu.SUPPORTED_KUBERNETES_VERSIONS)))
+            name = _gpu.ssm_parameter_for(ami_type, version)
+            try:
+                results.append(ssm.get_parameter(Name=name)['Parameter']['Value'])
+            except botocore.exceptions.ClientError as exc:
+                code = exc.response.get('Error', {}).get('Code')
+                if code == 'ParameterNotFound':
+                    raise AnsibleLookupError('eks_gpu_ami: no %s AMI is published for Kubernetes %s (SSM parameter %s not found)'
+                                             % (ami_type, version, name))
+                raise AnsibleLookupError('eks_gpu_ami: could not read %s: %s' % (name, exc))
+        return results

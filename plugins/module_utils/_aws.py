@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+# Copyright: genai.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Internal to genai.stack; not a public API.
+
+The AWS side of every genai.stack module: amazon.aws's AnsibleAWSModule for credentials,
+profiles, endpoint and `fail_json_aws`, plus the retry policy and waiting used by our modules.
+"""
+
+from __future__ import annotations
+
+import time
+
+try:
+    import botocore
+except ImportError:
+    pass  # AnsibleAWSModule reports the missing library
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.genai.stack.plugins.module_utils._validation import InputErrors, fail_on_input_errors
+
+# Throttling and 5xx are retried with jittered backoff by every call made with aws_retry=True.
+# ResourceInUseException is EKS's answer while a previous update of the node group still runs.
+RETRY_CODES = ['ThrottlingException', 'Throttling', 'TooManyRequestsException', 'RequestLimitExceeded',
+               'InternalFailure', 'InternalError', 'InternalServerError', 'ServerException',
+               'ServiceUnavailable', 'ServiceUnavailableException']
+
+
+def retry_decorator(retries=10, delay=1, max_delay=20):
+    return AWSRetry.jittered_backoff(retries=retries, delay=delay, max_delay=max_delay,
+                                     catch_extra_error_codes=RETRY_CODES)
+
+
+def error_code(exc):
+    """The service's error code of a botocore ClientError, or None."""
+    try:
+        return exc.response['Error']['Code']
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def is_not_found(exc, codes=('ResourceNotFoundException', 'NotFoundException', 'NoSuchEntity',
+                             'InvalidLaunchTemplateName.NotFoundException',
+                             'InvalidLaunchTemplateId.NotFound', 'ParameterNotFound',
+                             'InvalidLaunchTemplateId.Malformed', 'ValidationError')):
+    return isinstance(exc, botocore.exceptions.ClientError) and error_code(exc) in codes
+
+
+class GenaiAWSModule(AnsibleAWSModule):
+    """AnsibleAWSModule with our conventions: retrying clients, input checks, waits."""
+
+    def client(self, service, retry_decorator=None, **extra_params):  # pylint: disable=redefined-outer-name
+        if retry_decorator is None:
+            retry_decorator = globals()['retry_decorator']()
+        return super().client(service, retry_decorator=retry_decorator, **extra_params)
+
+    def fail_input(self, errors):
+        fail_on_input_errors(self, errors)
+
+    def validate(self, validator, *args):
+        """Run a validator that raises InputErrors; fail the module with every problem found."""
+        try:
+            return validator(*args)
+        except InputErrors as exc:
+            self.fail_input(exc)
+
+    def wait_until(self, what, probe, timeout, interval=5, min_interval=0.5):
+        """Poll `probe()` until it returns a truthy value; fail with `what` after `timeout` seconds.
+
+        The poll interval starts small (the sandbox is fast) and grows to `interval`.
+        """
+        deadline = time.monotonic() + timeout
+        delay = min_interval
+        while True:
+            result = probe()
+            if result:
+                return result
+            if time.monotonic() >= deadline:
+                self.fail_json(msg='Timed out after %ss waiting for %s' % (timeout, what))
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, interval)

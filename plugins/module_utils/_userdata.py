@@ -1,0 +1,170 @@
+# -*- coding: utf-8 -*-
+# Copyright: genai.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Internal to genai.stack; not a public API.
+
+User data for GPU nodes of EKS managed node groups that use a launch template with an AMI id
+(EKS then merges nothing: the user data must join the node to the cluster itself):
+
+* AL2023 (`nodeadm`): a MIME multi-part document with a NodeConfig part and a shell part.
+* AL2 (`bootstrap.sh`): a MIME multi-part document whose shell part calls /etc/eks/bootstrap.sh.
+
+Both install the CloudWatch agent with the `nvidia_gpu` measurements and append the dimensions
+that the GPU scaling alarm's Metrics Insights query filters on (ClusterName, NodegroupName,
+NodegroupType). Instance metadata is read with IMDSv2 session tokens only.
+
+Rendering is deterministic (fixed MIME boundary, sorted keys) so an unchanged input renders the
+same bytes and never causes a new launch template version.
+"""
+
+from __future__ import annotations
+
+import json
+
+GPU_MEASUREMENTS = ('utilization_gpu', 'utilization_memory', 'memory_total', 'memory_used', 'memory_free', 'power_draw')
+CWAGENT_NAMESPACE = 'CWAgent'
+GPU_METRIC_DIMENSIONS = ('ClusterName', 'NodegroupName', 'NodegroupType')
+BOUNDARY = '==GENAISTACK-BOUNDARY=='
+CWAGENT_CONFIG_PATH = '/opt/aws/amazon-cloudwatch-agent/etc/genai-stack-gpu.json'
+
+TAINT_EFFECT_TO_KUBELET = {'NO_SCHEDULE': 'NoSchedule', 'NO_EXECUTE': 'NoExecute', 'PREFER_NO_SCHEDULE': 'PreferNoSchedule'}
+
+
+def cloudwatch_agent_config(cluster_name, nodegroup_name, region, interval=60):
+    """The CloudWatch agent configuration (a dict) for GPU metrics of one node group."""
+    return {
+        'agent': {'metrics_collection_interval': interval, 'region': region, 'run_as_user': 'root'},
+        'metrics': {
+            'namespace': CWAGENT_NAMESPACE,
+            # Only these EC2 keys are allowed in the global append_dimensions.
+            'append_dimensions': {
+                'AutoScalingGroupName': '${aws:AutoScalingGroupName}',
+                'InstanceId': '${aws:InstanceId}',
+                'InstanceType': '${aws:InstanceType}',
+            },
+            'metrics_collected': {
+                'nvidia_gpu': {
+                    'measurement': list(GPU_MEASUREMENTS),
+                    'metrics_collection_interval': interval,
+                    'append_dimensions': {
+                        'ClusterName': cluster_name,
+                        'NodegroupName': nodegroup_name,
+                        'NodegroupType': 'gpu',
+                    },
+                },
+            },
+            # Also publish the per-node-group aggregate the alarm reads, without per-GPU series.
+            'aggregation_dimensions': [list(GPU_METRIC_DIMENSIONS)],
+        },
+    }
+
+
+def _kubelet_flags(labels, taints):
+    flags = []
+    if labels:
+        flags.append('--node-labels=' + ','.join('%s=%s' % (k, labels[k]) for k in sorted(labels)))
+    if taints:
+        rendered = []
+        for taint in taints:
+            value = taint.get('value') or ''
+            rendered.append('%s=%s:%s' % (taint['key'], value, TAINT_EFFECT_TO_KUBELET[taint['effect']]))
+        flags.append('--register-with-taints=' + ','.join(rendered))
+    return flags
+
+
+def _shell_part(cluster_name, nodegroup_name, region, interval, package_manager, bootstrap_lines):
+    config = json.dumps(cloudwatch_agent_config(cluster_name, nodegroup_name, region, interval), indent=2, sort_keys=True)
+    lines = [
+        '#!/bin/bash',
+        '# Rendered by genai.stack.eks_gpu_nodegroup: CloudWatch agent with NVIDIA GPU metrics.',
+        'set -euo pipefail',
+        '',
+        '# Instance metadata through IMDSv2 session tokens only (the launch template requires them).',
+        'imds_token() {',
+        '  curl -sf -X PUT "http://169.254.169.254/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 300"',
+        '}',
+        'imds_get() {',
+        '  curl -sf -H "X-aws-ec2-metadata-token: $(imds_token)" "http://169.254.169.254/latest/meta-data/$1"',
+        '}',
+        'INSTANCE_ID="$(imds_get instance-id)"',
+        'echo "genai.stack: configuring GPU metrics on ${INSTANCE_ID}"',
+        '',
+        '%s install -y amazon-cloudwatch-agent' % package_manager,
+        'mkdir -p "$(dirname %s)"' % CWAGENT_CONFIG_PATH,
+        "cat > %s <<'CWAGENT'" % CWAGENT_CONFIG_PATH,
+        config,
+        'CWAGENT',
+        '/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:%s' % CWAGENT_CONFIG_PATH,
+    ]
+    lines.extend(bootstrap_lines)
+    return '\n'.join(lines) + '\n'
+
+
+def _mime(parts):
+    out = ['MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="%s"' % BOUNDARY, '']
+    for content_type, body in parts:
+        out.extend(['--' + BOUNDARY, 'Content-Type: %s; charset="us-ascii"' % content_type, '', body.rstrip('\n'), ''])
+    out.append('--%s--' % BOUNDARY)
+    return '\n'.join(out) + '\n'
+
+
+def render_nodeadm(cluster, nodegroup_name, region, labels, taints, interval=60):
+    """AL2023 user data. `cluster` is describe_cluster()['cluster']."""
+    flags = _kubelet_flags(labels, taints)
+    node_config = [
+        '---',
+        'apiVersion: node.eks.aws/v1alpha1',
+        'kind: NodeConfig',
+        'spec:',
+        '  cluster:',
+        '    name: %s' % cluster['name'],
+        '    apiServerEndpoint: %s' % cluster['endpoint'],
+        '    certificateAuthority: %s' % cluster['certificateAuthority']['data'],
+        '    cidr: %s' % cluster['serviceIpv4Cidr'],
+    ]
+    if flags:
+        node_config.append('  kubelet:')
+        node_config.append('    flags:')
+        node_config.extend('      - "%s"' % flag for flag in flags)
+    shell = _shell_part(cluster['name'], nodegroup_name, region, interval, 'dnf', [])
+    return _mime([('application/node.eks.aws', '\n'.join(node_config) + '\n'), ('text/x-shellscript', shell)])
+
+
+def render_bootstrap(cluster, nodegroup_name, region, labels, taints, interval=60):
+    """AL2 user data calling /etc/eks/bootstrap.sh."""
+    flags = _kubelet_flags(labels, taints)
+    bootstrap = [
+        '',
+        '/etc/eks/bootstrap.sh %s \\' % cluster['name'],
+        '  --b64-cluster-ca %s \\' % cluster['certificateAuthority']['data'],
+        '  --apiserver-endpoint %s \\' % cluster['endpoint'],
+        '  --dns-cluster-ip %s%s' % (dns_cluster_ip(cluster['serviceIpv4Cidr']), ' \\' if flags else ''),
+    ]
+    if flags:
+        bootstrap.append("  --kubelet-extra-args '%s'" % ' '.join(flags))
+    shell = _shell_part(cluster['name'], nodegroup_name, region, interval, 'yum', bootstrap)
+    return _mime([('text/x-shellscript', shell)])
+
+
+def dns_cluster_ip(service_cidr):
+    """EKS's cluster DNS address: the .10 of the service CIDR."""
+    base = service_cidr.split('/', 1)[0].split('.')
+    return '.'.join(base[:3] + ['10'])
+
+
+def cluster_facts(described):
+    """What user data needs of describe_cluster()['cluster'], in the shape the renderers take."""
+    network = described.get('kubernetesNetworkConfig') or {}
+    return {
+        'name': described['name'],
+        'endpoint': described.get('endpoint') or '',
+        'certificateAuthority': {'data': (described.get('certificateAuthority') or {}).get('data') or ''},
+        # EKS always reports it; the fallback is EKS's default for 10.x VPCs.
+        'serviceIpv4Cidr': network.get('serviceIpv4Cidr') or described.get('serviceIpv4Cidr') or '172.20.0.0/16',
+    }
+
+
+def render(flavour, cluster, nodegroup_name, region, labels, taints, interval=60):
+    """Render user data; `cluster` is describe_cluster()['cluster'] or cluster_facts() of it."""
+    renderer = render_nodeadm if flavour == 'nodeadm' else render_bootstrap
+    return renderer(cluster_facts(cluster), nodegroup_name, region, labels, taints, interval)

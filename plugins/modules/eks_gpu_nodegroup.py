@@ -1,0 +1,901 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: genai.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: eks_gpu_nodegroup
+short_description: Converge an NVIDIA GPU managed node group of an existing EKS cluster
+version_added: 0.1.0
+author:
+  - genai.stack maintainers
+description:
+  - Manages one GPU node group of an existing Amazon EKS cluster as a single resource made of an
+    EC2 launch template and an EKS managed node group.
+  - The AMI comes from the EKS optimized-AMI public SSM parameter for the cluster's Kubernetes
+    version (Amazon Linux 2023 NVIDIA by default, Amazon Linux 2 GPU for the legacy path); an
+    explicit O(ami_id) wins.
+  - The launch template carries rendered user data (C(nodeadm) NodeConfig for AL2023,
+    C(/etc/eks/bootstrap.sh) for AL2) that installs the CloudWatch agent with the C(nvidia_gpu)
+    measurements C(utilization_gpu), C(utilization_memory), C(memory_total), C(memory_used),
+    C(memory_free) and C(power_draw), with the dimensions C(ClusterName), C(NodegroupName) and
+    C(NodegroupType=gpu) that M(genai.stack.scaling_alarm) queries. Instance metadata is read with
+    IMDSv2 tokens; the template requires IMDSv2 and encrypts the root volume.
+  - A change of user data, AMI or instance type creates a new launch template version and rolls it
+    into the same node group with C(UpdateNodegroupVersion); scaling, labels and taints change with
+    C(UpdateNodegroupConfig). Nothing is ever recreated. Immutable settings (subnets, node role,
+    capacity type) are refused with an error before any change.
+  - O(state=absent) deletes the node group, waits for it to go, then deletes the launch template.
+  - Option names follow M(community.aws.eks_nodegroup) where the meaning is the same.
+options:
+  name:
+    description: Name of the node group.
+    type: str
+    required: true
+  cluster_name:
+    description: Name of the existing EKS cluster.
+    type: str
+    required: true
+  node_role:
+    description:
+      - ARN of the IAM role of the nodes. Required to create the node group.
+      - Cannot change on an existing node group.
+    type: str
+  subnets:
+    description:
+      - Subnet ids for the nodes. Defaults to the cluster's subnets when creating.
+      - Cannot change on an existing node group.
+    type: list
+    elements: str
+  instance_type:
+    description: EC2 instance type with NVIDIA GPUs.
+    type: str
+    default: g4dn.2xlarge
+  ami_type:
+    description:
+      - Which EKS optimized AMI family to use when O(ami_id) is not given, and which user data to render.
+      - V(AL2023_x86_64_NVIDIA) renders a C(nodeadm) NodeConfig; V(AL2_x86_64_GPU) calls C(bootstrap.sh).
+        Amazon Linux 2 EKS AMIs are past end of support; use it only for legacy clusters.
+    type: str
+    choices: [AL2023_x86_64_NVIDIA, AL2_x86_64_GPU]
+    default: AL2023_x86_64_NVIDIA
+  ami_id:
+    description: An explicit AMI id. Wins over the SSM parameter; must still be of the O(ami_type) family.
+    type: str
+  kubernetes_version:
+    description:
+      - Kubernetes version whose AMI to use, as C(MAJOR.MINOR). Defaults to the cluster's version.
+      - Supported are 1.29 to 1.33.
+    type: str
+  disk_size:
+    description: Size in GiB of the encrypted gp3 root volume.
+    type: int
+    default: 60
+  kms_key_id:
+    description: KMS key for the root volume. The account's default EBS key when not given.
+    type: str
+  security_groups:
+    description: Security group ids for the nodes, in addition to what EKS attaches.
+    type: list
+    elements: str
+  capacity_type:
+    description: On-demand or spot capacity. Cannot change on an existing node group.
+    type: str
+    choices: [ON_DEMAND, SPOT]
+    default: ON_DEMAND
+  scaling_config:
+    description: Sizes of the node group.
+    type: dict
+    default: {}
+    suboptions:
+      min_size:
+        description: Minimum number of nodes.
+        type: int
+        default: 1
+      max_size:
+        description: Maximum number of nodes.
+        type: int
+        default: 2
+      desired_size:
+        description: Desired number of nodes, between O(scaling_config.min_size) and O(scaling_config.max_size).
+        type: int
+        default: 1
+  labels:
+    description:
+      - Kubernetes labels of the nodes, set both on the node group and on the kubelet.
+    type: dict
+    default: {capability: gpu}
+  taints:
+    description: Kubernetes taints of the nodes.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      key:
+        description: Taint key.
+        type: str
+        required: true
+      value:
+        description: Taint value.
+        type: str
+      effect:
+        description: Taint effect.
+        type: str
+        required: true
+        choices: [NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE]
+  gpu_taint:
+    description: Add the taint C(nvidia.com/gpu=present:NO_SCHEDULE) so only pods that tolerate it land on GPU nodes.
+    type: bool
+    default: false
+  tags:
+    description: Tags of the node group, its launch template and the instances and volumes it starts.
+    type: dict
+    default: {}
+    aliases: [resource_tags]
+  purge_tags:
+    description: Remove node group tags that are not in O(tags) (and not added by O(cluster_autoscaler_tags)).
+    type: bool
+    default: true
+  cluster_autoscaler_tags:
+    description:
+      - Add the cluster-autoscaler auto-discovery tags C(k8s.io/cluster-autoscaler/enabled=true) and
+        C(k8s.io/cluster-autoscaler/<cluster>=owned).
+    type: bool
+    default: true
+  cloudwatch_metrics_interval:
+    description: How often, in seconds, the CloudWatch agent collects GPU metrics.
+    type: int
+    default: 60
+  launch_template_name:
+    description: Name of the launch template. Defaults to C(<cluster_name>-<name>).
+    type: str
+  wait:
+    description: Wait for the node group to become C(ACTIVE), for updates to finish and for deletion to complete.
+    type: bool
+    default: true
+  wait_timeout:
+    description: How many seconds to wait.
+    type: int
+    default: 1200
+  state:
+    description: Whether the node group should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+notes:
+  - Updates of one node group are serialised by EKS; when both the configuration and the template
+    change, the module applies the configuration first and waits for it before rolling the template,
+    whatever O(wait) says.
+  - O(scaling_config.desired_size) is enforced on every run. Autoscalers that change the desired size
+    are reset by a re-run with a different value; give the value they converge to, or manage sizes elsewhere.
+extends_documentation_fragment:
+  - genai.stack.attributes
+  - genai.stack.attributes.actiongroup_aws
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: GPU node group for the Arthur GenAI Engine
+  genai.stack.eks_gpu_nodegroup:
+    name: gpu-nodes
+    cluster_name: arthur
+    node_role: arn:aws:iam::123456789012:role/eks-node-role
+    instance_type: g4dn.2xlarge
+    disk_size: 60
+    scaling_config:
+      min_size: 2
+      max_size: 2
+      desired_size: 2
+    labels:
+      capability: gpu
+    gpu_taint: true
+
+- name: Move to a bigger instance type (new template version, same node group)
+  genai.stack.eks_gpu_nodegroup:
+    name: gpu-nodes
+    cluster_name: arthur
+    node_role: arn:aws:iam::123456789012:role/eks-node-role
+    instance_type: g5.12xlarge
+
+- name: Remove the node group and its launch template
+  genai.stack.eks_gpu_nodegroup:
+    name: gpu-nodes
+    cluster_name: arthur
+    state: absent
+"""
+
+RETURN = r"""
+nodegroup:
+  description: The node group as EKS describes it (snake_case keys), or the planned one in check mode.
+  returned: state=present
+  type: dict
+  sample:
+    nodegroup_name: gpu-nodes
+    status: ACTIVE
+    scaling_config: {min_size: 2, max_size: 2, desired_size: 2}
+    labels: {capability: gpu}
+launch_template:
+  description: The launch template and the version the node group uses.
+  returned: state=present
+  type: dict
+  sample: {id: lt-0123456789abcdef0, name: arthur-gpu-nodes, version: "3"}
+ami_id:
+  description: The AMI the nodes run.
+  returned: state=present
+  type: str
+  sample: ami-0123456789abcdef0
+autoscaling_group_name:
+  description: The Auto Scaling group EKS created for the node group. Empty in check mode before creation.
+  returned: state=present
+  type: str
+  sample: eks-gpu-nodes-6ac7c1e2-1d3e-4b7b-9a55-6a1c8e0a1e2f
+gpus_per_node:
+  description: NVIDIA GPUs of one instance of O(instance_type).
+  returned: state=present
+  type: int
+  sample: 1
+user_data:
+  description: The rendered user data (it holds no secret).
+  returned: state=present
+  type: str
+updates:
+  description: EKS update ids started by this run, with their type.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{id: 0b8e..., type: VersionUpdate}]
+actions:
+  description: What the module did (or would do in check mode), in order.
+  returned: always
+  type: list
+  elements: str
+  sample: [create launch template arthur-gpu-nodes, create node group gpu-nodes]
+"""
+
+import base64
+import hashlib
+
+try:
+    import botocore
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+
+from ansible_collections.genai.stack.plugins.module_utils._aws import GenaiAWSModule, is_not_found
+from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.genai.stack.plugins.module_utils import _gpu
+from ansible_collections.genai.stack.plugins.module_utils import _userdata
+from ansible_collections.genai.stack.plugins.module_utils._validation import (
+    AMI_ID, EKS_NAME, IAM_ROLE_ARN, KMS_KEY, LABEL_KEY, SECURITY_GROUP_ID, SUBNET_ID, Checker,
+)
+
+GPU_TAINT = {'key': 'nvidia.com/gpu', 'value': 'present', 'effect': 'NO_SCHEDULE'}
+LT_NAME_MAX = 128
+
+
+def validate_params(params):
+    """Static checks of the whole input; returns nothing, raises InputErrors with every problem."""
+    check = Checker()
+    check.match(EKS_NAME, params['name'], 'name', 'a valid node group name (alphanumerics, - and _, at most 63, starting alphanumeric)')
+    check.match(EKS_NAME, params['cluster_name'], 'cluster_name', 'a valid EKS cluster name')
+    if params['state'] == 'absent':
+        check.raise_if_any()
+        return
+    check.match(IAM_ROLE_ARN, params['node_role'], 'node_role', 'an IAM role ARN (arn:aws:iam::<account>:role/<name>)')
+    subnets = params['subnets'] or []
+    for subnet in subnets:
+        check.match(SUBNET_ID, subnet, 'subnets', 'a subnet id (subnet-xxxxxxxx)')
+    if params['subnets'] is not None and not subnets:
+        check.error('subnets', 'must not be empty when given')
+    if len(set(subnets)) != len(subnets):
+        check.error('subnets', 'lists a subnet more than once')
+    for group in params['security_groups'] or []:
+        check.match(SECURITY_GROUP_ID, group, 'security_groups', 'a security group id (sg-xxxxxxxx)')
+    problem = _gpu.describe_instance_type_problem(params['instance_type'])
+    if problem:
+        check.error('instance_type', problem)
+    check.match(AMI_ID, params['ami_id'], 'ami_id', 'an AMI id (ami-xxxxxxxx)')
+    check.match(KMS_KEY, params['kms_key_id'], 'kms_key_id', 'a KMS key id, ARN or alias')
+    version = params['kubernetes_version']
+    if version is not None and version not in _gpu.SUPPORTED_KUBERNETES_VERSIONS:
+        check.error('kubernetes_version', '%r is not supported; use one of %s' % (version, ', '.join(_gpu.SUPPORTED_KUBERNETES_VERSIONS)))
+    check.in_range(params['disk_size'], 'disk_size', 20, 16384)
+    check.in_range(params['cloudwatch_metrics_interval'], 'cloudwatch_metrics_interval', 1, 86400)
+    check.in_range(params['wait_timeout'], 'wait_timeout', 1, 86400)
+    scaling = params['scaling_config']
+    lo, hi, want = scaling['min_size'], scaling['max_size'], scaling['desired_size']
+    ok = check.in_range(lo, 'scaling_config.min_size', 0, 1000)
+    ok = check.in_range(hi, 'scaling_config.max_size', 1, 1000) and ok
+    ok = check.in_range(want, 'scaling_config.desired_size', 0, 1000) and ok
+    if ok:
+        if lo > hi:
+            check.error('scaling_config.min_size', 'must not exceed max_size (%s > %s)' % (lo, hi))
+        elif not lo <= want <= hi:
+            check.error('scaling_config.desired_size', 'must be between min_size and max_size (%s not in [%s, %s])' % (want, lo, hi))
+    check.labels(params['labels'], 'labels')
+    seen = set()
+    for taint in params['taints']:
+        check.match(LABEL_KEY, taint['key'], 'taints', 'a valid taint key')
+        if taint.get('value'):
+            check.match(LABEL_KEY, taint['value'], 'taints', 'a valid taint value')
+        if (taint['key'], taint['effect']) in seen:
+            check.error('taints', 'taint %s:%s is listed twice' % (taint['key'], taint['effect']))
+        seen.add((taint['key'], taint['effect']))
+    for key, value in (params['tags'] or {}).items():
+        if not isinstance(value, str):
+            check.error('tags', 'value of tag %r must be a string' % key)
+        elif key.startswith('aws:'):
+            check.error('tags', 'tag keys may not start with aws: (%r)' % key)
+    template_name = params['launch_template_name']
+    if template_name is not None and not (3 <= len(template_name) <= LT_NAME_MAX and all(c.isalnum() or c in '()./_-' for c in template_name)):
+        check.error('launch_template_name', '%r is not a valid launch template name (3-128 of letters, digits and ( ) . / _ -)' % template_name)
+    check.raise_if_any()
+
+
+def _tags_list(tags):
+    return [{'Key': k, 'Value': tags[k]} for k in sorted(tags)]
+
+
+def _normalise_template_data(data):
+    """The part of launch template data this module manages, in a comparable shape."""
+    data = data or {}
+    user_data = data.get('UserData')
+    if user_data:
+        user_data = base64.b64decode(user_data).decode('utf-8', errors='replace')
+    mappings = []
+    for mapping in sorted(data.get('BlockDeviceMappings') or [], key=lambda m: m.get('DeviceName', '')):
+        ebs = mapping.get('Ebs') or {}
+        mappings.append({
+            'DeviceName': mapping.get('DeviceName'),
+            'VolumeSize': ebs.get('VolumeSize'),
+            'VolumeType': ebs.get('VolumeType'),
+            'Encrypted': bool(ebs.get('Encrypted')),
+            'DeleteOnTermination': bool(ebs.get('DeleteOnTermination', True)),
+            'KmsKeyId': ebs.get('KmsKeyId'),
+        })
+    metadata = data.get('MetadataOptions') or {}
+    tag_specs = {}
+    for spec in data.get('TagSpecifications') or []:
+        tag_specs[spec.get('ResourceType')] = {t['Key']: t['Value'] for t in spec.get('Tags') or []}
+    return {
+        'ImageId': data.get('ImageId'),
+        'InstanceType': data.get('InstanceType'),
+        'UserData': user_data,
+        'BlockDeviceMappings': mappings,
+        'MetadataOptions': {
+            'HttpTokens': metadata.get('HttpTokens'),
+            'HttpEndpoint': metadata.get('HttpEndpoint', 'enabled'),
+            'HttpPutResponseHopLimit': metadata.get('HttpPutResponseHopLimit'),
+        },
+        'TagSpecifications': tag_specs,
+        'SecurityGroupIds': sorted(data.get('SecurityGroupIds') or []),
+    }
+
+
+def _template_summary(normalised, version=None):
+    """What the diff shows of a template: readable, and the user data only as a digest."""
+    if not normalised:
+        return None
+    root = (normalised.get('BlockDeviceMappings') or [{}])[0]
+    user_data = normalised.get('UserData') or ''
+    return {
+        'version': version,
+        'image_id': normalised.get('ImageId'),
+        'instance_type': normalised.get('InstanceType'),
+        'user_data_sha256': hashlib.sha256(user_data.encode('utf-8')).hexdigest() if user_data else None,
+        'root_volume': {'size': root.get('VolumeSize'), 'type': root.get('VolumeType'), 'encrypted': root.get('Encrypted'),
+                        'kms_key_id': root.get('KmsKeyId')},
+        'http_tokens': normalised['MetadataOptions'].get('HttpTokens'),
+        'security_group_ids': normalised.get('SecurityGroupIds'),
+        'tags': (normalised.get('TagSpecifications') or {}).get('instance', {}),
+    }
+
+
+def _taints_key(taints):
+    return sorted(({'key': t['key'], 'value': t.get('value') or None, 'effect': t['effect']} for t in taints or []),
+                  key=lambda t: (t['key'], t['effect']))
+
+
+class NodegroupManager:
+    """Reads, compares, then writes only what differs and only outside check mode."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.check_mode = module.check_mode
+        self.eks = module.client('eks')
+        self.ec2 = module.client('ec2')
+        self.tracker = DifferenceTracker()
+        self.actions = []
+        self.updates = []
+        self.template_name = self.params['launch_template_name'] or '%s-%s' % (self.params['cluster_name'], self.params['name'])
+
+    # -- reads ------------------------------------------------------------------------------
+    def describe_cluster(self):
+        try:
+            return self.eks.describe_cluster(name=self.params['cluster_name'], aws_retry=True)['cluster']
+        except botocore.exceptions.ClientError as exc:
+            if is_not_found(exc):
+                self.module.fail_json(msg='cluster_name: no EKS cluster named %r in %s' % (self.params['cluster_name'], self.module.region),
+                                      errors=[{'option': 'cluster_name', 'message': 'cluster not found'}])
+            self.module.fail_json_aws(exc, msg='Could not describe EKS cluster %r' % self.params['cluster_name'])
+        except botocore.exceptions.BotoCoreError as exc:
+            self.module.fail_json_aws(exc, msg='Could not describe EKS cluster %r' % self.params['cluster_name'])
+
+    def describe_nodegroup(self):
+        try:
+            return self.eks.describe_nodegroup(clusterName=self.params['cluster_name'], nodegroupName=self.params['name'], aws_retry=True)['nodegroup']
+        except botocore.exceptions.ClientError as exc:
+            if is_not_found(exc):
+                return None
+            self.module.fail_json_aws(exc, msg='Could not describe node group %r' % self.params['name'])
+        except botocore.exceptions.BotoCoreError as exc:
+            self.module.fail_json_aws(exc, msg='Could not describe node group %r' % self.params['name'])
+
+    def describe_template(self):
+        try:
+            found = self.ec2.describe_launch_templates(LaunchTemplateNames=[self.template_name], aws_retry=True)['LaunchTemplates']
+        except botocore.exceptions.ClientError as exc:
+            if is_not_found(exc):
+                return None
+            self.module.fail_json_aws(exc, msg='Could not describe launch template %r' % self.template_name)
+        return found[0] if found else None
+
+    def template_version_data(self, template_id, versions):
+        """Normalised data of the given versions, keyed by version number."""
+        wanted = sorted({str(v) for v in versions if v is not None})
+        if not wanted:
+            return {}
+        try:
+            result = self.ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=wanted, aws_retry=True)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            self.module.fail_json_aws(exc, msg='Could not read versions %s of launch template %s' % (wanted, template_id))
+        return {str(v['VersionNumber']): _normalise_template_data(v.get('LaunchTemplateData')) for v in result['LaunchTemplateVersions']}
+
+    def resolve_ami(self, version):
+        if self.params['ami_id']:
+            return self.params['ami_id']
+        name = _gpu.ssm_parameter_for(self.params['ami_type'], version)
+        ssm = self.module.client('ssm')
+        try:
+            return ssm.get_parameter(Name=name, aws_retry=True)['Parameter']['Value']
+        except botocore.exceptions.ClientError as exc:
+            if is_not_found(exc):
+                self.module.fail_json(msg='kubernetes_version: no %s AMI is published for Kubernetes %s (SSM parameter %s not found)'
+                                      % (self.params['ami_type'], version, name))
+            self.module.fail_json_aws(exc, msg='Could not read SSM parameter %s' % name)
+
+    def describe_image(self, ami_id):
+        try:
+            images = self.ec2.describe_images(ImageIds=[ami_id], aws_retry=True)['Images']
+        except botocore.exceptions.ClientError as exc:
+            if 'InvalidAMIID' in (exc.response.get('Error', {}).get('Code') or ''):
+                images = []
+            else:
+                self.module.fail_json_aws(exc, msg='Could not describe AMI %s' % ami_id)
+        if not images:
+            self.module.fail_json(msg='ami_id: AMI %s does not exist or is not visible to this account' % ami_id)
+        return images[0]
+
+    def check_subnets(self, subnets, cluster):
+        try:
+            found = self.ec2.describe_subnets(SubnetIds=subnets, aws_retry=True)['Subnets']
+        except botocore.exceptions.ClientError as exc:
+            if 'InvalidSubnetID' in (exc.response.get('Error', {}).get('Code') or ''):
+                self.module.fail_json(msg='subnets: %s' % exc.response['Error'].get('Message', 'a subnet does not exist'))
+            self.module.fail_json_aws(exc, msg='Could not describe subnets')
+        missing = sorted(set(subnets) - {s['SubnetId'] for s in found})
+        if missing:
+            self.module.fail_json(msg='subnets: %s do not exist' % ', '.join(missing))
+        vpc = (cluster.get('resourcesVpcConfig') or {}).get('vpcId')
+        other = sorted(s['SubnetId'] for s in found if vpc and s.get('VpcId') != vpc)
+        if other:
+            self.module.fail_json(msg='subnets: %s are not in the cluster VPC %s' % (', '.join(other), vpc))
+        public = sorted(s['SubnetId'] for s in found if s.get('MapPublicIpOnLaunch'))
+        if public:
+            self.module.warn('subnets %s assign public IPs on launch; GPU nodes are normally kept in private subnets' % ', '.join(public))
+
+    # -- desired state ----------------------------------------------------------------------
+    def desired_labels(self):
+        return dict(self.params['labels'] or {})
+
+    def desired_taints(self):
+        taints = [dict(t) for t in self.params['taints']]
+        if self.params['gpu_taint'] and not any(t['key'] == GPU_TAINT['key'] and t['effect'] == GPU_TAINT['effect'] for t in taints):
+            taints.append(dict(GPU_TAINT))
+        return taints
+
+    def desired_tags(self):
+        tags = dict(self.params['tags'] or {})
+        if self.params['cluster_autoscaler_tags']:
+            tags['k8s.io/cluster-autoscaler/enabled'] = 'true'
+            tags['k8s.io/cluster-autoscaler/%s' % self.params['cluster_name']] = 'owned'
+        return tags
+
+    def desired_template_data(self, cluster, ami_id, root_device):
+        flavour = _gpu.AMI_TYPES[self.params['ami_type']][1]
+        user_data = _userdata.render(flavour, cluster, self.params['name'], self.module.region,
+                                     self.desired_labels(), self.desired_taints(), self.params['cloudwatch_metrics_interval'])
+        ebs = {'VolumeSize': self.params['disk_size'], 'VolumeType': 'gp3', 'Encrypted': True, 'DeleteOnTermination': True}
+        if self.params['kms_key_id']:
+            ebs['KmsKeyId'] = self.params['kms_key_id']
+        instance_tags = dict(self.desired_tags())
+        instance_tags.setdefault('Name', '%s-%s' % (self.params['cluster_name'], self.params['name']))
+        data = {
+            'ImageId': ami_id,
+            'InstanceType': self.params['instance_type'],
+            'UserData': base64.b64encode(user_data.encode('utf-8')).decode('ascii'),
+            'BlockDeviceMappings': [{'DeviceName': root_device, 'Ebs': ebs}],
+            'MetadataOptions': {'HttpTokens': 'required', 'HttpEndpoint': 'enabled', 'HttpPutResponseHopLimit': 2},
+            'TagSpecifications': [{'ResourceType': 'instance', 'Tags': _tags_list(instance_tags)},
+                                  {'ResourceType': 'volume', 'Tags': _tags_list(instance_tags)}],
+        }
+        if self.params['security_groups']:
+            data['SecurityGroupIds'] = sorted(self.params['security_groups'])
+        return data, user_data
+
+    # -- present ----------------------------------------------------------------------------
+    def present(self):
+        cluster = self.describe_cluster()
+        nodegroup = self.describe_nodegroup()
+        if nodegroup is None and not self.params['node_role']:
+            self.module.fail_json(msg='node_role: required to create node group %r' % self.params['name'])
+        version = self.params['kubernetes_version'] or (cluster.get('version') or '')
+        if not self.params['ami_id'] and version not in _gpu.SUPPORTED_KUBERNETES_VERSIONS:
+            self.module.fail_json(msg='kubernetes_version: cluster %s runs Kubernetes %s, which this module does not support (%s)'
+                                  % (cluster['name'], version, ', '.join(_gpu.SUPPORTED_KUBERNETES_VERSIONS)))
+        subnets = self.params['subnets']
+        if subnets is None:
+            subnets = list((nodegroup or {}).get('subnets') or (cluster.get('resourcesVpcConfig') or {}).get('subnetIds') or [])
+        if nodegroup is None:
+            self.check_subnets(subnets, cluster)
+        self.check_immutable(nodegroup, subnets)
+
+        ami_id = self.resolve_ami(version)
+        image = self.describe_image(ami_id)
+        desired_data, user_data = self.desired_template_data(cluster, ami_id, image.get('RootDeviceName') or '/dev/xvda')
+        desired_norm = _normalise_template_data(desired_data)
+
+        template = self.describe_template()
+        if nodegroup is not None:
+            self.check_template_ownership(nodegroup, template)
+        in_use = str(((nodegroup or {}).get('launchTemplate') or {}).get('version') or '') or None
+        latest = str(template['LatestVersionNumber']) if template else None
+        known = self.template_version_data(template['LaunchTemplateId'], [in_use, latest]) if template else {}
+
+        # Which version should the node group run? Reuse one that already matches (a re-run
+        # after an interrupted roll must not add a duplicate version).
+        target_version = None
+        for candidate in (in_use, latest):
+            if candidate and known.get(candidate) == desired_norm:
+                target_version = candidate
+                break
+        before_version = in_use or latest
+        self.tracker.add('launch_template', _template_summary(known.get(before_version), before_version),
+                         _template_summary(desired_norm, target_version or ('(new)' if template is None else '(next)')))
+
+        template_id = template['LaunchTemplateId'] if template else None
+        if template is None:
+            self.actions.append('create launch template %s' % self.template_name)
+            if not self.check_mode:
+                template_id, target_version = self.create_template(desired_data)
+        elif target_version is None:
+            self.actions.append('create version %s of launch template %s' % (int(latest) + 1, self.template_name))
+            if not self.check_mode:
+                target_version = self.create_template_version(template_id, latest, desired_data)
+
+        if nodegroup is None:
+            nodegroup = self.create_nodegroup(subnets, template_id, target_version)
+        else:
+            nodegroup = self.update_nodegroup(nodegroup, template_id, target_version)
+
+        asg_name = ''
+        for group in ((nodegroup or {}).get('resources') or {}).get('autoScalingGroups') or []:
+            asg_name = group.get('name') or ''
+            break
+        result = {
+            'nodegroup': camel_dict_to_snake_dict(nodegroup or {}, ignore_list=['labels', 'tags']),
+            'launch_template': {'id': template_id, 'name': self.template_name, 'version': target_version},
+            'ami_id': ami_id,
+            'gpus_per_node': _gpu.gpu_count(self.params['instance_type']),
+            'autoscaling_group_name': asg_name,
+            'user_data': user_data,
+        }
+        return result
+
+    def check_immutable(self, nodegroup, subnets):
+        if nodegroup is None:
+            return
+        problems = []
+        if self.params['subnets'] is not None and sorted(nodegroup.get('subnets') or []) != sorted(subnets):
+            problems.append(('subnets', 'cannot change the subnets of existing node group %r (%s); create a new node group'
+                             % (self.params['name'], ', '.join(nodegroup.get('subnets') or []))))
+        if self.params['node_role'] and nodegroup.get('nodeRole') and nodegroup['nodeRole'] != self.params['node_role']:
+            problems.append(('node_role', 'cannot change the node role of existing node group %r (%s)' % (self.params['name'], nodegroup['nodeRole'])))
+        if nodegroup.get('capacityType') and nodegroup['capacityType'] != self.params['capacity_type']:
+            problems.append(('capacity_type', 'cannot change the capacity type of existing node group %r (%s)'
+                             % (self.params['name'], nodegroup['capacityType'])))
+        if problems:
+            self.module.fail_json(msg='; '.join('%s: %s' % p for p in problems), errors=[{'option': o, 'message': m} for o, m in problems])
+
+    def check_template_ownership(self, nodegroup, template):
+        used = nodegroup.get('launchTemplate') or {}
+        if not used:
+            self.module.fail_json(msg='name: node group %r exists without a launch template; it was not created by this module '
+                                      'and cannot be converged in place' % self.params['name'])
+        if template is not None and used.get('id') and used['id'] != template['LaunchTemplateId']:
+            self.module.fail_json(msg='launch_template_name: node group %r uses launch template %s, not %s (%s)'
+                                  % (self.params['name'], used.get('id'), self.template_name, template['LaunchTemplateId']))
+        if template is None:
+            self.module.fail_json(msg='launch_template_name: node group %r uses launch template %s, but no template named %s exists; '
+                                      'set launch_template_name to its name' % (self.params['name'], used.get('id') or used.get('name'), self.template_name))
+
+    # -- writes -----------------------------------------------------------------------------
+    def _call(self, what, method, **kwargs):
+        try:
+            return method(aws_retry=True, **kwargs)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            self.module.fail_json_aws(exc, msg='Could not %s' % what)
+
+    def create_template(self, data):
+        tags = [{'ResourceType': 'launch-template', 'Tags': _tags_list(self.desired_tags())}]
+        result = self._call('create launch template %s' % self.template_name, self.ec2.create_launch_template,
+                            LaunchTemplateName=self.template_name, LaunchTemplateData=data, TagSpecifications=tags)
+        created = result['LaunchTemplate']
+        return created['LaunchTemplateId'], str(created['LatestVersionNumber'])
+
+    def create_template_version(self, template_id, source_version, data):
+        result = self._call('create a version of launch template %s' % self.template_name, self.ec2.create_launch_template_version,
+                            LaunchTemplateId=template_id, SourceVersion=str(source_version), LaunchTemplateData=data,
+                            VersionDescription='genai.stack.eks_gpu_nodegroup')
+        version = str(result['LaunchTemplateVersion']['VersionNumber'])
+        # New instances started outside EKS (and humans reading the console) see the current version.
+        self._call('set the default version of launch template %s' % self.template_name, self.ec2.modify_launch_template,
+                   LaunchTemplateId=template_id, DefaultVersion=version)
+        return version
+
+    def create_nodegroup(self, subnets, template_id, version):
+        scaling = self.params['scaling_config']
+        planned = {
+            'nodegroupName': self.params['name'],
+            'clusterName': self.params['cluster_name'],
+            'status': 'CREATING',
+            'scalingConfig': {'minSize': scaling['min_size'], 'maxSize': scaling['max_size'], 'desiredSize': scaling['desired_size']},
+            'subnets': subnets,
+            'nodeRole': self.params['node_role'],
+            'labels': self.desired_labels(),
+            'taints': self.desired_taints(),
+            'tags': self.desired_tags(),
+            'capacityType': self.params['capacity_type'],
+            'launchTemplate': {'name': self.template_name, 'id': template_id, 'version': version},
+        }
+        self.tracker.add('nodegroup', None, self._nodegroup_summary(planned))
+        self.actions.append('create node group %s' % self.params['name'])
+        if self.check_mode:
+            return planned
+        kwargs = dict(clusterName=self.params['cluster_name'], nodegroupName=self.params['name'], scalingConfig=planned['scalingConfig'],
+                      subnets=subnets, nodeRole=self.params['node_role'], labels=planned['labels'], tags=planned['tags'],
+                      capacityType=self.params['capacity_type'], launchTemplate={'id': template_id, 'version': version})
+        if planned['taints']:
+            kwargs['taints'] = [{k: v for k, v in t.items() if v is not None} for t in planned['taints']]
+        self._call('create node group %s' % self.params['name'], self.eks.create_nodegroup, **kwargs)
+        if self.params['wait']:
+            return self.wait_for_status('ACTIVE')
+        return self.describe_nodegroup()
+
+    def update_nodegroup(self, nodegroup, template_id, target_version):
+        scaling = self.params['scaling_config']
+        current = nodegroup
+        desired = dict(current)
+        desired.update({
+            'scalingConfig': {'minSize': scaling['min_size'], 'maxSize': scaling['max_size'], 'desiredSize': scaling['desired_size']},
+            'labels': self.desired_labels(),
+            'taints': self.desired_taints(),
+            'tags': self._merged_tags(current.get('tags') or {}),
+            'launchTemplate': dict(current.get('launchTemplate') or {}, version=target_version or '(next)'),
+        })
+        self.tracker.add('nodegroup', self._nodegroup_summary(current), self._nodegroup_summary(desired))
+        if current.get('status') not in ('ACTIVE', 'DEGRADED', None):
+            if self.check_mode:
+                self.module.warn('node group %s is %s' % (self.params['name'], current.get('status')))
+            else:
+                current = self.wait_for_status('ACTIVE', allow=('ACTIVE', 'DEGRADED'))
+
+        config = {}
+        current_scaling = current.get('scalingConfig') or {}
+        if current_scaling != desired['scalingConfig']:
+            config['scalingConfig'] = desired['scalingConfig']
+        labels_now, labels_want = current.get('labels') or {}, desired['labels']
+        add_labels = {k: v for k, v in labels_want.items() if labels_now.get(k) != v}
+        remove_labels = sorted(k for k in labels_now if k not in labels_want)
+        if add_labels or remove_labels:
+            config['labels'] = {}
+            if add_labels:
+                config['labels']['addOrUpdateLabels'] = add_labels
+            if remove_labels:
+                config['labels']['removeLabels'] = remove_labels
+        taints_now, taints_want = _taints_key(current.get('taints')), _taints_key(desired['taints'])
+        if taints_now != taints_want:
+            add = [t for t in taints_want if t not in taints_now]
+            remove = [t for t in taints_now if (t['key'], t['effect']) not in {(w['key'], w['effect']) for w in taints_want}]
+            config['taints'] = {}
+            if add:
+                config['taints']['addOrUpdateTaints'] = [{k: v for k, v in t.items() if v is not None} for t in add]
+            if remove:
+                config['taints']['removeTaints'] = [{k: v for k, v in t.items() if v is not None} for t in remove]
+
+        tags_now, tags_want = current.get('tags') or {}, desired['tags']
+        tags_add = {k: v for k, v in tags_want.items() if tags_now.get(k) != v}
+        tags_remove = sorted(k for k in tags_now if k not in tags_want)
+
+        roll = target_version is None or str((current.get('launchTemplate') or {}).get('version')) != str(target_version)
+
+        if config:
+            self.actions.append('update node group %s configuration (%s)' % (self.params['name'], ', '.join(sorted(config))))
+        if tags_add or tags_remove:
+            self.actions.append('update node group %s tags' % self.params['name'])
+        if roll:
+            self.actions.append('roll launch template version %s into node group %s' % (target_version or '(next)', self.params['name']))
+        if self.check_mode:
+            return desired
+
+        if tags_add or tags_remove:
+            arn = current['nodegroupArn']
+            if tags_add:
+                self._call('tag node group %s' % self.params['name'], self.eks.tag_resource, resourceArn=arn, tags=tags_add)
+            if tags_remove:
+                self._call('untag node group %s' % self.params['name'], self.eks.untag_resource, resourceArn=arn, tagKeys=tags_remove)
+        if config:
+            update = self._call('update node group %s' % self.params['name'], self.eks.update_nodegroup_config,
+                                clusterName=self.params['cluster_name'], nodegroupName=self.params['name'], **config)['update']
+            self.updates.append({'id': update['id'], 'type': update.get('type', 'ConfigUpdate')})
+            # EKS refuses a second update while one runs: always wait when a roll follows.
+            if self.params['wait'] or roll:
+                self.wait_for_update(update['id'])
+        if roll:
+            update = self._call('roll launch template version %s into node group %s' % (target_version, self.params['name']),
+                                self.eks.update_nodegroup_version, clusterName=self.params['cluster_name'], nodegroupName=self.params['name'],
+                                launchTemplate={'id': template_id, 'version': str(target_version)})['update']
+            self.updates.append({'id': update['id'], 'type': update.get('type', 'VersionUpdate')})
+            if self.params['wait']:
+                self.wait_for_update(update['id'])
+        if config or roll or tags_add or tags_remove:
+            return self.describe_nodegroup()
+        return current
+
+    def _merged_tags(self, current_tags):
+        wanted = self.desired_tags()
+        if self.params['purge_tags']:
+            return wanted
+        merged = dict(current_tags)
+        merged.update(wanted)
+        return merged
+
+    @staticmethod
+    def _nodegroup_summary(nodegroup):
+        scaling = nodegroup.get('scalingConfig') or {}
+        template = nodegroup.get('launchTemplate') or {}
+        return {
+            'scaling_config': {'min_size': scaling.get('minSize'), 'max_size': scaling.get('maxSize'), 'desired_size': scaling.get('desiredSize')},
+            'labels': dict(nodegroup.get('labels') or {}),
+            'taints': _taints_key(nodegroup.get('taints')),
+            'tags': dict(nodegroup.get('tags') or {}),
+            'subnets': sorted(nodegroup.get('subnets') or []),
+            'node_role': nodegroup.get('nodeRole'),
+            'capacity_type': nodegroup.get('capacityType'),
+            'launch_template_version': str(template.get('version')) if template.get('version') is not None else None,
+        }
+
+    # -- waits ------------------------------------------------------------------------------
+    def wait_for_status(self, status, allow=None):
+        allow = allow or (status,)
+        failed = ('CREATE_FAILED', 'DELETE_FAILED')
+
+        def probe():
+            nodegroup = self.describe_nodegroup()
+            if nodegroup is None:
+                self.module.fail_json(msg='node group %s disappeared while waiting for %s' % (self.params['name'], status))
+            if nodegroup.get('status') in failed:
+                issues = (nodegroup.get('health') or {}).get('issues') or []
+                self.module.fail_json(msg='node group %s is %s: %s' % (self.params['name'], nodegroup['status'],
+                                                                        '; '.join(i.get('message', '') for i in issues) or 'no detail'))
+            return nodegroup if nodegroup.get('status') in allow else None
+
+        return self.module.wait_until('node group %s to be %s' % (self.params['name'], status), probe, self.params['wait_timeout'])
+
+    def wait_for_update(self, update_id):
+        def probe():
+            update = self._call('describe update %s' % update_id, self.eks.describe_update, name=self.params['cluster_name'],
+                                nodegroupName=self.params['name'], updateId=update_id)['update']
+            if update.get('status') in ('Failed', 'Cancelled'):
+                errors = '; '.join(e.get('errorMessage', '') for e in update.get('errors') or [])
+                self.module.fail_json(msg='update %s of node group %s %s: %s' % (update_id, self.params['name'], update['status'].lower(),
+                                                                                  errors or 'no detail'))
+            return update if update.get('status') == 'Successful' else None
+
+        return self.module.wait_until('update %s of node group %s' % (update_id, self.params['name']), probe, self.params['wait_timeout'])
+
+    # -- absent -----------------------------------------------------------------------------
+    def absent(self):
+        nodegroup = self.describe_nodegroup()
+        template = self.describe_template()
+        self.tracker.add('nodegroup', self._nodegroup_summary(nodegroup) if nodegroup else None, None)
+        self.tracker.add('launch_template', {'name': self.template_name, 'id': template['LaunchTemplateId']} if template else None, None)
+        if nodegroup is not None:
+            self.actions.append('delete node group %s' % self.params['name'])
+            if not self.check_mode and nodegroup.get('status') != 'DELETING':
+                self._call('delete node group %s' % self.params['name'], self.eks.delete_nodegroup,
+                           clusterName=self.params['cluster_name'], nodegroupName=self.params['name'])
+        if template is not None:
+            self.actions.append('delete launch template %s' % self.template_name)
+        if self.check_mode:
+            return {}
+        gone = nodegroup is None
+        if nodegroup is not None and self.params['wait']:
+            self.module.wait_until('node group %s to be deleted' % self.params['name'], lambda: self.describe_nodegroup() is None,
+                                   self.params['wait_timeout'])
+            gone = True
+        if template is not None:
+            if gone:
+                self._call('delete launch template %s' % self.template_name, self.ec2.delete_launch_template,
+                           LaunchTemplateId=template['LaunchTemplateId'])
+            else:
+                self.module.warn('launch template %s was kept: it can only be deleted once the node group is gone (use wait: true)'
+                                 % self.template_name)
+        return {}
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type='str', required=True),
+        cluster_name=dict(type='str', required=True),
+        node_role=dict(type='str'),
+        subnets=dict(type='list', elements='str'),
+        instance_type=dict(type='str', default='g4dn.2xlarge'),
+        ami_type=dict(type='str', default='AL2023_x86_64_NVIDIA', choices=list(_gpu.AMI_TYPES)),
+        ami_id=dict(type='str'),
+        kubernetes_version=dict(type='str'),
+        disk_size=dict(type='int', default=60),
+        kms_key_id=dict(type='str'),
+        security_groups=dict(type='list', elements='str'),
+        capacity_type=dict(type='str', default='ON_DEMAND', choices=['ON_DEMAND', 'SPOT']),
+        scaling_config=dict(type='dict', default={}, options=dict(
+            min_size=dict(type='int', default=1),
+            max_size=dict(type='int', default=2),
+            desired_size=dict(type='int', default=1),
+        )),
+        labels=dict(type='dict', default={'capability': 'gpu'}),
+        taints=dict(type='list', elements='dict', default=[], options=dict(
+            key=dict(type='str', required=True, no_log=False),
+            value=dict(type='str'),
+            effect=dict(type='str', required=True, choices=['NO_SCHEDULE', 'NO_EXECUTE', 'PREFER_NO_SCHEDULE']),
+        )),
+        gpu_taint=dict(type='bool', default=False),
+        tags=dict(type='dict', default={}, aliases=['resource_tags']),
+        purge_tags=dict(type='bool', default=True),
+        cluster_autoscaler_tags=dict(type='bool', default=True),
+        cloudwatch_metrics_interval=dict(type='int', default=60),
+        launch_template_name=dict(type='str'),
+        wait=dict(type='bool', default=True),
+        wait_timeout=dict(type='int', default=1200),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+    )
+    module = GenaiAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module.validate(validate_params, module.params)
+
+    manager = NodegroupManager(module)
+    result = manager.present() if module.params['state'] == 'present' else manager.absent()
+    changed = manager.tracker.has_differences or bool(manager.actions)
+    result.update(changed=changed, actions=manager.actions, updates=manager.updates)
+    if module._diff:
+        result['diff'] = manager.tracker.diff()
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

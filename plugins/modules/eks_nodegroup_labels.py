@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: genai.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: eks_nodegroup_labels
+short_description: Set Kubernetes labels on an existing EKS managed node group
+version_added: 0.1.0
+author:
+  - genai.stack maintainers
+description:
+  - Adds or updates Kubernetes labels of an existing EKS managed node group (for example
+    C(capability=cpu) on the CPU node group, so CPU-mode workloads can select it) through
+    C(UpdateNodegroupConfig), and returns the node group.
+  - Only the labels given are managed; others are kept unless O(purge_labels=true).
+options:
+  name:
+    description: Name of the node group.
+    type: str
+    required: true
+  cluster_name:
+    description: Name of the EKS cluster.
+    type: str
+    required: true
+  labels:
+    description: Labels to set.
+    type: dict
+    required: true
+  purge_labels:
+    description: Remove labels of the node group that are not in O(labels).
+    type: bool
+    default: false
+  wait:
+    description: Wait for the update to finish.
+    type: bool
+    default: true
+  wait_timeout:
+    description: How many seconds to wait.
+    type: int
+    default: 600
+extends_documentation_fragment:
+  - genai.stack.attributes
+  - genai.stack.attributes.actiongroup_aws
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Mark the CPU node group for CPU-mode engines
+  genai.stack.eks_nodegroup_labels:
+    cluster_name: arthur
+    name: cpu-nodes
+    labels:
+      capability: cpu
+"""
+
+RETURN = r"""
+nodegroup:
+  description: The node group as EKS describes it after the change (snake_case keys; labels as given).
+  returned: always
+  type: dict
+update_id:
+  description: The EKS update started, if any.
+  returned: when changed and not in check mode
+  type: str
+"""
+
+try:
+    import botocore
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+
+from ansible_collections.genai.stack.plugins.module_utils._aws import GenaiAWSModule, is_not_found
+from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.genai.stack.plugins.module_utils._validation import EKS_NAME, Checker
+
+
+def validate_params(params):
+    check = Checker()
+    check.match(EKS_NAME, params['name'], 'name', 'a valid node group name')
+    check.match(EKS_NAME, params['cluster_name'], 'cluster_name', 'a valid EKS cluster name')
+    check.labels(params['labels'], 'labels')
+    check.in_range(params['wait_timeout'], 'wait_timeout', 1, 86400)
+    check.raise_if_any()
+
+
+def main():
+    module = GenaiAWSModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            cluster_name=dict(type='str', required=True),
+            labels=dict(type='dict', required=True),
+            purge_labels=dict(type='bool', default=False),
+            wait=dict(type='bool', default=True),
+            wait_timeout=dict(type='int', default=600),
+        ),
+        supports_check_mode=True,
+    )
+    module.validate(validate_params, module.params)
+    params = module.params
+    eks = module.client('eks')
+
+    def describe():
+        try:
+            return eks.describe_nodegroup(clusterName=params['cluster_name'], nodegroupName=params['name'], aws_retry=True)['nodegroup']
+        except botocore.exceptions.ClientError as exc:
+            if is_not_found(exc):
+                module.fail_json(msg='name: no node group %r in EKS cluster %r' % (params['name'], params['cluster_name']))
+            module.fail_json_aws(exc, msg='Could not describe node group %r' % params['name'])
+
+    nodegroup = describe()
+    current = dict(nodegroup.get('labels') or {})
+    wanted = dict(params['labels'])
+    desired = dict(wanted) if params['purge_labels'] else dict(current, **wanted)
+    tracker = DifferenceTracker()
+    tracker.add('labels', current, desired)
+    result = dict(changed=tracker.has_differences)
+    if tracker.has_differences and not module.check_mode:
+        change = {}
+        upsert = {k: v for k, v in desired.items() if current.get(k) != v}
+        remove = sorted(k for k in current if k not in desired)
+        if upsert:
+            change['addOrUpdateLabels'] = upsert
+        if remove:
+            change['removeLabels'] = remove
+        try:
+            update = eks.update_nodegroup_config(clusterName=params['cluster_name'], nodegroupName=params['name'], labels=change,
+                                                 aws_retry=True)['update']
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            module.fail_json_aws(exc, msg='Could not update the labels of node group %r' % params['name'])
+        result['update_id'] = update['id']
+        if params['wait']:
+            def finished():
+                status = eks.describe_update(name=params['cluster_name'], nodegroupName=params['name'], updateId=update['id'],
+                                             aws_retry=True)['update']['status']
+                if status in ('Failed', 'Cancelled'):
+                    module.fail_json(msg='label update %s of node group %s %s' % (update['id'], params['name'], status.lower()))
+                return status == 'Successful'
+            module.wait_until('label update of node group %s' % params['name'], finished, params['wait_timeout'])
+        nodegroup = describe()
+    elif module.check_mode:
+        nodegroup = dict(nodegroup, labels=desired)
+    result['nodegroup'] = camel_dict_to_snake_dict(nodegroup, ignore_list=['labels', 'tags'])
+    if module._diff:
+        result['diff'] = tracker.diff()
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

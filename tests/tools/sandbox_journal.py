@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Read the sandbox's AWS request journal and Kubernetes audit log from tests.
+
+  sandbox_journal.py mark                 print a mark (line counts of journal and audit log)
+  sandbox_journal.py since MARK [--json]  what happened after MARK: AWS requests, mutating
+                                          AWS requests (with operations), Kubernetes writes
+
+Marks are "<journal lines>:<audit lines>" so a test needs no state of its own.
+"""
+import argparse
+import json
+import os
+import sys
+
+WRITE_VERBS = {'create', 'update', 'patch', 'delete', 'deletecollection'}
+
+
+def _lines(path):
+    if not path or not os.path.exists(path):
+        return []
+    with open(path, encoding='utf-8') as handle:
+        return handle.read().splitlines()
+
+
+def mark():
+    journal = _lines(os.environ.get('SANDBOX_AWS_JOURNAL'))
+    audit = _lines(os.environ.get('SANDBOX_KUBE_AUDIT'))
+    return '%d:%d' % (len(journal), len(audit))
+
+
+def since(mark_text, kube_user=None):
+    aws_from, kube_from = (int(x) for x in mark_text.split(':'))
+    requests = [json.loads(x) for x in _lines(os.environ.get('SANDBOX_AWS_JOURNAL'))[aws_from:] if x.strip()]
+    mutating = [r for r in requests if r.get('mutating')]
+    writes = []
+    for line in _lines(os.environ.get('SANDBOX_KUBE_AUDIT'))[kube_from:]:
+        if not line.strip():
+            continue
+        event = json.loads(line)
+        if event.get('stage') not in (None, 'ResponseComplete'):
+            continue
+        if event.get('verb') not in WRITE_VERBS:
+            continue
+        user = (event.get('user') or {}).get('username')
+        if kube_user and user != kube_user:
+            continue
+        writes.append({'verb': event.get('verb'), 'user': user,
+                       'resource': (event.get('objectRef') or {}).get('resource'),
+                       'name': (event.get('objectRef') or {}).get('name'),
+                       'namespace': (event.get('objectRef') or {}).get('namespace')})
+    return {
+        'aws_requests': len(requests),
+        'aws_mutating': len(mutating),
+        'aws_mutating_operations': sorted({'%s:%s' % (r.get('service'), r.get('operation')) for r in mutating}),
+        'kube_writes': len(writes),
+        'kube_write_list': writes[:50],
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='cmd', required=True)
+    sub.add_parser('mark')
+    since_p = sub.add_parser('since')
+    since_p.add_argument('mark')
+    since_p.add_argument('--kube-user', help='count only writes made by this Kubernetes user')
+    args = parser.parse_args(argv)
+    if args.cmd == 'mark':
+        print(mark())
+    else:
+        print(json.dumps(since(args.mark, args.kube_user)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""eks_gpu_nodegroup through main(): input validation, user data, template comparison.
+
+The AWS calls run against moto's in-process mock; the live behaviour against the sandbox is in
+tests/integration/targets/eks_gpu_nodegroup.
+"""
+import base64
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ansible_collections.genai.stack.plugins.modules import eks_gpu_nodegroup
+from ansible_collections.genai.stack.plugins.module_utils import _userdata
+
+ROLE = 'arn:aws:iam::123456789012:role/sandbox-eks-node-role'
+BASE = {'name': 'gpu', 'cluster_name': 'demo', 'node_role': ROLE, 'region': 'us-east-2'}
+
+
+@pytest.fixture(autouse=True)
+def offline_aws(monkeypatch):
+    for var in ('AWS_ENDPOINT_URL', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE'):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('AWS_ACCESS_KEY_ID', 'testing')
+    monkeypatch.setenv('AWS_SECRET_ACCESS_KEY', 'testing')
+
+
+class CallRecorder:
+    """Fails the test if any AWS API is called: validation must end before the first request."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        import botocore.client
+
+        original = botocore.client.BaseClient._make_api_call
+
+        def record(client, operation, params):
+            self.calls.append(operation)
+            return original(client, operation, params)
+
+        monkeypatch.setattr(botocore.client.BaseClient, '_make_api_call', record)
+
+
+BAD_INPUTS = [
+    ({'instance_type': 'g4dn.huge'}, 'instance_type', 'not a known'),
+    ({'instance_type': 'm5.xlarge'}, 'instance_type', 'no NVIDIA GPU'),
+    ({'instance_type': 'g4ad.xlarge'}, 'instance_type', 'no NVIDIA GPU'),
+    ({'instance_type': 't3.medium'}, 'instance_type', 'no NVIDIA GPU'),
+    ({'scaling_config': {'min_size': 3, 'max_size': 2, 'desired_size': 2}}, 'scaling_config.min_size', 'must not exceed'),
+    ({'scaling_config': {'min_size': 1, 'max_size': 2, 'desired_size': 5}}, 'scaling_config.desired_size', 'between'),
+    ({'scaling_config': {'min_size': 1, 'max_size': 2, 'desired_size': 0}}, 'scaling_config.desired_size', 'between'),
+    ({'scaling_config': {'min_size': -1, 'max_size': 2, 'desired_size': 1}}, 'scaling_config.min_size', '>= 0'),
+    ({'scaling_config': {'min_size': 0, 'max_size': 0, 'desired_size': 0}}, 'scaling_config.max_size', '>= 1'),
+    ({'scaling_config': {'min_size': 0, 'max_size': 2, 'desired_size': -3}}, 'scaling_config.desired_size', '>= 0'),
+    ({'kubernetes_version': '1.19'}, 'kubernetes_version', 'not supported'),
+    ({'kubernetes_version': 'latest'}, 'kubernetes_version', 'not supported'),
+    ({'subnets': ['subnet-xyz']}, 'subnets', 'subnet id'),
+    ({'subnets': ['sn-0123456789abcdef0']}, 'subnets', 'subnet id'),
+    ({'subnets': []}, 'subnets', 'not be empty'),
+    ({'subnets': ['subnet-0123abcd', 'subnet-0123abcd']}, 'subnets', 'more than once'),
+    ({'node_role': 'sandbox-eks-node-role'}, 'node_role', 'role ARN'),
+    ({'node_role': 'arn:aws:iam::12345:role/x'}, 'node_role', 'role ARN'),
+    ({'node_role': 'arn:aws:iam::123456789012:user/x'}, 'node_role', 'role ARN'),
+    ({'name': '-gpu'}, 'name', 'node group name'),
+    ({'name': 'g' * 64}, 'name', 'node group name'),
+    ({'cluster_name': 'bad name'}, 'cluster_name', 'cluster name'),
+    ({'disk_size': 5}, 'disk_size', '>= 20'),
+    ({'ami_id': 'ami-xyz'}, 'ami_id', 'AMI id'),
+    ({'labels': {'bad key!': 'x'}}, 'labels', 'label key'),
+    ({'labels': {'capability': 'g' * 70}}, 'labels', 'label value'),
+    ({'taints': [{'key': 'a', 'effect': 'NO_SCHEDULE'}, {'key': 'a', 'effect': 'NO_SCHEDULE'}]}, 'taints', 'twice'),
+    ({'security_groups': ['group-1']}, 'security_groups', 'security group id'),
+    ({'tags': {'aws:owner': 'me'}}, 'tags', 'aws:'),
+    ({'kms_key_id': 'not a key'}, 'kms_key_id', 'KMS'),
+    ({'wait_timeout': 0}, 'wait_timeout', '>= 1'),
+    ({'launch_template_name': 'x'}, 'launch_template_name', 'launch template name'),
+]
+
+
+@pytest.mark.parametrize('extra,option,text', BAD_INPUTS, ids=[b[1] + ':' + str(i) for i, b in enumerate(BAD_INPUTS)])
+def test_bad_input_fails_before_any_request(run_module, monkeypatch, extra, option, text):
+    recorder = CallRecorder(monkeypatch)
+    args = dict(BASE, **extra)
+    result, failed = run_module(eks_gpu_nodegroup, args)
+    assert failed, result
+    assert option + ':' in result['msg'], result['msg']
+    assert text in result['msg'], result['msg']
+    assert any(e['option'] == option for e in result['errors'])
+    assert recorder.calls == []
+
+
+def test_all_problems_reported_at_once(run_module):
+    result, failed = run_module(eks_gpu_nodegroup, dict(BASE, instance_type='m5.large', disk_size=1, subnets=['nope']))
+    assert failed
+    assert {e['option'] for e in result['errors']} == {'instance_type', 'disk_size', 'subnets'}
+
+
+def test_unsupported_option_type_is_refused(run_module):
+    result, failed = run_module(eks_gpu_nodegroup, dict(BASE, scaling_config={'min_size': 'two'}))
+    assert failed
+    assert 'min_size' in result['msg']
+
+
+@mock_aws
+def test_missing_cluster_names_option_and_mutates_nothing(run_module, monkeypatch):
+    recorder = CallRecorder(monkeypatch)
+    result, failed = run_module(eks_gpu_nodegroup, dict(BASE, cluster_name='nosuch'))
+    assert failed
+    assert result['msg'].startswith('cluster_name: no EKS cluster named')
+    assert recorder.calls == ['DescribeCluster']
+
+
+def _cluster():
+    return {'name': 'demo', 'endpoint': 'https://ABC.gr7.us-east-2.eks.amazonaws.com',
+            'certificateAuthority': {'data': 'Q0FEQVRB'}, 'serviceIpv4Cidr': '172.20.0.0/16'}
+
+
+def test_nodeadm_user_data_has_node_config_agent_and_imdsv2():
+    text = _userdata.render('nodeadm', _cluster(), 'gpu', 'us-east-2', {'capability': 'gpu'},
+                            [{'key': 'nvidia.com/gpu', 'value': 'present', 'effect': 'NO_SCHEDULE'}])
+    assert 'Content-Type: application/node.eks.aws' in text
+    assert 'kind: NodeConfig' in text
+    assert 'apiServerEndpoint: https://ABC.gr7.us-east-2.eks.amazonaws.com' in text
+    assert 'cidr: 172.20.0.0/16' in text
+    assert '--node-labels=capability=gpu' in text
+    assert '--register-with-taints=nvidia.com/gpu=present:NoSchedule' in text
+    assert 'dnf install -y amazon-cloudwatch-agent' in text
+    _assert_agent_and_imds(text)
+
+
+def test_bootstrap_user_data_for_al2():
+    text = _userdata.render('bootstrap', _cluster(), 'gpu', 'us-east-2', {'capability': 'gpu'}, [])
+    assert '/etc/eks/bootstrap.sh demo' in text
+    assert '--b64-cluster-ca Q0FEQVRB' in text
+    assert '--dns-cluster-ip 172.20.0.10' in text
+    assert "--kubelet-extra-args '--node-labels=capability=gpu'" in text
+    assert 'application/node.eks.aws' not in text
+    assert 'yum install -y amazon-cloudwatch-agent' in text
+    _assert_agent_and_imds(text)
+
+
+def _assert_agent_and_imds(text):
+    config_text = text.split("<<'CWAGENT'\n", 1)[1].split('\nCWAGENT\n', 1)[0]
+    config = json.loads(config_text)
+    gpu = config['metrics']['metrics_collected']['nvidia_gpu']
+    assert gpu['measurement'] == ['utilization_gpu', 'utilization_memory', 'memory_total', 'memory_used', 'memory_free', 'power_draw']
+    assert gpu['append_dimensions'] == {'ClusterName': 'demo', 'NodegroupName': 'gpu', 'NodegroupType': 'gpu'}
+    assert config['metrics']['namespace'] == 'CWAgent'
+    # Every metadata read carries a session token; the token itself comes from a PUT.
+    for line in text.splitlines():
+        if '169.254.169.254/latest/meta-data' in line:
+            assert 'X-aws-ec2-metadata-token:' in line, line
+        if '169.254.169.254/latest/api/token' in line:
+            assert '-X PUT' in line, line
+
+
+def test_rendering_is_deterministic():
+    one = _userdata.render('nodeadm', _cluster(), 'gpu', 'us-east-2', {'b': '2', 'a': '1'}, [])
+    two = _userdata.render('nodeadm', _cluster(), 'gpu', 'us-east-2', {'a': '1', 'b': '2'}, [])
+    assert one == two
+
+
+def test_normalised_template_data_ignores_order_and_encoding():
+    user_data = base64.b64encode(b'#!/bin/bash\n').decode()
+    left = {'ImageId': 'ami-1', 'UserData': user_data, 'SecurityGroupIds': ['sg-2', 'sg-1'],
+            'TagSpecifications': [{'ResourceType': 'instance', 'Tags': [{'Key': 'b', 'Value': '2'}, {'Key': 'a', 'Value': '1'}]}],
+            'MetadataOptions': {'HttpTokens': 'required', 'HttpPutResponseHopLimit': 2}}
+    right = {'ImageId': 'ami-1', 'UserData': user_data, 'SecurityGroupIds': ['sg-1', 'sg-2'],
+             'TagSpecifications': [{'ResourceType': 'instance', 'Tags': [{'Key': 'a', 'Value': '1'}, {'Key': 'b', 'Value': '2'}]}],
+             'MetadataOptions': {'HttpTokens': 'required', 'HttpPutResponseHopLimit': 2, 'HttpEndpoint': 'enabled'}}
+    assert eks_gpu_nodegroup._normalise_template_data(left) == eks_gpu_nodegroup._normalise_template_data(right)
+    right['MetadataOptions']['HttpTokens'] = 'optional'
+    assert eks_gpu_nodegroup._normalise_template_data(left) != eks_gpu_nodegroup._normalise_template_data(right)
+
+
+@mock_aws
+def test_check_mode_on_new_node_group_plans_and_mutates_nothing(run_module, monkeypatch):
+    ec2 = boto3.client('ec2', region_name='us-east-2')
+    vpc = ec2.create_vpc(CidrBlock='10.0.0.0/16')['Vpc']['VpcId']
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock='10.0.1.0/24')['Subnet']['SubnetId']
+    eks = boto3.client('eks', region_name='us-east-2')
+    eks.create_cluster(name='demo', version='1.31', roleArn=ROLE, resourcesVpcConfig={'subnetIds': [subnet]})
+    image = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']
+    recorder = CallRecorder(monkeypatch)
+    result, failed = run_module(eks_gpu_nodegroup, dict(BASE, ami_id=image), check_mode=True, diff=True)
+    assert not failed, result
+    assert result['changed'] is True
+    assert result['actions'] == ['create launch template demo-gpu', 'create node group gpu']
+    assert result['diff']['before']['nodegroup'] is None
+    assert result['diff']['after']['nodegroup']['scaling_config'] == {'min_size': 1, 'max_size': 2, 'desired_size': 1}
+    assert result['diff']['after']['launch_template']['http_tokens'] == 'required'
+    assert result['diff']['after']['launch_template']['root_volume']['encrypted'] is True
+    mutating = [c for c in recorder.calls if not c.startswith(('Describe', 'Get', 'List'))]
+    assert mutating == []

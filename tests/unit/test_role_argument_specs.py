@@ -1,0 +1,38 @@
+"""Every role's meta/argument_specs.yml documents exactly its public defaults, with equal defaults."""
+import os
+
+import pytest
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+ROLES = sorted(d for d in os.listdir(os.path.join(ROOT, 'roles')) if os.path.isdir(os.path.join(ROOT, 'roles', d)))
+
+
+def _load(role, *parts):
+    path = os.path.join(ROOT, 'roles', role, *parts)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding='utf-8') as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def test_there_are_roles():
+    assert 'cluster_gpu' in ROLES
+
+
+@pytest.mark.parametrize('role', ROLES)
+def test_argument_specs_match_defaults(role):
+    defaults = _load(role, 'defaults', 'main.yml')
+    specs = _load(role, 'meta', 'argument_specs.yml')
+    assert defaults is not None, '%s has no defaults/main.yml' % role
+    assert specs is not None, '%s has no meta/argument_specs.yml' % role
+    options = specs['argument_specs']['main']['options']
+    public = {k: v for k, v in defaults.items() if not k.startswith('_')}
+    assert sorted(public) == sorted(options), 'defaults and argument_specs differ for %s' % role
+    for name, value in public.items():
+        assert name.startswith(role + '_'), '%s is not prefixed with the role name' % name
+        spec = options[name]
+        assert spec.get('description'), '%s has no description' % name
+        if spec.get('required'):
+            continue
+        assert spec.get('default') == value, '%s: default %r in argument_specs, %r in defaults' % (name, spec.get('default'), value)
