@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The sandbox's AWS emulator: moto in server mode behind the project's journal / fault-injection
+# middleware and patches (sandbox/aws/, sandbox/README.md "AWS emulator").
+#   up      start it on a free loopback port (kept in $SANDBOX_DIR/aws/port), wait until healthy,
+#           seed it, write $SANDBOX_DIR/env.d/10-aws.env; does nothing if already healthy
+#   down    stop it
+#   status  exit 0 iff healthy
+set -euo pipefail
+
+: "${REPO_ROOT:?}" "${SANDBOX_DIR:?}" "${SANDBOX_PYTHON:?}"
+STATE="$SANDBOX_DIR/aws"
+PID_FILE="$STATE/server.pid"
+PORT_FILE="$STATE/port"
+SEEDED_FILE="$STATE/seeded"
+JOURNAL="$STATE/journal.jsonl"
+LOG="$SANDBOX_DIR/logs/aws.log"
+ENV_FILE="$SANDBOX_DIR/env.d/10-aws.env"
+CLUSTERS="${SANDBOX_EKS_CLUSTERS:-1}"
+export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+port() { [[ -s "$PORT_FILE" ]] && cat "$PORT_FILE"; }
+
+healthy() {
+  local p
+  p="$(port)" || return 1
+  curl -fsS --max-time 2 "http://127.0.0.1:$p/_sandbox/health" >/dev/null 2>&1
+}
+
+# The pid in the pid file, if that process is still our server.
+server_pid() {
+  local pid
+  [[ -s "$PID_FILE" ]] || return 1
+  pid="$(cat "$PID_FILE")"
+  [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "sandbox.aws.server" \
+    && echo "$pid"
+}
+
+port_free() {
+  "$SANDBOX_PYTHON" - "$1" <<'EOF'
+import socket, sys
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+EOF
+}
+
+pick_port() {
+  "$SANDBOX_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+write_env() {
+  local p tmp
+  p="$(port)"
+  tmp="$ENV_FILE.tmp"
+  cat >"$tmp" <<EOF
+export AWS_ENDPOINT_URL=http://127.0.0.1:$p
+export AWS_ACCESS_KEY_ID=testing
+export AWS_SECRET_ACCESS_KEY=testing
+export AWS_REGION=us-east-2
+export AWS_DEFAULT_REGION=us-east-2
+export SANDBOX_AWS_JOURNAL=$JOURNAL
+EOF
+  mv "$tmp" "$ENV_FILE"
+}
+
+seed() {
+  local pid marker
+  pid="$(server_pid || true)"
+  marker="pid=$pid clusters=$CLUSTERS"
+  if [[ -s "$SEEDED_FILE" && "$(cat "$SEEDED_FILE")" == "$marker" ]]; then
+    return 0
+  fi
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+    "$SANDBOX_PYTHON" -m sandbox.aws.seed --endpoint "http://127.0.0.1:$(port)" --clusters "$CLUSTERS" \
+    >>"$LOG" 2>&1 || { echo "aws: seeding failed; see $LOG" >&2; tail -20 "$LOG" >&2; return 1; }
+  echo "$marker" >"$SEEDED_FILE"
+}
+
+stop() {
+  local pid
+  if pid="$(server_pid)"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PID_FILE" "$SEEDED_FILE"
+}
+
+up() {
+  mkdir -p "$STATE" "$SANDBOX_DIR/logs" "$SANDBOX_DIR/env.d"
+  if healthy && server_pid >/dev/null; then
+    seed
+    write_env
+    return 0
+  fi
+  stop
+  local p
+  p="$(port || true)"
+  if [[ -z "$p" ]] || ! port_free "$p"; then
+    p="$(pick_port)"
+    echo "$p" >"$PORT_FILE"
+  fi
+  : >>"$JOURNAL"
+  (
+    cd "$REPO_ROOT"
+    exec setsid "$SANDBOX_PYTHON" -m sandbox.aws.server --host 127.0.0.1 --port "$p" \
+      --journal "$JOURNAL" </dev/null >>"$LOG" 2>&1
+  ) &
+  echo $! >"$PID_FILE"
+  for _ in $(seq 1 300); do
+    if healthy; then break; fi
+    if ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+      echo "aws: the emulator exited during start; see $LOG" >&2
+      tail -20 "$LOG" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  healthy || { echo "aws: not healthy after 30 s; see $LOG" >&2; return 1; }
+  seed
+  write_env
+  echo "aws: emulator on http://127.0.0.1:$p (pid $(cat "$PID_FILE"))"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) stop; rm -f "$ENV_FILE" ;;
+  status)
+    if healthy; then echo "aws: healthy on http://127.0.0.1:$(port)"; else echo "aws: down" >&2; exit 1; fi
+    ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
