@@ -58,7 +58,7 @@ unit: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/sandbox/unit
 
 integration: sandbox
-	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider tests/sandbox/live
+	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider tests/sandbox/live tests/playbooks
 	$(WITH_SANDBOX) tests/integration/run-targets.sh
 
 integration-%: sandbox

@@ -9,7 +9,7 @@ name: eks_gpu_ami
 short_description: The EKS optimized NVIDIA GPU AMI id for a Kubernetes version
 version_added: 0.1.0
 author:
-  - genai.stack maintainers
+  - genai.stack maintainers (@genai-stack)
 description:
   - Reads the public SSM parameter that AWS publishes for the EKS optimized GPU AMI of a
     Kubernetes version and returns the AMI id, the same one M(genai.stack.eks_gpu_nodegroup) uses.

@@ -10,7 +10,7 @@ module: eks_gpu_nodegroup
 short_description: Converge an NVIDIA GPU managed node group of an existing EKS cluster
 version_added: 0.1.0
 author:
-  - genai.stack maintainers
+  - genai.stack maintainers (@genai-stack)
 description:
   - Manages one GPU node group of an existing Amazon EKS cluster as a single resource made of an
     EC2 launch template and an EKS managed node group.
@@ -361,7 +361,9 @@ def _normalise_template_data(data):
     metadata = data.get('MetadataOptions') or {}
     tag_specs = {}
     for spec in data.get('TagSpecifications') or []:
-        tag_specs[spec.get('ResourceType')] = {t['Key']: t['Value'] for t in spec.get('Tags') or []}
+        # Only the resource types the module sets; the emulator also echoes the template's own tags here.
+        if spec.get('ResourceType') in ('instance', 'volume'):
+            tag_specs[spec['ResourceType']] = {t['Key']: t['Value'] for t in spec.get('Tags') or []}
     return {
         'ImageId': data.get('ImageId'),
         'InstanceType': data.get('InstanceType'),
@@ -802,8 +804,8 @@ class NodegroupManager:
                 self.module.fail_json(msg='node group %s disappeared while waiting for %s' % (self.params['name'], status))
             if nodegroup.get('status') in failed:
                 issues = (nodegroup.get('health') or {}).get('issues') or []
-                self.module.fail_json(msg='node group %s is %s: %s' % (self.params['name'], nodegroup['status'],
-                                                                        '; '.join(i.get('message', '') for i in issues) or 'no detail'))
+                detail = '; '.join(i.get('message', '') for i in issues) or 'no detail'
+                self.module.fail_json(msg='node group %s is %s: %s' % (self.params['name'], nodegroup['status'], detail))
             return nodegroup if nodegroup.get('status') in allow else None
 
         return self.module.wait_until('node group %s to be %s' % (self.params['name'], status), probe, self.params['wait_timeout'])
@@ -813,9 +815,8 @@ class NodegroupManager:
             update = self._call('describe update %s' % update_id, self.eks.describe_update, name=self.params['cluster_name'],
                                 nodegroupName=self.params['name'], updateId=update_id)['update']
             if update.get('status') in ('Failed', 'Cancelled'):
-                errors = '; '.join(e.get('errorMessage', '') for e in update.get('errors') or [])
-                self.module.fail_json(msg='update %s of node group %s %s: %s' % (update_id, self.params['name'], update['status'].lower(),
-                                                                                  errors or 'no detail'))
+                errors = '; '.join(e.get('errorMessage', '') for e in update.get('errors') or []) or 'no detail'
+                self.module.fail_json(msg='update %s of node group %s %s: %s' % (update_id, self.params['name'], update['status'].lower(), errors))
             return update if update.get('status') == 'Successful' else None
 
         return self.module.wait_until('update %s of node group %s' % (update_id, self.params['name']), probe, self.params['wait_timeout'])

@@ -10,7 +10,7 @@ module: eks_nodegroup_labels
 short_description: Set Kubernetes labels on an existing EKS managed node group
 version_added: 0.1.0
 author:
-  - genai.stack maintainers
+  - genai.stack maintainers (@genai-stack)
 description:
   - Adds or updates Kubernetes labels of an existing EKS managed node group (for example
     C(capability=cpu) on the CPU node group, so CPU-mode workloads can select it) through

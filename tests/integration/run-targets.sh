@@ -9,7 +9,8 @@ ROOT="$PWD"
 : "${AWS_ENDPOINT_URL:?source .sandbox/env first (make integration does)}"
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 export ANSIBLE_ROLES_PATH="$ROOT/tests/integration/targets"
-export SANDBOX_JOURNAL_TOOL="$ROOT/tests/tools/sandbox_journal.py"
+export SANDBOX_TOOLS_DIR="$ROOT/tests/tools"
+export SANDBOX_JOURNAL_TOOL="$SANDBOX_TOOLS_DIR/sandbox_journal.py"
 export PATH="$ROOT/.venv/bin:$PATH"
 
 if [[ $# -gt 0 ]]; then
@@ -31,7 +32,7 @@ passed=0; failed=0; failed_names=()
 mkdir -p tests/output/integration
 for t in "${targets[@]}"; do
   play="$(mktemp --suffix .yml)"
-  printf -- '- hosts: localhost\n  connection: local\n  gather_facts: false\n  roles:\n    - role: %s\n' "$t" > "$play"
+  printf -- '- hosts: localhost\n  connection: local\n  gather_facts: false\n  vars:\n    ansible_python_interpreter: "{{ ansible_playbook_python }}"\n  roles:\n    - role: %s\n' "$t" > "$play"
   start=$(date +%s)
   if ansible-playbook -i localhost, "$play" > "tests/output/integration/$t.log" 2>&1; then
     passed=$((passed + 1)); echo "integration: $t ok ($(( $(date +%s) - start ))s)"

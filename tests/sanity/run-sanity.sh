@@ -15,11 +15,12 @@ PY
 mkdir -p "$HOME/.ansible/test/cache"
 cp tests/sanity/get_pip_standin.py "$HOME/.ansible/test/cache/get_pip_${PIP_TAG}.py"
 
-TREE="$ROOT/tests/output/collection/ansible_collections"
+# Outside the checkout: inside it, ansible-test would list files through git and see none.
+TREE="${TMPDIR:-/tmp}/genai-stack-sanity/ansible_collections"
 rm -rf "$TREE/genai"
 mkdir -p "$TREE/genai/stack"
 # Tracked and new (not ignored) files only, so local state never reaches the checks.
-git ls-files -z -co --exclude-standard | grep -zv -e "^\.collections/" -e "^collections/" | \
+git ls-files -z -co --exclude-standard | grep -zv -e "^\.collections/" -e "^collections/" -e "^sandbox/" -e "^bench/" | \
   tar --null -T - -cf - | tar -xf - -C "$TREE/genai/stack"
 SITE="$("$BIN/python" -c 'import ansible_collections; print(list(ansible_collections.__path__)[0])')"
 for dep in amazon/aws kubernetes/core community/postgresql; do

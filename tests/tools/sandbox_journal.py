@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Read the sandbox's AWS request journal and Kubernetes audit log from tests.
 
   sandbox_journal.py mark                 print a mark (line counts of journal and audit log)

@@ -1,0 +1,55 @@
+"""Run playbooks of the collection against the sandbox and read what they did.
+
+`run_playbook(path, *args)` runs ansible-playbook from the checkout root (so ansible.cfg, the
+sandbox inventory and the checkout-as-collection apply) and returns an object with the exit
+code, the combined output, the PLAY RECAP counts per host and what the sandbox journal and
+audit log recorded during the run.
+"""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'tools'))
+
+import sandbox_journal  # noqa: E402  pylint: disable=wrong-import-position
+
+RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)', re.M)
+
+
+class PlaybookRun:
+    def __init__(self, returncode, output, activity):
+        self.returncode = returncode
+        self.output = output
+        self.activity = activity
+        self.recap = {m.group(1): {'ok': int(m.group(2)), 'changed': int(m.group(3)), 'failed': int(m.group(5))}
+                      for m in RECAP.finditer(output)}
+
+    @property
+    def changed(self):
+        return sum(host['changed'] for host in self.recap.values())
+
+    def __repr__(self):
+        return 'PlaybookRun(rc=%s, recap=%s, activity=%s)\n%s' % (self.returncode, self.recap, self.activity, self.output[-6000:])
+
+
+@pytest.fixture(scope='session', autouse=True)
+def sandbox_env():
+    if not os.environ.get('AWS_ENDPOINT_URL') or not os.environ.get('SANDBOX_AWS_JOURNAL'):
+        pytest.fail('the sandbox is not configured: run `make sandbox` and source .sandbox/env (make integration does both)')
+
+
+@pytest.fixture
+def run_playbook():
+    def runner(playbook, *args, timeout=900):
+        mark = sandbox_journal.mark()
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+        env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + os.pathsep + env.get('PATH', '')
+        proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), playbook] + list(args), cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
+        return PlaybookRun(proc.returncode, proc.stdout, sandbox_journal.since(mark))
+
+    return runner
