@@ -16,6 +16,7 @@ description:
     C(capability=cpu) on the CPU node group, so CPU-mode workloads can select it) through
     C(UpdateNodegroupConfig), and returns the node group.
   - Only the labels given are managed; others are kept unless O(purge_labels=true).
+  - O(state=absent) removes the given label keys, for teardown.
 options:
   name:
     description: Name of the node group.
@@ -30,9 +31,15 @@ options:
     type: dict
     required: true
   purge_labels:
-    description: Remove labels of the node group that are not in O(labels).
+    description: Remove labels of the node group that are not in O(labels). Only with O(state=present).
     type: bool
     default: false
+  state:
+    description:
+      - V(present) sets the labels; V(absent) removes the labels whose keys are in O(labels) (values are ignored).
+    type: str
+    choices: [present, absent]
+    default: present
   wait:
     description: Wait for the update to finish.
     type: bool
@@ -56,6 +63,14 @@ EXAMPLES = r"""
     name: cpu-nodes
     labels:
       capability: cpu
+
+- name: Take the label off again
+  genai.stack.eks_nodegroup_labels:
+    cluster_name: arthur
+    name: cpu-nodes
+    labels:
+      capability: cpu
+    state: absent
 """
 
 RETURN = r"""
@@ -97,6 +112,7 @@ def main():
             cluster_name=dict(type='str', required=True),
             labels=dict(type='dict', required=True),
             purge_labels=dict(type='bool', default=False),
+            state=dict(type='str', default='present', choices=['present', 'absent']),
             wait=dict(type='bool', default=True),
             wait_timeout=dict(type='int', default=600),
         ),
@@ -117,7 +133,12 @@ def main():
     nodegroup = describe()
     current = dict(nodegroup.get('labels') or {})
     wanted = dict(params['labels'])
-    desired = dict(wanted) if params['purge_labels'] else dict(current, **wanted)
+    if params['state'] == 'absent':
+        desired = {k: v for k, v in current.items() if k not in wanted}
+    elif params['purge_labels']:
+        desired = dict(wanted)
+    else:
+        desired = dict(current, **wanted)
     tracker = DifferenceTracker()
     tracker.add('labels', current, desired)
     result = dict(changed=tracker.has_differences)

@@ -5,8 +5,10 @@ sandbox inventory and the checkout-as-collection apply) and returns an object wi
 code, the combined output, the PLAY RECAP counts per host and what the sandbox journal and
 audit log recorded during the run.
 """
+import json
 import os
 import re
+import urllib.request
 import subprocess
 import sys
 
@@ -44,12 +46,32 @@ def sandbox_env():
 
 @pytest.fixture
 def run_playbook():
-    def runner(playbook, *args, timeout=900):
+    def runner(playbook, *args, timeout=900, env_extra=None):
         mark = sandbox_journal.mark()
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+        env.update(env_extra or {})
         env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + os.pathsep + env.get('PATH', '')
         proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), playbook] + list(args), cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
-        return PlaybookRun(proc.returncode, proc.stdout, sandbox_journal.since(mark))
+        return PlaybookRun(proc.returncode, proc.stdout, sandbox_journal.since(mark, with_requests=True))
 
     return runner
+
+
+@pytest.fixture
+def sandbox_faults():
+    """Queue injected errors in the AWS emulator; cleared again after the test."""
+    url = os.environ['AWS_ENDPOINT_URL'].rstrip('/') + '/_sandbox/faults'
+
+    def send(method, body=None):
+        request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                         headers={'Content-Type': 'application/json'})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read()
+
+    def queue(operations, code='ThrottlingException', status=400, times=1):
+        for operation in operations:
+            send('POST', {'operation': operation, 'code': code, 'status': status, 'times': times})
+
+    yield queue
+    send('DELETE')

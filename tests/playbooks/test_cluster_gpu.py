@@ -1,5 +1,6 @@
 """Role cluster_gpu through playbooks/cluster_gpu.yml on the sandbox inventory, as a user runs it."""
 import json
+import uuid
 
 import boto3
 import pytest
@@ -23,10 +24,29 @@ def _nodegroup():
         return None
 
 
-def test_converge_rerun_check_and_teardown(run_playbook):
+# Every mutating operation the role sends, creating and removing.
+CONVERGE_OPERATIONS = ['PutRolePolicy', 'CreateLaunchTemplate', 'CreateNodegroup', 'PutScalingPolicy', 'PutMetricAlarm', 'UpdateNodegroupConfig']
+TEARDOWN_OPERATIONS = ['DeleteAlarms', 'DeletePolicy', 'DeleteNodegroup', 'DeleteLaunchTemplate', 'DeleteRolePolicy', 'UpdateNodegroupConfig']
+SECRET = 'sandbox-secret-' + uuid.uuid4().hex
+
+
+def _assert_retried(run, operations):
+    """Each operation met its injected throttling error and then succeeded."""
+    requests = run.activity['aws_request_list']
+    for operation in operations:
+        statuses = [r['status'] for r in requests if r['operation'] == operation]
+        assert statuses[:1] == [400] and 200 in statuses, (operation, statuses)
+
+
+def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
+    # A distinctive secret key (the emulator accepts any) that must never reach the output.
+    secret_env = {'AWS_SECRET_ACCESS_KEY': SECRET}
     try:
-        first = run_playbook(PLAYBOOK)
+        sandbox_faults(CONVERGE_OPERATIONS)
+        first = run_playbook(PLAYBOOK, '-vvv', '--diff', env_extra=secret_env)
         assert first.returncode == 0, first
+        assert SECRET not in first.output
+        _assert_retried(first, CONVERGE_OPERATIONS)
         assert first.changed > 0, first
         assert 'NVIDIA GPU(s) each, 2 in all' in first.output, first
 
@@ -73,27 +93,43 @@ def test_converge_rerun_check_and_teardown(run_playbook):
         assert 'g5.2xlarge' in check.output, check
         assert _alarms()['%s-%s-gpu-scale-out' % (CLUSTER, NODEGROUP)]['Threshold'] == 40.0
     finally:
-        down = run_playbook(PLAYBOOK, '-e', 'cluster_gpu_state=absent')
+        sandbox_faults(TEARDOWN_OPERATIONS)
+        down = run_playbook(PLAYBOOK, '-e', 'cluster_gpu_state=absent', '-vvv', env_extra=secret_env)
     assert down.returncode == 0, down
+    assert SECRET not in down.output
+    _assert_retried(down, TEARDOWN_OPERATIONS)
     assert _nodegroup() is None
     assert _alarms() == {}
     assert POLICY not in boto3.client('iam').list_role_policies(RoleName=ROLE_NAME)['PolicyNames']
+    cpu_group = boto3.client('eks').describe_nodegroup(clusterName=CLUSTER, nodegroupName='%s-cpu' % CLUSTER)['nodegroup']
+    assert 'capability' not in cpu_group['labels']
     again = run_playbook(PLAYBOOK, '-e', 'cluster_gpu_state=absent')
     assert again.returncode == 0 and again.changed == 0, again
 
 
 BAD_VARS = [
-    ('cluster_gpu_min_size=3', 'sizes need'),
-    ('cluster_gpu_desired_size=5', 'sizes need'),
-    ('cluster_gpu_gpu_scale_in_threshold=50', 'thresholds need'),
-    ('cluster_gpu_cpu_scale_out_threshold=101', 'thresholds need'),
-    ('cluster_gpu_alarm_period=90', 'cluster_gpu_alarm_period must be'),
-    ('cluster_gpu_scale_in_adjustment=1', 'scale_out_adjustment > 0 > scale_in_adjustment'),
+    ('cluster_gpu_min_size=3', 'cluster_gpu_min_size: must be between'),
+    ('cluster_gpu_desired_size=5', 'cluster_gpu_desired_size: must be between'),
+    ('cluster_gpu_max_size=0', 'cluster_gpu_max_size: must be at least 1'),
+    ('cluster_gpu_gpu_scale_in_threshold=50', 'cluster_gpu_gpu_scale_in_threshold: must be'),
+    ('cluster_gpu_gpu_scale_out_threshold=120', 'cluster_gpu_gpu_scale_out_threshold: is a percentage'),
+    ('cluster_gpu_cpu_scale_out_threshold=101', 'cluster_gpu_cpu_scale_out_threshold: is a percentage'),
+    ('cluster_gpu_cpu_scale_in_threshold=-1', 'cluster_gpu_cpu_scale_in_threshold: must be'),
+    ('cluster_gpu_alarm_period=90', 'cluster_gpu_alarm_period: must be 10, 30 or a multiple of 60'),
+    ('cluster_gpu_alarm_evaluation_periods=0', 'cluster_gpu_alarm_evaluation_periods: must be at least 1'),
+    ('cluster_gpu_scale_in_adjustment=1', 'cluster_gpu_scale_in_adjustment: must be negative'),
+    ('cluster_gpu_scale_out_adjustment=0', 'cluster_gpu_scale_out_adjustment: must be positive'),
     ('cluster_gpu_instance_type=m5.xlarge', 'instance_type:'),
+    ('cluster_gpu_instance_type=g5.huge', 'instance_type:'),
+    ('cluster_gpu_ami_id=ami-nope', 'ami_id:'),
+    ('cluster_gpu_disk_size=8', 'disk_size:'),
     ('cluster_gpu_cluster_name=nosuch', 'cluster_name: no EKS cluster'),
     ('cluster_gpu_node_role_arn=not-an-arn', 'node_role:'),
+    ('cluster_gpu_subnets=["subnet-0123456789abcdef0"]', 'subnets:'),
     ('cluster_gpu_state=sideways', 'cluster_gpu_state'),
     ('cluster_gpu_disk_size=lots', 'cluster_gpu_disk_size'),
+    ('cluster_gpu_ami_type=ubuntu', 'cluster_gpu_ami_type'),
+    ('cluster_gpu_labels={"bad key!": "x"}', 'labels:'),
 ]
 
 

@@ -27,7 +27,7 @@ def mark():
     return '%d:%d' % (len(journal), len(audit))
 
 
-def since(mark_text, kube_user=None):
+def since(mark_text, kube_user=None, with_requests=False):
     aws_from, kube_from = (int(x) for x in mark_text.split(':'))
     requests = [json.loads(x) for x in _lines(os.environ.get('SANDBOX_AWS_JOURNAL'))[aws_from:] if x.strip()]
     mutating = [r for r in requests if r.get('mutating')]
@@ -47,13 +47,16 @@ def since(mark_text, kube_user=None):
                        'resource': (event.get('objectRef') or {}).get('resource'),
                        'name': (event.get('objectRef') or {}).get('name'),
                        'namespace': (event.get('objectRef') or {}).get('namespace')})
-    return {
+    result = {
         'aws_requests': len(requests),
         'aws_mutating': len(mutating),
         'aws_mutating_operations': sorted({'%s:%s' % (r.get('service'), r.get('operation')) for r in mutating}),
         'kube_writes': len(writes),
         'kube_write_list': writes[:50],
     }
+    if with_requests:
+        result['aws_request_list'] = requests
+    return result
 
 
 def main(argv=None):
