@@ -216,3 +216,12 @@ def error_response(protocol: str, code: str, message: str, status: int,
 
 def _xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+
+
+def access_key_id(headers: dict) -> str | None:
+    """The access key id a SigV4-signed request names in its Authorization header."""
+    match = _CREDENTIAL.search(headers.get("authorization", "") or "")
+    return match.group(1) if match else None

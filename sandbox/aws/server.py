@@ -126,6 +126,9 @@ class SandboxMiddleware:
             operation = self._fallback_operation(service, environ)
         mutating = protocol.is_mutating(operation)
         internal = INTERNAL_HEADER in headers
+        # Who asked: the access key id of the signature, so sandbox daemons (the node mirror
+        # signs as `sandbox-nodemirror`) can be told apart from the code under test.
+        client = protocol.access_key_id(headers)
 
         fault = None if internal else self.faults.take(service, operation)
         if fault:
@@ -133,7 +136,7 @@ class SandboxMiddleware:
             status, resp_headers, resp_body = protocol.error_response(
                 proto, fault["code"], fault["message"], fault["status"],
                 headers.get("content-type", ""))
-            self.journal.record(service, operation, mutating, status, fault=fault["code"])
+            self.journal.record(service, operation, mutating, status, fault=fault["code"], client=client)
             start_response(f"{status} Injected", resp_headers)
             return [resp_body]
 
@@ -143,7 +146,7 @@ class SandboxMiddleware:
                     code = int(status.split(" ", 1)[0])
                 except ValueError:
                     code = 0
-                self.journal.record(service, operation, mutating, code)
+                self.journal.record(service, operation, mutating, code, client=client)
             return start_response(status, resp_headers, exc_info)
 
         return self.app(environ, recording_start_response)

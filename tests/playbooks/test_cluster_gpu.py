@@ -1,5 +1,8 @@
 """Role cluster_gpu through playbooks/cluster_gpu.yml on the sandbox inventory, as a user runs it."""
 import json
+import os
+import subprocess
+import time
 import uuid
 
 import boto3
@@ -15,6 +18,25 @@ POLICY = 'genai-stack-cloudwatch-metrics'
 def _alarms():
     found = boto3.client('cloudwatch').describe_alarms(AlarmNamePrefix='%s-%s-' % (CLUSTER, NODEGROUP))['MetricAlarms']
     return {a['AlarmName']: a for a in found}
+
+
+def _kubectl_json(*args):
+    out = subprocess.run([os.environ['KUBECTL_BIN']] + list(args) + ['-o', 'json'], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def _gpu_nodes():
+    items = _kubectl_json('get', 'nodes', '-l', 'eks.amazonaws.com/nodegroup=%s' % NODEGROUP)['items']
+    return {n['metadata']['name']: int(n['status'].get('allocatable', {}).get('nvidia.com/gpu', '0')) for n in items}
+
+
+def _wait_for(predicate, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
 
 
 def _nodegroup():
@@ -80,6 +102,10 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
         assert sorted(inline['Statement'][0]['Action']) == ['cloudwatch:ListMetrics', 'cloudwatch:PutMetricData', 'cloudwatch:PutMetricStream']
         cpu_group = boto3.client('eks').describe_nodegroup(clusterName=CLUSTER, nodegroupName='%s-cpu' % CLUSTER)['nodegroup']
         assert cpu_group['labels'].get('capability') == 'cpu'
+        # The Kubernetes side: two GPU Nodes with one allocatable GPU each, and the device plugin.
+        assert sorted(_gpu_nodes().values()) == [1, 1]
+        plugin = _kubectl_json('get', 'daemonset', '-n', 'nvidia-device-plugin', 'nvidia-device-plugin')
+        assert plugin['spec']['template']['spec']['nodeSelector'] == {'capability': 'gpu'}
 
         second = run_playbook(PLAYBOOK)
         assert second.returncode == 0, second
@@ -103,6 +129,9 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
     assert POLICY not in boto3.client('iam').list_role_policies(RoleName=ROLE_NAME)['PolicyNames']
     cpu_group = boto3.client('eks').describe_nodegroup(clusterName=CLUSTER, nodegroupName='%s-cpu' % CLUSTER)['nodegroup']
     assert 'capability' not in cpu_group['labels']
+    assert _wait_for(lambda: _gpu_nodes() == {}), _gpu_nodes()
+    namespaces = [n['metadata']['name'] for n in _kubectl_json('get', 'namespaces')['items']]
+    assert 'nvidia-device-plugin' not in namespaces
     again = run_playbook(PLAYBOOK, '-e', 'cluster_gpu_state=absent')
     assert again.returncode == 0 and again.changed == 0, again
 

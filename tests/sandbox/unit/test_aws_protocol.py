@@ -148,3 +148,12 @@ def test_journal_line(tmp_path):
     entry = json.loads(path.read_text())
     assert entry["service"] == "eks" and entry["operation"] == "CreateNodegroup"
     assert entry["mutating"] is True and entry["status"] == 200 and entry["ts"] > 0
+
+
+def test_access_key_id_is_read_from_the_sigv4_authorization_header():
+    from sandbox.aws import protocol as proto
+    auth = ('AWS4-HMAC-SHA256 Credential=sandbox-nodemirror/20261123/us-east-2/eks/aws4_request, '
+            'SignedHeaders=host;x-amz-date, Signature=abc')
+    assert proto.access_key_id({'authorization': auth}) == 'sandbox-nodemirror'
+    assert proto.access_key_id({}) is None
+    assert proto.access_key_id({'authorization': 'Bearer x'}) is None
