@@ -46,3 +46,13 @@ attributes:
     membership:
       - genai.stack.aws
 """
+
+    ACTIONGROUP_K8S = r"""
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/genai.stack.k8s) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - genai.stack.k8s
+"""

@@ -1,0 +1,217 @@
+# -*- coding: utf-8 -*-
+# Copyright: genai.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Internal to genai.stack; not a public API.
+
+The Kubernetes side of genai.stack modules: the connection options shared with kubernetes.core,
+an API client built by kubernetes.core's own client code, and helpers that compare and mask
+Kubernetes objects (secret values are only ever shown as short sha256 prefixes).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import re
+import traceback
+
+try:
+    from kubernetes.dynamic.exceptions import NotFoundError
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError:
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+
+    class NotFoundError(Exception):
+        """Stand-in so callers can name the exception without the library."""
+
+# Names and environment fallbacks as in kubernetes.core's AUTH_ARG_SPEC (a subset).
+KUBE_AUTH_ARGSPEC = dict(
+    kubeconfig=dict(type='path'),
+    context=dict(type='str'),
+    host=dict(type='str'),
+    api_key=dict(type='str', no_log=True),
+    validate_certs=dict(type='bool', default=True, aliases=['verify_ssl']),
+    ca_cert=dict(type='path', aliases=['ssl_ca_cert']),
+)
+
+MASK = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+SECRET_DATA_KEY = re.compile(r'^[-._a-zA-Z0-9]{1,253}$')
+
+
+def kube_argument_spec(**own):
+    """The module's own options plus the shared connection options."""
+    spec = copy.deepcopy(KUBE_AUTH_ARGSPEC)
+    spec.update(own)
+    return spec
+
+
+def auth_params(params):
+    """Connection parameters, with kubernetes.core's environment fallbacks applied."""
+    auth = {}
+    for name in KUBE_AUTH_ARGSPEC:
+        value = params.get(name)
+        if value is None and name != 'validate_certs':
+            value = os.environ.get('K8S_AUTH_%s' % name.upper()) or None
+        auth[name] = value
+    return auth
+
+
+def get_client(module):
+    """A kubernetes.core K8SClient (dynamic client) for the module's connection options."""
+    if not HAS_KUBERNETES:
+        from ansible.module_utils.basic import missing_required_lib
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    try:
+        return get_api_client(**auth_params(module.params))
+    except Exception as exc:  # pylint: disable=broad-except  # kubeconfig errors come in many types
+        module.fail_json(msg='Could not create a Kubernetes client: %s' % exc, option='kubeconfig',
+                         exception=traceback.format_exc())
+
+
+def get_object(client, api_version, kind, name, namespace=None):
+    """The live object as a dict, or None when it does not exist (or its kind is not served)."""
+    try:
+        resource = client.resource(kind, api_version)
+    except Exception as exc:  # pylint: disable=broad-except
+        if type(exc).__name__ in ('ResourceNotFoundError', 'ResourceNotUniqueError'):
+            return None
+        raise
+    try:
+        if resource.namespaced:
+            found = resource.get(name=name, namespace=namespace or 'default')
+        else:
+            found = resource.get(name=name)
+    except NotFoundError:
+        return None
+    return found.to_dict()
+
+
+def api_error_message(exc):
+    """A short text for an API error: status, reason and the server's message, no request body."""
+    status = getattr(exc, 'status', None)
+    summary = getattr(exc, 'summary', None)
+    if callable(summary):
+        try:
+            return summary()
+        except Exception:  # pylint: disable=broad-except
+            pass
+    reason = getattr(exc, 'reason', None)
+    if status or reason:
+        return '%s %s' % (status or '', reason or '')
+    return str(exc)
+
+
+def value_hash(value):
+    """`sha256:<16 hex>` of a value (bytes or str): what diffs and results show instead of values."""
+    if isinstance(value, str):
+        value = value.encode('utf-8')
+    return 'sha256:' + hashlib.sha256(value).hexdigest()[:16]
+
+
+def hashed(data):
+    """A dict of secret values as hashes, keys kept."""
+    return {key: value_hash(value) for key, value in sorted((data or {}).items())}
+
+
+def mask_secret(obj):
+    """A copy of a Secret manifest whose `data` and `stringData` values are hashes."""
+    if not isinstance(obj, dict) or obj.get('kind') != 'Secret':
+        return obj
+    masked = copy.deepcopy(obj)
+    for field in ('data', 'stringData'):
+        if isinstance(masked.get(field), dict):
+            masked[field] = {k: value_hash(str(v)) for k, v in masked[field].items()}
+    return masked
+
+
+# Kubernetes quantities, so that a manifest's `cpu: 0.5` matches the server's `500m`.
+_QUANTITY = re.compile(r'^([+-]?[0-9.]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$')
+_SUFFIX = {None: 1, 'n': 1e-9, 'u': 1e-6, 'm': 1e-3, 'k': 1e3, 'M': 1e6, 'G': 1e9, 'T': 1e12, 'P': 1e15,
+           'E': 1e18, 'Ki': 2 ** 10, 'Mi': 2 ** 20, 'Gi': 2 ** 30, 'Ti': 2 ** 40, 'Pi': 2 ** 50, 'Ei': 2 ** 60}
+
+
+def _quantity(value):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    match = _QUANTITY.match(str(value))
+    if not match:
+        return None
+    try:
+        number = float(match.group(1))
+    except ValueError:
+        return None
+    suffix = match.group(2)
+    if suffix and suffix[0] in 'eE':
+        return number * 10 ** int(suffix[1:])
+    return number * _SUFFIX[suffix]
+
+
+def scalars_equal(desired, live):
+    if desired == live:
+        return True
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return False
+    if str(desired) == str(live):
+        return True
+    left, right = _quantity(desired), _quantity(live)
+    return left is not None and right is not None and abs(left - right) <= 1e-9 * max(abs(left), abs(right), 1)
+
+
+def _empty(value):
+    return value is None or value == {} or value == [] or value == ''
+
+
+def drifted_fields(desired, live, path=''):
+    """Paths of the fields `desired` sets that differ in `live` (fields only `live` has are ignored).
+
+    Lists are compared element by element and must have the same length; an empty or null
+    desired field matches an absent live field (the API server drops them).
+    """
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return [] if _empty(desired) and _empty(live) else [path or '.']
+        found = []
+        for key, value in desired.items():
+            sub = '%s.%s' % (path, key) if path else str(key)
+            if key not in live:
+                if not _empty(value):
+                    found.append(sub)
+                continue
+            found.extend(drifted_fields(value, live[key], sub))
+        return found
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(live) != len(desired):
+            return [] if _empty(desired) and _empty(live) else [path or '.']
+        found = []
+        for index, (d_item, l_item) in enumerate(zip(desired, live)):
+            found.extend(drifted_fields(d_item, l_item, '%s[%d]' % (path, index)))
+        return found
+    if desired is None:
+        return []
+    return [] if scalars_equal(desired, live) else [path or '.']
+
+
+def secret_drift(desired, live):
+    """drifted_fields for a Secret, where `stringData` in a manifest is `data` (base64) live."""
+    import base64
+    desired = copy.deepcopy(desired)
+    string_data = desired.pop('stringData', None) or {}
+    if string_data:
+        data = desired.setdefault('data', {}) or {}
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode('utf-8')).decode('ascii')
+        desired['data'] = data
+    return drifted_fields(desired, live)
+
+
+def project(desired, live):
+    """The part of `live` that `desired` sets (what a diff shows as the live side of a drift)."""
+    if isinstance(desired, dict) and isinstance(live, dict):
+        return {k: project(v, live[k]) for k, v in desired.items() if k in live}
+    if isinstance(desired, list) and isinstance(live, list):
+        return [project(d, lv) for d, lv in zip(desired, live)]
+    return live

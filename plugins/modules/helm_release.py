@@ -1,0 +1,656 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: genai.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: helm_release
+short_description: Converge a Helm release, with drift detection, stuck-release recovery and manifest export
+version_added: 0.1.0
+author:
+  - genai.stack maintainers (@genai-stack)
+description:
+  - Installs, upgrades or uninstalls a Helm release from an OCI registry, a classic chart repository or a local
+    path, or renders a chart into one file per object (O(state=rendered)).
+  - Works with the helm binary 3.8 or newer and 4.x, adapting the flags that differ (helm 4 calls C(--atomic)
+    C(--rollback-on-failure), has no C(list --all), and applies server-side, so upgrades pass C(--force-conflicts)
+    to take back fields changed by other managers).
+  - "Idempotent: no upgrade and no new revision when the chart name and version and the user-supplied values
+    (as helm computes them) are unchanged and the live objects match the release's manifest. For a local chart
+    the rendered manifest is compared as well, so template edits without a version bump are rolled out."
+  - Drift detection reads every object of the stored manifest from the API and compares the fields the manifest
+    sets (fields only the live object has, such as defaults and status, are ignored); a drifted or missing object
+    makes the module upgrade the release, which puts the objects back.
+  - "Stuck releases are recovered: C(pending-install), C(uninstalling), or C(failed) without any deployed revision
+    are uninstalled and installed again; C(pending-upgrade) and C(pending-rollback) are rolled back to the last
+    deployed revision and then upgraded if still needed; C(failed) after an upgrade is upgraded again. The result's
+    RV(recovered) says what was done."
+  - "Values precedence, lowest first: the chart's defaults, O(values_files) in their order, O(values), then
+    O(set_values) in their order. Upgrades pass C(--reset-values), so the release's values are exactly these."
+  - Check mode and diff need no helm plugin; the chart is rendered with a client-side dry run and compared with
+    the stored manifest. Secret data in diffs is shown as sha256 prefixes.
+  - Registry logins (O(registry_username), O(registry_password)) go to a registry configuration in a temporary
+    directory (E(HELM_REGISTRY_CONFIG)) that is deleted at the end of the task, so the user's helm configuration is
+    never read for that registry nor written; the password is passed on stdin and never appears in a process list.
+extends_documentation_fragment:
+  - genai.stack.attributes
+  - genai.stack.kube
+  - genai.stack.attributes.actiongroup_k8s
+options:
+  name:
+    description: Release name.
+    type: str
+    required: true
+    aliases: [release_name]
+  release_namespace:
+    description: Namespace of the release.
+    type: str
+    default: default
+    aliases: [namespace]
+  create_namespace:
+    description: Create O(release_namespace) on install when it does not exist.
+    type: bool
+    default: false
+  chart_ref:
+    description:
+      - The chart, as C(oci://host/path/chart), a chart name in the repository at O(chart_repo_url), C(repo/chart)
+        of a repository added with C(helm repo add), or the path of a chart directory or archive.
+      - Required unless O(state=absent).
+    type: path
+  chart_repo_url:
+    description: URL of a classic chart repository holding O(chart_ref) (passed as C(--repo)).
+    type: str
+  chart_version:
+    description: Chart version or version constraint; the latest when not given.
+    type: str
+  values:
+    description: Values, merged over O(values_files).
+    type: dict
+    default: {}
+  values_files:
+    description: Values files on the controller, in increasing precedence.
+    type: list
+    elements: path
+    default: []
+  set_values:
+    description: Values given like C(--set), applied last, in order.
+    type: list
+    elements: dict
+    suboptions:
+      value:
+        description: C(key=value), as for C(helm --set).
+        type: str
+        required: true
+      value_type:
+        description:
+          - V(raw) is C(--set), V(string) is C(--set-string), V(json) is C(--set-json), V(file) is C(--set-file)
+            (the value after C(=) is a path).
+        type: str
+        choices: [raw, string, json, file]
+        default: raw
+  state:
+    description:
+      - V(present) installs or upgrades, V(absent) uninstalls (waiting for the objects to go).
+      - V(rendered) writes the output of C(helm template) under O(render_dir), one C(<kind>-<name>.yaml) file per
+        object (lowercase; C(<kind>-<namespace>-<name>.yaml) when two objects would share a name) and removes every
+        other C(.yaml) file there, so the directory always mirrors the chart. Nothing is installed.
+    type: str
+    choices: [present, absent, rendered]
+    default: present
+  render_dir:
+    description: Directory for O(state=rendered); created when missing.
+    type: path
+  wait:
+    description: Wait until the release's objects are ready (helm C(--wait); the C(watcher) strategy on helm 4).
+    type: bool
+    default: false
+  wait_timeout:
+    description: Timeout of helm operations, as a duration (V(300s), V(5m0s)).
+    type: str
+    default: 5m0s
+  atomic:
+    description: Roll back (or uninstall, on install) when the operation fails; implies waiting.
+    type: bool
+    default: false
+  registry_username:
+    description: User name for the OCI registry of O(chart_ref).
+    type: str
+  registry_password:
+    description: Password or token for the OCI registry of O(chart_ref); passed to helm on stdin.
+    type: str
+  plain_http:
+    description: Talk plain HTTP to the OCI registry (helm 3.13 or newer).
+    type: bool
+    default: false
+  binary_path:
+    description: The helm binary; C(helm) on E(PATH) when not given.
+    type: path
+notes:
+  - Drift detection uses the C(kubernetes) Python library.
+seealso:
+  - module: kubernetes.core.helm
+"""
+
+EXAMPLES = r"""
+- name: Arthur GenAI Engine from its OCI registry, GPU values
+  genai.stack.helm_release:
+    name: arthur-engine
+    release_namespace: arthur
+    create_namespace: true
+    chart_ref: oci://ghcr.io/arthur-ai/arthur-engine/charts/arthur-engine
+    chart_version: 2.1.0
+    registry_username: "{{ ghcr_user }}"
+    registry_password: "{{ ghcr_token }}"
+    values_files:
+      - files/arthur-gpu-values.yaml
+    values:
+      replicaCount: 2
+    set_values:
+      - value: image.tag=2.1.0
+        value_type: string
+    wait: true
+    atomic: true
+
+- name: DCGM exporter from a classic repository
+  genai.stack.helm_release:
+    name: dcgm-exporter
+    release_namespace: monitoring
+    chart_ref: dcgm-exporter
+    chart_repo_url: https://nvidia.github.io/dcgm-exporter/helm-charts
+    chart_version: 4.1.1
+
+- name: Export the OPEA ChatQnA manifests, one file per object
+  genai.stack.helm_release:
+    name: chatqna
+    release_namespace: opea
+    chart_ref: oci://ghcr.io/opea-project/charts/chatqna
+    state: rendered
+    render_dir: manifests/chatqna
+
+- name: Remove a release
+  genai.stack.helm_release:
+    name: dcgm-exporter
+    release_namespace: monitoring
+    state: absent
+"""
+
+RETURN = r"""
+status:
+  description: The release's status after the task (C(deployed), ...), or null when it does not exist.
+  returned: always
+  type: str
+  sample: deployed
+revision:
+  description: The release's revision after the task.
+  returned: when the release exists
+  type: int
+  sample: 3
+chart:
+  description: Chart name and version of the release (C(name-version)).
+  returned: when the release exists or is rendered
+  type: str
+  sample: gpu-echo-0.1.0
+app_version:
+  description: The chart's appVersion.
+  returned: when the release exists or is rendered
+  type: str
+  sample: 1.0.0
+values:
+  description:
+    - The user-supplied values of the release (as C(helm get values) shows them), with leaves under keys that look
+      secret (password, secret, token, key, credential, auth) masked; every leaf is masked when the task has C(no_log).
+  returned: when O(state=present)
+  type: dict
+  sample: {replicaCount: 2, db: {password: VALUE_SPECIFIED_IN_NO_LOG_PARAMETER}}
+recovered:
+  description: What was done to recover a stuck release (C(reinstalled from pending-install), ...), or null.
+  returned: when O(state=present)
+  type: str
+  sample: rolled back from pending-upgrade to revision 2
+drift:
+  description: Objects whose live fields differed from the release manifest, as C(Kind/namespace/name field).
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: [Deployment/default/echo-gpu-echo spec.replicas]
+command:
+  description: The helm command lines run, in order (registry passwords never appear; C(--set) values of secret-looking keys are masked).
+  returned: always
+  type: list
+  elements: str
+  sample: [helm upgrade echo ./gpu-echo -n default --reset-values -f /tmp/values.yaml]
+helm_version:
+  description: Version of the helm binary used.
+  returned: always
+  type: str
+  sample: v3.19.0
+files:
+  description: The files written under O(render_dir) (O(state=rendered)).
+  returned: when O(state=rendered)
+  type: list
+  elements: str
+  sample: [configmap-echo-gpu-echo.yaml, deployment-echo-gpu-echo.yaml]
+removed_files:
+  description: Stale C(.yaml) files removed from O(render_dir).
+  returned: when O(state=rendered)
+  type: list
+  elements: str
+  sample: []
+"""
+
+import json
+import os
+import re
+import traceback
+
+import yaml
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+
+from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.genai.stack.plugins.module_utils._helm import (
+    PENDING, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_source, mask_values,
+    object_label, oci_registry_host, rendered_file_names, set_value_args, split_documents, split_manifest,
+)
+from ansible_collections.genai.stack.plugins.module_utils._kube import (
+    api_error_message, drifted_fields, get_client, get_object, kube_argument_spec, mask_secret, project, secret_drift, value_hash,
+)
+from ansible_collections.genai.stack.plugins.module_utils._validation import DNS_LABEL, Checker, InputErrors, fail_on_input_errors
+
+DURATION = re.compile(r'^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$')
+
+
+def argument_spec():
+    return kube_argument_spec(
+        name=dict(type='str', required=True, aliases=['release_name']),
+        release_namespace=dict(type='str', default='default', aliases=['namespace']),
+        create_namespace=dict(type='bool', default=False),
+        chart_ref=dict(type='path'),
+        chart_repo_url=dict(type='str'),
+        chart_version=dict(type='str'),
+        values=dict(type='dict', default={}),
+        values_files=dict(type='list', elements='path', default=[]),
+        set_values=dict(type='list', elements='dict', options=dict(
+            value=dict(type='str', required=True),
+            value_type=dict(type='str', choices=['raw', 'string', 'json', 'file'], default='raw'),
+        )),
+        state=dict(type='str', choices=['present', 'absent', 'rendered'], default='present'),
+        render_dir=dict(type='path'),
+        wait=dict(type='bool', default=False),
+        wait_timeout=dict(type='str', default='5m0s'),
+        atomic=dict(type='bool', default=False),
+        registry_username=dict(type='str'),
+        registry_password=dict(type='str', no_log=True),
+        plain_http=dict(type='bool', default=False),
+        binary_path=dict(type='path'),
+    )
+
+
+def check_options(params):
+    """Every problem of the input, found before helm or the API is asked anything."""
+    check = Checker()
+    name = params['name']
+    if check.match(RELEASE_NAME, name, 'name', 'a valid release name (lowercase letters, digits, "-" and ".")'):
+        check.require(len(name) <= RELEASE_NAME_MAX, 'name', 'must be at most %d characters, got %d' % (RELEASE_NAME_MAX, len(name)))
+    check.match(DNS_LABEL, params['release_namespace'], 'release_namespace', 'a valid namespace name (lowercase DNS label)')
+    check.match(DURATION, params['wait_timeout'], 'wait_timeout', 'a duration such as 300s or 5m0s')
+    if params.get('binary_path') and not (os.path.isfile(params['binary_path']) and os.access(params['binary_path'], os.X_OK)):
+        check.error('binary_path', '%r is not an executable file' % params['binary_path'])
+    state = params['state']
+    if state == 'absent':
+        check.raise_if_any()
+        return
+    chart_ref = params.get('chart_ref')
+    if not chart_ref:
+        check.error('chart_ref', 'is required with state=%s' % state)
+    else:
+        source = chart_source(chart_ref, params.get('chart_repo_url'))
+        if source == 'oci':
+            check.require(re.match(r'^oci://[^/\s]+/[^\s]+[^/\s]$', chart_ref), 'chart_ref', 'must be oci://host/path/chart')
+            check.require(not params.get('chart_repo_url'), 'chart_repo_url', 'cannot be used with an oci:// chart_ref')
+        elif source == 'local':
+            check.require(os.path.exists(os.path.expanduser(chart_ref)), 'chart_ref',
+                          '%r is not an oci:// reference, a repo/chart name or an existing chart path' % chart_ref)
+        if source != 'oci':
+            for option in ('registry_username', 'registry_password', 'plain_http'):
+                check.require(not params.get(option), option, 'applies to oci:// charts only')
+        if params.get('chart_repo_url'):
+            check.require(re.match(r'^(https?|file)://\S+$', params['chart_repo_url']), 'chart_repo_url', 'must be an http(s):// or file:// URL')
+            check.require(re.match(r'^[A-Za-z0-9._-]+$', chart_ref), 'chart_ref', 'must be a chart name (no "/") with chart_repo_url')
+    if params.get('chart_version') is not None:
+        check.require(re.match(r'^[0-9A-Za-z.+^~<>=!*|, -]+$', params['chart_version']) and params['chart_version'].strip(),
+                      'chart_version', 'must be a version or version constraint such as 1.2.3 or ^1.2')
+    if bool(params.get('registry_username')) != bool(params.get('registry_password')):
+        check.error('registry_username' if not params.get('registry_username') else 'registry_password',
+                    'registry_username and registry_password must be given together')
+    for path in params.get('values_files') or []:
+        if not os.path.isfile(path):
+            check.error('values_files', '%r is not a readable file' % path)
+            continue
+        try:
+            with open(path) as handle:
+                loaded = yaml.safe_load(handle)
+        except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+            check.error('values_files', '%r is not valid YAML (%s)' % (path, type(exc).__name__))
+            continue
+        check.require(loaded is None or isinstance(loaded, dict), 'values_files', '%r is not a YAML mapping' % path)
+    for index, item in enumerate(params.get('set_values') or []):
+        option = 'set_values[%d].value' % index
+        key, sep, value = (item.get('value') or '').partition('=')
+        if not sep or not key.strip():
+            check.error(option, 'must be key=value')
+            continue
+        if item['value_type'] == 'json':
+            try:
+                json.loads(value)
+            except ValueError:
+                check.error(option, 'value of %r is not valid JSON' % key)
+        elif item['value_type'] == 'file':
+            check.require(os.path.isfile(os.path.expanduser(value)), option, 'file %r of key %r does not exist' % (value, key))
+    if state == 'rendered':
+        render_dir = params.get('render_dir')
+        if not render_dir:
+            check.error('render_dir', 'is required with state=rendered')
+        elif os.path.exists(render_dir) and not os.path.isdir(render_dir):
+            check.error('render_dir', '%r exists and is not a directory' % render_dir)
+    elif params.get('render_dir'):
+        check.error('render_dir', 'applies to state=rendered only')
+    check.raise_if_any()
+
+
+class ReleaseManager:
+    """Reads the release and its live objects, decides, and runs helm only when something must change."""
+
+    def __init__(self, module, runner):
+        self.module = module
+        self.params = module.params
+        self.helm = runner
+        self.name = self.params['name']
+        self.namespace = self.params['release_namespace']
+        self.mask_all = module.no_log
+        self.tracker = DifferenceTracker()
+        self.objects_before = {}
+        self.objects_after = {}
+        self.recovered = None
+        self.drift = []
+        self._client = None
+        self._values_file = None
+
+    # -- arguments ----------------------------------------------------------------------------
+
+    def chart_args(self):
+        params = self.params
+        args = [params['chart_ref']]
+        if params.get('chart_repo_url'):
+            args += ['--repo', params['chart_repo_url']]
+        if params.get('chart_version'):
+            args += ['--version', params['chart_version']]
+        if params.get('plain_http') and self.helm.flags.plain_http_supported:
+            args.append('--plain-http')
+        return args
+
+    def values_args(self):
+        args = []
+        for path in self.params.get('values_files') or []:
+            args += ['-f', path]
+        if self.params.get('values'):
+            if self._values_file is None:
+                self._values_file = os.path.join(self.helm.private_dir(), 'values.json')
+                with open(self._values_file, 'w') as handle:
+                    json.dump(self.params['values'], handle)
+                os.chmod(self._values_file, 0o600)
+            args += ['-f', self._values_file]
+        return args + set_value_args(self.params.get('set_values'))
+
+    def operation_args(self):
+        args = []
+        if self.params['atomic']:
+            args += self.helm.flags.atomic()
+        if self.params['wait'] or self.params['atomic']:
+            args += self.helm.flags.wait(self.params['wait_timeout'])
+        else:
+            args += ['--timeout', self.params['wait_timeout']]
+        return args
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = get_client(self.module)
+        return self._client
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def desired(self):
+        """What helm would install: chart metadata, user values (as helm merges them) and manifest."""
+        release = self.helm.run_json(['install', self.name] + self.chart_args() + ['-n', self.namespace]
+                                     + self.values_args() + self.helm.flags.dry_run_client(), record=False)
+        metadata = release['chart']['metadata']
+        return {
+            'chart': '%s-%s' % (metadata['name'], metadata['version']),
+            'app_version': metadata.get('appVersion'),
+            'values': release.get('config') or {},
+            'manifest': release.get('manifest') or '',
+        }
+
+    def live_drift(self, manifest):
+        """`Kind/ns/name field` for each field the manifest sets that differs live; before/after for the diff."""
+        drift, before, after = [], {}, {}
+        for obj in split_manifest(manifest):
+            meta = obj.get('metadata') or {}
+            label = object_label(obj, self.namespace)
+            try:
+                live = get_object(self.client, obj.get('apiVersion'), obj.get('kind'), meta.get('name'), meta.get('namespace') or self.namespace)
+            except Exception as exc:  # pylint: disable=broad-except
+                raise HelmError('cannot read %s for drift detection: %s' % (label, api_error_message(exc)))
+            if live is None:
+                drift.append('%s (missing)' % label)
+                before[label] = None
+                after[label] = mask_secret(obj)
+                continue
+            fields = secret_drift(obj, live) if obj.get('kind') == 'Secret' else drifted_fields(obj, live)
+            if fields:
+                drift.extend('%s %s' % (label, field) for field in fields)
+                before[label] = mask_secret(dict(project(obj, live), kind=obj.get('kind')))
+                after[label] = mask_secret(obj)
+        return drift, before, after
+
+    # -- states -------------------------------------------------------------------------------
+
+    def absent(self):
+        release = self.helm.release(self.name, self.namespace)
+        self.tracker.add('status', release and release.get('status'), None)
+        if release and not self.module.check_mode:
+            self.helm.run(['uninstall', self.name, '-n', self.namespace, '--wait', '--timeout', self.params['wait_timeout']])
+        return {'status': None}
+
+    def present(self):
+        release = self.helm.release(self.name, self.namespace)
+        desired = self.desired()
+        status = release.get('status') if release else None
+        action = None
+        if release is None:
+            action = 'install'
+            stored_manifest, stored_values, stored_chart = '', None, None
+        else:
+            stored_chart = release.get('chart')
+            stored_values = self.helm.values(self.name, self.namespace)
+            stored_manifest = self.helm.manifest(self.name, self.namespace)
+            if status in ('pending-install', 'uninstalling') or (status == 'failed' and not self._deployed_revision()):
+                action = 'reinstall'
+            elif status in ('pending-upgrade', 'pending-rollback'):
+                action = 'rollback'
+            elif status == 'failed':
+                action = 'upgrade'
+        self.tracker.add('status', status, 'deployed')
+        self.tracker.add('chart', stored_chart, desired['chart'])
+        self.tracker.add('values', mask_values(stored_values, self.mask_all), mask_values(desired['values'], self.mask_all))
+        if action is None:
+            self.drift, drift_before, drift_after = self.live_drift(stored_manifest)
+            self.tracker.add('drift', self.drift, [])
+            if chart_source(self.params['chart_ref'], self.params.get('chart_repo_url')) == 'local':
+                self.tracker.add('manifest', value_hash(stored_manifest.strip()), value_hash(desired['manifest'].strip()))
+            if self.tracker.has_differences:
+                action = 'upgrade'
+        else:
+            drift_before, drift_after = {}, {}
+        before, after = changed_objects(split_manifest(stored_manifest), split_manifest(desired['manifest']), self.namespace)
+        before.update(drift_before)
+        after.update(drift_after)
+        self.objects_before, self.objects_after = before, after
+
+        if action and not self.module.check_mode:
+            self.apply(action, release)
+        return desired
+
+    def _deployed_revision(self, below=None):
+        best = None
+        for entry in self.helm.history(self.name, self.namespace):
+            revision = entry.get('revision')
+            if below is not None and revision >= below:
+                continue
+            if entry.get('status') in ('deployed', 'superseded') and (best is None or revision > best):
+                best = revision
+        return best
+
+    def apply(self, action, release):
+        base = ['-n', self.namespace] + self.values_args() + self.operation_args()
+        install = ['install', self.name] + self.chart_args() + base
+        if self.params['create_namespace']:
+            install.append('--create-namespace')
+        if action == 'install':
+            self.helm.run(install)
+            return
+        if action == 'reinstall':
+            self.recovered = 'reinstalled from %s' % release['status']
+            self.helm.run(['uninstall', self.name, '-n', self.namespace, '--wait', '--timeout', self.params['wait_timeout']])
+            self.helm.run(install)
+            return
+        if action == 'rollback':
+            target = self._deployed_revision(below=int(release['revision']))
+            if target is None:
+                self.recovered = 'reinstalled from %s (no deployed revision to roll back to)' % release['status']
+                self.helm.run(['uninstall', self.name, '-n', self.namespace, '--wait', '--timeout', self.params['wait_timeout']])
+                self.helm.run(install)
+                return
+            self.recovered = 'rolled back from %s to revision %d' % (release['status'], target)
+            rollback_wait = self.helm.flags.wait(self.params['wait_timeout']) if self.params['wait'] else ['--timeout', self.params['wait_timeout']]
+            self.helm.run(['rollback', self.name, str(target), '-n', self.namespace] + rollback_wait)
+            # Upgrade only if the rolled-back release still differs from what was asked.
+            current = self.helm.release(self.name, self.namespace) or {}
+            wanted = self.desired()
+            if current.get('chart') == wanted['chart'] and self.helm.values(self.name, self.namespace) == wanted['values']:
+                return
+        self.helm.run(['upgrade', self.name] + self.chart_args() + base + ['--reset-values'] + self.helm.flags.upgrade_extra())
+
+    def rendered(self):
+        render_dir = self.params['render_dir']
+        _rc, out, _err = self.helm.run(['template', self.name] + self.chart_args() + ['-n', self.namespace] + self.values_args())
+        docs = split_documents(to_text(out))
+        names = rendered_file_names([parsed for _raw, parsed in docs])
+        wanted = dict(zip(names, [raw for raw, _parsed in docs]))
+        objects = dict(zip(names, [parsed for _raw, parsed in docs]))
+        existing = {}
+        if os.path.isdir(render_dir):
+            for entry in sorted(os.listdir(render_dir)):
+                path = os.path.join(render_dir, entry)
+                if entry.endswith('.yaml') and os.path.isfile(path):
+                    with open(path, 'rb') as handle:
+                        existing[entry] = to_text(handle.read())
+
+        def shown(name, text):
+            obj = objects.get(name)
+            if obj is not None and obj.get('kind') == 'Secret':
+                return value_hash(text)
+            return text
+
+        before = {n: shown(n, t) for n, t in existing.items() if wanted.get(n) != t}
+        after = {n: shown(n, t) for n, t in wanted.items() if existing.get(n) != t}
+        stale = sorted(set(existing) - set(wanted))
+        self.tracker.add('files', before, after)
+        if not self.module.check_mode and self.tracker.has_differences:
+            os.makedirs(render_dir, exist_ok=True)
+            for name, text in wanted.items():
+                if existing.get(name) != text:
+                    tmp = os.path.join(render_dir, '.%s.tmp' % name)
+                    with open(tmp, 'wb') as handle:
+                        handle.write(to_bytes(text))
+                    os.replace(tmp, os.path.join(render_dir, name))
+            for name in stale:
+                os.remove(os.path.join(render_dir, name))
+        chart = None
+        if docs:
+            for _raw, parsed in docs:
+                labels = (parsed.get('metadata') or {}).get('labels') or {}
+                if labels.get('helm.sh/chart'):
+                    chart = labels['helm.sh/chart']
+                    break
+        return {'files': sorted(wanted), 'removed_files': stale, 'chart': chart}
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_together=[['registry_username', 'registry_password']])
+    params = module.params
+    try:
+        check_options(params)
+    except InputErrors as exc:
+        fail_on_input_errors(module, exc)
+
+    binary = params.get('binary_path') or module.get_bin_path('helm')
+    if not binary:
+        module.fail_json(msg='binary_path: helm was not found on PATH; install helm 3.8+ or set binary_path', option='binary_path')
+    kube = {k: params.get(k) for k in ('kubeconfig', 'context', 'host', 'api_key', 'validate_certs', 'ca_cert')}
+    for key in ('kubeconfig', 'context', 'host', 'api_key'):
+        kube[key] = kube[key] or os.environ.get('K8S_AUTH_%s' % key.upper()) or None
+    runner = HelmRunner(module, binary, kube, mask_all=module.no_log)
+    manager = None
+    try:
+        runner.detect_version()
+        if params.get('plain_http') and not runner.flags.plain_http_supported:
+            module.fail_json(msg='plain_http: needs helm 3.13 or newer, %s is %s' % (binary, runner.version_text), option='plain_http')
+        if params.get('registry_username') and params['state'] != 'absent':
+            runner.login(oci_registry_host(params['chart_ref']), params['registry_username'], params['registry_password'],
+                         plain_http=params['plain_http'])
+        manager = ReleaseManager(module, runner)
+        result = {}
+        if params['state'] == 'absent':
+            result.update(manager.absent())
+        elif params['state'] == 'rendered':
+            result.update(manager.rendered())
+        else:
+            desired = manager.present()
+            result.update(recovered=manager.recovered, drift=manager.drift)
+            if module.check_mode:
+                result.update(chart=desired['chart'], app_version=desired['app_version'],
+                              values=mask_values(desired['values'], module.no_log))
+        if params['state'] != 'rendered' and not (module.check_mode and params['state'] == 'present'):
+            after = runner.release(params['name'], params['release_namespace'])
+            result['status'] = after.get('status') if after else None
+            if after:
+                result.update(revision=int(after['revision']), chart=after.get('chart'), app_version=after.get('app_version'))
+                if params['state'] == 'present':
+                    result['values'] = mask_values(runner.values(params['name'], params['release_namespace']), module.no_log)
+        elif params['state'] == 'present':
+            before = runner.release(params['name'], params['release_namespace'])
+            result['status'] = before.get('status') if before else None
+            if before:
+                result['revision'] = int(before['revision'])
+    except HelmError as exc:
+        module.fail_json(msg=str(exc), command=runner.commands, helm_version=runner.version_text, stderr=exc.stderr,
+                         recovered=manager.recovered if manager else None, exception=traceback.format_exc())
+
+    result.update(changed=manager.tracker.has_differences, command=runner.commands, helm_version=runner.version_text)
+    if module._diff:
+        diff = manager.tracker.diff()
+        if params['state'] == 'present':
+            diff['before']['objects'] = manager.objects_before
+            diff['after']['objects'] = manager.objects_after
+        result['diff'] = diff
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

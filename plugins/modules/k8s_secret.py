@@ -1,0 +1,804 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: genai.stack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: k8s_secret
+short_description: Kubernetes Secrets from literals, files or AWS Secrets Manager, with format checks
+version_added: 0.1.0
+author:
+  - genai.stack maintainers (@genai-stack)
+description:
+  - Creates, updates or deletes an Opaque, docker-registry or TLS C(Secret), or an External Secrets Operator
+    C(ExternalSecret) that makes the operator create the Secret.
+  - The data comes from O(data) (plain strings; the module encodes them), O(data_files), an AWS Secrets Manager
+    secret (O(aws_secret)), O(docker_registry) or O(tls). When several sources give the same key, the later one
+    in that list wins.
+  - The whole input, including the format checks O(required_keys), O(min_length) and O(format), is validated
+    before the first request that changes anything; every problem is reported at once, naming its option and
+    never showing a value.
+  - The live Secret is read first and compared on its decoded values; nothing is written, not even a no-op
+    update, when it already matches.
+  - Diffs and results show the keys and a sha256 prefix of each value, never a value.
+  - The Secret's data is exactly the given keys (keys not given are removed); O(labels) and O(annotations) are
+    added or updated and other labels and annotations are left alone. A change of O(type), or a change of an
+    immutable Secret, deletes and recreates the Secret because Kubernetes refuses to update either.
+extends_documentation_fragment:
+  - genai.stack.attributes
+  - genai.stack.kube
+  - genai.stack.attributes.actiongroup_k8s
+options:
+  name:
+    description: Name of the Secret (and of the ExternalSecret with O(external_secret)).
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the Secret.
+    type: str
+    default: default
+  state:
+    description: Whether the Secret (or ExternalSecret) should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  type:
+    description:
+      - The Secret's type.
+      - Defaults to V(kubernetes.io/dockerconfigjson) with O(docker_registry), V(kubernetes.io/tls) with O(tls)
+        and V(Opaque) otherwise. Any other type (for example V(kubernetes.io/basic-auth)) can be given with
+        O(data).
+    type: str
+  data:
+    description:
+      - Keys and plain (not base64) string values. Numbers are written as their decimal text.
+    type: dict
+  data_files:
+    description:
+      - Keys and paths of files on the controller whose content (bytes, unchanged) becomes the value.
+    type: dict
+  aws_secret:
+    description:
+      - An AWS Secrets Manager secret whose value is a JSON object; each of its keys becomes a key of the Secret
+        (string values as they are, other values as JSON text).
+      - Credentials come from the environment or O(aws_secret.profile), as for amazon.aws modules.
+    type: dict
+    suboptions:
+      secret_id:
+        description: Name or ARN of the secret.
+        type: str
+        required: true
+      version_stage:
+        description: Version stage to read.
+        type: str
+        default: AWSCURRENT
+      region:
+        description: AWS region; E(AWS_REGION) or E(AWS_DEFAULT_REGION) when not given.
+        type: str
+      endpoint_url:
+        description: Endpoint of Secrets Manager; E(AWS_ENDPOINT_URL) when not given.
+        type: str
+      profile:
+        description: AWS profile to use; E(AWS_PROFILE) when not given.
+        type: str
+  docker_registry:
+    description: Credentials of a container registry, written as a V(kubernetes.io/dockerconfigjson) Secret.
+    type: dict
+    suboptions:
+      server:
+        description: Registry host (for example V(ghcr.io)).
+        type: str
+        required: true
+      username:
+        description: User name.
+        type: str
+        required: true
+      password:
+        description: Password or token.
+        type: str
+        required: true
+      email:
+        description: E-mail address recorded with the credentials.
+        type: str
+  tls:
+    description: A certificate and its private key, written as a V(kubernetes.io/tls) Secret (C(tls.crt), C(tls.key)).
+    type: dict
+    suboptions:
+      cert:
+        description: PEM certificate (chain). Mutually exclusive with O(tls.cert_file).
+        type: str
+      key:
+        description: PEM private key. Mutually exclusive with O(tls.key_file).
+        type: str
+      cert_file:
+        description: Path of a PEM certificate on the controller.
+        type: path
+      key_file:
+        description: Path of a PEM private key on the controller.
+        type: path
+  external_secret:
+    description:
+      - Create an External Secrets Operator C(ExternalSecret) named O(name) instead of a Secret; the operator then
+        creates and refreshes the Secret from the secret store.
+      - Mutually exclusive with the data sources and the format checks (the module never sees the values).
+    type: dict
+    suboptions:
+      secret_store:
+        description: Name of the C(SecretStore) or C(ClusterSecretStore).
+        type: str
+        required: true
+      secret_store_kind:
+        description: Kind of the secret store.
+        type: str
+        choices: [SecretStore, ClusterSecretStore]
+        default: SecretStore
+      remote_key:
+        description: Key (name) of the secret in the external store.
+        type: str
+        required: true
+      properties:
+        description:
+          - Secret keys and the property of the remote secret each one takes.
+          - When not given, every property of the remote secret becomes a key (C(dataFrom.extract)).
+        type: dict
+      refresh_interval:
+        description: How often the operator refreshes the Secret, as a duration (V(1h), V(30m), V(0) for never).
+        type: str
+        default: 1h
+      target_name:
+        description: Name of the Secret the operator creates; O(name) when not given.
+        type: str
+      creation_policy:
+        description: The operator's creation policy for the target Secret.
+        type: str
+        choices: [Owner, Orphan, Merge, None]
+        default: Owner
+      api_version:
+        description: API version of the ExternalSecret resource served by the installed operator.
+        type: str
+        default: external-secrets.io/v1
+  labels:
+    description: Labels to set on the object.
+    type: dict
+  annotations:
+    description: Annotations to set on the object.
+    type: dict
+  required_keys:
+    description: Keys the Secret must have; a missing one fails the task before anything is written.
+    type: list
+    elements: str
+  min_length:
+    description:
+      - Minimum length (characters of the decoded value) of every key (an integer), or of named keys (a dict of key
+        and length).
+    type: raw
+  format:
+    description:
+      - Keys and the format their value must have.
+      - V(openai_endpoints) is C(NAME::ENDPOINT::KEY[,NAME::ENDPOINT::KEY...]) with http(s) endpoints (the
+        Arthur GenAI Engine's OpenAI connection string).
+      - V(url) is one http(s) URL; V(json) is any JSON document; V(pem) is one or more PEM blocks.
+    type: dict
+notes:
+  - Requires the C(kubernetes) Python library, and C(boto3) for O(aws_secret).
+seealso:
+  - module: kubernetes.core.k8s
+  - name: External Secrets Operator
+    description: The ExternalSecret resource.
+    link: https://external-secrets.io/latest/api/externalsecret/
+"""
+
+EXAMPLES = r"""
+- name: The OpenAI connection string of the Arthur GenAI Engine, checked before it is written
+  genai.stack.k8s_secret:
+    name: genai-engine-secrets
+    namespace: arthur
+    data:
+      open_ai_gpt_model_names_endpoints_keys: "{{ vault_openai_endpoints }}"
+      postgres_password: "{{ vault_db_password }}"
+    required_keys: [open_ai_gpt_model_names_endpoints_keys, postgres_password]
+    min_length:
+      postgres_password: 16
+    format:
+      open_ai_gpt_model_names_endpoints_keys: openai_endpoints
+
+- name: Pull secret for a private registry
+  genai.stack.k8s_secret:
+    name: registry-creds
+    namespace: adaptive
+    docker_registry:
+      server: ghcr.io
+      username: deploy-bot
+      password: "{{ vault_ghcr_token }}"
+
+- name: TLS secret from files
+  genai.stack.k8s_secret:
+    name: engine-tls
+    namespace: arthur
+    tls:
+      cert_file: files/engine.crt
+      key_file: files/engine.key
+
+- name: Keys of an AWS Secrets Manager secret, plus one literal
+  genai.stack.k8s_secret:
+    name: adaptive-db
+    namespace: adaptive
+    aws_secret:
+      secret_id: prod/adaptive/db
+      region: us-east-2
+    data:
+      sslmode: require
+    min_length: 8
+
+- name: Let the External Secrets Operator keep the cookie secret in sync
+  genai.stack.k8s_secret:
+    name: adaptive-cookie
+    namespace: adaptive
+    external_secret:
+      secret_store: aws-secrets-manager
+      secret_store_kind: ClusterSecretStore
+      remote_key: prod/adaptive/cookie
+      properties:
+        cookie_secret: value
+      refresh_interval: 1h
+
+- name: Remove a Secret
+  genai.stack.k8s_secret:
+    name: registry-creds
+    namespace: adaptive
+    state: absent
+"""
+
+RETURN = r"""
+secret:
+  description: The Secret (or ExternalSecret) after the task, without its values.
+  returned: when O(state=present)
+  type: dict
+  contains:
+    kind:
+      description: V(Secret) or V(ExternalSecret).
+      type: str
+      sample: Secret
+    name:
+      description: Name.
+      type: str
+      sample: genai-engine-secrets
+    namespace:
+      description: Namespace.
+      type: str
+      sample: arthur
+    type:
+      description: Secret type (Secrets only).
+      type: str
+      sample: Opaque
+    keys:
+      description: The keys of the data, sorted (Secrets only).
+      type: list
+      elements: str
+      sample: [open_ai_gpt_model_names_endpoints_keys, postgres_password]
+    hashes:
+      description: Each key with C(sha256:) and the first 16 hex digits of the sha256 of its value (Secrets only).
+      type: dict
+      sample: {postgres_password: "sha256:5e884898da280471"}
+    spec:
+      description: The ExternalSecret's spec (ExternalSecrets only).
+      type: dict
+      sample: {refreshInterval: 1h}
+    labels:
+      description: Labels.
+      type: dict
+      sample: {app: genai}
+    annotations:
+      description: Annotations.
+      type: dict
+      sample: {}
+actions:
+  description: The writes made (or, in check mode, that would be made), in order.
+  returned: always
+  type: list
+  elements: str
+  sample: [create Secret arthur/genai-engine-secrets]
+"""
+
+import base64
+import json
+import os
+import re
+import traceback
+from urllib.parse import urlparse
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+
+from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.genai.stack.plugins.module_utils._kube import (
+    SECRET_DATA_KEY, api_error_message, get_client, get_object, hashed, kube_argument_spec, drifted_fields,
+)
+from ansible_collections.genai.stack.plugins.module_utils._validation import (
+    DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, Checker, InputErrors, fail_on_input_errors,
+)
+
+try:
+    import boto3
+    import botocore.exceptions
+    HAS_BOTO3 = True
+    BOTO3_IMPORT_ERROR = None
+except ImportError:
+    HAS_BOTO3 = False
+    BOTO3_IMPORT_ERROR = traceback.format_exc()
+
+TYPE_DOCKER = 'kubernetes.io/dockerconfigjson'
+TYPE_TLS = 'kubernetes.io/tls'
+FORMATS = ('openai_endpoints', 'url', 'json', 'pem')
+DURATION = re.compile(r'^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$')
+ENDPOINT_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$')
+PEM_BLOCK = re.compile(r'-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]+-----END \1-----')
+
+
+def argument_spec():
+    return kube_argument_spec(
+        name=dict(type='str', required=True),
+        namespace=dict(type='str', default='default'),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+        type=dict(type='str'),
+        data=dict(type='dict', no_log=True),
+        data_files=dict(type='dict'),
+        aws_secret=dict(type='dict', no_log=False, options=dict(
+            secret_id=dict(type='str', required=True, no_log=False),
+            version_stage=dict(type='str', default='AWSCURRENT'),
+            region=dict(type='str'),
+            endpoint_url=dict(type='str'),
+            profile=dict(type='str'),
+        )),
+        docker_registry=dict(type='dict', options=dict(
+            server=dict(type='str', required=True),
+            username=dict(type='str', required=True),
+            password=dict(type='str', required=True, no_log=True),
+            email=dict(type='str'),
+        )),
+        tls=dict(type='dict', options=dict(
+            cert=dict(type='str'),
+            key=dict(type='str', no_log=True),
+            cert_file=dict(type='path'),
+            key_file=dict(type='path', no_log=False),
+        ), mutually_exclusive=[['cert', 'cert_file'], ['key', 'key_file']]),
+        external_secret=dict(type='dict', no_log=False, options=dict(
+            secret_store=dict(type='str', required=True, no_log=False),
+            secret_store_kind=dict(type='str', no_log=False, choices=['SecretStore', 'ClusterSecretStore'], default='SecretStore'),
+            remote_key=dict(type='str', required=True, no_log=False),
+            properties=dict(type='dict'),
+            refresh_interval=dict(type='str', default='1h'),
+            target_name=dict(type='str'),
+            creation_policy=dict(type='str', choices=['Owner', 'Orphan', 'Merge', 'None'], default='Owner'),
+            api_version=dict(type='str', default='external-secrets.io/v1'),
+        )),
+        labels=dict(type='dict'),
+        annotations=dict(type='dict'),
+        required_keys=dict(type='list', elements='str', no_log=False),
+        min_length=dict(type='raw'),
+        format=dict(type='dict'),
+    )
+
+
+MUTUALLY_EXCLUSIVE = [
+    ['docker_registry', 'tls'],
+    ['external_secret', 'data'], ['external_secret', 'data_files'], ['external_secret', 'aws_secret'],
+    ['external_secret', 'docker_registry'], ['external_secret', 'tls'],
+    ['external_secret', 'required_keys'], ['external_secret', 'min_length'], ['external_secret', 'format'],
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: static checks of the options, then format checks of the assembled data.
+
+def check_options(params):
+    """Every problem of the options themselves, before any file, AWS or Kubernetes read."""
+    check = Checker()
+    check.match(DNS_SUBDOMAIN, params['name'], 'name', 'a valid Secret name (lowercase DNS subdomain, at most 253 characters)')
+    check.match(DNS_LABEL, params['namespace'], 'namespace', 'a valid namespace name (lowercase DNS label, at most 63 characters)')
+    check.labels(params.get('labels'), 'labels')
+    for key, value in (params.get('annotations') or {}).items():
+        check.match(LABEL_KEY, key, 'annotations', 'a valid annotation key')
+        if not isinstance(value, str):
+            check.error('annotations', 'value of %r must be a string' % key)
+    if params['state'] == 'absent':
+        check.raise_if_any()
+        return
+
+    for key, value in (params.get('data') or {}).items():
+        _check_key(check, 'data', key)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            check.error('data', 'value of key %r must be a string or a number, got a %s' % (key, type(value).__name__))
+    for key, path in (params.get('data_files') or {}).items():
+        _check_key(check, 'data_files', key)
+        if not isinstance(path, str) or not os.path.isfile(os.path.expanduser(path)):
+            check.error('data_files', 'key %r: %r is not a readable file' % (key, path))
+        elif not os.access(os.path.expanduser(path), os.R_OK):
+            check.error('data_files', 'key %r: %r is not readable' % (key, path))
+
+    secret_type = params.get('type')
+    if secret_type is not None and not re.match(r'^[A-Za-z0-9./_-]{1,253}$', secret_type):
+        check.error('type', '%r is not a valid Secret type' % secret_type)
+    registry = params.get('docker_registry')
+    if registry:
+        check.require(secret_type in (None, TYPE_DOCKER), 'type', 'must be %s (or unset) with docker_registry' % TYPE_DOCKER)
+        check.require(re.match(r'^[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s]*)?$|^https?://[^\s]+$', registry['server'] or ''),
+                      'docker_registry.server', 'must be a registry host such as ghcr.io or host:port')
+        check.require(registry['username'], 'docker_registry.username', 'must not be empty')
+        check.require(registry['password'], 'docker_registry.password', 'must not be empty')
+    tls = params.get('tls')
+    if tls:
+        check.require(secret_type in (None, TYPE_TLS), 'type', 'must be %s (or unset) with tls' % TYPE_TLS)
+        for pem, path, what in (('cert', 'cert_file', 'CERTIFICATE'), ('key', 'key_file', 'PRIVATE KEY')):
+            if tls.get(pem) is None and tls.get(path) is None:
+                check.error('tls', 'one of tls.%s or tls.%s is required' % (pem, path))
+            elif tls.get(path) is not None and not os.path.isfile(tls[path]):
+                check.error('tls.%s' % path, '%r is not a readable file' % tls[path])
+            elif tls.get(pem) is not None and not _is_pem(tls[pem], what):
+                check.error('tls.%s' % pem, 'is not a PEM %s block' % what.lower())
+    aws = params.get('aws_secret')
+    if aws:
+        check.require(aws['secret_id'].strip(), 'aws_secret.secret_id', 'must not be empty')
+        if aws.get('endpoint_url'):
+            check.require(urlparse(aws['endpoint_url']).scheme in ('http', 'https'), 'aws_secret.endpoint_url', 'must be an http(s) URL')
+    external = params.get('external_secret')
+    if external:
+        check.require(external['remote_key'].strip(), 'external_secret.remote_key', 'must not be empty')
+        check.require(external['secret_store'].strip(), 'external_secret.secret_store', 'must not be empty')
+        check.match(DURATION, external['refresh_interval'], 'external_secret.refresh_interval',
+                    'a duration such as 1h, 30m or 0')
+        if external.get('target_name') is not None:
+            check.match(DNS_SUBDOMAIN, external['target_name'], 'external_secret.target_name', 'a valid Secret name')
+        for key, prop in (external.get('properties') or {}).items():
+            _check_key(check, 'external_secret.properties', key)
+            if not isinstance(prop, str) or not prop:
+                check.error('external_secret.properties', 'property of key %r must be a non-empty string' % key)
+
+    for key in params.get('required_keys') or []:
+        _check_key(check, 'required_keys', key)
+    min_length = params.get('min_length')
+    if min_length is not None:
+        if isinstance(min_length, dict):
+            for key, length in min_length.items():
+                if not _is_count(length):
+                    check.error('min_length', 'length of key %r must be a non-negative integer' % key)
+        elif not _is_count(min_length):
+            check.error('min_length', 'must be a non-negative integer or a dict of key and length')
+    for key, fmt in (params.get('format') or {}).items():
+        if fmt not in FORMATS:
+            check.error('format', 'key %r: unknown format %r (known: %s)' % (key, fmt, ', '.join(FORMATS)))
+    check.raise_if_any()
+
+
+def _check_key(check, option, key):
+    if not isinstance(key, str) or not SECRET_DATA_KEY.match(key):
+        check.error(option, '%r is not a valid Secret key (letters, digits, "-", "_" and ".")' % (key,))
+
+
+def _is_count(value):
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str) and value.isdigit():
+        return True
+    return isinstance(value, int) and value >= 0
+
+
+def _is_pem(text, what):
+    text = to_text(text)
+    return any(m.group(1).endswith(what) for m in PEM_BLOCK.finditer(text))
+
+
+def check_formats(params, data):
+    """Checks of the values themselves; messages name the option and key, never the value."""
+    check = Checker()
+    for key in params.get('required_keys') or []:
+        check.require(key in data, 'required_keys', 'key %r is missing from the Secret data' % key)
+    min_length = params.get('min_length')
+    if isinstance(min_length, dict):
+        limits = {key: int(length) for key, length in min_length.items()}
+        for key in limits:
+            check.require(key in data, 'min_length', 'key %r is missing from the Secret data' % key)
+    elif min_length is not None:
+        limits = dict.fromkeys(data, int(min_length))
+    else:
+        limits = {}
+    for key, limit in sorted(limits.items()):
+        if key in data:
+            length = len(to_text(data[key], errors='surrogate_or_replace'))
+            check.require(length >= limit, 'min_length', 'key %r is %d characters long, at least %d required' % (key, length, limit))
+    for key, fmt in sorted((params.get('format') or {}).items()):
+        if key not in data:
+            check.error('format', 'key %r is missing from the Secret data' % key)
+            continue
+        problem = format_problem(fmt, to_text(data[key], errors='surrogate_or_replace'))
+        if problem:
+            check.error('format', 'key %r (%s): %s' % (key, fmt, problem))
+    check.raise_if_any()
+
+
+def _http_url(text):
+    try:
+        parsed = urlparse(text)
+    except ValueError:
+        return False
+    return parsed.scheme in ('http', 'https') and bool(parsed.netloc) and not any(c.isspace() for c in text)
+
+
+def format_problem(fmt, value):
+    """What is wrong with `value` for `fmt`, described without quoting it; None when it is fine."""
+    if fmt == 'openai_endpoints':
+        if not value.strip():
+            return 'is empty'
+        for index, entry in enumerate(value.split(','), start=1):
+            parts = entry.strip().split('::')
+            if len(parts) != 3:
+                return 'entry %d has %d "::"-separated fields, expected NAME::ENDPOINT::KEY' % (index, len(parts))
+            name, endpoint, key = parts
+            if not ENDPOINT_NAME.match(name):
+                return 'entry %d: NAME is empty or has characters other than letters, digits and ._:/@+-' % index
+            if not _http_url(endpoint):
+                return 'entry %d: ENDPOINT is not an http(s) URL' % index
+            if not key or any(c.isspace() for c in key):
+                return 'entry %d: KEY is empty or contains whitespace' % index
+        return None
+    if fmt == 'url':
+        return None if _http_url(value.strip()) else 'is not an http(s) URL'
+    if fmt == 'json':
+        try:
+            json.loads(value)
+        except ValueError:
+            return 'is not valid JSON'
+        return None
+    if fmt == 'pem':
+        return None if PEM_BLOCK.search(value) else 'has no PEM block'
+    return 'unknown format'
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembling the desired Secret.
+
+def read_aws_secret(module, aws):
+    if not HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib('boto3'), option='aws_secret', exception=BOTO3_IMPORT_ERROR)
+    region = aws.get('region') or os.environ.get('AWS_REGION') or os.environ.get('AWS_DEFAULT_REGION')
+    try:
+        session = boto3.session.Session(profile_name=aws.get('profile'), region_name=region)
+        client = session.client('secretsmanager', endpoint_url=aws.get('endpoint_url') or None)
+        response = client.get_secret_value(SecretId=aws['secret_id'], VersionStage=aws['version_stage'])
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        code = getattr(exc, 'response', {}).get('Error', {}).get('Code', type(exc).__name__)
+        raise InputErrors([('aws_secret', 'cannot read secret %r: %s' % (aws['secret_id'], code))])
+    text = response.get('SecretString')
+    if text is None and response.get('SecretBinary') is not None:
+        text = to_text(response['SecretBinary'], errors='surrogate_or_replace')
+    try:
+        document = json.loads(text or '')
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise InputErrors([('aws_secret', 'secret %r is not a JSON object of keys and values' % aws['secret_id'])])
+    data = {}
+    problems = []
+    for key, value in document.items():
+        if not SECRET_DATA_KEY.match(key):
+            problems.append(('aws_secret', 'key %r of secret %r is not a valid Secret key' % (key, aws['secret_id'])))
+            continue
+        data[key] = to_bytes(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+    if problems:
+        raise InputErrors(problems)
+    return data
+
+
+def desired_data(module, params):
+    """The Secret's type and data as {key: bytes}, from every source, later sources winning."""
+    data = {}
+    if params.get('aws_secret'):
+        data.update(read_aws_secret(module, params['aws_secret']))
+    for key, path in (params.get('data_files') or {}).items():
+        with open(os.path.expanduser(path), 'rb') as handle:
+            data[key] = handle.read()
+    for key, value in (params.get('data') or {}).items():
+        data[key] = to_bytes(value if isinstance(value, str) else str(value))
+    secret_type = params.get('type') or 'Opaque'
+    registry = params.get('docker_registry')
+    if registry:
+        secret_type = TYPE_DOCKER
+        entry = {'username': registry['username'], 'password': registry['password'],
+                 'auth': base64.b64encode(to_bytes('%s:%s' % (registry['username'], registry['password']))).decode('ascii')}
+        if registry.get('email'):
+            entry['email'] = registry['email']
+        data['.dockerconfigjson'] = to_bytes(json.dumps({'auths': {registry['server']: entry}}, sort_keys=True))
+    tls = params.get('tls')
+    if tls:
+        secret_type = TYPE_TLS
+        for key, pem, path, what in (('tls.crt', 'cert', 'cert_file', 'CERTIFICATE'), ('tls.key', 'key', 'key_file', 'PRIVATE KEY')):
+            if tls.get(path):
+                with open(tls[path], 'rb') as handle:
+                    data[key] = handle.read()
+                if not _is_pem(data[key], what):
+                    raise InputErrors([('tls.%s' % path, 'file %r is not a PEM %s block' % (tls[path], what.lower()))])
+            else:
+                data[key] = to_bytes(tls[pem])
+    return secret_type, data
+
+
+def external_secret_body(params):
+    external = params['external_secret']
+    spec = {
+        'refreshInterval': external['refresh_interval'],
+        'secretStoreRef': {'name': external['secret_store'], 'kind': external['secret_store_kind']},
+        'target': {'name': external.get('target_name') or params['name'], 'creationPolicy': external['creation_policy']},
+    }
+    if params.get('type') and params['type'] != 'Opaque':
+        spec['target']['template'] = {'type': params['type']}
+    if external.get('properties'):
+        spec['data'] = [{'secretKey': key, 'remoteRef': {'key': external['remote_key'], 'property': prop}}
+                        for key, prop in sorted(external['properties'].items())]
+    else:
+        spec['dataFrom'] = [{'extract': {'key': external['remote_key']}}]
+    return spec
+
+
+# ---------------------------------------------------------------------------------------------
+
+class SecretManager:
+    """Reads the live object, compares it with the desired one, and writes only when they differ."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.name = self.params['name']
+        self.namespace = self.params['namespace']
+        self.external = bool(self.params.get('external_secret'))
+        if self.external:
+            self.kind, self.api_version = 'ExternalSecret', self.params['external_secret']['api_version']
+        else:
+            self.kind, self.api_version = 'Secret', 'v1'
+        self.tracker = DifferenceTracker()
+        self.actions = []
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = get_client(self.module)
+        return self._client
+
+    @property
+    def ref(self):
+        return '%s %s/%s' % (self.kind, self.namespace, self.name)
+
+    def read(self):
+        try:
+            return get_object(self.client, self.api_version, self.kind, self.name, self.namespace)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.fail('cannot read %s: %s' % (self.ref, api_error_message(exc)), exc)
+
+    def fail(self, msg, exc=None):
+        self.module.fail_json(msg=msg, actions=self.actions, exception=traceback.format_exc() if exc else None)
+
+    def resource(self):
+        return self.client.resource(self.kind, self.api_version)
+
+    def write(self, verb, call):
+        self.actions.append('%s %s' % (verb, self.ref))
+        if self.module.check_mode:
+            return None
+        try:
+            return call()
+        except Exception as exc:  # pylint: disable=broad-except
+            self.fail('cannot %s %s: %s' % (verb, self.ref, api_error_message(exc)), exc)
+
+    # -- absent ------------------------------------------------------------------------------
+
+    def absent(self):
+        live = self.read()
+        self.tracker.add('exists', live is not None, False)
+        if live is not None:
+            self.write('delete', lambda: self.resource().delete(name=self.name, namespace=self.namespace))
+        return None
+
+    # -- present -----------------------------------------------------------------------------
+
+    def _metadata_changes(self, live_meta):
+        labels = dict(live_meta.get('labels') or {})
+        annotations = dict(live_meta.get('annotations') or {})
+        want_labels = {k: str(v) for k, v in (self.params.get('labels') or {}).items()}
+        want_annotations = {k: str(v) for k, v in (self.params.get('annotations') or {}).items()}
+        self.tracker.add('labels', {k: labels.get(k) for k in want_labels}, want_labels)
+        self.tracker.add('annotations', {k: annotations.get(k) for k in want_annotations}, want_annotations)
+        labels.update(want_labels)
+        annotations.update(want_annotations)
+        return labels, annotations
+
+    def present_secret(self, secret_type, data):
+        live = self.read()
+        live_meta = (live or {}).get('metadata') or {}
+        live_data = {}
+        for key, value in ((live or {}).get('data') or {}).items():
+            live_data[key] = base64.b64decode(value or '')
+        self.tracker.add('exists', live is not None, True)
+        self.tracker.add('type', (live or {}).get('type'), secret_type)
+        self.tracker.add('data', hashed(live_data) if live else {}, hashed(data))
+        labels, annotations = self._metadata_changes(live_meta)
+        body = {
+            'apiVersion': 'v1', 'kind': 'Secret', 'type': secret_type,
+            'metadata': {'name': self.name, 'namespace': self.namespace, 'labels': labels, 'annotations': annotations},
+            'data': {key: base64.b64encode(value).decode('ascii') for key, value in data.items()},
+        }
+        resource = None if self.module.check_mode else self.resource()
+        if live is None:
+            result = self.write('create', lambda: resource.create(body=body, namespace=self.namespace))
+        elif not self.tracker.has_differences:
+            result = live
+        elif live.get('type') != secret_type or live.get('immutable'):
+            # Kubernetes refuses to change a Secret's type or an immutable Secret: recreate it.
+            self.write('delete', lambda: resource.delete(name=self.name, namespace=self.namespace))
+            result = self.write('create', lambda: resource.create(body=body, namespace=self.namespace))
+        else:
+            body['metadata']['resourceVersion'] = live_meta.get('resourceVersion')
+            result = self.write('replace', lambda: resource.replace(body=body, namespace=self.namespace))
+        result = result.to_dict() if hasattr(result, 'to_dict') else result
+        meta = (result or body)['metadata']
+        return {
+            'kind': 'Secret', 'name': self.name, 'namespace': self.namespace, 'type': secret_type,
+            'keys': sorted(data), 'hashes': hashed(data),
+            'labels': meta.get('labels') or {}, 'annotations': meta.get('annotations') or {},
+        }
+
+    def present_external(self):
+        spec = external_secret_body(self.params)
+        live = self.read()
+        live_meta = (live or {}).get('metadata') or {}
+        live_spec = (live or {}).get('spec') or {}
+        self.tracker.add('exists', live is not None, True)
+        drift = drifted_fields(spec, live_spec) if live else ['spec']
+        self.tracker.add('spec', live_spec if drift else spec, spec)
+        labels, annotations = self._metadata_changes(live_meta)
+        body = {
+            'apiVersion': self.api_version, 'kind': 'ExternalSecret',
+            'metadata': {'name': self.name, 'namespace': self.namespace, 'labels': labels, 'annotations': annotations},
+            'spec': spec,
+        }
+        resource = None if self.module.check_mode else self.resource()
+        if live is None:
+            self.write('create', lambda: resource.create(body=body, namespace=self.namespace))
+        elif self.tracker.has_differences:
+            body['metadata']['resourceVersion'] = live_meta.get('resourceVersion')
+            self.write('replace', lambda: resource.replace(body=body, namespace=self.namespace))
+        return {'kind': 'ExternalSecret', 'name': self.name, 'namespace': self.namespace, 'spec': spec,
+                'labels': labels, 'annotations': annotations}
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE, supports_check_mode=True)
+    params = module.params
+    try:
+        check_options(params)
+        if params['state'] == 'present' and not params.get('external_secret'):
+            secret_type, data = desired_data(module, params)
+            check_formats(params, data)
+    except InputErrors as exc:
+        fail_on_input_errors(module, exc)
+
+    manager = SecretManager(module)
+    secret = None
+    if params['state'] == 'absent':
+        manager.absent()
+    elif params.get('external_secret'):
+        secret = manager.present_external()
+    else:
+        secret = manager.present_secret(secret_type, data)
+
+    result = dict(changed=manager.tracker.has_differences, actions=manager.actions)
+    if secret is not None:
+        result['secret'] = secret
+    if module._diff:
+        result['diff'] = manager.tracker.diff()
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,381 @@
+"""genai.stack.helm_release through main(): validation before helm runs, and the decisions (install,
+no-op, drift, recovery, check mode, rendered files) against a fake helm binary and a fake API."""
+import copy
+import json
+import os
+
+import pytest
+import yaml
+from ansible.module_utils import basic
+
+from ansible_collections.genai.stack.plugins.modules import helm_release
+
+CHART = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'fixtures', 'charts', 'gpu-echo')
+PASSWORD = 'Reg1stry-Pa55-distinctive'
+
+
+def render(name, values):
+    merged = {'replicaCount': 1, 'message': 'hello'}
+    merged.update(values)
+    return ('---\n# Source: gpu-echo/templates/configmap.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s-gpu-echo\n'
+            'data:\n  message: %s\n---\n# Source: gpu-echo/templates/deployment.yaml\napiVersion: apps/v1\nkind: Deployment\n'
+            'metadata:\n  name: %s-gpu-echo\nspec:\n  replicas: %s\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: %s-db\n'
+            'stringData:\n  password: %s\n' % (name, json.dumps(merged['message']), name, merged['replicaCount'], name, PASSWORD))
+
+
+class FakeHelm:
+    """Just enough of helm's command line: releases with status, revisions, values and manifests."""
+
+    def __init__(self, version='v3.19.0'):
+        self.version = version
+        self.releases = {}
+        self.calls = []
+        self.stdin = []
+
+    def values_from(self, argv):
+        values = {}
+        for i, arg in enumerate(argv):
+            if arg == '-f':
+                with open(argv[i + 1]) as handle:
+                    values.update(yaml.safe_load(handle) or {})
+            elif arg == '--set':
+                key, _s, value = argv[i + 1].partition('=')
+                values[key] = int(value) if value.isdigit() else value
+        return values
+
+    def __call__(self, module, argv, **kwargs):
+        args = argv[1:]
+        self.calls.append(args)
+        if kwargs.get('data') is not None:
+            self.stdin.append(kwargs['data'])
+        cmd = args[0]
+        name = args[1] if len(args) > 1 else None
+        rel = self.releases.get(name)
+        if cmd == 'version':
+            return 0, self.version, ''
+        if cmd == 'registry':
+            return 0, '', 'Login Succeeded'
+        if cmd == 'list':
+            found = [{'name': n, 'namespace': 'default', 'revision': str(r['revision']), 'status': r['status'],
+                      'chart': 'gpu-echo-0.1.0', 'app_version': '1.0.0'} for n, r in self.releases.items()]
+            return 0, json.dumps(found), ''
+        if cmd == 'history':
+            return 0, json.dumps(rel['history']), ''
+        if cmd == 'get':
+            rel = self.releases[args[2]]
+            if args[1] == 'values':
+                return 0, json.dumps(rel['values'] or None), ''
+            return 0, rel['manifest'], ''
+        if cmd == 'template':
+            return 0, render(name, self.values_from(args)), ''
+        if cmd == 'install' and any(a.startswith('--dry-run') for a in args):
+            values = self.values_from(args)
+            return 0, json.dumps({'chart': {'metadata': {'name': 'gpu-echo', 'version': '0.1.0', 'appVersion': '1.0.0'}},
+                                  'config': values, 'manifest': render(name, values)}), ''
+        if cmd == 'install':
+            values = self.values_from(args)
+            self.releases[name] = {'status': 'deployed', 'revision': 1, 'values': values, 'manifest': render(name, values),
+                                   'history': [{'revision': 1, 'status': 'deployed'}]}
+            return 0, '', ''
+        if cmd == 'upgrade':
+            values = self.values_from(args)
+            rel['revision'] += 1
+            rel.update(status='deployed', values=values, manifest=render(name, values))
+            rel['history'].append({'revision': rel['revision'], 'status': 'deployed'})
+            return 0, '', ''
+        if cmd == 'rollback':
+            rel['revision'] += 1
+            rel['status'] = 'deployed'
+            rel['history'].append({'revision': rel['revision'], 'status': 'deployed'})
+            return 0, '', ''
+        if cmd == 'uninstall':
+            del self.releases[name]
+            return 0, '', ''
+        raise AssertionError('unexpected helm call %s' % args)
+
+    @property
+    def writes(self):
+        return [c[0] for c in self.calls if c[0] in ('install', 'upgrade', 'rollback', 'uninstall')
+                and not any(a.startswith('--dry-run') for a in c)]
+
+
+class FakeObjects:
+    """Live objects for drift detection: get_object() answers from here."""
+
+    def __init__(self, helm):
+        self.helm = helm
+        self.overrides = {}
+
+    def get(self, client, api_version, kind, name, namespace=None):
+        for rel in self.helm.releases.values():
+            for obj in yaml.safe_load_all(rel['manifest']):
+                if obj and obj['kind'] == kind and obj['metadata']['name'] == name:
+                    live = copy.deepcopy(obj)
+                    if kind == 'Secret':
+                        import base64
+                        live['data'] = {k: base64.b64encode(v.encode()).decode() for k, v in live.pop('stringData').items()}
+                    live.setdefault('status', {'observed': True})
+                    override = self.overrides.get((kind, name))
+                    if override == 'missing':
+                        return None
+                    if override:
+                        override(live)
+                    return live
+        return None
+
+
+@pytest.fixture
+def helm(monkeypatch, tmp_path):
+    fake = FakeHelm()
+    objects = FakeObjects(fake)
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: fake(self, argv, **kw))
+    monkeypatch.setattr(helm_release, 'get_object', objects.get)
+    monkeypatch.setattr(helm_release, 'get_client', lambda module: object())
+    fake.objects = objects
+    binary = tmp_path / 'helm'
+    binary.write_text('#!/bin/sh\n')
+    binary.chmod(0o755)
+    fake.binary = str(binary)
+    return fake
+
+
+@pytest.fixture
+def no_helm(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError('helm ran before validation finished: %s' % (args[1:],))
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', refuse)
+
+
+def args(helm=None, **kw):
+    base = {'name': 'echo', 'chart_ref': CHART, 'release_namespace': 'default'}
+    if helm is not None:
+        base['binary_path'] = helm.binary
+    base.update(kw)
+    return base
+
+
+# ---------------------------------------------------------------------------------------------
+# bad inputs
+
+BAD = [
+    ('name', args(name='Echo')),
+    ('name', args(name='e' * 54)),
+    ('release_namespace', args(release_namespace='Bad_NS')),
+    ('wait_timeout', args(wait_timeout='five minutes')),
+    ('binary_path', args(binary_path='/nonexistent/helm')),
+    ('chart_ref', args(chart_ref=None)),
+    ('chart_ref', args(chart_ref='./no/such/chart')),
+    ('chart_ref', args(chart_ref='oci://registry.local')),
+    ('chart_repo_url', args(chart_ref='oci://registry.local/charts/x', chart_repo_url='https://charts.example')),
+    ('chart_repo_url', args(chart_ref='x', chart_repo_url='ftp://charts.example')),
+    ('chart_ref', args(chart_ref='repo/x', chart_repo_url='https://charts.example')),
+    ('chart_version', args(chart_version='1.0; rm -rf /')),
+    ('registry_password', args(chart_ref='repo/x', registry_username='u', registry_password=PASSWORD)),
+    ('plain_http', args(chart_ref='repo/x', plain_http=True)),
+    ('values_files', args(values_files=['/nonexistent/values.yaml'])),
+    ('set_values[0].value', args(set_values=[{'value': 'novalue'}])),
+    ('set_values[1].value', args(set_values=[{'value': 'a=1'}, {'value': '=1'}])),
+    ('set_values[0].value', args(set_values=[{'value': 'a={bad json', 'value_type': 'json'}])),
+    ('set_values[0].value', args(set_values=[{'value': 'a=/nonexistent/file', 'value_type': 'file'}])),
+    ('render_dir', args(state='rendered')),
+    ('render_dir', args(render_dir='/tmp')),
+    ('render_dir', args(state='rendered', render_dir='/etc/hostname')),
+]
+
+
+@pytest.mark.parametrize('option,arguments', BAD, ids=['%02d-%s' % (i, o) for i, (o, _a) in enumerate(BAD)])
+def test_bad_input_fails_naming_option_before_helm_runs(run_module, no_helm, option, arguments):
+    result, failed = run_module(helm_release, arguments)
+    assert failed, result
+    assert option in [e['option'] for e in result['errors']], result['msg']
+    assert PASSWORD not in json.dumps(result)
+
+
+def test_values_file_not_a_mapping(run_module, no_helm, tmp_path):
+    path = tmp_path / 'v.yaml'
+    path.write_text('- a\n- b\n')
+    result, failed = run_module(helm_release, args(values_files=[str(path)]))
+    assert failed and result['errors'][0]['option'] == 'values_files'
+
+
+def test_registry_credentials_required_together(run_module, no_helm):
+    result, failed = run_module(helm_release, args(chart_ref='oci://r.local/c/x', registry_username='u'))
+    assert failed and 'registry_username' in result['msg'] and 'registry_password' in result['msg']
+
+
+# ---------------------------------------------------------------------------------------------
+# life cycle
+
+def test_install_noop_drift_and_uninstall(run_module, helm):
+    result, failed = run_module(helm_release, args(helm, values={'replicaCount': 2}), diff=True)
+    assert not failed, result
+    assert result['changed'] and helm.writes == ['install']
+    assert result['status'] == 'deployed' and result['revision'] == 1 and result['values'] == {'replicaCount': 2}
+    assert PASSWORD not in json.dumps(result)  # the chart's Secret is masked in the diff
+    secret = result['diff']['after']['objects']['Secret/default/echo-db']
+    assert secret['stringData']['password'].startswith('sha256:')
+
+    helm.calls.clear()
+    result, failed = run_module(helm_release, args(helm, values={'replicaCount': 2}), diff=True)
+    assert not failed and not result['changed'] and helm.writes == []
+    assert result['revision'] == 1 and result['drift'] == []
+
+    # someone scales the Deployment by hand: drift, corrected by an upgrade
+    helm.objects.overrides[('Deployment', 'echo-gpu-echo')] = lambda live: live['spec'].update(replicas=5)
+    result, failed = run_module(helm_release, args(helm, values={'replicaCount': 2}), check_mode=True, diff=True)
+    assert result['changed'] and helm.writes == []
+    assert result['drift'] == ['Deployment/default/echo-gpu-echo spec.replicas']
+    assert result['diff']['before']['objects']['Deployment/default/echo-gpu-echo']['spec'] == {'replicas': 5}
+    result, failed = run_module(helm_release, args(helm, values={'replicaCount': 2}))
+    assert result['changed'] and helm.writes == ['upgrade'] and result['revision'] == 2
+    upgrade = [c for c in helm.calls if c[0] == 'upgrade'][0]
+    assert '--reset-values' in upgrade and '--force-conflicts' not in upgrade
+    helm.objects.overrides.clear()
+
+    # a deleted object is drift too
+    helm.objects.overrides[('ConfigMap', 'echo-gpu-echo')] = 'missing'
+    result, _failed = run_module(helm_release, args(helm, values={'replicaCount': 2}), check_mode=True)
+    assert result['changed'] and result['drift'] == ['ConfigMap/default/echo-gpu-echo (missing)']
+    helm.objects.overrides.clear()
+
+    helm.calls.clear()
+    result, _failed = run_module(helm_release, args(helm, state='absent'), check_mode=True)
+    assert result['changed'] and helm.writes == []
+    result, _failed = run_module(helm_release, args(helm, state='absent'))
+    assert result['changed'] and helm.writes == ['uninstall'] and result['status'] is None
+    uninstall = [c for c in helm.calls if c[0] == 'uninstall'][0]
+    assert '--wait' in uninstall
+    result, _failed = run_module(helm_release, args(helm, state='absent'))
+    assert not result['changed']
+
+
+def test_values_change_upgrades_and_check_mode_shows_it(run_module, helm):
+    run_module(helm_release, args(helm, values={'message': 'one'}))
+    helm.calls.clear()
+    result, _failed = run_module(helm_release, args(helm, values={'message': 'two'}), check_mode=True, diff=True)
+    assert result['changed'] and helm.writes == []
+    assert result['diff']['before']['values'] == {'message': 'one'}
+    assert result['diff']['after']['values'] == {'message': 'two'}
+    assert set(result['diff']['after']['objects']) == {'ConfigMap/default/echo-gpu-echo'}
+    result, _failed = run_module(helm_release, args(helm, values={'message': 'two'}, set_values=[{'value': 'replicaCount=3'}]))
+    assert result['changed'] and helm.writes == ['upgrade']
+    assert result['values'] == {'message': 'two', 'replicaCount': 3}
+
+
+def test_precedence_files_then_values_then_set(run_module, helm, tmp_path):
+    first, second = tmp_path / 'a.yaml', tmp_path / 'b.yaml'
+    first.write_text('message: file-a\nreplicaCount: 4\n')
+    second.write_text('message: file-b\n')
+    run_module(helm_release, args(helm, values_files=[str(first), str(second)], values={'replicaCount': 6},
+                                  set_values=[{'value': 'message=from-set'}]))
+    install = [c for c in helm.calls if c[0] == 'install' and '--dry-run=client' not in c][0]
+    flags = [a for a in install if a in ('-f', '--set')]
+    assert flags == ['-f', '-f', '-f', '--set']
+    assert helm.releases['echo']['values'] == {'message': 'from-set', 'replicaCount': 6}
+
+
+@pytest.mark.parametrize('status,history,expected,recovered', [
+    ('pending-install', [{'revision': 1, 'status': 'pending-install'}], ['uninstall', 'install'], 'reinstalled from pending-install'),
+    ('failed', [{'revision': 1, 'status': 'failed'}], ['uninstall', 'install'], 'reinstalled from failed'),
+    ('pending-upgrade', [{'revision': 1, 'status': 'deployed'}, {'revision': 2, 'status': 'pending-upgrade'}], ['rollback'],
+     'rolled back from pending-upgrade to revision 1'),
+    ('failed', [{'revision': 1, 'status': 'superseded'}, {'revision': 2, 'status': 'failed'}], ['upgrade'], None),
+])
+def test_stuck_releases_are_recovered(run_module, helm, status, history, expected, recovered):
+    run_module(helm_release, args(helm))
+    rel = helm.releases['echo']
+    rel.update(status=status, history=history, revision=history[-1]['revision'])
+    helm.calls.clear()
+    result, _failed = run_module(helm_release, args(helm), check_mode=True)
+    assert result['changed'] and helm.writes == []
+    result, failed = run_module(helm_release, args(helm))
+    assert not failed, result
+    assert result['changed'] and helm.writes == expected
+    assert result['recovered'] == recovered
+    assert result['status'] == 'deployed'
+    rollback = [c for c in helm.calls if c[0] == 'rollback']
+    if rollback:
+        assert rollback[0][1:3] == ['echo', '1']
+
+
+def test_helm4_flags(run_module, helm):
+    helm.version = 'v4.3.1'
+    run_module(helm_release, args(helm, atomic=True, wait=True, wait_timeout='60s'))
+    install = [c for c in helm.calls if c[0] == 'install' and '--dry-run=client' not in c][0]
+    assert '--rollback-on-failure' in install and '--atomic' not in install
+    assert install[install.index('--timeout') + 1] == '60s'
+    run_module(helm_release, args(helm, values={'replicaCount': 3}))
+    upgrade = [c for c in helm.calls if c[0] == 'upgrade'][0]
+    assert '--force-conflicts' in upgrade
+    listing = [c for c in helm.calls if c[0] == 'list'][0]
+    assert '--all' not in listing and '--pending' in listing
+
+
+def test_helm3_old_version_flags(run_module, helm):
+    helm.version = 'v3.12.3'
+    run_module(helm_release, args(helm, atomic=True))
+    dry = [c for c in helm.calls if c[0] == 'install' and '--dry-run' in c]
+    assert dry
+    install = [c for c in helm.calls if c[0] == 'install' and '--dry-run' not in c][0]
+    assert '--atomic' in install
+
+
+def test_too_old_helm_fails(run_module, helm):
+    helm.version = 'v3.7.2'
+    result, failed = run_module(helm_release, args(helm))
+    assert failed and '3.8' in result['msg']
+
+
+def test_registry_login_uses_stdin_and_private_config(run_module, helm, monkeypatch):
+    seen = {}
+    original = helm.__call__
+
+    def spy(module, argv, **kwargs):
+        if argv[1:3] == ['registry', 'login']:
+            seen['env'] = dict(kwargs.get('environ_update') or {})
+        return original(module, argv, **kwargs)
+
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: spy(self, argv, **kw))
+    result, failed = run_module(helm_release, args(helm, chart_ref='oci://127.0.0.1:5000/charts/gpu-echo', registry_username='ci',
+                                                   registry_password=PASSWORD, plain_http=True))
+    assert not failed, result
+    login = [c for c in helm.calls if c[:2] == ['registry', 'login']][0]
+    assert login[2] == '127.0.0.1:5000' and '--password-stdin' in login and '--plain-http' in login
+    assert all(PASSWORD not in arg for call in helm.calls for arg in call)
+    assert helm.stdin == [PASSWORD]
+    config = seen['env']['HELM_REGISTRY_CONFIG']
+    assert not config.startswith(os.path.expanduser('~/.config/helm'))
+    assert PASSWORD not in json.dumps(result)
+    assert any(c.startswith(helm.binary + ' registry login') for c in result['command'])
+
+
+def test_secret_looking_values_masked(run_module, helm):
+    result, _failed = run_module(helm_release, args(helm, values={'db': {'password': PASSWORD}, 'replicaCount': 1},
+                                                    set_values=[{'value': 'apiToken=%s' % PASSWORD}]), diff=True)
+    assert PASSWORD not in json.dumps(result)
+    assert result['values']['db']['password'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+    assert result['values']['replicaCount'] == 1
+
+
+def test_rendered_writes_one_file_per_object_and_removes_stale(run_module, helm, tmp_path):
+    out = tmp_path / 'render'
+    out.mkdir()
+    (out / 'stale-object.yaml').write_text('kind: Old\n')
+    (out / 'README.md').write_text('kept\n')
+    result, failed = run_module(helm_release, args(helm, state='rendered', render_dir=str(out)), check_mode=True, diff=True)
+    assert result['changed'] and sorted(os.listdir(out)) == ['README.md', 'stale-object.yaml']
+    assert PASSWORD not in json.dumps(result)
+    result, failed = run_module(helm_release, args(helm, state='rendered', render_dir=str(out)))
+    assert not failed and result['changed']
+    assert sorted(os.listdir(out)) == ['README.md', 'configmap-echo-gpu-echo.yaml', 'deployment-echo-gpu-echo.yaml', 'secret-echo-db.yaml']
+    assert result['removed_files'] == ['stale-object.yaml']
+    assert yaml.safe_load((out / 'deployment-echo-gpu-echo.yaml').read_text())['kind'] == 'Deployment'
+    result, _failed = run_module(helm_release, args(helm, state='rendered', render_dir=str(out)))
+    assert not result['changed']
+    assert helm.writes == []
+
+
+def test_no_log_on_password():
+    spec = helm_release.argument_spec()
+    assert spec['registry_password']['no_log'] is True
+    assert spec['api_key']['no_log'] is True
