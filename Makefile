@@ -14,7 +14,7 @@ WITH_SANDBOX := set -a; . ./$(SANDBOX_ENV); set +a; export PATH="$(CURDIR)/$(BIN
 ANSIBLE_TEST_TREE := tests/output/collection/ansible_collections
 
 .PHONY: help venv sandbox sandbox-down sandbox-status demo test sanity lint unit integration \
-        integration-% build bench clean
+        integration-% molecule build bench clean docs docs-check install-check
 
 help:
 	@echo "make demo          converge site.yml on the sandbox (starts it first)"
@@ -42,8 +42,22 @@ sandbox-status:
 demo: sandbox
 	$(WITH_SANDBOX) $(BIN)/ansible-playbook site.yml --diff
 
-test: sanity lint unit integration
+test: sanity lint unit docs-check integration install-check molecule
 	@echo "make test: all suites passed"
+
+# Reference docs generated from the code (antsibull-docs); docs-check fails when they drift.
+docs: venv
+	tests/docs/build-docs.sh
+
+docs-check: venv
+	tests/docs/check-docs.sh
+	tests/docs/check-changelog.sh
+	tests/docs/check-ee.sh
+	tests/docs/check-awx.sh
+
+# The built tarball installed into a clean path runs the sandbox demo (not the checkout).
+install-check: sandbox
+	$(WITH_SANDBOX) tests/docs/check-install.sh
 
 # ansible-test needs the collection under ansible_collections/<ns>/<name> and its dependencies
 # beside it; it also downloads get-pip.py from a site this network cannot reach, so the
@@ -60,6 +74,10 @@ unit: venv
 integration: sandbox
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider tests/sandbox/live tests/playbooks
 	$(WITH_SANDBOX) tests/integration/run-targets.sh
+
+# site.yml on the sandbox: converge, idempotence, verify, teardown (molecule/default).
+molecule: sandbox
+	$(WITH_SANDBOX) $(BIN)/molecule test
 
 integration-%: sandbox
 	$(WITH_SANDBOX) tests/integration/run-targets.sh $*

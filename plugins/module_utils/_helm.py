@@ -17,7 +17,14 @@ import re
 import shlex
 import tempfile
 
-import yaml
+try:
+    import yaml
+    HAS_YAML = True
+    YAML_IMPORT_ERROR = None
+except ImportError as exc:  # the module reports it with missing_required_lib
+    yaml = None
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = exc
 
 from ansible.module_utils.common.text.converters import to_text
 

@@ -245,14 +245,12 @@ import os
 import re
 import traceback
 
-import yaml
-
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._helm import (
-    PENDING, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_source, mask_values,
+    HAS_YAML, YAML_IMPORT_ERROR, yaml, PENDING, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_source, mask_values,
     object_label, oci_registry_host, rendered_file_names, set_value_args, split_documents, split_manifest,
 )
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
@@ -593,6 +591,8 @@ class ReleaseManager:
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_together=[['registry_username', 'registry_password']])
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib('PyYAML'), exception=str(YAML_IMPORT_ERROR))
     params = module.params
     try:
         check_options(params)
