@@ -250,7 +250,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._helm import (
-    HAS_YAML, YAML_IMPORT_ERROR, yaml, PENDING, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_source, mask_values,
+    HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_source, mask_values,
     object_label, oci_registry_host, rendered_file_names, set_value_args, split_documents, split_manifest,
 )
 from ansible_collections.genai.stack.plugins.module_utils._kube import (

@@ -19,8 +19,10 @@ cp tests/sanity/get_pip_standin.py "$HOME/.ansible/test/cache/get_pip_${PIP_TAG}
 TREE="${TMPDIR:-/tmp}/genai-stack-sanity/ansible_collections"
 rm -rf "$TREE/genai"
 mkdir -p "$TREE/genai/stack"
-# Tracked and new (not ignored) files only, so local state never reaches the checks.
-git ls-files -z -co --exclude-standard | grep -zv -e "^\.collections/" -e "^collections/" -e "^sandbox/" -e "^bench/" | \
+# Tracked and new (not ignored) files only, so local state never reaches the checks. The sandbox,
+# its own tests and the benchmarks are tooling of this repository, not collection content (galaxy.yml
+# leaves them out of the tarball too).
+git ls-files -z -co --exclude-standard | grep -zv -e "^\.collections/" -e "^collections/" -e "^sandbox/" -e "^bench/" -e "^tests/sandbox/" | \
   tar --null -T - -cf - | tar -xf - -C "$TREE/genai/stack"
 SITE="$("$BIN/python" -c 'import ansible_collections; print(list(ansible_collections.__path__)[0])')"
 for dep in amazon/aws kubernetes/core community/postgresql; do

@@ -128,7 +128,7 @@ class FakeObjects:
 def helm(monkeypatch, tmp_path):
     fake = FakeHelm()
     objects = FakeObjects(fake)
-    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: fake(self, argv, **kw))
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: fake(self, argv, **kw))  # pylint: disable=unnecessary-lambda
     monkeypatch.setattr(helm_release, 'get_object', objects.get)
     monkeypatch.setattr(helm_release, 'get_client', lambda module: object())
     fake.objects = objects
@@ -335,7 +335,7 @@ def test_registry_login_uses_stdin_and_private_config(run_module, helm, monkeypa
             seen['env'] = dict(kwargs.get('environ_update') or {})
         return original(module, argv, **kwargs)
 
-    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: spy(self, argv, **kw))
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: spy(self, argv, **kw))  # pylint: disable=unnecessary-lambda
     result, failed = run_module(helm_release, args(helm, chart_ref='oci://127.0.0.1:5000/charts/gpu-echo', registry_username='ci',
                                                    registry_password=PASSWORD, plain_http=True))
     assert not failed, result
