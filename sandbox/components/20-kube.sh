@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# The local Kubernetes control plane: etcd, kube-apiserver (RBAC, audit log), kube-controller-
+# manager, kube-scheduler and the kwok controller (fake kubelets for the mirrored Nodes), run
+# from the binaries 05-tools cached. State: $SANDBOX_DIR/kube; logs: $SANDBOX_DIR/logs.
+#
+# Identities (client certificates signed by the sandbox CA):
+#   sandbox-admin        group system:masters   -> $SANDBOX_DIR/kubeconfig (KUBECONFIG)
+#   sandbox-nodemirror   ClusterRole sandbox:nodemirror (Nodes only) -> kube/nodemirror.kubeconfig
+#   sandbox-kwok         group system:masters   (the kwok controller)
+#   sandbox-unprivileged no bindings            -> kube/unprivileged.kubeconfig (RBAC tests)
+#   system:kube-controller-manager, system:kube-scheduler (their default RBAC roles)
+set -euo pipefail
+
+: "${REPO_ROOT:?}" "${SANDBOX_DIR:?}" "${SANDBOX_CACHE:?}"
+. "$REPO_ROOT/sandbox/kube/lib.sh"
+. "$REPO_ROOT/sandbox/kube/pins.sh"
+
+K="$SANDBOX_DIR/kube"
+PKI="$K/pki"
+RUN="$K/run"
+LOGS="$SANDBOX_DIR/logs"
+PORTS="$K/ports"
+ENV_FILE="$SANDBOX_DIR/env.d/20-kube.env"
+KUBEBIN="$(cache_dir kube)/bin"
+ETCDBIN="$(cache_dir etcd)/bin"
+KWOKDIR="$(cache_dir kwok)"
+AUDIT_LOG="$LOGS/kube-audit.jsonl"
+ADMIN_KUBECONFIG="$SANDBOX_DIR/kubeconfig"
+
+# --- PKI -------------------------------------------------------------------------------------
+cert() { # cert NAME CN [O] [SAN]  : key + certificate signed by the sandbox CA
+  local name="$1" cn="$2" o="${3:-}" san="${4:-}" subj ext
+  [[ -f "$PKI/$name.crt" ]] && return 0
+  subj="/CN=$cn"; [[ -n "$o" ]] && subj="/O=$o$subj"
+  openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/$name.key" 2>/dev/null
+  openssl req -new -key "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr" 2>/dev/null
+  ext="$PKI/$name.ext"
+  {
+    echo "basicConstraints=CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    if [[ -n "$san" ]]; then
+      echo "extendedKeyUsage=serverAuth,clientAuth"; echo "subjectAltName=$san"
+    else
+      echo "extendedKeyUsage=clientAuth"
+    fi
+  } >"$ext"
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+    -days 3650 -sha256 -extfile "$ext" -out "$PKI/$name.crt" 2>/dev/null
+  rm -f "$PKI/$name.csr" "$ext"
+}
+
+pki() {
+  mkdir -p "$PKI"; chmod 700 "$PKI"
+  if [[ ! -f "$PKI/ca.crt" ]]; then
+    openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/ca.key" 2>/dev/null
+    openssl req -x509 -new -key "$PKI/ca.key" -subj "/CN=sandbox-ca" -days 3650 -sha256 \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+      -out "$PKI/ca.crt" 2>/dev/null
+  fi
+  if [[ ! -f "$PKI/sa.key" ]]; then
+    openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
+    openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+  fi
+  cert apiserver kube-apiserver "" \
+    "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  cert admin sandbox-admin system:masters
+  cert controller-manager system:kube-controller-manager
+  cert scheduler system:kube-scheduler
+  cert kwok sandbox-kwok system:masters
+  cert nodemirror sandbox-nodemirror
+  cert unprivileged sandbox-unprivileged
+}
+
+kubeconfig() { # kubeconfig FILE CERTNAME USER
+  local file="$1" name="$2" user="$3"
+  cat >"$file.tmp" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: sandbox
+  cluster:
+    server: https://127.0.0.1:$API_PORT
+    certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
+users:
+- name: $user
+  user:
+    client-certificate-data: $(base64 -w0 "$PKI/$name.crt")
+    client-key-data: $(base64 -w0 "$PKI/$name.key")
+contexts:
+- name: sandbox
+  context: {cluster: sandbox, user: $user}
+current-context: sandbox
+KC
+  chmod 600 "$file.tmp"; mv "$file.tmp" "$file"
+}
+
+audit_policy() {
+  cat >"$K/audit-policy.yaml" <<'YAML'
+# Every write, by every user, at Metadata (who, verb, object, response code; never bodies, so
+# Secret data stays out of the log). Secrets are also recorded on reads. Everything else: None.
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: Metadata
+  resources:
+  - group: ""
+    resources: [secrets]
+- level: None
+YAML
+}
+
+rbac() {
+  "$KUBEBIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" apply -f - >/dev/null <<'YAML'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: sandbox:nodemirror
+  labels: {sandbox.genai.stack/managed: "true"}
+rules:
+- apiGroups: [""]
+  resources: [nodes, nodes/status]
+  verbs: [get, list, watch, create, update, patch, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: sandbox:nodemirror
+  labels: {sandbox.genai.stack/managed: "true"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: sandbox:nodemirror}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: sandbox-nodemirror}
+YAML
+}
+
+api_ready() {
+  curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://127.0.0.1:$API_PORT/readyz" | grep -q ok
+}
+
+up() {
+  mkdir -p "$K" "$RUN" "$LOGS" "$SANDBOX_DIR/env.d"
+  [[ -f "$KWOKDIR/.ok" && -x "$KUBEBIN/kube-apiserver" && -x "$ETCDBIN/etcd" ]] || {
+    echo "20-kube: binaries missing; run 05-tools first" >&2; return 1; }
+  ETCD_PORT=$(port_of etcd "$PORTS")
+  ETCD_PEER_PORT=$(port_of etcd_peer "$PORTS")
+  API_PORT=$(port_of apiserver "$PORTS")
+  KWOK_PORT=$(port_of kwok "$PORTS")
+  pki
+  audit_policy
+  kubeconfig "$ADMIN_KUBECONFIG" admin sandbox-admin
+  kubeconfig "$K/controller-manager.kubeconfig" controller-manager system:kube-controller-manager
+  kubeconfig "$K/scheduler.kubeconfig" scheduler system:kube-scheduler
+  kubeconfig "$K/kwok.kubeconfig" kwok sandbox-kwok
+  kubeconfig "$K/nodemirror.kubeconfig" nodemirror sandbox-nodemirror
+  kubeconfig "$K/unprivileged.kubeconfig" unprivileged sandbox-unprivileged
+
+  start_proc etcd "$LOGS" "$RUN" "$ETCDBIN/etcd" --name sandbox --data-dir "$K/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "sandbox=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --listen-metrics-urls "" --unsafe-no-fsync --quota-backend-bytes 2147483648 \
+    --auto-compaction-retention 1h --log-level warn
+  wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
+  start_proc kube-apiserver "$LOGS" "$RUN" "$KUBEBIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --authorization-mode Node,RBAC --anonymous-auth=false --allow-privileged=true \
+    --audit-policy-file "$K/audit-policy.yaml" --audit-log-path "$AUDIT_LOG" \
+    --audit-log-format json --audit-log-mode blocking --audit-log-maxsize 0 \
+    --enable-priority-and-fairness=false --profiling=false --v 1
+  wait_for kube-apiserver 120 api_ready
+  rbac
+
+  start_proc kube-controller-manager "$LOGS" "$RUN" "$KUBEBIN/kube-controller-manager" \
+    --kubeconfig "$K/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$K/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$K/controller-manager.kubeconfig" \
+    --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+    --use-service-account-credentials=true --cluster-name sandbox \
+    --profiling=false --v 1
+  start_proc kube-scheduler "$LOGS" "$RUN" "$KUBEBIN/kube-scheduler" \
+    --kubeconfig "$K/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$K/scheduler.kubeconfig" \
+    --authorization-kubeconfig "$K/scheduler.kubeconfig" \
+    --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 --profiling=false --v 1
+  start_proc kwok "$LOGS" "$RUN" "$KWOKDIR/bin/kwok" \
+    --kubeconfig "$K/kwok.kubeconfig" --config "$KWOKDIR/stages.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --node-lease-duration-seconds 40 --node-ip 127.0.0.1 --node-port "$KWOK_PORT" \
+    --server-address "127.0.0.1:$KWOK_PORT" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key"
+
+  # The default ServiceAccount appears once the controller-manager runs; pods need it.
+  wait_for "the default ServiceAccount" 60 \
+    "$KUBEBIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" get serviceaccount default -n default
+  for p in kube-controller-manager kube-scheduler kwok; do
+    alive "$RUN/$p.pid" || { echo "20-kube: $p exited; see $LOGS/$p.log" >&2; tail -20 "$LOGS/$p.log" >&2; return 1; }
+  done
+
+  cat >"$ENV_FILE" <<ENV
+export KUBECONFIG="$ADMIN_KUBECONFIG"
+export SANDBOX_KUBE_AUDIT="$AUDIT_LOG"
+export SANDBOX_KUBE_SERVER="https://127.0.0.1:$API_PORT"
+export SANDBOX_KUBE_ADMIN_USER="sandbox-admin"
+export SANDBOX_KUBECONFIG_NODEMIRROR="$K/nodemirror.kubeconfig"
+export SANDBOX_KUBECONFIG_UNPRIVILEGED="$K/unprivileged.kubeconfig"
+ENV
+}
+
+down() {
+  local p
+  for p in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    stop_proc "$p" "$RUN"
+  done
+  rm -f "$ENV_FILE"
+}
+
+status() {
+  local rc=0 p
+  for p in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
+    if alive "$RUN/$p.pid"; then
+      echo "20-kube: $p running (pid $(cat "$RUN/$p.pid"), RSS $(rss_of "$RUN/$p.pid"))"
+    else
+      echo "20-kube: $p not running"; rc=1
+    fi
+  done
+  return $rc
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
