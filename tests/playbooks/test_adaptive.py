@@ -1,0 +1,173 @@
+"""Role adaptive through playbooks/adaptive.yml on the sandbox inventory, as a user runs it.
+
+The fixture charts tests/fixtures/charts/adaptive and adaptive-monitoring (chart names adaptive and
+monitoring) stand in for Adaptive ML's charts; the harmony pods request nvidia.com/gpu on the GPU
+nodes that playbooks/cluster_gpu.yml gives the sandbox.
+"""
+import base64
+import json
+import os
+import subprocess
+
+import pytest
+
+import sandbox_journal
+
+PLAYBOOK = 'playbooks/adaptive.yml'
+NAMESPACE = 'adaptive'
+ADMIN = os.environ.get('SANDBOX_KUBE_ADMIN_USER', 'sandbox-admin')
+
+
+def _kubectl(*args, check=True):
+    proc = subprocess.run([os.environ.get('KUBECTL_BIN', 'kubectl')] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, check=False)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _get(*args):
+    return json.loads(_kubectl('get', '-o', 'json', *args).stdout)
+
+
+def _gpu_nodes():
+    return {n['metadata']['name']: int(n['status'].get('allocatable', {}).get('nvidia.com/gpu', '0'))
+            for n in _get('nodes', '-l', 'capability=gpu')['items']}
+
+
+def _admin_writes(run_mark):
+    return sandbox_journal.since(run_mark, kube_user=ADMIN)['kube_writes']
+
+
+@pytest.fixture(scope='module')
+def gpu_nodes():
+    """GPU nodes from playbooks/cluster_gpu.yml; created (and removed after) unless already there."""
+    env = dict(os.environ, ANSIBLE_CONFIG='ansible.cfg')
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+    playbook = [os.path.join(root, '.venv', 'bin', 'ansible-playbook'), 'playbooks/cluster_gpu.yml']
+    created = not any(_gpu_nodes().values())
+    if created:
+        subprocess.run(playbook, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+    yield _gpu_nodes()
+    if created:
+        subprocess.run(playbook + ['-e', 'cluster_gpu_state=absent'], cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def test_converge_rerun_check_verify_and_teardown(run_playbook, gpu_nodes):
+    assert gpu_nodes and all(count == 1 for count in gpu_nodes.values()), gpu_nodes
+    secrets_in_env = [os.environ['PGPASSWORD'], os.environ['SANDBOX_REGISTRY_PASSWORD']]
+    try:
+        mark = sandbox_journal.mark()
+        first = run_playbook(PLAYBOOK, '-vvv', '--diff')
+        assert first.returncode == 0, first
+        assert first.changed > 0, first
+        assert first.activity['aws_mutating'] == 0, first
+        assert '2 GPU node(s) with 1 nvidia.com/gpu' in first.output, first
+
+        # By another route: helm's own view, the pods and where they run, the Secrets' contents.
+        releases = json.loads(subprocess.run([os.environ['HELM_BIN'], 'list', '-n', NAMESPACE, '-o', 'json'], stdout=subprocess.PIPE,
+                                             text=True, check=True).stdout)
+        assert {(r['name'], r['chart'], r['status']) for r in releases} == {
+            ('adaptive', 'adaptive-0.10.0', 'deployed'), ('adaptive-monitoring', 'monitoring-0.1.5', 'deployed')}
+        pods = _get('pods', '-n', NAMESPACE)['items']
+        assert pods and all(p['status']['phase'] == 'Running' for p in pods), [(p['metadata']['name'], p['status']['phase']) for p in pods]
+        harmony = [p for p in pods if any('nvidia.com/gpu' in c.get('resources', {}).get('requests', {}) for c in p['spec']['containers'])]
+        assert len(harmony) == 2, [p['metadata']['name'] for p in pods]  # the StatefulSet and the inference pool's minimum
+        for pod in harmony:
+            assert pod['spec']['nodeName'] in gpu_nodes, pod['spec']['nodeName']
+            assert pod['spec']['nodeSelector'] == {'capability': 'gpu'}
+            assert pod['spec']['containers'][0]['resources']['requests']['nvidia.com/gpu'] == '1'
+        grafana = [p for p in pods if p['metadata']['labels'].get('app') == 'grafana']
+        env = {e['name']: e.get('value') for e in grafana[0]['spec']['containers'][0]['env']}
+        assert env['GF_SERVER_DOMAIN'] == 'adaptive.sandbox.example.com'
+
+        control = _get('secret', '-n', NAMESPACE, 'adaptive-control-plane-secret')
+        data = {k: base64.b64decode(v).decode() for k, v in control['data'].items()}
+        assert sorted(data) == ['cookiesSecret', 'dbUrl', 'oidcProviders']
+        assert len(data['cookiesSecret']) >= 64
+        assert data['dbUrl'].startswith('postgres://') and data['dbUrl'].endswith('/adaptive')
+        assert data['oidcProviders'].startswith('[{key="sandbox",name="Sandbox IdP",issuer_url="https://idp.sandbox.example.com"')
+        harmony_secret = _get('secret', '-n', NAMESPACE, 'adaptive-harmony-secret')
+        assert {k: base64.b64decode(v).decode() for k, v in harmony_secret['data'].items()} == {
+            'modelRegistryUrl': 's3://sandbox-adaptive/model_registry', 'sharedDirectoryUrl': 's3://sandbox-adaptive/shared'}
+        values = json.loads(subprocess.run([os.environ['HELM_BIN'], 'get', 'values', 'adaptive', '-n', NAMESPACE, '-o', 'json'],
+                                           stdout=subprocess.PIPE, text=True, check=True).stdout)
+        assert values['secrets']['existingControlPlaneSecret'] == 'adaptive-control-plane-secret'
+        assert values['secrets']['cookiesSecret'] == '' and values['secrets']['dbUrl'] == ''
+
+        for secret in secrets_in_env + [data['cookiesSecret'], data['dbUrl']]:
+            assert secret not in first.output
+        assert _admin_writes(mark) > 0
+
+        mark = sandbox_journal.mark()
+        second = run_playbook(PLAYBOOK)
+        assert second.returncode == 0, second
+        assert second.changed == 0, second
+        assert _admin_writes(mark) == 0, sandbox_journal.since(mark, kube_user=ADMIN)
+        assert second.activity['aws_mutating'] == 0, second
+        # The generated cookie secret is kept, not rotated.
+        kept = _get('secret', '-n', NAMESPACE, 'adaptive-control-plane-secret')['data']['cookiesSecret']
+        assert base64.b64decode(kept).decode() == data['cookiesSecret']
+
+        mark = sandbox_journal.mark()
+        check = run_playbook(PLAYBOOK, '--check', '--diff')
+        assert check.returncode == 0, check
+        assert check.changed == 0, check
+        assert _admin_writes(mark) == 0, sandbox_journal.since(mark, kube_user=ADMIN)
+
+        # Other paths of the chart, rendered in check mode: Azure Blob through s3proxy (its key is a chart
+        # value, so the task must hide it) and Tensorboard. (KEDA autoscaling is left out: helm's client
+        # dry run refuses ScaledObjects before the chart's CRD is installed.)
+        azure_key = 'azure-key-' + os.urandom(8).hex()
+        mark = sandbox_journal.mark()
+        paths = run_playbook(PLAYBOOK, '--check', '--diff', '-vvv', '-e', 'adaptive_storage_backend=azure',
+                             '-e', 'adaptive_azure_storage_account_name=sandboxacct',
+                             '-e', 'adaptive_azure_storage_account_key=' + azure_key, '-e', 'adaptive_tensorboard_enabled=true')
+        assert paths.returncode == 0, paths
+        assert paths.changed == 1, paths  # the engine's release only
+        assert azure_key not in paths.output
+        assert 'storage azure (s3proxy -> Azure account sandboxacct)' in paths.output, paths
+        assert _admin_writes(mark) == 0, sandbox_journal.since(mark, kube_user=ADMIN)
+    finally:
+        down = run_playbook(PLAYBOOK, '-e', 'adaptive_state=absent')
+    assert down.returncode == 0, down
+    assert _kubectl('get', 'namespace', NAMESPACE, check=False).returncode != 0
+    leftovers = json.loads(subprocess.run([os.environ['HELM_BIN'], 'list', '-A', '-o', 'json'], stdout=subprocess.PIPE, text=True,
+                                          check=True).stdout)
+    assert not [r for r in leftovers if r['namespace'] == NAMESPACE]
+
+
+BAD_VARS = [
+    (['-e', 'adaptive_cookies_secret=' + 'x' * 63], 'adaptive_cookies_secret: must be at least 64 characters'),
+    (['-e', 'adaptive_root_url=adaptive.example.com'], 'adaptive_root_url: is required'),
+    (['-e', 'adaptive_grafana_domain=grafana.example.com'], 'adaptive_grafana_domain: grafana.proxy.domain must be the host of controlPlane.rootUrl'),
+    (['-e', '{"adaptive_oidc_providers": [{"name": "G", "key": "g", "issuer_url": "http://idp.example.com", "client_id": "c", "client_secret": "s"}]}'],
+     'adaptive_oidc_providers[].issuer_url: must be an https URL'),
+    (['-e', '{"adaptive_oidc_providers": [{"name": "G", "key": "g", "issuer_url": "https://idp.example.com", "client_id": "", "client_secret": "s"}]}'],
+     'adaptive_oidc_providers[].client_id: is required'),
+    (['-e', 'adaptive_model_registry_url=https://bucket/models'], 'adaptive_model_registry_url: is required: an S3 URL'),
+    (['-e', 'adaptive_database_url=mysql://u:p@h/db'], 'adaptive_database_url: must be a PostgreSQL URL'),
+    (['-e', 'adaptive_container_registry='], 'adaptive_container_registry: is required'),
+    (['-e', '{"adaptive_compute_pools": [{"name": "p", "minReplicaCount": 3, "maxReplicaCount": 2}]}'],
+     'adaptive_compute_pools[].maxReplicaCount: every pool needs maxReplicaCount >= 1 and >= its minReplicaCount'),
+    (['-e', 'adaptive_tensorboard_enabled=true', '-e', 'adaptive_tensorboard_persistence_enabled=true'],
+     'adaptive_tensorboard_storage_class: is required'),
+    (['-e', 'adaptive_tensorboard_enabled=true', '-e', 'adaptive_tensorboard_persistence_enabled=true', '-e', 'adaptive_tensorboard_storage_class=nosuch'],
+     'no StorageClass named nosuch'),
+    (['-e', 'adaptive_storage_backend=azure'], 'adaptive_azure_storage_account_name: is required'),
+    (['-e', 'adaptive_external_secrets=true', '-e', 'adaptive_external_secret_store=vault'],
+     'adaptive_external_secrets: the External Secrets Operator is not installed'),
+    (['-e', 'adaptive_harmony_gpus_per_replica=2'],
+     'adaptive_harmony_gpus_per_replica: must equal or divide the GPUs of each GPU node (nodes have 1 nvidia.com/gpu), got 2'),
+    (['-e', '{"adaptive_gpu_node_selector": {"capability": "tpu"}}'], 'adaptive_gpu_node_selector: no GPU node'),
+]
+
+
+@pytest.mark.parametrize('extra,message', BAD_VARS, ids=[' '.join(b[0][1::2])[:60] for b in BAD_VARS])
+def test_preflight_refuses_before_any_change(run_playbook, gpu_nodes, extra, message):
+    mark = sandbox_journal.mark()
+    run = run_playbook(PLAYBOOK, *extra)
+    assert run.returncode != 0, run
+    assert message in run.output, run
+    assert _admin_writes(mark) == 0, sandbox_journal.since(mark, kube_user=ADMIN)
+    assert 'x' * 63 not in run.output
