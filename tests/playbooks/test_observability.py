@@ -1,0 +1,148 @@
+"""Role observability through playbooks/observability.yml on the sandbox inventory, as a user runs it.
+
+Needs GPU nodes for the DCGM exporter: the module converges playbooks/cluster_gpu.yml first and
+removes it again at the end.
+"""
+import base64
+import json
+import os
+import subprocess
+
+import pytest
+from kubernetes import client, config
+
+import sandbox_journal
+
+PLAYBOOK = 'playbooks/observability.yml'
+NAMESPACE = 'monitoring'
+RELEASES = {'kube-prometheus-stack', 'opensearch', 'fluent-bit', 'dcgm-exporter'}
+ADMIN = os.environ.get('SANDBOX_KUBE_ADMIN_USER')
+SUPPLIED = 'Supplied-Grafana-Pw-7f3c9e1a'
+
+
+def _admin_writes(mark):
+    return sandbox_journal.since(mark, kube_user=ADMIN)['kube_writes']
+
+
+@pytest.fixture(scope='module')
+def kube():
+    config.load_kube_config()
+    return client.CoreV1Api(), client.AppsV1Api()
+
+
+@pytest.fixture(scope='module', autouse=True)
+def gpu_nodes():
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, 'ansible.cfg'))
+    playbook = [os.path.join(root, '.venv', 'bin', 'ansible-playbook'), 'playbooks/cluster_gpu.yml']
+    up = subprocess.run(playbook, cwd=root, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert up.returncode == 0, up.stdout[-3000:]
+    yield
+    subprocess.run(playbook + ['-e', 'cluster_gpu_state=absent'], cwd=root, env=env, capture_output=True, timeout=900, check=False)
+
+
+def _helm_releases():
+    out = subprocess.run([os.environ.get('HELM_BIN', 'helm'), 'list', '-n', NAMESPACE, '-a', '-o', 'json'],
+                         capture_output=True, text=True, check=True).stdout
+    return {r['name']: r for r in json.loads(out or '[]')}
+
+
+def _secret_values(core, name):
+    data = core.read_namespaced_secret(name, NAMESPACE).data
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def _namespaces(core):
+    return {n.metadata.name for n in core.list_namespace().items}
+
+
+def test_converge_rerun_check_and_teardown(run_playbook, kube):
+    core, apps = kube
+    try:
+        first = run_playbook(PLAYBOOK, '-vvv')
+        assert first.returncode == 0, first
+
+        # Generated credentials: strong, stored, never printed.
+        grafana = _secret_values(core, 'grafana-admin-credentials')
+        opensearch = _secret_values(core, 'opensearch-admin-credentials')
+        assert grafana['admin-user'] == 'admin' and len(grafana['admin-password']) >= 32
+        assert len(opensearch['password']) >= 32
+        for value in (grafana['admin-password'], opensearch['password']):
+            assert value not in first.output
+        assert 'GPU capacity: 2 GPU node(s), 2 nvidia.com/gpu allocatable' in first.output, first
+
+        # Verified by another route: helm, the objects, the placement on GPU nodes.
+        releases = _helm_releases()
+        assert set(releases) == RELEASES and {r['status'] for r in releases.values()} == {'deployed'}, releases
+        gpu_nodes = {n.metadata.name for n in core.list_node(label_selector='capability=gpu').items}
+        dcgm = core.list_namespaced_pod(NAMESPACE, label_selector='app.kubernetes.io/instance=dcgm-exporter').items
+        assert {p.spec.node_name for p in dcgm} == gpu_nodes and len(dcgm) == 2
+        assert all(p.status.phase == 'Running' for p in dcgm)
+        grafana_env = {e.name: e for e in apps.read_namespaced_deployment('kube-prometheus-stack-grafana', NAMESPACE)
+                       .spec.template.spec.containers[-1].env}
+        assert grafana_env['GF_SECURITY_ADMIN_PASSWORD'].value_from.secret_key_ref.name == 'grafana-admin-credentials'
+        assert grafana_env['OPENSEARCH_PASSWORD'].value_from.secret_key_ref.name == 'opensearch-admin-credentials'
+        search_env = {e.name: e for e in apps.read_namespaced_stateful_set('opensearch-cluster-master', NAMESPACE)
+                      .spec.template.spec.containers[0].env}
+        assert search_env['OPENSEARCH_INITIAL_ADMIN_PASSWORD'].value_from.secret_key_ref.name == 'opensearch-admin-credentials'
+        # The chart's default Grafana password is never used.
+        for secret in core.list_namespaced_secret(NAMESPACE).items:
+            for value in (secret.data or {}).values():
+                assert b'prom-operator' not in base64.b64decode(value)
+        dashboards = core.list_namespaced_config_map(NAMESPACE, label_selector='grafana_dashboard=1').items
+        assert sorted(c.metadata.name for c in dashboards) == ['grafana-dashboard-gpu-inference', 'grafana-dashboard-gpu-training']
+        for cm in dashboards:
+            (body,) = cm.data.values()
+            assert 'DCGM_FI_DEV_GPU_UTIL' in body and json.loads(body)['panels']
+        datasources = core.read_namespaced_config_map('kube-prometheus-stack-grafana-datasource', NAMESPACE).data['datasource.yaml']
+        assert 'uid: prometheus' in datasources and 'uid: opensearch-logs' in datasources
+
+        # Second run: nothing changes, nothing is written, the passwords are kept.
+        mark = sandbox_journal.mark()
+        second = run_playbook(PLAYBOOK)
+        assert second.returncode == 0 and second.changed == 0, second
+        assert second.activity['aws_mutating'] == 0 and _admin_writes(mark) == 0, second
+        assert _secret_values(core, 'grafana-admin-credentials') == grafana
+
+        # Check mode with a change: reported, not made, and a supplied password is not printed.
+        mark = sandbox_journal.mark()
+        check = run_playbook(PLAYBOOK, '--check', '--diff', '-vvv', '-e', 'observability_prometheus_retention=30d',
+                             '-e', 'observability_grafana_admin_password=' + SUPPLIED)
+        assert check.returncode == 0 and check.changed >= 2, check
+        assert _admin_writes(mark) == 0, check
+        assert SUPPLIED not in check.output and grafana['admin-password'] not in check.output
+        assert _secret_values(core, 'grafana-admin-credentials') == grafana
+        mark = sandbox_journal.mark()
+        unchanged = run_playbook(PLAYBOOK, '--check', '--diff')
+        assert unchanged.returncode == 0 and unchanged.changed == 0, unchanged
+        assert _admin_writes(mark) == 0, unchanged
+    finally:
+        down = run_playbook(PLAYBOOK, '-e', 'observability_state=absent')
+    assert down.returncode == 0, down
+    assert _helm_releases() == {}
+    assert NAMESPACE not in _namespaces(core)
+    again = run_playbook(PLAYBOOK, '-e', 'observability_state=absent')
+    assert again.returncode == 0 and again.changed == 0, again
+
+
+BAD_VARS = [
+    ('observability_grafana_admin_password=short', 'observability_grafana_admin_password: must be empty (generated) or at least 12'),
+    ('observability_opensearch_admin_password=alllowercase123', 'observability_opensearch_admin_password: must be empty'),
+    ('observability_namespace=Not_A_Namespace', 'observability_namespace: must be a DNS-1123 label'),
+    ('observability_opensearch_replicas=0', 'observability_opensearch_replicas: must be at least 1'),
+    ('observability_prometheus_retention=forever', 'observability_prometheus_retention: must be a Prometheus duration'),
+    ('observability_opensearch_chart_version=""', 'observability_opensearch_chart_version'),
+    ('{"observability_gpu_node_selector": {}}', 'observability_gpu_node_selector: must select the GPU nodes'),
+    ('{"observability_opensearch_enabled": false}', 'observability_fluent_bit_enabled: fluent-bit ships logs to OpenSearch'),
+    ('observability_state=sideways', 'observability_state'),
+]
+
+
+@pytest.mark.parametrize('extra,message', BAD_VARS, ids=[b[0].split('=')[0][:40] for b in BAD_VARS])
+def test_preflight_refuses_before_any_change(run_playbook, extra, message):
+    mark = sandbox_journal.mark()
+    run = run_playbook(PLAYBOOK, '-e', extra)
+    assert run.returncode != 0, run
+    assert message in run.output, run
+    assert _admin_writes(mark) == 0, run
+    assert run.activity['aws_mutating'] == 0, run
