@@ -8,9 +8,9 @@ audit log recorded during the run.
 import json
 import os
 import re
-import urllib.request
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -75,3 +75,47 @@ def sandbox_faults():
 
     yield queue
     send('DELETE')
+
+
+def _ready_gpu_nodes():
+    """Names of Ready Nodes labelled capability=gpu with a GPU allocatable (through kubectl)."""
+    proc = subprocess.run([os.environ.get('KUBECTL_BIN', 'kubectl'), 'get', 'nodes', '-l', 'capability=gpu', '-o', 'json'],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return []
+    names = []
+    for node in json.loads(proc.stdout).get('items', []):
+        status = node.get('status', {})
+        ready = any(c.get('type') == 'Ready' and c.get('status') == 'True' for c in status.get('conditions', []))
+        if ready and int(status.get('allocatable', {}).get('nvidia.com/gpu', '0')) > 0:
+            names.append(node['metadata']['name'])
+    return names
+
+
+def _cluster_gpu(*extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'))
+    return subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), 'playbooks/cluster_gpu.yml'] + list(extra),
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
+
+
+@pytest.fixture(scope='session')
+def _gpu_capacity_session():
+    """Removes the GPU capacity once, at the end of the session, if a test created it."""
+    state = {'created': False}
+    yield state
+    if state['created']:
+        _cluster_gpu('-e', 'cluster_gpu_state=absent')
+
+
+@pytest.fixture(scope='module')
+def gpu_capacity(_gpu_capacity_session):
+    """GPU Nodes (and the capability=cpu label) from playbooks/cluster_gpu.yml, shared by the stack tests.
+
+    Converged only when no Ready GPU Node exists, so the stack tests of one session pay for it
+    once instead of once per file; removed at the end of the session.
+    """
+    if not _ready_gpu_nodes():
+        run = _cluster_gpu()
+        assert run.returncode == 0, run.stdout[-4000:]
+        _gpu_capacity_session['created'] = True
+    return _ready_gpu_nodes()

@@ -40,17 +40,9 @@ def _admin_writes(run_mark):
 
 
 @pytest.fixture(scope='module')
-def gpu_nodes():
-    """GPU nodes from playbooks/cluster_gpu.yml; created (and removed after) unless already there."""
-    env = dict(os.environ, ANSIBLE_CONFIG='ansible.cfg')
-    root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-    playbook = [os.path.join(root, '.venv', 'bin', 'ansible-playbook'), 'playbooks/cluster_gpu.yml']
-    created = not any(_gpu_nodes().values())
-    if created:
-        subprocess.run(playbook, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
-    yield _gpu_nodes()
-    if created:
-        subprocess.run(playbook + ['-e', 'cluster_gpu_state=absent'], cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+def gpu_nodes(gpu_capacity):  # pylint: disable=unused-argument
+    """GPU nodes from playbooks/cluster_gpu.yml (the shared gpu_capacity fixture of conftest.py)."""
+    return _gpu_nodes()
 
 
 def test_converge_rerun_check_verify_and_teardown(run_playbook, gpu_nodes):

@@ -32,14 +32,9 @@ def core():
 
 
 @pytest.fixture(scope='module', autouse=True)
-def gpu_nodes():
-    root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, 'ansible.cfg'))
-    playbook = [os.path.join(root, '.venv', 'bin', 'ansible-playbook'), 'playbooks/cluster_gpu.yml']
-    up = subprocess.run(playbook, cwd=root, env=env, capture_output=True, text=True, timeout=900, check=False)
-    assert up.returncode == 0, up.stdout[-3000:]
-    yield
-    subprocess.run(playbook + ['-e', 'cluster_gpu_state=absent'], cwd=root, env=env, capture_output=True, timeout=900, check=False)
+def gpu_nodes(gpu_capacity):
+    """GPU nodes from playbooks/cluster_gpu.yml (the shared gpu_capacity fixture of conftest.py)."""
+    return gpu_capacity
 
 
 def _wait_for(predicate, timeout=60):
