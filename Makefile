@@ -72,6 +72,7 @@ unit: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/sandbox/unit
 
 integration: sandbox
+	$(WITH_SANDBOX) tests/charts/lint-charts.sh
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider tests/sandbox/live tests/playbooks/test_cluster_gpu.py tests/playbooks
 	$(WITH_SANDBOX) tests/integration/run-targets.sh
 

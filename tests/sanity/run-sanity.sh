@@ -21,8 +21,9 @@ rm -rf "$TREE/genai"
 mkdir -p "$TREE/genai/stack"
 # Tracked and new (not ignored) files only, so local state never reaches the checks. The sandbox,
 # its own tests and the benchmarks are tooling of this repository, not collection content (galaxy.yml
-# leaves them out of the tarball too).
-git ls-files -z -co --exclude-standard | grep -zv -e "^\.collections/" -e "^collections/" -e "^sandbox/" -e "^bench/" -e "^tests/sandbox/" | \
+# leaves them out of the tarball too). Helm charts are Go templates, not YAML: tests/charts/lint-charts.sh
+# runs `helm lint` on them instead of yamllint.
+git ls-files -z -co --exclude-standard | grep -zv -e "^\.collections/" -e "^collections/" -e "^sandbox/" -e "^bench/" -e "^tests/sandbox/" -e "^tests/fixtures/charts/" -e "/files/charts/" | \
   tar --null -T - -cf - | tar -xf - -C "$TREE/genai/stack"
 SITE="$("$BIN/python" -c 'import ansible_collections; print(list(ansible_collections.__path__)[0])')"
 for dep in amazon/aws kubernetes/core community/postgresql; do
