@@ -9,6 +9,7 @@ reported with the option it belongs to, so a user sees all of them at once.
 
 from __future__ import annotations
 
+import os
 import re
 
 SUBNET_ID = re.compile(r'^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$')
@@ -92,3 +93,8 @@ def fail_on_input_errors(module, errors):
     """One failure path for input errors: every message names its option."""
     module.fail_json(msg='Invalid input: ' + errors.message,
                      errors=[{'option': o, 'message': m} for o, m in errors.errors])
+
+
+def user_path(value):
+    """Expand `~` in a path given inside a dict or list option, where argspec `type='path'` cannot reach."""
+    return os.path.expanduser(value)

@@ -256,7 +256,7 @@ from ansible_collections.genai.stack.plugins.module_utils._helm import (
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
     api_error_message, drifted_fields, get_client, get_object, kube_argument_spec, mask_secret, project, secret_drift, value_hash,
 )
-from ansible_collections.genai.stack.plugins.module_utils._validation import DNS_LABEL, Checker, InputErrors, fail_on_input_errors
+from ansible_collections.genai.stack.plugins.module_utils._validation import DNS_LABEL, Checker, InputErrors, fail_on_input_errors, user_path
 
 DURATION = re.compile(r'^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$')
 
@@ -310,7 +310,7 @@ def check_options(params):
             check.require(re.match(r'^oci://[^/\s]+/[^\s]+[^/\s]$', chart_ref), 'chart_ref', 'must be oci://host/path/chart')
             check.require(not params.get('chart_repo_url'), 'chart_repo_url', 'cannot be used with an oci:// chart_ref')
         elif source == 'local':
-            check.require(os.path.exists(os.path.expanduser(chart_ref)), 'chart_ref',
+            check.require(os.path.exists(user_path(chart_ref)), 'chart_ref',
                           '%r is not an oci:// reference, a repo/chart name or an existing chart path' % chart_ref)
         if source != 'oci':
             for option in ('registry_username', 'registry_password', 'plain_http'):
@@ -347,7 +347,7 @@ def check_options(params):
             except ValueError:
                 check.error(option, 'value of %r is not valid JSON' % key)
         elif item['value_type'] == 'file':
-            check.require(os.path.isfile(os.path.expanduser(value)), option, 'file %r of key %r does not exist' % (value, key))
+            check.require(os.path.isfile(user_path(value)), option, 'file %r of key %r does not exist' % (value, key))
     if state == 'rendered':
         render_dir = params.get('render_dir')
         if not render_dir:

@@ -317,7 +317,7 @@ from ansible_collections.genai.stack.plugins.module_utils._kube import (
     SECRET_DATA_KEY, api_error_message, get_client, get_object, hashed, kube_argument_spec, drifted_fields,
 )
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
-    DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, Checker, InputErrors, fail_on_input_errors,
+    DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, Checker, InputErrors, fail_on_input_errors, user_path,
 )
 
 try:
@@ -413,9 +413,9 @@ def check_options(params):
             check.error('data', 'value of key %r must be a string or a number, got a %s' % (key, type(value).__name__))
     for key, path in (params.get('data_files') or {}).items():
         _check_key(check, 'data_files', key)
-        if not isinstance(path, str) or not os.path.isfile(os.path.expanduser(path)):
+        if not isinstance(path, str) or not os.path.isfile(user_path(path)):
             check.error('data_files', 'key %r: %r is not a readable file' % (key, path))
-        elif not os.access(os.path.expanduser(path), os.R_OK):
+        elif not os.access(user_path(path), os.R_OK):
             check.error('data_files', 'key %r: %r is not readable' % (key, path))
 
     secret_type = params.get('type')
@@ -597,7 +597,7 @@ def desired_data(module, params):
     if params.get('aws_secret'):
         data.update(read_aws_secret(module, params['aws_secret']))
     for key, path in (params.get('data_files') or {}).items():
-        with open(os.path.expanduser(path), 'rb') as handle:
+        with open(user_path(path), 'rb') as handle:
             data[key] = handle.read()
     for key, value in (params.get('data') or {}).items():
         data[key] = to_bytes(value if isinstance(value, str) else str(value))

@@ -1,0 +1,801 @@
+#!/usr/bin/env python
+"""genai.stack benchmarks (`make bench`): the project side by side with the upstream
+collections, the manual AWS CLI procedure, a fleet of clusters and the whole site.
+
+    python bench/run.py                      all comparisons, in a private sandbox (16 clusters)
+    python bench/run.py --only gpu,helm      some of: gpu manual fleet helm site
+    python bench/run.py --smoke              every harness once at its smallest size against the
+                                             running sandbox (.sandbox/env), < 2 min; make test
+    python bench/run.py --docs-only          regenerate docs/benchmarks.{md,png} from the latest
+                                             results file
+
+Results: bench/results/<UTC timestamp>.json (smoke: bench/results/smoke/), then
+docs/benchmarks.md and docs/benchmarks.png from the latest full results.
+
+Attribution: AWS requests are counted per measured command through bench/awsproxy.py (the
+measured process alone talks to it), because the sandbox journal does not say who made a
+request and the node mirror polls the same read operations. The journal window is read too and
+the difference reported as `aws_requests_other`. Kubernetes writes are the audit log's write
+verbs by the admin user ($SANDBOX_KUBE_ADMIN_USER), which excludes the node mirror and the
+control plane's own controllers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+sys.path.insert(0, BENCH)
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'tools'))
+
+import awsproxy  # noqa: E402
+
+COMPARISONS = ('gpu', 'manual', 'fleet', 'helm', 'site')
+FLEET_SIZES = (1, 4, 16)
+VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
+AWSCLI_PIN = 'awscli==1.46.2'
+MATPLOTLIB_PIN = 'matplotlib==3.11.2'
+BENCH_VENV = os.environ.get('GENAI_BENCH_VENV') or os.path.join(
+    os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'genai-stack', 'bench-venv')
+NODE_ROLE_ARN = 'arn:aws:iam::123456789012:role/sandbox-eks-node-role'
+WRITE_VERBS = {'create', 'update', 'patch', 'delete', 'deletecollection'}
+# Minimum reads of the resources cluster_gpu manages, per cluster (see docs/benchmarks.md).
+MIN_READS_MANAGED = {
+    'iam:GetRolePolicy': 'the inline policy document on the node role',
+    'eks:DescribeNodegroup (GPU)': 'GPU node group: scaling, labels, taints, tags, template id+version, ASG name',
+    'ec2:DescribeLaunchTemplateVersions': 'the in-use template version (by id + version from the node group)',
+    'autoscaling:DescribePolicies': 'the four step policies, one call filtered by ASG and names',
+    'cloudwatch:DescribeAlarms': 'the four alarms, one call with AlarmNames',
+    'eks:DescribeNodegroup (CPU)': 'labels of the CPU node group',
+}
+MIN_READS_INPUTS = {
+    'eks:DescribeCluster': 'endpoint, CA, service CIDR and version the user data and AMI depend on',
+    'ssm:GetParameter': 'the recommended AMI id for that version',
+}
+TARGETS = [
+    ('noop_zero_mutations', 'A no-op re-run makes zero mutating AWS requests and zero Kubernetes writes'),
+    ('noop_time_half_upstream', 'No-op re-run wall time <= 0.5x the upstream equivalent (cluster_gpu vs upstream playbook)'),
+    ('noop_reads_near_minimum', 'No-op re-run AWS requests <= 1.5x the minimum needed to read the managed resources'),
+    ('helm_noop_no_revision', 'A no-op helm_release creates no revision'),
+    ('helm_noop_time_half_upstream', 'A no-op helm_release takes <= 0.5x kubernetes.core.helm\'s time'),
+    ('fleet_sublinear', 'Fleet wall time grows less than linearly with clusters'),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment
+
+def read_env_file(path):
+    env = {}
+    with open(path, encoding='utf-8') as handle:
+        for line in handle:
+            line = line.strip()
+            if not line.startswith('export '):
+                continue
+            key, _, value = line[len('export '):].partition('=')
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in '"\'':
+                value = value[1:-1]
+            env[key] = os.path.expandvars(value) if '$' in value else value
+    return env
+
+
+def start_private_sandbox(sandbox_dir, clusters, log):
+    env = dict(os.environ, SANDBOX_DIR=sandbox_dir, SANDBOX_EKS_CLUSTERS=str(clusters))
+    log('starting a private sandbox in %s with %d clusters' % (sandbox_dir, clusters))
+    subprocess.run([os.path.join(ROOT, 'sandbox', 'sandboxctl'), 'up'], env=env, check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+    return read_env_file(os.path.join(sandbox_dir, 'env'))
+
+
+def stop_private_sandbox(sandbox_dir, log):
+    log('stopping the private sandbox %s' % sandbox_dir)
+    subprocess.run([os.path.join(ROOT, 'sandbox', 'sandboxctl'), 'down'], env=dict(os.environ, SANDBOX_DIR=sandbox_dir),
+                   cwd=ROOT, stdout=subprocess.DEVNULL, check=False)
+
+
+def ensure_bench_venv(log):
+    """A bench-only venv with the AWS CLI (it vendors its own botocore) and matplotlib."""
+    aws = os.path.join(BENCH_VENV, 'bin', 'aws')
+    py = os.path.join(BENCH_VENV, 'bin', 'python')
+    if not (os.path.exists(aws) and subprocess.run([py, '-c', 'import matplotlib'], capture_output=True).returncode == 0):
+        log('creating %s (%s, %s)' % (BENCH_VENV, AWSCLI_PIN, MATPLOTLIB_PIN))
+        base = shutil.which('python3.11') or sys.executable
+        subprocess.run([base, '-m', 'venv', BENCH_VENV], check=True)
+        subprocess.run([os.path.join(BENCH_VENV, 'bin', 'pip'), 'install', '-q', AWSCLI_PIN, MATPLOTLIB_PIN], check=True)
+    return aws, py
+
+
+def versions(env):
+    out = {'python': platform.python_version(), 'platform': platform.platform()}
+
+    def cmd(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+    core = cmd([os.path.join(VENV_BIN, 'ansible'), '--version']) or ''
+    match = re.search(r'core ([\d.]+)', core)
+    out['ansible_core'] = match.group(1) if match else core.splitlines()[0:1]
+    try:
+        from importlib.metadata import version as dist_version
+        out['ansible'] = dist_version('ansible')
+        out['boto3'] = dist_version('boto3')
+        out['botocore'] = dist_version('botocore')
+    except Exception:  # noqa: BLE001
+        pass
+    collections = {}
+    listing = cmd([os.path.join(VENV_BIN, 'ansible-galaxy'), 'collection', 'list', '--format', 'json']) or '{}'
+    try:
+        for _path, entries in json.loads(listing).items():
+            for name, meta in entries.items():
+                if name in ('genai.stack', 'amazon.aws', 'community.aws', 'kubernetes.core') and name not in collections:
+                    collections[name] = meta.get('version')
+    except ValueError:
+        pass
+    out['collections'] = collections
+    helm = env.get('HELM_BIN') or shutil.which('helm', path=env.get('PATH'))
+    out['helm'] = cmd([helm, 'version', '--short']) if helm else None
+    aws = os.path.join(BENCH_VENV, 'bin', 'aws')
+    out['aws_cli'] = cmd([aws, '--version']) if os.path.exists(aws) else None
+    out['git_commit'] = cmd(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD'])
+    out['git_dirty'] = bool(cmd(['git', '-C', ROOT, 'status', '--porcelain', '--', 'plugins', 'roles', 'playbooks']))
+    out['cpus'] = os.cpu_count()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurement
+
+def _count_lines(path):
+    if not path or not os.path.exists(path):
+        return 0
+    with open(path, 'rb') as handle:
+        return sum(1 for _ in handle)
+
+
+def _read_from(path, start):
+    if not path or not os.path.exists(path):
+        return []
+    out = []
+    with open(path, encoding='utf-8') as handle:
+        for index, line in enumerate(handle):
+            if index >= start and line.strip():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    return out
+
+
+class Harness:
+    def __init__(self, env, args, log):
+        self.env = env
+        self.args = args
+        self.log = log
+        self.proxy = awsproxy.CountingProxy(env['AWS_ENDPOINT_URL']).start()
+        self.kube_user = env.get('SANDBOX_KUBE_ADMIN_USER')
+        self.journal_has_agent = None
+
+    def close(self):
+        self.proxy.stop()
+
+    def child_env(self, extra=None):
+        env = dict(os.environ)
+        env.update(self.env)
+        env['PATH'] = VENV_BIN + os.pathsep + self.env.get('PATH', os.environ.get('PATH', ''))
+        env['AWS_ENDPOINT_URL'] = self.proxy.url
+        env['ANSIBLE_FORCE_COLOR'] = '0'
+        env['ANSIBLE_NOCOLOR'] = '1'
+        env.update(extra or {})
+        return env
+
+    def measure(self, label, argv, extra_env=None, ansible=True, check=True):
+        """Run one command; wall time, AWS requests (proxy), journal window, kube writes."""
+        env = self.child_env(extra_env)
+        if ansible:
+            env['ANSIBLE_STDOUT_CALLBACK'] = 'ansible.builtin.json'
+            env.pop('ANSIBLE_CALLBACKS_ENABLED', None)
+            if self.args.profile:
+                env['ANSIBLE_CALLBACKS_ENABLED'] = 'ansible.builtin.profile_tasks'
+        jstart = _count_lines(self.env.get('SANDBOX_AWS_JOURNAL'))
+        astart = _count_lines(self.env.get('SANDBOX_KUBE_AUDIT'))
+        pmark = self.proxy.mark()
+        load_before = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        time.sleep(0.3)  # let the audit log catch up
+        records = self.proxy.since(pmark)
+        journal = _read_from(self.env.get('SANDBOX_AWS_JOURNAL'), jstart)
+        writes = []
+        for event in _read_from(self.env.get('SANDBOX_KUBE_AUDIT'), astart):
+            if event.get('stage') not in (None, 'ResponseComplete') or event.get('verb') not in WRITE_VERBS:
+                continue
+            if self.kube_user and (event.get('user') or {}).get('username') != self.kube_user:
+                continue
+            ref = event.get('objectRef') or {}
+            writes.append('%s %s/%s' % (event['verb'], ref.get('resource'), ref.get('name')))
+        result = {'label': label, 'wall_s': round(wall, 3), 'rc': proc.returncode,
+                  'loadavg_1m_before': round(load_before, 2), 'loadavg_1m_after': round(os.getloadavg()[0], 2)}
+        result.update(awsproxy.summarise(records))
+        result['aws_requests_journal_window'] = len(journal)
+        result['aws_requests_other'] = len(journal) - len(records)
+        if journal and self.journal_has_agent is None:
+            self.journal_has_agent = any('user_agent' in r for r in journal)
+        result['kube_writes'] = len(writes)
+        result['kube_write_list'] = writes[:40]
+        if ansible:
+            result.update(parse_ansible_json(proc.stdout, records))
+        else:
+            result['stdout_tail'] = proc.stdout[-1500:]
+        if proc.returncode != 0:
+            result['stderr_tail'] = (proc.stderr or '')[-3000:]
+            if ansible and not result.get('failures'):
+                result['stdout_tail'] = proc.stdout[-3000:]
+        self.log('  %-38s %7.2f s  aws=%-4d mut=%-3d writes=%-3d changed=%s rc=%d  (load %.1f)' % (
+            label, wall, result['aws_requests'], result['aws_mutating'], result['kube_writes'],
+            result.get('tasks_changed', '-'), proc.returncode, load_before))
+        if check and proc.returncode != 0:
+            self.log('    failed: %s' % json.dumps(result.get('failures') or result.get('stderr_tail'))[:1500])
+        return result
+
+    def playbook(self, label, playbook, inventory=None, extra_vars=None, forks=None, check=True, extra_env=None):
+        argv = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook]
+        if inventory:
+            argv += ['-i', inventory]
+        if forks:
+            argv += ['--forks', str(forks)]
+        if extra_vars:
+            argv += ['-e', json.dumps(extra_vars)]
+        return self.measure(label, argv, extra_env=extra_env, check=check)
+
+
+def parse_ansible_json(stdout, records):
+    """Counts from the json callback: tasks changed, per-task durations and the API time in them."""
+    out = {'tasks_changed': None}
+    start = stdout.find('{')
+    try:
+        data = json.loads(stdout[start:]) if start >= 0 else None
+    except ValueError:
+        data = None
+    if not data:
+        return out
+    stats = data.get('stats') or {}
+    out['tasks_changed'] = sum(h.get('changed', 0) for h in stats.values())
+    out['tasks_failed'] = sum(h.get('failures', 0) for h in stats.values())
+    out['hosts'] = len(stats)
+    tasks, changed_tasks, failures = [], [], []
+    for play in data.get('plays') or []:
+        for task in play.get('tasks') or []:
+            info = task.get('task') or {}
+            duration = info.get('duration') or {}
+            start_t, end_t = _iso(duration.get('start')), _iso(duration.get('end'))
+            in_task = [r for r in records if start_t and end_t and start_t <= r['ts'] <= end_t]
+            hosts = task.get('hosts') or {}
+            name = info.get('name')
+            if any(h.get('changed') for h in hosts.values()):
+                changed_tasks.append(name)
+            for host, res in hosts.items():
+                if res.get('failed') or res.get('unreachable'):
+                    failures.append({'task': name, 'host': host, 'msg': str(res.get('msg'))[:400]})
+            if all(h.get('skipped') for h in hosts.values()) and hosts:
+                continue
+            tasks.append({'name': name, 'wall_s': round(end_t - start_t, 3) if start_t and end_t else None,
+                          'aws_requests': len(in_task), 'aws_api_ms': round(sum(r['ms'] for r in in_task), 1)})
+    out['changed_tasks'] = changed_tasks
+    out['failures'] = failures
+    out['task_profile'] = tasks
+    return out
+
+
+def _iso(text):
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace('Z', '+00:00')).timestamp()
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Inventories
+
+def fleet_role_arn(cluster):
+    return 'arn:aws:iam::123456789012:role/bench-node-role-%s' % cluster
+
+
+def write_inventory(clusters, path=None):
+    """A fleet inventory. Each cluster has a node role of its own, as fleets normally do: with one
+    role shared by all clusters, cluster_gpu's inline policy is one object written by every host at
+    once (amazon.aws.iam_policy then fails with KeyError on the policy name under concurrency, and
+    a teardown of one cluster removes the policy the others need); see docs/benchmarks.md."""
+    names = ['sandbox'] + ['sandbox-%d' % i for i in range(2, clusters + 1)]
+    path = path or os.path.join(BENCH, 'inventories', 'fleet-%d.yml' % clusters)
+    lines = ['---', '# Generated by bench/run.py: %d EKS cluster(s) of the benchmark sandbox, one host each,' % clusters,
+             '# each with a node role of its own (bench/run.py creates them in the sandbox).',
+             'all:', '  vars:', '    ansible_connection: local', '    ansible_python_interpreter: "{{ ansible_playbook_python }}"',
+             '    cluster_gpu_cpu_nodegroup_name: "{{ inventory_hostname }}-cpu"',
+             '  children:', '    eks_clusters:', '      hosts:']
+    for name in names:
+        lines += ['        %s:' % name, '          cluster_gpu_node_role_arn: %s' % fleet_role_arn(name)]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write('\n'.join(lines) + '\n')
+    return path
+
+
+def ensure_fleet_roles(env, clusters):
+    """Node roles bench-node-role-<cluster> in the sandbox (setup, not measured: straight to the
+    emulator, not through the counting proxy)."""
+    import boto3
+    iam = boto3.client('iam', endpoint_url=env['AWS_ENDPOINT_URL'], region_name=env.get('AWS_REGION', 'us-east-2'),
+                       aws_access_key_id=env.get('AWS_ACCESS_KEY_ID', 'testing'),
+                       aws_secret_access_key=env.get('AWS_SECRET_ACCESS_KEY', 'testing'))
+    trust = json.dumps({'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Principal': {'Service': 'ec2.amazonaws.com'},
+                                                                'Action': 'sts:AssumeRole'}]})
+    for cluster in clusters:
+        name = fleet_role_arn(cluster).rsplit('/', 1)[1]
+        try:
+            iam.get_role(RoleName=name)
+        except iam.exceptions.NoSuchEntityException:
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
+            for policy in ('AmazonEKSWorkerNodePolicy', 'AmazonEKS_CNI_Policy', 'AmazonEC2ContainerRegistryReadOnly'):
+                iam.attach_role_policy(RoleName=name, PolicyArn='arn:aws:iam::aws:policy/%s' % policy)
+
+
+def single_inventory(cluster, path):
+    lines = ['---', 'all:', '  vars:', '    ansible_connection: local', '    ansible_python_interpreter: "{{ ansible_playbook_python }}"',
+             '    cluster_gpu_node_role_arn: %s' % NODE_ROLE_ARN,
+             '    cluster_gpu_cpu_nodegroup_name: "{{ inventory_hostname }}-cpu"',
+             '  children:', '    eks_clusters:', '      hosts:', '        %s:' % cluster]
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write('\n'.join(lines) + '\n')
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparisons
+
+CLUSTER_GPU = os.path.join(ROOT, 'playbooks', 'cluster_gpu.yml')
+UPSTREAM = os.path.join(BENCH, 'playbooks', 'upstream_cluster_gpu.yml')
+
+
+def ours_vars(smoke, state='present'):
+    extra = {'cluster_gpu_nodegroup_name': 'bench-gpu', 'cluster_gpu_node_policy_name': 'bench-cloudwatch-metrics',
+             'cluster_gpu_state': state}
+    if smoke:
+        extra['cluster_gpu_cpu_nodegroup_name'] = ''
+    return extra
+
+
+def upstream_vars(smoke, state='present'):
+    extra = {'upstream_state': state}
+    if smoke:
+        extra['upstream_cpu_nodegroup'] = ''
+    return extra
+
+
+def run_gpu(h, clusters, smoke, repeat, tmp):
+    """Comparison 1: cluster_gpu vs the upstream playbook: first converge, no-op re-runs."""
+    ours_cluster, up_cluster = clusters[0], clusters[1] if len(clusters) > 1 else clusters[0]
+    inv_ours = single_inventory(ours_cluster, os.path.join(tmp, 'inv-ours.yml'))
+    inv_up = single_inventory(up_cluster, os.path.join(tmp, 'inv-upstream.yml'))
+    res = {'clusters': {'ours': ours_cluster, 'upstream': up_cluster}, 'ours': {}, 'upstream': {}}
+    h.log('gpu: cluster_gpu on %s, upstream playbook on %s' % (ours_cluster, up_cluster))
+    try:
+        res['ours']['first'] = h.playbook('ours first converge', CLUSTER_GPU, inv_ours, ours_vars(smoke))
+        res['upstream']['first'] = h.playbook('upstream first converge', UPSTREAM, inv_up, upstream_vars(smoke), check=False)
+        res['ours']['noop'], res['upstream']['noop'] = [], []
+        for _ in range(repeat):  # interleaved, so load drift hits both sides alike
+            res['ours']['noop'].append(h.playbook('ours no-op re-run', CLUSTER_GPU, inv_ours, ours_vars(smoke)))
+            res['upstream']['noop'].append(h.playbook('upstream no-op re-run', UPSTREAM, inv_up, upstream_vars(smoke), check=False))
+    finally:
+        h.playbook('(teardown ours)', CLUSTER_GPU, inv_ours, ours_vars(smoke, 'absent'), check=False)
+        h.playbook('(teardown upstream)', UPSTREAM, inv_up, upstream_vars(smoke, 'absent'), check=False)
+    return res
+
+
+def run_candidate(h, cluster, role_path, repeat, tmp):
+    """A candidate version of the role (a scratch copy outside the repo, for the lead's proposals)
+    against the current one: first converge, then interleaved no-op re-runs."""
+    playbook = os.path.join(tmp, 'candidate.yml')
+    with open(playbook, 'w', encoding='utf-8') as handle:
+        handle.write('- name: Candidate cluster_gpu\n  hosts: eks_clusters\n  gather_facts: false\n  roles:\n'
+                     '    - role: %s\n' % os.path.abspath(role_path))
+    inv = single_inventory(cluster, os.path.join(tmp, 'inv-candidate.yml'))
+    res = {'cluster': cluster, 'role': os.path.abspath(role_path), 'current': {'noop': []}, 'candidate': {'noop': []}}
+    h.log('candidate role %s on %s' % (role_path, cluster))
+    try:
+        res['candidate']['first'] = h.playbook('candidate first converge', playbook, inv, ours_vars(False))
+        for _ in range(repeat):
+            res['candidate']['noop'].append(h.playbook('candidate no-op re-run', playbook, inv, ours_vars(False)))
+            res['current']['noop'].append(h.playbook('current no-op re-run', CLUSTER_GPU, inv, ours_vars(False)))
+    finally:
+        h.playbook('(teardown candidate)', CLUSTER_GPU, inv, ours_vars(False, 'absent'), check=False)
+    return res
+
+
+def run_manual(h, cluster, smoke, aws_cli):
+    """Comparison 3: the guide's AWS CLI commands as a script, first converge only."""
+    script = os.path.join(BENCH, 'manual', 'gpu_guide.sh')
+    env = {'AWS_CLI': aws_cli, 'NODE_ROLE_ARN': NODE_ROLE_ARN}
+    if smoke:
+        env['CPU_NODEGROUP'] = ''
+    h.log('manual: AWS CLI script on %s' % cluster)
+    res = {'cluster': cluster, 'aws_cli': aws_cli}
+    try:
+        res['first'] = h.measure('manual (AWS CLI) first run', ['bash', script, 'create', cluster], extra_env=env, ansible=False)
+        res['commands'] = res['first']['aws_requests']
+        # The guide is not idempotent: a second run fails at create-launch-template.
+        if not smoke:
+            res['rerun'] = h.measure('manual (AWS CLI) second run', ['bash', script, 'create', cluster], extra_env=env,
+                                     ansible=False, check=False)
+    finally:
+        h.measure('(teardown manual)', ['bash', script, 'delete', cluster], extra_env=env, ansible=False, check=False)
+    return res
+
+
+def run_fleet(h, sizes, smoke, reuse_one=None):
+    """Comparison 4: cluster_gpu over 1, 4, 16 clusters, forks >= clusters."""
+    res = {'sizes': {}, 'node_roles': 'one per cluster (bench-node-role-<cluster>)'}
+    if any(not (size == 1 and reuse_one is not None) for size in sizes):
+        ensure_fleet_roles(h.env, ['sandbox'] + ['sandbox-%d' % i for i in range(2, max(sizes) + 1)])
+    for size in sizes:
+        inv = write_inventory(size)
+        if size == 1 and reuse_one is not None:
+            res['sizes']['1'] = {'first': reuse_one['first'], 'noop': reuse_one['noop'][0], 'reused_from': 'gpu comparison'}
+            continue
+        h.log('fleet: %d cluster(s), forks %d' % (size, max(size, 1)))
+        entry = {'inventory': os.path.relpath(inv, ROOT), 'forks': max(size, 1)}
+        try:
+            entry['first'] = h.playbook('fleet %2d first converge' % size, CLUSTER_GPU, inv, ours_vars(smoke), forks=max(size, 1))
+            entry['noop'] = h.playbook('fleet %2d no-op re-run' % size, CLUSTER_GPU, inv, ours_vars(smoke), forks=max(size, 1))
+        finally:
+            h.playbook('(teardown fleet %d)' % size, CLUSTER_GPU, inv, ours_vars(smoke, 'absent'), forks=max(size, 1), check=False)
+        res['sizes'][str(size)] = entry
+    return res
+
+
+def helm_history(h, namespace):
+    helm = h.env.get('HELM_BIN') or 'helm'
+    proc = subprocess.run([helm, 'history', 'gpu-echo', '-n', namespace, '-o', 'json'], env=h.child_env(),
+                          capture_output=True, text=True)
+    try:
+        return len(json.loads(proc.stdout)) if proc.returncode == 0 else 0
+    except ValueError:
+        return 0
+
+
+def run_helm(h, repeat, tmp, smoke=False):
+    """Comparison 2: genai.stack.helm_release vs kubernetes.core.helm."""
+    sides = {'ours': (os.path.join(BENCH, 'playbooks', 'helm_ours.yml'), 'bench-helm-ours'),
+             'upstream': (os.path.join(BENCH, 'playbooks', 'helm_upstream.yml'), 'bench-helm-upstream')}
+    helm_env = {'HELM_REGISTRY_CONFIG': os.path.join(tmp, 'helm-registry.json'),
+                'HELM_REPOSITORY_CONFIG': os.path.join(tmp, 'helm-repositories.yaml'),
+                'HELM_REPOSITORY_CACHE': os.path.join(tmp, 'helm-cache'),
+                'HELM_CACHE_HOME': os.path.join(tmp, 'helm-cache')}
+    res = {'ours': {}, 'upstream': {}}
+    probe = subprocess.run([os.path.join(VENV_BIN, 'ansible-doc'), '-t', 'module', 'genai.stack.helm_release'],
+                           env=h.child_env(), cwd=ROOT, capture_output=True, text=True)
+    if probe.returncode != 0:
+        res['ours']['pending'] = 'genai.stack.helm_release is not loadable yet: %s' % probe.stderr.strip()[-300:]
+    h.log('helm: gpu-echo from oci://%s/charts' % h.env.get('SANDBOX_REGISTRY'))
+
+    def step(side, label, message):
+        playbook, namespace = sides[side]
+        before = helm_history(h, namespace)
+        out = h.playbook('%s %s' % (side, label), playbook, None, {'bench_helm_message': message}, extra_env=helm_env,
+                         check=(side == 'ours'))
+        out['revisions_before'] = before
+        out['revisions_after'] = helm_history(h, namespace)
+        out['new_revisions'] = out['revisions_after'] - before
+        return out
+
+    order = ['upstream'] if res['ours'].get('pending') else ['ours', 'upstream']
+    try:
+        for side in order:
+            res[side]['install'] = step(side, 'helm install', 'v1')
+        for side in order:
+            res[side]['noop'] = []
+        for _ in range(repeat):
+            for side in order:
+                res[side]['noop'].append(step(side, 'helm no-op re-run', 'v1'))
+        for side in order if not smoke else ():
+            res[side]['upgrade'] = step(side, 'helm values upgrade', 'v2')
+    finally:
+        helm = h.env.get('HELM_BIN') or 'helm'
+        kubectl = h.env.get('KUBECTL_BIN') or 'kubectl'
+        for side in sides:
+            ns = sides[side][1]
+            subprocess.run([helm, 'uninstall', 'gpu-echo', '-n', ns, '--wait', '--timeout', '120s'], env=h.child_env(helm_env),
+                           capture_output=True)
+            subprocess.run([kubectl, 'delete', 'namespace', ns, '--wait=false', '--ignore-not-found'], env=h.child_env(),
+                           capture_output=True)
+    return res
+
+
+def run_site(h, smoke, tmp):
+    """Comparison 5: site.yml first converge and no-op re-run (whatever site.yml has today), with
+    the default inventory (inventories/sandbox, Kubernetes steps on) as `make demo` runs it."""
+    with open(os.path.join(ROOT, 'playbooks', 'site.yml'), encoding='utf-8') as handle:
+        imported = re.findall(r'import_playbook:\s*(\S+)', handle.read())
+    extra = None
+    if smoke:  # the shared sandbox: names of our own, the device plugin in a namespace of its own
+        extra = dict(ours_vars(smoke), cluster_gpu_device_plugin_namespace='bench-site-device-plugin')
+    res = {'imports': imported}
+    h.log('site: site.yml imports %s' % ', '.join(imported))
+    try:
+        res['first'] = h.playbook('site.yml first converge', os.path.join(ROOT, 'site.yml'), None, extra)
+        if not smoke:
+            res['noop'] = h.playbook('site.yml no-op re-run', os.path.join(ROOT, 'site.yml'), None, extra)
+    finally:
+        teardown = dict(extra or {}, cluster_gpu_state='absent')
+        h.playbook('(teardown site)', os.path.join(ROOT, 'playbooks', 'teardown.yml'), None, teardown, check=False)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary, targets
+
+def _median(runs, key):
+    values = [r.get(key) for r in runs if r and r.get(key) is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+def _ratio(ours, theirs):
+    if ours is None or theirs in (None, 0):
+        return None
+    return round(ours / theirs, 3)
+
+
+def summarise(results):
+    comp = results['comparisons']
+    summary = {}
+    targets = {}
+    # Smoke mode does not label the CPU node group (shared sandbox): one managed resource less.
+    minimum = len(MIN_READS_MANAGED) - (1 if results.get('mode') == 'smoke' else 0)
+    if 'gpu' in comp:
+        gpu = comp['gpu']
+        rows = {}
+        for phase in ('first', 'noop'):
+            o, u = gpu['ours'].get(phase), gpu['upstream'].get(phase)
+            o_runs = o if isinstance(o, list) else [o]
+            u_runs = u if isinstance(u, list) else [u]
+            row = {}
+            for key in ('wall_s', 'aws_requests', 'aws_mutating', 'tasks_changed', 'kube_writes'):
+                ov, uv = _median(o_runs, key), _median(u_runs, key)
+                row[key] = {'ours': ov, 'upstream': uv, 'ratio': _ratio(ov, uv)}
+            row['upstream_rc'] = [r.get('rc') for r in u_runs if r]
+            row['upstream_changed_tasks'] = sorted({t for r in u_runs if r for t in r.get('changed_tasks') or []})
+            rows[phase] = row
+        summary['gpu'] = rows
+        noop = rows['noop']
+        mut = noop['aws_mutating']['ours']
+        writes = noop['kube_writes']['ours']
+        targets['noop_zero_mutations'] = {'measured': {'aws_mutating': mut, 'kube_writes': writes},
+                                          'met': mut == 0 and writes == 0}
+        ratio = noop['wall_s']['ratio']
+        targets['noop_time_half_upstream'] = {'measured': ratio, 'target': 0.5, 'met': ratio is not None and ratio <= 0.5,
+                                              'ours_s': noop['wall_s']['ours'], 'upstream_s': noop['wall_s']['upstream']}
+        reads = noop['aws_requests']['ours']
+        targets['noop_reads_near_minimum'] = {
+            'measured': reads, 'minimum_managed': minimum, 'minimum_with_inputs': minimum + len(MIN_READS_INPUTS),
+            'limit': 1.5 * minimum, 'ratio': _ratio(reads, minimum),
+            'met': reads is not None and reads <= 1.5 * minimum,
+            'by_operation': (gpu['ours']['noop'][0] or {}).get('aws_requests_by_operation')}
+    if 'manual' in comp and 'gpu' in comp:
+        m = comp['manual'].get('first') or {}
+        o = comp['gpu']['ours'].get('first') or {}
+        summary['manual'] = {k: {'ours': o.get(k), 'manual': m.get(k), 'ratio': _ratio(o.get(k), m.get(k))}
+                             for k in ('wall_s', 'aws_requests', 'aws_mutating')}
+        summary['manual']['manual_second_run_rc'] = (comp['manual'].get('rerun') or {}).get('rc')
+    if 'fleet' in comp:
+        sizes = comp['fleet']['sizes']
+        rows = {}
+        for size, entry in sorted(sizes.items(), key=lambda kv: int(kv[0])):
+            rows[size] = {phase: {k: (entry.get(phase) or {}).get(k) for k in ('wall_s', 'aws_requests', 'aws_mutating', 'tasks_changed')}
+                          for phase in ('first', 'noop')}
+        summary['fleet'] = rows
+        keys = sorted(rows, key=int)
+        if len(keys) >= 2:
+            small, big = keys[0], keys[-1]
+            growth = {}
+            for phase in ('first', 'noop'):
+                a, b = rows[small][phase]['wall_s'], rows[big][phase]['wall_s']
+                growth[phase] = {'clusters_ratio': int(big) / int(small), 'wall_ratio': _ratio(b, a),
+                                 'per_cluster_s': {k: round(rows[k][phase]['wall_s'] / int(k), 3) if rows[k][phase]['wall_s'] else None
+                                                   for k in keys}}
+            summary['fleet_growth'] = growth
+            met = all(g['wall_ratio'] is not None and g['wall_ratio'] < g['clusters_ratio'] for g in growth.values())
+            targets['fleet_sublinear'] = {'measured': growth, 'met': met}
+    if 'helm' in comp:
+        helm = comp['helm']
+        rows = {}
+        for phase in ('install', 'noop', 'upgrade'):
+            o, u = helm['ours'].get(phase), helm['upstream'].get(phase)
+            o_runs = o if isinstance(o, list) else [o]
+            u_runs = u if isinstance(u, list) else [u]
+            rows[phase] = {k: {'ours': _median(o_runs, k), 'upstream': _median(u_runs, k),
+                               'ratio': _ratio(_median(o_runs, k), _median(u_runs, k))}
+                           for k in ('wall_s', 'kube_writes', 'new_revisions', 'tasks_changed')}
+        summary['helm'] = rows
+        if helm['ours'].get('pending'):
+            targets['helm_noop_no_revision'] = {'met': None, 'pending': helm['ours']['pending']}
+            targets['helm_noop_time_half_upstream'] = {'met': None, 'pending': helm['ours']['pending']}
+        else:
+            revs = [r.get('new_revisions') for r in helm['ours'].get('noop') or []]
+            targets['helm_noop_no_revision'] = {'measured': revs, 'met': bool(revs) and all(r == 0 for r in revs)}
+            ratio = rows['noop']['wall_s']['ratio']
+            targets['helm_noop_time_half_upstream'] = {'measured': ratio, 'target': 0.5, 'met': ratio is not None and ratio <= 0.5,
+                                                       'ours_s': rows['noop']['wall_s']['ours'], 'upstream_s': rows['noop']['wall_s']['upstream']}
+    if 'site' in comp:
+        s = comp['site']
+        summary['site'] = {phase: {k: (s.get(phase) or {}).get(k) for k in ('wall_s', 'aws_requests', 'aws_mutating', 'kube_writes', 'tasks_changed', 'rc')}
+                           for phase in ('first', 'noop')}
+        summary['site']['imports'] = s.get('imports')
+        if 'noop_zero_mutations' in targets and s.get('noop'):
+            targets['noop_zero_mutations']['site'] = {'aws_mutating': s['noop'].get('aws_mutating'), 'kube_writes': s['noop'].get('kube_writes')}
+            targets['noop_zero_mutations']['met'] = targets['noop_zero_mutations']['met'] and s['noop'].get('aws_mutating') == 0 \
+                and s['noop'].get('kube_writes') == 0
+    if 'candidate' in comp:
+        c = comp['candidate']
+        summary['candidate'] = {k: {'current': _median(c['current']['noop'], k), 'candidate': _median(c['candidate']['noop'], k),
+                                    'ratio': _ratio(_median(c['candidate']['noop'], k), _median(c['current']['noop'], k))}
+                                for k in ('wall_s', 'aws_requests', 'aws_mutating', 'tasks_changed')}
+        summary['candidate']['role'] = c['role']
+    # A target is only judged on successful runs of our side.
+    failed_ours = []
+    for name, side in (('gpu', 'ours'), ('helm', 'ours'), ('fleet', None), ('site', None)):
+        if name not in comp:
+            continue
+        node = comp[name][side] if side else comp[name]
+        for run in _walk_runs(node):
+            if run.get('rc') not in (0, None) and not run.get('label', '').startswith('('):
+                failed_ours.append('%s: %s (rc %s)' % (name, run.get('label'), run.get('rc')))
+    summary['failed_runs'] = failed_ours
+    invalid = {'noop_zero_mutations': 'gpu', 'noop_time_half_upstream': 'gpu', 'noop_reads_near_minimum': 'gpu',
+               'helm_noop_no_revision': 'helm', 'helm_noop_time_half_upstream': 'helm', 'fleet_sublinear': 'fleet'}
+    for key, name in invalid.items():
+        if key in targets and any(f.startswith(name + ':') for f in failed_ours):
+            targets[key]['met'] = None
+            targets[key]['invalid'] = 'a run of ours failed; see summary.failed_runs'
+    for key, text in TARGETS:
+        targets.setdefault(key, {'met': None, 'pending': 'not measured in this run'})
+        targets[key]['target_text'] = text
+    return summary, targets
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _walk_runs(node):
+    if isinstance(node, dict):
+        if 'wall_s' in node and 'rc' in node:
+            yield node
+        else:
+            for value in node.values():
+                yield from _walk_runs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk_runs(value)
+
+
+def latest_results(results_dir):
+    files = sorted(f for f in os.listdir(results_dir) if f.endswith('.json')) if os.path.isdir(results_dir) else []
+    return os.path.join(results_dir, files[-1]) if files else None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--only', default=','.join(COMPARISONS), help='comma-separated subset of: %s' % ' '.join(COMPARISONS))
+    parser.add_argument('--smoke', action='store_true', help='each harness once at its smallest size on the running sandbox')
+    parser.add_argument('--repeat', type=int, default=3, help='no-op re-runs per side (median reported)')
+    parser.add_argument('--fleet-sizes', default=','.join(str(s) for s in FLEET_SIZES))
+    parser.add_argument('--sandbox', choices=('private', 'running'), default=None,
+                        help='private (default; its own sandbox with 16 clusters) or running (.sandbox/env or the environment)')
+    parser.add_argument('--sandbox-dir', default=os.environ.get('GENAI_BENCH_SANDBOX_DIR', '/tmp/genai-bench/sbx'))
+    parser.add_argument('--keep-sandbox', action='store_true', help='leave the private sandbox running')
+    parser.add_argument('--results-dir', default=None)
+    parser.add_argument('--no-docs', action='store_true')
+    parser.add_argument('--docs-only', action='store_true')
+    parser.add_argument('--candidate-role', help='also compare a scratch copy of roles/cluster_gpu (path) with the current role')
+    parser.add_argument('--profile', action='store_true', help='also enable profile_tasks (the json callback already times tasks)')
+    args = parser.parse_args(argv)
+
+    def log(msg):
+        print('[bench %s] %s' % (time.strftime('%H:%M:%S'), msg), flush=True)
+
+    results_dir = args.results_dir or os.path.join(BENCH, 'results', 'smoke' if args.smoke else '')
+    results_dir = results_dir.rstrip('/')
+    if args.docs_only:
+        import report
+        path = report.latest(lambda d: 'gpu' in (d.get('comparisons') or {}) and d.get('mode') == 'full')[0]
+        if not path:
+            log('no full results yet')
+            return 1
+        report.write_docs(path, log)
+        return 0
+
+    only = [c.strip() for c in args.only.split(',') if c.strip()]
+    unknown = set(only) - set(COMPARISONS)
+    if unknown:
+        parser.error('unknown comparison(s): %s' % ', '.join(sorted(unknown)))
+    sandbox_mode = args.sandbox or ('running' if args.smoke else 'private')
+    repeat = 1 if args.smoke else max(1, args.repeat)
+    sizes = [1] if args.smoke else [int(s) for s in args.fleet_sizes.split(',')]
+    max_clusters = max(sizes + [3])
+
+    if sandbox_mode == 'private':
+        env = start_private_sandbox(args.sandbox_dir, max(max_clusters, 3), log)
+    elif os.environ.get('AWS_ENDPOINT_URL') and os.environ.get('SANDBOX_AWS_JOURNAL'):
+        env = {k: v for k, v in os.environ.items() if k.startswith(('AWS_', 'SANDBOX_', 'KUBECONFIG', 'HELM', 'KUBECTL', 'PATH'))}
+    else:
+        env = read_env_file(os.path.join(ROOT, '.sandbox', 'env'))
+    clusters = ['sandbox'] + ['sandbox-%d' % i for i in range(2, max_clusters + 1)]
+    if sandbox_mode == 'running':
+        clusters = ['sandbox']  # the shared sandbox has one cluster; names below keep out of others' way
+
+    tmp = os.path.join(args.sandbox_dir if sandbox_mode == 'private' else '/tmp', 'genai-bench-work-%d' % os.getpid())
+    os.makedirs(tmp, exist_ok=True)
+    aws_cli, _ = ensure_bench_venv(log) if ('manual' in only or not args.no_docs) else (None, None)
+    results = {'schema': 1, 'started': dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds'),
+               'mode': 'smoke' if args.smoke else 'full', 'sandbox': sandbox_mode, 'repeat': repeat,
+               'versions': versions(dict(os.environ, **env)), 'attribution': 'proxy', 'comparisons': {},
+               'minimum_reads': {'managed': MIN_READS_MANAGED, 'inputs': MIN_READS_INPUTS}}
+    harness = Harness(env, args, log)
+    started = time.perf_counter()
+    rc = 0
+    try:
+        if 'gpu' in only:
+            results['comparisons']['gpu'] = run_gpu(harness, clusters, args.smoke, repeat, tmp)
+        if 'manual' in only:
+            results['comparisons']['manual'] = run_manual(harness, clusters[2] if len(clusters) > 2 else clusters[0], args.smoke, aws_cli)
+        if 'fleet' in only:
+            reuse = results['comparisons'].get('gpu', {}).get('ours') if (args.smoke and 'gpu' in only) else None
+            results['comparisons']['fleet'] = run_fleet(harness, sizes, args.smoke, reuse_one=reuse)
+        if 'helm' in only:
+            results['comparisons']['helm'] = run_helm(harness, repeat, tmp, args.smoke)
+        if 'site' in only:
+            results['comparisons']['site'] = run_site(harness, args.smoke, tmp)
+        if args.candidate_role:
+            results['comparisons']['candidate'] = run_candidate(harness, clusters[-1], args.candidate_role, repeat, tmp)
+    except Exception as exc:  # noqa: BLE001 - keep what was measured
+        log('error: %r' % exc)
+        results['error'] = repr(exc)
+        rc = 1
+    finally:
+        harness.close()
+        if sandbox_mode == 'private' and not args.keep_sandbox:
+            stop_private_sandbox(args.sandbox_dir, log)
+        shutil.rmtree(tmp, ignore_errors=True)
+    results['journal_records_client'] = bool(harness.journal_has_agent)
+    results['elapsed_s'] = round(time.perf_counter() - started, 1)
+    results['summary'], results['targets'] = summarise(results)
+    os.makedirs(results_dir, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+    path = os.path.join(results_dir, '%s.json' % stamp)
+    with open(path, 'w', encoding='utf-8') as handle:
+        json.dump(results, handle, indent=1, sort_keys=True)
+    log('results: %s (%.0f s)' % (os.path.relpath(path, ROOT), results['elapsed_s']))
+    for key, target in results['targets'].items():
+        state = {True: 'met', False: 'MISSED', None: 'pending'}[target.get('met')]
+        log('target %-30s %s' % (key, state))
+    if not args.smoke and not args.no_docs:
+        import report
+        report.write_docs(path, log)
+    return rc
+
+
+if __name__ == '__main__':
+    sys.exit(main())
