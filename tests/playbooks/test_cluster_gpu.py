@@ -70,10 +70,11 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
         assert SECRET not in first.output
         _assert_retried(first, CONVERGE_OPERATIONS)
         assert first.changed > 0, first
-        assert 'NVIDIA GPU(s) each, 2 in all' in first.output, first
+        assert 'NVIDIA GPU(s) each, 4 in all' in first.output, first
 
         group = _nodegroup()
-        assert group['scalingConfig'] == {'minSize': 2, 'maxSize': 2, 'desiredSize': 2}
+        # The sandbox inventory sizes the group for site.yml's GPU pods (2/6/4).
+        assert group['scalingConfig'] == {'minSize': 2, 'maxSize': 6, 'desiredSize': 4}
         assert group['labels'] == {'capability': 'gpu'}
         assert group['tags']['k8s.io/cluster-autoscaler/%s' % CLUSTER] == 'owned'
         template = boto3.client('ec2').describe_launch_template_versions(
@@ -103,7 +104,7 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
         cpu_group = boto3.client('eks').describe_nodegroup(clusterName=CLUSTER, nodegroupName='%s-cpu' % CLUSTER)['nodegroup']
         assert cpu_group['labels'].get('capability') == 'cpu'
         # The Kubernetes side: two GPU Nodes with one allocatable GPU each, and the device plugin.
-        assert sorted(_gpu_nodes().values()) == [1, 1]
+        assert sorted(_gpu_nodes().values()) == [1, 1, 1, 1]
         plugin = _kubectl_json('get', 'daemonset', '-n', 'nvidia-device-plugin', 'nvidia-device-plugin')
         assert plugin['spec']['template']['spec']['nodeSelector'] == {'capability': 'gpu'}
 
