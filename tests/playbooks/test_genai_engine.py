@@ -1,0 +1,144 @@
+"""Role genai_engine through playbooks/genai_engine.yml on the sandbox: the fixture chart
+arthur-engine from the sandbox registry, on the capability=cpu and capability=gpu nodes that
+playbooks/cluster_gpu.yml labels and creates, with postgres-secret from playbooks/postgres.yml."""
+import base64
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+from kubernetes import client, config
+
+PLAYBOOK = 'playbooks/genai_engine.yml'
+NS = 'arthur'
+ADMIN = os.environ.get('SANDBOX_KUBE_ADMIN_USER', 'sandbox-admin')
+OPENAI_KEY = 'sk-' + uuid.uuid4().hex
+OPENAI = {'GENAI_ENGINE_OPENAI_KEYS': 'gpt-4o::https://example-openai.invalid/::%s,gpt-35::https://other.invalid/::%s' % (OPENAI_KEY, OPENAI_KEY)}
+SECRETS = {'postgres-secret', 'genai-engine-secret-admin-key', 'genai-engine-secret-open-ai-gpt-model-names-endpoints-keys'}
+
+
+@pytest.fixture(scope='module')
+def stack(request):
+    """GPU node group and capability labels, then the database and postgres-secret; removed after."""
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, 'ansible.cfg'))
+
+    def play(path, *args):
+        done = subprocess.run([os.path.join(root, '.venv', 'bin', 'ansible-playbook'), path] + list(args), cwd=root, env=env,
+                              capture_output=True, text=True, timeout=1200, check=False)
+        assert done.returncode == 0, done.stdout[-4000:]
+
+    play('playbooks/cluster_gpu.yml')
+    play('playbooks/postgres.yml')
+    config.load_kube_config()
+    yield client.CoreV1Api()
+    play('playbooks/genai_engine.yml', '-e', 'genai_engine_state=absent')
+    play('playbooks/postgres.yml', '-e', 'postgres_state=absent')
+    play('playbooks/cluster_gpu.yml', '-e', 'cluster_gpu_state=absent')
+
+
+def _secrets(core):
+    return {s.metadata.name: s for s in core.list_namespaced_secret(NS).items}
+
+
+def _engine_pods(core):
+    pods = core.list_namespaced_pod(NS, label_selector='app=arthur-genai-engine').items
+    nodes = {n.metadata.name: n for n in core.list_node().items}
+    return [(p, nodes[p.spec.node_name]) for p in pods if p.metadata.deletion_timestamp is None]
+
+
+def _helm_values():
+    out = subprocess.run([os.environ['HELM_BIN'], 'get', 'values', 'arthur-engine', '-n', NS, '-o', 'json'],
+                         capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(out.stdout)
+
+
+def _writes(run):
+    return [w for w in run.activity['kube_write_list'] if w['user'] == ADMIN]
+
+
+def test_cpu_converge_rerun_check_gpu_and_teardown(run_playbook, stack):
+    core = stack
+    try:
+        _converge_and_switch_modes(run_playbook, core)
+    finally:
+        down = run_playbook(PLAYBOOK, '-e', 'genai_engine_state=absent')
+    assert down.returncode == 0, down
+    assert NS not in [n.metadata.name for n in core.list_namespace().items]
+    listed = subprocess.run([os.environ['HELM_BIN'], 'list', '-A', '-q'], capture_output=True, text=True, check=True).stdout
+    assert 'arthur-engine' not in listed.split()
+
+
+def _converge_and_switch_modes(run_playbook, core):
+    first = run_playbook(PLAYBOOK, '-vvv', '--diff', env_extra=OPENAI)
+    assert first.returncode == 0, first
+    secrets = _secrets(core)
+    assert SECRETS <= set(secrets), sorted(secrets)
+    assert 'arthur-repository-credentials' not in secrets
+    admin_key = base64.b64decode(secrets['genai-engine-secret-admin-key'].data['key']).decode()
+    db_password = base64.b64decode(secrets['postgres-secret'].data['password']).decode()
+    for secret in (OPENAI_KEY, admin_key, db_password):
+        assert secret not in first.output
+    assert base64.b64decode(secrets['genai-engine-secret-open-ai-gpt-model-names-endpoints-keys'].data['keys']).decode() == \
+        OPENAI['GENAI_ENGINE_OPENAI_KEYS']
+
+    # Another route: the pods and their nodes from the API, the values from helm.
+    pods = _engine_pods(core)
+    assert len(pods) == 2
+    for pod, node in pods:
+        assert pod.status.phase == 'Running'
+        assert node.metadata.labels.get('capability') == 'cpu'
+        assert pod.spec.node_selector == {'capability': 'cpu'}
+    values = _helm_values()
+    assert values['containerRepositoryCredentialRequired'] is False
+    assert values['genaiEngineDeploymentType'] == 'deployment' and values['gpuEnabled'] is False
+    assert values['postgresBYOEndpoint'] == os.environ['PGHOST']
+    assert '2 pod(s) Running and Ready' in first.output
+
+    second = run_playbook(PLAYBOOK, env_extra=OPENAI)
+    assert second.returncode == 0 and second.changed == 0, second
+    assert _writes(second) == [], second
+
+    check = run_playbook(PLAYBOOK, '--check', '--diff', '-e', 'genai_engine_mode=gpu', env_extra=OPENAI)
+    assert check.returncode == 0 and check.changed > 0, check
+    assert _writes(check) == [], check
+
+    # GPU mode, with registry credentials: a DaemonSet on the GPU nodes and the pull secret.
+    registry = ['-e', 'genai_engine_mode=gpu', '-e', 'genai_engine_registry_username=puller', '-e', 'genai_engine_registry_password=pull-token-123']
+    gpu = run_playbook(PLAYBOOK, *registry, env_extra=OPENAI)
+    assert gpu.returncode == 0, gpu
+    pods = _engine_pods(core)
+    assert pods and all(node.metadata.labels.get('capability') == 'gpu' for _, node in pods)
+    assert all(int(node.status.allocatable.get('nvidia.com/gpu', '0')) >= 1 for _, node in pods)
+    assert {p.spec.containers[0].image.split(':')[0] for p, _ in pods} == {'arthurplatform/genai-engine-gpu'}
+    assert _secrets(core)['arthur-repository-credentials'].type == 'kubernetes.io/dockerconfigjson'
+    assert _helm_values()['containerRepositoryCredentialRequired'] is True
+    assert base64.b64decode(_secrets(core)['genai-engine-secret-admin-key'].data['key']).decode() == admin_key, 'admin key rotated'
+    again = run_playbook(PLAYBOOK, *registry, env_extra=OPENAI)
+    assert again.returncode == 0 and again.changed == 0, again
+    assert _writes(again) == [], again
+
+
+BAD_VARS = [
+    ('genai_engine_openai_gpt_names_endpoints_keys=gpt-4o:https://x.invalid:key', 'genai_engine_openai_gpt_names_endpoints_keys:'),
+    ('genai_engine_openai_gpt_names_endpoints_keys=gpt::ftp://x.invalid/::key', 'genai_engine_openai_gpt_names_endpoints_keys:'),
+    ('genai_engine_ingress_url=https://genai.example.com/', 'genai_engine_ingress_url: is required'),
+    ('genai_engine_admin_key=short', 'genai_engine_admin_key: must be at least 16'),
+    ('genai_engine_registry_username=someone', 'genai_engine_registry_password: genai_engine_registry_username and'),
+    ('genai_engine_chart_version=2.x', 'genai_engine_chart_version: must pin one chart version'),
+    ('genai_engine_namespace=Arthur_NS', 'genai_engine_namespace: must be a DNS label'),
+    ('{"genai_engine_mode": "gpu", "genai_engine_gpu_node_labels": {"capability": "tpu"}}', 'genai_engine_mode: gpu needs nodes labelled capability=tpu'),
+    ('{"genai_engine_resources": {"gpus": 1}}', 'genai_engine_resources: keys must be among'),
+    ('{"genai_engine_namespace": "arthur-empty"}', 'genai_engine_postgres_password: is empty and Secret arthur-empty/postgres-secret'),
+    ('genai_engine_mode=tpu', 'genai_engine_mode'),
+]
+
+
+@pytest.mark.parametrize('extra,message', BAD_VARS, ids=[m.split(':')[0] + str(i) for i, (_, m) in enumerate(BAD_VARS)])
+def test_preflight_refuses_before_any_change(run_playbook, stack, extra, message):
+    run = run_playbook(PLAYBOOK, '-e', extra, env_extra=OPENAI)
+    assert run.returncode != 0, run
+    assert message in run.output, run
+    assert _writes(run) == [], run
+    assert OPENAI_KEY not in run.output

@@ -1,0 +1,203 @@
+"""Role postgres through playbooks/postgres.yml on the sandbox: the sandbox's PostgreSQL 15
+(direct mode), the in-cluster Job (job mode: objects checked, and its SQL run here with psql,
+because kwok completes Job pods without running them) and the optional RDS instance."""
+import base64
+import json
+import os
+import subprocess
+
+import boto3
+import pytest
+from kubernetes import client, config
+
+PLAYBOOK = 'playbooks/postgres.yml'
+STORE_NS = 'genai-postgres'
+DB = 'arthur_genai_engine'
+ADMIN = os.environ.get('SANDBOX_KUBE_ADMIN_USER', 'sandbox-admin')
+ADAPTIVE = [
+    {'name': DB, 'owner': DB, 'secrets': [{'name': 'postgres-secret', 'namespace': 'arthur', 'type': 'credentials'}]},
+    {'name': 'adaptive', 'owner': 'adaptive', 'secrets': [{'name': 'adaptive-db', 'namespace': 'adaptive', 'type': 'url', 'key': 'url'}]},
+]
+
+
+@pytest.fixture(scope='module')
+def core():
+    config.load_kube_config()
+    return client.CoreV1Api()
+
+
+def _secret(core, namespace, name):
+    try:
+        found = core.read_namespaced_secret(name, namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return {k: base64.b64decode(v).decode() for k, v in (found.data or {}).items()}
+
+
+def _namespace_exists(core, name):
+    try:
+        core.read_namespace(name)
+        return True
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
+def psql(sql, user=None, password=None, database=None, variables=None, script=None):
+    env = dict(os.environ, PGPASSFILE=os.devnull, PGCONNECT_TIMEOUT='5')
+    if user:
+        env.update(PGUSER=user, PGPASSWORD=password, PGDATABASE=database)
+    args = [os.path.join(os.environ['SANDBOX_POSTGRES_BIN'], 'psql'), '-X', '-w', '-A', '-t', '-v', 'ON_ERROR_STOP=1']
+    for key, value in (variables or {}).items():
+        args += ['-v', '%s=%s' % (key, value)]
+    args += ['-f', '-'] if script else ['-c', sql]
+    return subprocess.run(args, input=script, capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+def _writes(run):
+    return [w for w in run.activity['kube_write_list'] if w['user'] == ADMIN]
+
+
+def test_direct_converge_rerun_check_rotate_and_teardown(run_playbook, core):
+    databases = ['-e', json.dumps({'postgres_databases': ADAPTIVE})]
+    try:
+        first = run_playbook(PLAYBOOK, '-vvv', '--diff', *databases)
+        assert first.returncode == 0, first
+        stored = _secret(core, STORE_NS, 'db-arthur-genai-engine')
+        password = stored['password']
+        assert len(password) == 32
+        assert password not in first.output
+        assert os.environ['PGPASSWORD'] not in first.output
+
+        # Another route: the owner logs in with the password of the engine's secret.
+        engine = _secret(core, 'arthur', 'postgres-secret')
+        assert engine == {'username': DB, 'password': password}
+        login = psql('SELECT current_user, current_database()', DB, password, DB)
+        assert login.returncode == 0 and login.stdout.strip() == '%s|%s' % (DB, DB), login.stderr
+        owner = psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '%s'" % DB)
+        assert owner.stdout.strip() == DB
+        assert psql('SHOW server_version_num').stdout.startswith('15')
+        url = _secret(core, 'adaptive', 'adaptive-db')['url']
+        adaptive_password = _secret(core, STORE_NS, 'db-adaptive')['password']
+        assert url == 'postgresql://adaptive:%s@%s:%s/adaptive?sslmode=disable' % (adaptive_password, os.environ['PGHOST'], os.environ['PGPORT'])
+
+        second = run_playbook(PLAYBOOK, *databases)
+        assert second.returncode == 0 and second.changed == 0, second
+        assert _writes(second) == [], second
+        assert _secret(core, STORE_NS, 'db-arthur-genai-engine')['password'] == password
+
+        check = run_playbook(PLAYBOOK, '--check', '--diff', *databases, '-e', 'postgres_rotate_password=true')
+        assert check.returncode == 0 and check.changed > 0, check
+        assert _writes(check) == [], check
+        assert _secret(core, 'arthur', 'postgres-secret')['password'] == password
+
+        rotated = run_playbook(PLAYBOOK, *databases, '-e', 'postgres_rotate_password=true')
+        assert rotated.returncode == 0 and rotated.changed > 0, rotated
+        new_password = _secret(core, 'arthur', 'postgres-secret')['password']
+        assert new_password != password
+        assert psql('SELECT 1', DB, new_password, DB).returncode == 0
+        assert psql('SELECT 1', DB, password, DB).returncode != 0
+    finally:
+        down = run_playbook(PLAYBOOK, '-e', 'postgres_state=absent', *databases)
+    assert down.returncode == 0, down
+    assert _secret(core, 'arthur', 'postgres-secret') is None
+    assert _secret(core, 'adaptive', 'adaptive-db') is None
+    assert not _namespace_exists(core, STORE_NS)
+    assert psql("SELECT count(*) FROM pg_database WHERE datname IN ('%s', 'adaptive')" % DB).stdout.strip() == '0'
+    assert psql("SELECT count(*) FROM pg_roles WHERE rolname IN ('%s', 'adaptive')" % DB).stdout.strip() == '0'
+    again = run_playbook(PLAYBOOK, '-e', 'postgres_state=absent', *databases)
+    assert again.returncode == 0 and again.changed == 0, again
+
+
+def test_job_mode_objects_and_script(run_playbook, core):
+    """kwok marks the Job's pod Succeeded without running psql: the objects are checked here and
+    the Job's script is run with psql against the sandbox server, the way the Job would run it."""
+    batch = client.BatchV1Api()
+    try:
+        first = run_playbook(PLAYBOOK, '-e', 'postgres_mode=job')
+        assert first.returncode == 0, first
+        admin = _secret(core, STORE_NS, 'postgres-admin')
+        assert admin == {'PGHOST': os.environ['PGHOST'], 'PGPORT': os.environ['PGPORT'], 'PGUSER': os.environ['PGUSER'],
+                         'PGPASSWORD': os.environ['PGPASSWORD'], 'PGDATABASE': 'postgres', 'PGSSLMODE': 'disable'}
+        jobs = batch.list_namespaced_job(STORE_NS, label_selector='genai.stack/postgres-setup').items
+        assert len(jobs) == 1
+        pod = jobs[0].spec.template.spec
+        container = pod.containers[0]
+        assert container.image == 'docker.io/library/postgres:15-alpine'
+        assert container.env_from[0].secret_ref.name == 'postgres-admin'
+        env = {e.name: e for e in container.env}
+        assert env['DB_NAME'].value == DB and env['DB_OWNER'].value == DB
+        assert env['DB_PASSWORD'].value_from.secret_key_ref.name == 'db-arthur-genai-engine'
+        assert 'psql' in container.args[0] and '-f /setup/setup.sql' in container.args[0]
+        script_cm = core.read_namespaced_config_map(pod.volumes[0].config_map.name, STORE_NS)
+        assert jobs[0].status.succeeded == 1  # kwok's doing, not psql's
+
+        password = _secret(core, STORE_NS, 'db-arthur-genai-engine')['password']
+        variables = {'db': DB, 'owner': DB, 'password': password}
+        for _ in range(2):  # the script is idempotent
+            ran = psql(None, variables=variables, script=script_cm.data['setup.sql'])
+            assert ran.returncode == 0, ran.stderr
+        assert psql('SELECT current_database()', DB, password, DB).stdout.strip() == DB
+
+        second = run_playbook(PLAYBOOK, '-e', 'postgres_mode=job')
+        assert second.returncode == 0 and second.changed == 0, second
+        assert _writes(second) == [], second
+    finally:
+        down = run_playbook(PLAYBOOK, '-e', 'postgres_state=absent')
+    assert down.returncode == 0, down
+    assert not _namespace_exists(core, STORE_NS)
+
+
+BAD_VARS = [
+    ('postgres_admin_password=', 'postgres_admin_password: is required'),
+    ('postgres_host=', 'postgres_host: is required'),
+    ('postgres_port=70000', 'postgres_port: must be a TCP port'),
+    ('postgres_password_length=8', 'postgres_password_length: must be between 16 and 99'),
+    ('postgres_namespace=Bad_NS', 'postgres_namespace: must be a DNS label'),
+    ('{"postgres_databases": [{"name": "Bad-Name", "owner": "x"}]}', 'postgres_databases[].name: must be'),
+    ('{"postgres_databases": [{"name": "a", "owner": "postgres"}]}', 'postgres_databases[].owner: must not be the administrative login'),
+    ('{"postgres_databases": [{"name": "a", "owner": "a", "password": "short"}]}', 'postgres_databases[].password: must be at least 16'),
+    ('{"postgres_databases": [{"name": "a", "owner": "a", "secrets": [{"name": "s", "namespace": "Bad"}]}]}',
+     'postgres_databases[].secrets[].namespace: must be DNS labels'),
+    ('postgres_admin_password=wrong-password-123', 'postgres_host: 127.0.0.1'),
+    ('postgres_mode=sideways', 'postgres_mode'),
+    ('{"postgres_rds_enabled": true, "postgres_rds_allocated_storage": 5}', 'postgres_rds_allocated_storage: must be at least 20'),
+    ('{"postgres_rds_enabled": true, "postgres_rds_engine_version": "16.3"}', 'postgres_rds_engine_version: must be PostgreSQL 15'),
+]
+
+
+@pytest.mark.parametrize('extra,message', BAD_VARS, ids=[m.split(':')[0] for _, m in BAD_VARS])
+def test_preflight_refuses_before_any_change(run_playbook, extra, message):
+    run = run_playbook(PLAYBOOK, '-e', extra)
+    assert run.returncode != 0, run
+    assert message in run.output, run
+    assert _writes(run) == [], run
+    assert run.activity['aws_mutating'] == 0, run
+
+
+def test_rds_instance_through_the_emulator(run_playbook):
+    """The instance in a subnet group of the seeded VPC's private subnets; in the emulator its
+    endpoint does not answer, so the databases go through the Job (kwok completes it)."""
+    subnets = [s['SubnetId'] for s in boto3.client('ec2').describe_subnets(
+        Filters=[{'Name': 'tag:sandbox:tier', 'Values': ['private']}])['Subnets']]
+    rds_vars = ['-e', 'postgres_rds_enabled=true', '-e', 'postgres_mode=job', '-e', 'postgres_rds_instance_id=genai-pg-test',
+                '-e', 'postgres_job_wait=false', '-e', json.dumps({'postgres_rds_subnets': subnets})]
+    try:
+        first = run_playbook(PLAYBOOK, *rds_vars)
+        assert first.returncode == 0, first
+        assert 'rds:CreateDBInstance' in first.activity['aws_mutating_operations'], first.activity
+        instance = boto3.client('rds').describe_db_instances(DBInstanceIdentifier='genai-pg-test')['DBInstances'][0]
+        assert instance['Engine'] == 'postgres' and instance['EngineVersion'].startswith('15')
+        assert instance['StorageEncrypted'] is True
+        assert instance['DBSubnetGroup']['DBSubnetGroupName'] == 'genai-pg-test-subnets'
+        second = run_playbook(PLAYBOOK, *rds_vars)
+        assert second.returncode == 0 and second.changed == 0, second
+        assert second.activity['aws_mutating'] == 0, second.activity
+    finally:
+        down = run_playbook(PLAYBOOK, '-e', 'postgres_state=absent', *rds_vars)
+    assert down.returncode == 0, down
+    left = boto3.client('rds').describe_db_instances()['DBInstances']
+    assert 'genai-pg-test' not in [i['DBInstanceIdentifier'] for i in left]
