@@ -14,7 +14,7 @@ WITH_SANDBOX := set -a; . ./$(SANDBOX_ENV); set +a; export PATH="$(CURDIR)/$(BIN
 ANSIBLE_TEST_TREE := tests/output/collection/ansible_collections
 
 .PHONY: help venv sandbox sandbox-down sandbox-status demo test sanity lint unit integration \
-        integration-% molecule build bench bench-smoke clean docs docs-check install-check
+        integration-% molecule build bench bench-smoke clean docs docs-check install-check reliability reliability-quick
 
 help:
 	@echo "make demo          converge site.yml on the sandbox (starts it first)"
@@ -42,7 +42,7 @@ sandbox-status:
 demo: sandbox
 	$(WITH_SANDBOX) $(BIN)/ansible-playbook site.yml --diff
 
-test: sanity lint unit docs-check integration install-check molecule bench-smoke
+test: sanity lint unit docs-check integration install-check molecule bench-smoke reliability-quick
 	@echo "make test: all suites passed"
 
 # Reference docs generated from the code (antsibull-docs); docs-check fails when they drift.
@@ -79,6 +79,18 @@ integration: sandbox
 # site.yml on the sandbox: converge, idempotence, verify, teardown (molecule/default).
 molecule: sandbox
 	$(WITH_SANDBOX) $(BIN)/molecule test
+
+# The whole reliability suite (faults, SIGKILL, outages, least privilege, secrets, bad inputs) on a
+# sandbox of its own, since it stops components and counts every request: about 8 min on an idle
+# machine. make test runs its quick part (bad-input catalogue, safe defaults) on the main sandbox.
+reliability: venv
+	SANDBOX_DIR=$(CURDIR)/.sandbox-reliability sandbox/sandboxctl up
+	set -a; . ./.sandbox-reliability/env; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	  $(BIN)/python -m pytest -p no:cacheprovider -rA tests/reliability; rc=$$?; \
+	  SANDBOX_DIR=$(CURDIR)/.sandbox-reliability sandbox/sandboxctl down; exit $$rc
+
+reliability-quick: sandbox
+	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/reliability/test_bad_inputs.py tests/reliability/test_safe_defaults.py
 
 # A smoke run of the benchmark harness so it cannot rot (the benchmarks themselves: make bench).
 bench-smoke: sandbox

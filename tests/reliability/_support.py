@@ -1,0 +1,311 @@
+"""Helpers of the reliability suite: run playbooks against the sandbox, read what they did,
+break the sandbox on purpose (faults, SIGKILL, stopped components) and count what exists.
+
+Everything here reads the variables of a sandbox env file (`.sandbox/env`, or a private
+instance's `$SANDBOX_DIR/env`); the suite is meant to run on a private instance so that other
+runs do not add to the journal and audit log it counts (see tests/reliability/README.md).
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
+OUTPUT_DIR = os.path.join(ROOT, 'tests', 'output', 'reliability')
+WRITE_VERBS = {'create', 'update', 'patch', 'delete', 'deletecollection'}
+RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
+
+
+def sandbox_dir():
+    """The state directory of the sandbox instance the environment points at."""
+    return os.path.dirname(os.path.dirname(os.environ['SANDBOX_AWS_JOURNAL']))
+
+
+def admin_user():
+    return os.environ.get('SANDBOX_KUBE_ADMIN_USER', 'sandbox-admin')
+
+
+# --- journal and audit log --------------------------------------------------------------------
+
+def _read_lines(path, start=0):
+    if not path or not os.path.exists(path):
+        return []
+    with open(path, encoding='utf-8', errors='replace') as handle:
+        lines = handle.read().splitlines()
+    return [line for line in lines[start:] if line.strip()]
+
+
+def mark():
+    return (len(_read_lines(os.environ.get('SANDBOX_AWS_JOURNAL'))),
+            len(_read_lines(os.environ.get('SANDBOX_KUBE_AUDIT'))))
+
+
+def aws_requests(since_mark):
+    return [json.loads(x) for x in _read_lines(os.environ.get('SANDBOX_AWS_JOURNAL'), since_mark[0])]
+
+
+def kube_events(since_mark):
+    return [json.loads(x) for x in _read_lines(os.environ.get('SANDBOX_KUBE_AUDIT'), since_mark[1])]
+
+
+def kube_writes(since_mark, user=None):
+    """Completed write requests of `user` (the admin identity the playbooks use by default)."""
+    user = user or admin_user()
+    found = []
+    for event in kube_events(since_mark):
+        if event.get('stage') not in (None, 'ResponseComplete') or event.get('verb') not in WRITE_VERBS:
+            continue
+        if (event.get('user') or {}).get('username') != user:
+            continue
+        ref = event.get('objectRef') or {}
+        found.append({'verb': event['verb'], 'resource': ref.get('resource'), 'namespace': ref.get('namespace'),
+                      'name': ref.get('name'), 'code': (event.get('responseStatus') or {}).get('code'),
+                      'ts': event.get('stageTimestamp')})
+    return found
+
+
+class Activity:
+    """What the sandbox recorded from a mark on."""
+
+    def __init__(self, since_mark, kube_user=None):
+        self.requests = aws_requests(since_mark)
+        self.mutating = [r for r in self.requests if r.get('mutating')]
+        self.writes = kube_writes(since_mark, kube_user)
+        user = kube_user or admin_user()
+        # Every audited request of the user (the audit policy also records reads of Secrets).
+        self.kube_requests = [{'verb': e.get('verb'), 'namespace': (e.get('objectRef') or {}).get('namespace'),
+                               'resource': (e.get('objectRef') or {}).get('resource'),
+                               'code': (e.get('responseStatus') or {}).get('code')}
+                              for e in kube_events(since_mark)
+                              if e.get('stage') in (None, 'ResponseComplete') and (e.get('user') or {}).get('username') == user]
+
+    def statuses(self, operation, service=None):
+        return [r['status'] for r in self.requests
+                if r.get('operation') == operation and (service is None or r.get('service') == service)]
+
+    def mutating_operations(self):
+        return sorted({(r['service'], r['operation']) for r in self.mutating})
+
+    def __repr__(self):
+        return 'Activity(aws=%d, mutating=%s, kube_writes=%s)' % (
+            len(self.requests), [r['operation'] for r in self.mutating], self.writes[:20])
+
+
+# --- running playbooks ------------------------------------------------------------------------
+
+def playbook_env(extra=None):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_FORCE_COLOR='0', PYTHONUNBUFFERED='1')
+    env['PATH'] = VENV_BIN + os.pathsep + env.get('PATH', '')
+    env.update(extra or {})
+    return env
+
+
+class Run:
+    def __init__(self, args, returncode, output, activity, duration):
+        self.args = args
+        self.returncode = returncode
+        self.output = output
+        self.activity = activity
+        self.duration = duration
+        self.recap = {m.group(1): {'ok': int(m.group(2)), 'changed': int(m.group(3)), 'failed': int(m.group(5))}
+                      for m in RECAP.finditer(output)}
+
+    @property
+    def changed(self):
+        return sum(host['changed'] for host in self.recap.values())
+
+    def json(self):
+        """The result of ANSIBLE_STDOUT_CALLBACK=json (stdout only)."""
+        start = self.output.find('{\n')
+        return json.loads(self.output[start:self.output.rfind('}') + 1])
+
+    def __repr__(self):
+        return 'Run(%s rc=%s, %.0fs, %r)\n%s' % (' '.join(self.args), self.returncode, self.duration, self.activity,
+                                                  self.output[-5000:])
+
+
+def run_playbook(playbook, *args, env_extra=None, timeout=1200, kube_user=None, separate_stderr=False):
+    start_mark = mark()
+    started = time.monotonic()
+    command = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook] + list(args)
+    proc = subprocess.run(command, cwd=ROOT, env=playbook_env(env_extra), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE if separate_stderr else subprocess.STDOUT, text=True,
+                          timeout=timeout, check=False)
+    output = proc.stdout if not separate_stderr else proc.stdout
+    run = Run(command[1:], proc.returncode, output, Activity(start_mark, kube_user), time.monotonic() - started)
+    if separate_stderr:
+        run.stderr = proc.stderr
+    return run
+
+
+def run_and_kill(playbook, *args, task, trigger, env_extra=None, timeout=900):
+    """Run a playbook and SIGKILL its whole process group (ansible-playbook, its workers, the
+    module and any helm child) as soon as task `task` has made its first change: a mutating
+    AWS request (`trigger='aws'`) or a Kubernetes write (`trigger='kube'`) after the task's
+    banner. Returns (killed, Run)."""
+    start_mark = mark()
+    started = time.monotonic()
+    command = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook] + list(args)
+    proc = subprocess.Popen(command, cwd=ROOT, env=playbook_env(env_extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+    task_mark = []
+    banner = ' : %s' % task  # TASK [<role> : <task name ...>]; a prefix of the name is enough
+
+    task_over = []
+
+    def reader():
+        for line in proc.stdout:
+            lines.append(line)
+            if not line.startswith('TASK ['):
+                continue
+            if not task_mark and (banner in line or line.startswith('TASK [%s' % task)):
+                task_mark.append(mark())
+            elif task_mark and not task_over:
+                task_over.append(True)  # the next task started: changes from now on are not the task's
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    killed = False
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if task_mark and not task_over:
+            since = task_mark[0]
+            if trigger == 'aws':
+                hit = any(r.get('mutating') for r in aws_requests(since))
+            else:
+                hit = bool(kube_writes(since))
+            if hit:
+                os.killpg(proc.pid, signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.02)
+    if proc.poll() is None and not killed:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    thread.join(timeout=10)
+    run = Run(command[1:], proc.returncode, ''.join(lines), Activity(start_mark), time.monotonic() - started)
+    return killed, run
+
+
+# --- fault injection --------------------------------------------------------------------------
+
+def _faults_request(method, body=None):
+    url = os.environ['AWS_ENDPOINT_URL'].rstrip('/') + '/_sandbox/faults'
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                     headers={'Content-Type': 'application/json'})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b'null')
+
+
+def queue_faults(specs):
+    return _faults_request('POST', list(specs))
+
+
+def queued_faults():
+    return _faults_request('GET')
+
+
+def clear_faults():
+    return _faults_request('DELETE')
+
+
+# --- sandbox components (through the components' own pid files and `up`) ----------------------
+
+def _component(script, action):
+    env = dict(os.environ, REPO_ROOT=ROOT, SANDBOX_DIR=sandbox_dir(),
+               SANDBOX_PYTHON=os.path.join(VENV_BIN, 'python'))
+    env.setdefault('SANDBOX_CACHE', os.path.join(os.path.expanduser('~'), '.cache', 'genai-stack'))
+    subprocess.run(['bash', os.path.join(ROOT, 'sandbox', 'components', script), action], cwd=ROOT, env=env,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+
+
+def _pid(name):
+    path = os.path.join(sandbox_dir(), 'kube', 'run', name + '.pid')
+    with open(path, encoding='ascii') as handle:
+        return int(handle.read().strip())
+
+
+def _alive(pid):
+    return os.path.exists('/proc/%d' % pid)
+
+
+def stop_component_process(name, sig=signal.SIGKILL):
+    """Kill one process of the sandbox (kube-apiserver, registry, ...) by its pid file."""
+    pid = _pid(name)
+    os.kill(pid, sig)
+    for _ in range(200):
+        if not _alive(pid):
+            return pid
+        time.sleep(0.05)
+    raise AssertionError('%s (pid %d) did not stop' % (name, pid))
+
+
+def start_kube():
+    """20-kube.sh up starts what is not running (its start_proc skips live processes)."""
+    _component('20-kube.sh', 'up')
+
+
+def start_registry():
+    _component('30-registry.sh', 'up')
+
+
+def component_running(name):
+    try:
+        return _alive(_pid(name))
+    except (OSError, ValueError):
+        return False
+
+
+# --- counting what exists ---------------------------------------------------------------------
+
+def kubectl(*args, kubeconfig=None, check=True):
+    command = [os.environ.get('KUBECTL_BIN', 'kubectl')] + list(args)
+    if kubeconfig:
+        command[1:1] = ['--kubeconfig', kubeconfig]
+    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120)
+
+
+def kubectl_json(*args, **kwargs):
+    return json.loads(kubectl(*(list(args) + ['-o', 'json']), **kwargs).stdout)
+
+
+def helm_releases(namespace):
+    """Every release in the namespace, whatever its status (helm list -a)."""
+    out = subprocess.run([os.environ.get('HELM_BIN', 'helm'), 'list', '-a', '-n', namespace, '-o', 'json'],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    return json.loads(out or '[]')
+
+
+def helm_history(name, namespace):
+    proc = subprocess.run([os.environ.get('HELM_BIN', 'helm'), 'history', name, '-n', namespace, '-o', 'json'],
+                          capture_output=True, text=True, check=False, timeout=120)
+    return json.loads(proc.stdout) if proc.returncode == 0 else []
+
+
+# --- counts for docs/security.md ---------------------------------------------------------------
+
+def record(section, **values):
+    """Merge counts into tests/output/reliability/counts.json (what docs/security.md quotes)."""
+    os.makedirs(OUTPUT_DIR, exist_ok=True)
+    path = os.path.join(OUTPUT_DIR, 'counts.json')
+    lock = path + '.lock'
+    with open(lock, 'w', encoding='ascii'):
+        pass
+    data = {}
+    if os.path.exists(path):
+        with open(path, encoding='utf-8') as handle:
+            try:
+                data = json.load(handle)
+            except ValueError:
+                data = {}
+    data.setdefault(section, {}).update(values)
+    with open(path + '.tmp', 'w', encoding='utf-8') as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+    os.replace(path + '.tmp', path)

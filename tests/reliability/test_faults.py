@@ -1,0 +1,59 @@
+"""Every mutating AWS operation of cluster_gpu (converge and teardown) survives a throttling
+error, a 500 and a 503, and the run converges.
+
+The operations are derived from the journal of the faulted runs themselves: whatever mutating
+request a run sent must be one of CANDIDATE_OPERATIONS (so it had faults queued), and each one
+sent must show the three injected errors and then a success.
+"""
+import boto3
+import pytest
+
+import _support
+from conftest import CANDIDATE_OPERATIONS, CLUSTER, NODEGROUP
+
+def _used(lifecycle):
+    used = set()
+    for phase in ('converge', 'teardown'):
+        used.update(lifecycle[phase].activity.mutating_operations())
+    return used
+
+
+def test_runs_converge_under_faults(cluster_gpu_lifecycle):
+    converge, teardown = cluster_gpu_lifecycle['converge'], cluster_gpu_lifecycle['teardown']
+    assert converge.returncode == 0, converge
+    assert teardown.returncode == 0, teardown
+    group = cluster_gpu_lifecycle['snapshot']['nodegroup']
+    assert group['scalingConfig']['desiredSize'] == 2
+    assert len(cluster_gpu_lifecycle['snapshot']['alarms']) == 4
+    # The teardown, under the same faults, left nothing behind.
+    eks = boto3.client('eks')
+    assert NODEGROUP not in eks.list_nodegroups(clusterName=CLUSTER)['nodegroups']
+    assert boto3.client('cloudwatch').describe_alarms(AlarmNamePrefix='%s-%s-' % (CLUSTER, NODEGROUP))['MetricAlarms'] == []
+
+
+def test_operations_derived_from_the_journal(cluster_gpu_lifecycle):
+    used = _used(cluster_gpu_lifecycle)
+    assert used, 'no mutating AWS operation in the journal of a converge + teardown'
+    unlisted = used - set(CANDIDATE_OPERATIONS)
+    assert not unlisted, 'mutating operations sent without injected faults (add them to CANDIDATE_OPERATIONS): %s' % unlisted
+    survived = 3 * len(used)
+    _support.record('faults', operations=sorted('%s:%s' % x for x in used), operations_count=len(used),
+                    faults_injected_and_survived=survived)
+
+
+@pytest.mark.parametrize('service,operation', CANDIDATE_OPERATIONS, ids=['%s:%s' % x for x in CANDIDATE_OPERATIONS])
+def test_operation_retried_after_throttling_500_and_503(cluster_gpu_lifecycle, service, operation):
+    if (service, operation) not in _used(cluster_gpu_lifecycle):
+        pytest.skip('%s:%s is not sent by a cluster_gpu converge or teardown' % (service, operation))
+    for phase in ('converge', 'teardown'):
+        requests = [r for r in cluster_gpu_lifecycle[phase].activity.requests
+                    if r.get('service') == service and r.get('operation') == operation]
+        if not requests:
+            continue
+        first = requests[:3]
+        assert [r['status'] for r in first] == [400, 500, 503], (phase, requests)
+        assert first[0].get('fault') == 'ThrottlingException', first
+        assert first[1].get('fault') in ('InternalFailure', 'InternalError'), first
+        assert first[2].get('fault') == 'ServiceUnavailable', first
+        assert any(r['status'] == 200 and not r.get('fault') for r in requests[3:]), (phase, requests)
+        assert cluster_gpu_lifecycle[phase].returncode == 0

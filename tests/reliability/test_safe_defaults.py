@@ -1,0 +1,180 @@
+"""Safe defaults: IMDSv2 required, encrypted EBS, no public IPs on GPU nodes, TLS verification on
+by default with an explicit option to relax it, and no default password anywhere."""
+import ast
+import glob
+import os
+import re
+
+import yaml
+
+import _support
+
+MODULES = sorted(glob.glob(os.path.join(_support.ROOT, 'plugins', 'modules', '*.py')))
+KUBE_MODULES = ['k8s_secret', 'helm_release']
+AWS_MODULES = ['eks_gpu_nodegroup', 'eks_nodegroup_labels', 'scaling_alarm']
+SECRETISH = re.compile(r'(password|passwd|secret|token|api_?key|admin_key|private_key|credential|cookie)', re.I)
+# Variables whose names look secret but hold a name or a path, not a secret value.
+NOT_A_SECRET = re.compile(r'(_name|_names|_key_name|_store|_store_kind|_refresh_interval|_secret_key|_length|_enabled|'
+                          r'_external_secrets|_file|_keys_name|_secret_name|_control_plane_key|_harmony_key|'
+                          r'rotate_password)$')
+
+
+# --- AWS side: what the GPU node group's launch template and subnets say -------------------------
+
+def test_imdsv2_required(cluster_gpu_lifecycle):
+    data = cluster_gpu_lifecycle['snapshot']['launch_template_data']
+    assert data['MetadataOptions']['HttpTokens'] == 'required', data['MetadataOptions']
+    assert int(data['MetadataOptions'].get('HttpPutResponseHopLimit', 1)) <= 2
+
+
+def test_root_volume_encrypted(cluster_gpu_lifecycle):
+    data = cluster_gpu_lifecycle['snapshot']['launch_template_data']
+    assert data['BlockDeviceMappings'], data
+    for mapping in data['BlockDeviceMappings']:
+        assert mapping['Ebs']['Encrypted'] is True, mapping
+
+
+def test_no_public_ips_on_nodes(cluster_gpu_lifecycle):
+    data = cluster_gpu_lifecycle['snapshot']['launch_template_data']
+    for interface in data.get('NetworkInterfaces', []):
+        assert interface.get('AssociatePublicIpAddress') is not True, interface
+    subnets = cluster_gpu_lifecycle['snapshot']['subnets']
+    assert subnets
+    for subnet in subnets:
+        assert subnet.get('MapPublicIpOnLaunch') is False, subnet
+    # The node group's own remote access (SSH from anywhere) is not opened either.
+    assert not cluster_gpu_lifecycle['snapshot']['nodegroup'].get('remoteAccess'), cluster_gpu_lifecycle['snapshot']['nodegroup']
+
+
+# --- TLS verification ----------------------------------------------------------------------------
+
+class _Captured(Exception):
+    def __init__(self, spec):
+        super().__init__('argument spec captured')
+        self.spec = spec
+
+
+def _argspec_of(module_name):
+    """The module's full argument spec, captured where its main() builds the module object."""
+    import importlib
+    import sys
+    sys.path.insert(0, os.path.join(_support.ROOT, '.collections'))
+    module = importlib.import_module('ansible_collections.genai.stack.plugins.modules.%s' % module_name)
+    from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
+
+    def kube_module(*args, **kwargs):
+        raise _Captured(dict(kwargs['argument_spec']))
+
+    def aws_module(*args, **kwargs):
+        spec = aws_argument_spec()
+        spec.update(kwargs['argument_spec'])
+        raise _Captured(spec)
+
+    names = {'AnsibleModule': kube_module, 'GenaiAWSModule': aws_module}
+    saved = {n: getattr(module, n) for n in names if hasattr(module, n)}
+    for name in saved:
+        setattr(module, name, names[name])
+    try:
+        module.main()
+    except _Captured as captured:
+        return captured.spec
+    finally:
+        for name, value in saved.items():
+            setattr(module, name, value)
+    raise AssertionError('%s: main() built no module' % module_name)
+
+
+def _collection_on_path():
+    import sys
+    path = os.path.join(_support.ROOT, '.collections')
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def test_validate_certs_defaults_true_and_can_be_relaxed():
+    _collection_on_path()
+    checked = []
+    for name in KUBE_MODULES + AWS_MODULES:
+        spec = _argspec_of(name)
+        assert 'validate_certs' in spec, name
+        assert spec['validate_certs'].get('default', True) is True, (name, spec['validate_certs'])
+        assert spec['validate_certs'].get('type') == 'bool', name
+        checked.append(name)
+    _support.record('safe_defaults', validate_certs_modules=checked)
+
+
+def test_helm_skips_tls_verification_only_when_asked():
+    _collection_on_path()
+    from ansible_collections.genai.stack.plugins.module_utils import _helm
+
+    class FakeModule:
+        params = {}
+
+    for value, expected in ((True, None), (None, None), (False, 'true')):
+        runner = _helm.HelmRunner(FakeModule(), 'helm', {'validate_certs': value})
+        assert runner.env.get('HELM_KUBEINSECURE_SKIP_TLS_VERIFY') == expected, value
+        assert '--insecure-skip-tls-verify' not in runner.global_args
+
+
+def test_no_plain_http_or_insecure_defaults_in_roles():
+    """Roles talk TLS to registries unless the inventory says otherwise (the sandbox does)."""
+    found = []
+    for path in glob.glob(os.path.join(_support.ROOT, 'roles', '*', 'defaults', 'main.yml')):
+        with open(path, encoding='utf-8') as handle:
+            defaults = yaml.safe_load(handle) or {}
+        for key, value in defaults.items():
+            if re.search(r'(plain_http|insecure|skip_tls|validate_certs)', key) and value not in (False, 'false'):
+                if 'validate_certs' in key and value in (True, 'true'):
+                    continue
+                found.append((path, key, value))
+    assert not found, found
+
+
+# --- no default passwords --------------------------------------------------------------------------
+
+def _secretish_defaults():
+    found = []
+    checked = 0
+    for path in sorted(glob.glob(os.path.join(_support.ROOT, 'roles', '*', 'defaults', 'main.yml'))):
+        with open(path, encoding='utf-8') as handle:
+            defaults = yaml.safe_load(handle) or {}
+
+        def walk(prefix, value):
+            nonlocal checked
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk('%s.%s' % (prefix, k), v)
+            elif isinstance(value, list):
+                for i, v in enumerate(value):
+                    walk('%s[%d]' % (prefix, i), v)
+            else:
+                leaf = prefix.rsplit('.', 1)[-1]
+                if SECRETISH.search(leaf) and not NOT_A_SECRET.search(leaf):
+                    checked += 1
+                    if value not in ('', None, {}, [], False, True) and not isinstance(value, (bool, int)):
+                        found.append((os.path.relpath(path, _support.ROOT), prefix, value))
+        for key, value in defaults.items():
+            walk(key, value)
+    return checked, found
+
+
+def test_no_default_passwords_in_role_defaults():
+    checked, found = _secretish_defaults()
+    assert checked >= 10, checked
+    assert not found, 'secret-looking defaults with a value: %s' % found
+    _support.record('safe_defaults', secret_like_defaults_checked=checked, default_passwords_found=len(found))
+
+
+def test_no_default_passwords_in_module_argspecs():
+    """No option of a module that is no_log has a default value."""
+    found = []
+    for path in MODULES:
+        tree = ast.parse(open(path, encoding='utf-8').read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'dict':
+                kwargs = {k.arg: k.value for k in node.keywords}
+                if 'no_log' in kwargs and isinstance(kwargs['no_log'], ast.Constant) and kwargs['no_log'].value is True:
+                    default = kwargs.get('default')
+                    if default is not None and not (isinstance(default, ast.Constant) and default.value in (None, '')):
+                        found.append((os.path.basename(path), ast.dump(node)[:120]))
+    assert not found, found

@@ -1,0 +1,230 @@
+"""Secrets never reach the output (-vvv, --diff, --check, failures), the AWS journal or the
+Kubernetes audit log.
+
+Each run is given distinctive generated values (LEAKCANARY<label><hex>) in every secret-bearing
+option or variable; the sandbox's own registry password (a random token) is checked too. A
+"forced failure" run fails after the secrets were written (genai_engine: an unknown chart
+version after the secrets tasks; modules: a failing task after k8s_secret, and a format check
+failing on a secret value; cluster_gpu: a non-retryable AWS error after its first tasks).
+"""
+import os
+import tempfile
+
+import pytest
+import yaml
+
+import _support
+from conftest import canary
+
+NAMESPACE = 'rel-secrets'
+LEAKS = []
+
+
+def _haystacks(run):
+    with open(os.environ['SANDBOX_AWS_JOURNAL'], encoding='utf-8', errors='replace') as handle:
+        journal = handle.read()
+    with open(os.environ['SANDBOX_KUBE_AUDIT'], encoding='utf-8', errors='replace') as handle:
+        audit = handle.read()
+    return {'output': run.output, 'journal': journal, 'audit log': audit}
+
+
+def _assert_no_leak(run, secrets, label):
+    found = []
+    for where, text in _haystacks(run).items():
+        for name, value in secrets.items():
+            if value and value in text:
+                found.append('%s: %s in the %s' % (label, name, where))
+    LEAKS.extend(found)
+    _support.record('secrets', leaks_found=len(LEAKS), leaks=LEAKS)
+    assert not found, found
+
+
+def _registry_secret():
+    return {'sandbox registry password': os.environ['SANDBOX_REGISTRY_PASSWORD']}
+
+
+def _count_run(label):
+    runs = set(_support_runs())
+    runs.add(label)
+    _support.record('secrets', runs_checked=sorted(runs), runs=len(runs))
+
+
+def _support_runs():
+    import json
+    path = os.path.join(_support.OUTPUT_DIR, 'counts.json')
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding='utf-8') as handle:
+        return json.load(handle).get('secrets', {}).get('runs_checked', [])
+
+
+# --- cluster_gpu (runs of the shared lifecycle: converge -vvv --diff, --check, teardown) ------------
+
+@pytest.mark.parametrize('phase', ['converge', 'check', 'teardown'])
+def test_cluster_gpu_runs(cluster_gpu_lifecycle, phase):
+    run = cluster_gpu_lifecycle[phase]
+    secrets = {'AWS secret key': cluster_gpu_lifecycle['secret']}
+    secrets.update(_registry_secret())
+    _assert_no_leak(run, secrets, 'cluster_gpu %s' % phase)
+    _count_run('cluster_gpu %s' % phase)
+
+
+def test_cluster_gpu_forced_failure():
+    secret = canary('awskeyfail')
+    _support.queue_faults([{'service': 'cloudwatch', 'operation': 'DescribeAlarms', 'code': 'AccessDenied', 'status': 403, 'times': 50}])
+    try:
+        run = _support.run_playbook('playbooks/cluster_gpu.yml', '-vvv', '--diff', env_extra={'AWS_SECRET_ACCESS_KEY': secret})
+    finally:
+        _support.clear_faults()
+        down = _support.run_playbook('playbooks/cluster_gpu.yml', '-e', 'cluster_gpu_state=absent')
+    assert run.returncode != 0, run
+    assert 'AccessDenied' in run.output, run
+    secrets = {'AWS secret key': secret}
+    secrets.update(_registry_secret())
+    _assert_no_leak(run, secrets, 'cluster_gpu forced failure')
+    _count_run('cluster_gpu forced failure')
+    assert down.returncode == 0, down
+
+
+# --- the modules ------------------------------------------------------------------------------------
+
+def _module_secrets():
+    return {name: canary(name) for name in ('data', 'dockerpw', 'tlskey', 'openai', 'awskey', 'badformat')}
+
+
+def _env(name):
+    return "{{ lookup('ansible.builtin.env', 'REL_SECRET_%s') }}" % name.upper()
+
+
+def _secret_env(secrets):
+    return {'REL_SECRET_%s' % name.upper(): value for name, value in secrets.items()}
+
+
+def _modules_playbook(directory, secrets, fail_after):
+    # The values come from the environment, as from a vault or a lookup in real use: ansible-core
+    # (2.19) prints the source lines around a failed task ("Origin:"), so a secret written
+    # literally into a playbook is shown by ansible itself on any failure nearby.
+    secrets = {name: _env(name) for name in secrets}
+    pem_key = '-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----\n' % secrets['tlskey']
+    pem_cert = '-----BEGIN CERTIFICATE-----\nMIIBrelcert\n-----END CERTIFICATE-----\n'
+    tasks = [
+        {'name': 'namespace', 'kubernetes.core.k8s': {'kind': 'Namespace', 'name': NAMESPACE, 'api_version': 'v1'}},
+        {'name': 'opaque', 'genai.stack.k8s_secret': {'name': 'rel-opaque', 'namespace': NAMESPACE,
+                                                     'data': {'password': secrets['data'], 'keys': 'gpt::https://x.example/::%s' % secrets['openai']},
+                                                     'format': {'keys': 'openai_endpoints'}, 'min_length': 12}},
+        {'name': 'registry', 'genai.stack.k8s_secret': {'name': 'rel-docker', 'namespace': NAMESPACE,
+                                                       'docker_registry': {'server': 'ghcr.io', 'username': 'rel', 'password': secrets['dockerpw']}}},
+        {'name': 'tls', 'genai.stack.k8s_secret': {'name': 'rel-tls', 'namespace': NAMESPACE, 'tls': {'cert': pem_cert, 'key': pem_key}}},
+        {'name': 'chart', 'genai.stack.helm_release': {
+            'name': 'rel-secrets-echo', 'release_namespace': NAMESPACE,
+            'chart_ref': "oci://{{ lookup('env', 'SANDBOX_REGISTRY') }}/charts/gpu-echo",
+            'registry_username': "{{ lookup('env', 'SANDBOX_REGISTRY_USER') }}",
+            'registry_password': "{{ lookup('env', 'SANDBOX_REGISTRY_PASSWORD') }}", 'plain_http': True,
+            'values': {'gpu': {'enabled': False}}}},
+        {'name': 'alarms with an explicit secret key', 'genai.stack.scaling_alarm': {
+            'name': 'rel-secrets-cpu', 'cluster_name': 'sandbox', 'nodegroup_name': 'sandbox-cpu', 'metric': 'cpu',
+            'access_key': 'AKIARELSECRETS', 'secret_key': secrets['awskey']}},
+        {'name': 'labels with an explicit secret key', 'genai.stack.eks_nodegroup_labels': {
+            'name': 'sandbox-cpu', 'cluster_name': 'sandbox', 'labels': {'rel-secrets': 'yes'},
+            'access_key': 'AKIARELSECRETS', 'secret_key': secrets['awskey']}},
+        {'name': 'a format check fails on a secret value', 'genai.stack.k8s_secret': {
+            'name': 'rel-bad-format', 'namespace': NAMESPACE, 'data': {'keys': 'no-separators-%s' % secrets['badformat']},
+            'format': {'keys': 'openai_endpoints'}}, 'ignore_errors': True},
+    ]
+    if fail_after:
+        tasks.append({'name': 'forced failure after the secrets are set', 'ansible.builtin.fail': {'msg': 'forced failure'}})
+    path = os.path.join(directory, 'modules-%s.yml' % ('fail' if fail_after else 'ok'))
+    with open(path, 'w', encoding='utf-8') as handle:
+        yaml.safe_dump([{'name': 'secrets', 'hosts': 'sandbox', 'gather_facts': False, 'tasks': tasks}], handle, sort_keys=False)
+    return path
+
+
+def _modules_cleanup(directory):
+    tasks = [
+        {'name': 'chart', 'genai.stack.helm_release': {'name': 'rel-secrets-echo', 'release_namespace': NAMESPACE, 'state': 'absent'}},
+        {'name': 'alarms', 'genai.stack.scaling_alarm': {'name': 'rel-secrets-cpu', 'cluster_name': 'sandbox',
+                                                         'nodegroup_name': 'sandbox-cpu', 'state': 'absent'}},
+        {'name': 'labels', 'genai.stack.eks_nodegroup_labels': {'name': 'sandbox-cpu', 'cluster_name': 'sandbox',
+                                                                'labels': {'rel-secrets': 'yes'}, 'state': 'absent'}},
+        {'name': 'namespace', 'kubernetes.core.k8s': {'kind': 'Namespace', 'name': NAMESPACE, 'api_version': 'v1', 'state': 'absent'}},
+    ]
+    path = os.path.join(directory, 'cleanup.yml')
+    with open(path, 'w', encoding='utf-8') as handle:
+        yaml.safe_dump([{'name': 'cleanup', 'hosts': 'sandbox', 'gather_facts': False, 'tasks': tasks}], handle)
+    return _support.run_playbook(path)
+
+
+def test_modules_vvv_diff_check_update_and_failure():
+    with tempfile.TemporaryDirectory(prefix='rel-secrets-') as tmp:
+        try:
+            first = _module_secrets()
+            ok_path, fail_path = _modules_playbook(tmp, first, False), _modules_playbook(tmp, first, True)
+            check_first = _support.run_playbook(ok_path, '--check', '--diff', '-vvv', env_extra=_secret_env(first))
+            create = _support.run_playbook(ok_path, '--diff', '-vvv', env_extra=_secret_env(first))
+            second = _module_secrets()   # new values: the update path and its diff
+            check_update = _support.run_playbook(ok_path, '--check', '--diff', '-vvv', env_extra=_secret_env(second))
+            failed = _support.run_playbook(fail_path, '--diff', '-vvv', env_extra=_secret_env(second))
+        finally:
+            cleanup = _modules_cleanup(tmp)
+    assert create.returncode == 0, create
+    assert failed.returncode != 0 and 'forced failure' in failed.output, failed
+    for label, run, secrets in (('modules --check (create)', check_first, first), ('modules -vvv --diff', create, first),
+                                ('modules --check (update)', check_update, second), ('modules forced failure', failed, second)):
+        secrets = dict(secrets, **_registry_secret())
+        _assert_no_leak(run, secrets, label)
+        _count_run(label)
+    assert cleanup.returncode == 0, cleanup
+
+
+# --- genai_engine -----------------------------------------------------------------------------------
+
+def _engine_vars(secrets):
+    # The seeded CPU node group's label: the engine needs CPU nodes, whatever cluster_gpu did.
+    return ['-e', '{"genai_engine_cpu_node_labels": {"sandbox/pool": "cpu"}}',
+            '-e', 'genai_engine_admin_key=%s' % secrets['admin'], '-e', 'genai_engine_postgres_password=%s' % secrets['pg'],
+            '-e', 'genai_engine_registry_username=rel', '-e', 'genai_engine_registry_password=%s' % secrets['registry'],
+            '-e', 'genai_engine_openai_gpt_names_endpoints_keys=gpt::https://x.example/::%s' % secrets['openai']]
+
+
+def test_genai_engine_vvv_diff_check_and_failure(request):
+    secrets = {name: canary(name) for name in ('admin', 'pg', 'registry', 'openai')}
+    try:
+        converge = _support.run_playbook('playbooks/genai_engine.yml', '-vvv', '--diff', *_engine_vars(secrets))
+        check = _support.run_playbook('playbooks/genai_engine.yml', '--check', '--diff', '-vvv', *_engine_vars(secrets))
+        rotated = {name: canary(name + 'b') for name in secrets}
+        failed = _support.run_playbook('playbooks/genai_engine.yml', '-vvv', '--diff', '-e', 'genai_engine_chart_version=9.9.9',
+                                       *_engine_vars(rotated))
+    finally:
+        down = _support.run_playbook('playbooks/genai_engine.yml', '-e', 'genai_engine_state=absent')
+    assert converge.returncode == 0, converge
+    assert failed.returncode != 0, failed
+    for label, run, values in (('genai_engine -vvv --diff', converge, secrets), ('genai_engine --check', check, secrets),
+                               ('genai_engine forced failure', failed, dict(secrets, **{k + '2': v for k, v in rotated.items()}))):
+        _assert_no_leak(run, dict(values, **_registry_secret()), label)
+        _count_run(label)
+    assert down.returncode == 0, down
+
+
+# --- the other roles: --check -vvv --diff with canary secrets ------------------------------------------
+
+OTHER_ROLES = {
+    'postgres': lambda c: ['-e', 'postgres_admin_password=%s' % c('pgadmin')],
+    'adaptive': lambda c: ['-e', 'adaptive_cookies_secret=%s' % (c('cookie') * 2),
+                           '-e', 'adaptive_database_url=postgres://u:%s@db.example.com:5432/adaptive' % c('dburl')],
+    'observability': lambda c: ['-e', 'observability_grafana_admin_password=%s' % c('grafana'),
+                                '-e', 'observability_opensearch_admin_password=Aa1!%s' % c('opensearch')],
+    'opea': lambda c: ['-e', 'opea_hf_token=hf_%s' % c('hftoken')],
+}
+
+
+@pytest.mark.parametrize('role', sorted(OTHER_ROLES))
+def test_other_roles_check_mode(role):
+    made = {}
+
+    def make(label):
+        made[label] = canary(label)
+        return made[label]
+
+    run = _support.run_playbook('playbooks/%s.yml' % role, '--check', '--diff', '-vvv', *OTHER_ROLES[role](make))
+    _assert_no_leak(run, dict(made, **_registry_secret()), '%s --check' % role)
+    _count_run('%s --check (rc %s)' % (role, run.returncode))
