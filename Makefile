@@ -14,7 +14,7 @@ WITH_SANDBOX := set -a; . ./$(SANDBOX_ENV); set +a; export PATH="$(CURDIR)/$(BIN
 ANSIBLE_TEST_TREE := tests/output/collection/ansible_collections
 
 .PHONY: help venv sandbox sandbox-down sandbox-status demo test sanity lint unit integration \
-        integration-% molecule build bench bench-smoke clean docs docs-check install-check reliability reliability-quick
+        integration-% molecule build bench bench-smoke clean docs docs-check install-check reliability reliability-quick site-check
 
 help:
 	@echo "make demo          converge site.yml on the sandbox (starts it first)"
@@ -42,7 +42,7 @@ sandbox-status:
 demo: sandbox
 	$(WITH_SANDBOX) $(BIN)/ansible-playbook site.yml --diff
 
-test: sanity lint unit docs-check integration install-check molecule bench-smoke reliability-quick
+test: sanity lint unit docs-check integration install-check molecule site-check bench-smoke reliability-quick
 	@echo "make test: all suites passed"
 
 # Reference docs generated from the code (antsibull-docs); docs-check fails when they drift.
@@ -73,7 +73,8 @@ unit: venv
 
 integration: sandbox
 	$(WITH_SANDBOX) tests/charts/lint-charts.sh
-	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider tests/sandbox/live tests/playbooks/test_cluster_gpu.py tests/playbooks
+	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider tests/sandbox/live tests/playbooks/test_cluster_gpu.py tests/playbooks \
+	  --ignore=tests/playbooks/site
 	$(WITH_SANDBOX) tests/integration/run-targets.sh
 
 # site.yml on the sandbox: converge, idempotence, verify, teardown (molecule/default).
@@ -91,6 +92,11 @@ reliability: venv
 
 reliability-quick: sandbox
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/reliability/test_bad_inputs.py tests/reliability/test_safe_defaults.py
+
+# After molecule has converged site.yml: a re-run with no change and no write, check mode with no
+# change, then teardown.yml leaving nothing behind.
+site-check: sandbox
+	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/playbooks/site
 
 # A smoke run of the benchmark harness so it cannot rot (the benchmarks themselves: make bench).
 bench-smoke: sandbox
