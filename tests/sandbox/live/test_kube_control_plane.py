@@ -8,18 +8,9 @@ import subprocess
 import time
 import uuid
 
-import pytest
 
 REQUIRED = ("KUBECONFIG", "KUBECTL_BIN", "SANDBOX_KUBE_AUDIT", "SANDBOX_KUBE_ADMIN_USER",
             "SANDBOX_KUBECONFIG_UNPRIVILEGED")
-
-
-@pytest.fixture(scope="module")
-def env():
-    missing = [k for k in REQUIRED if not os.environ.get(k)]
-    if missing:
-        pytest.fail(f"sandbox environment missing {missing}: run sandbox/sandboxctl up and source .sandbox/env")
-    return os.environ
 
 
 def kubectl(env, *args, kubeconfig=None, check=True, input=None):

@@ -1,7 +1,6 @@
 """Live test of the node mirror (component 40-nodes): EKS node groups in the AWS emulator
 appear as Kubernetes Nodes, follow scaling and deletion, and take GPU pods."""
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -9,14 +8,6 @@ import uuid
 import pytest
 
 REQUIRED = ("KUBECONFIG", "KUBECTL_BIN", "AWS_ENDPOINT_URL", "AWS_REGION", "SANDBOX_KUBE_AUDIT")
-
-
-@pytest.fixture(scope="module")
-def env():
-    missing = [k for k in REQUIRED if not os.environ.get(k)]
-    if missing:
-        pytest.fail(f"sandbox environment missing {missing}: run sandbox/sandboxctl up and source .sandbox/env")
-    return os.environ
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,6 @@ import requests
 REQUIRED = ("SANDBOX_REGISTRY", "SANDBOX_REGISTRY_USER", "SANDBOX_REGISTRY_PASSWORD", "HELM_BIN", "HELM4_BIN")
 
 
-@pytest.fixture(scope="module")
-def env():
-    missing = [k for k in REQUIRED if not os.environ.get(k)]
-    if missing:
-        pytest.fail(f"sandbox environment missing {missing}: run sandbox/sandboxctl up and source .sandbox/env")
-    return os.environ
-
-
 @pytest.fixture
 def helm_env(tmp_path):
     """A private helm configuration: never the user's registry credentials."""

@@ -10,14 +10,6 @@ REQUIRED = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "SANDBOX_P
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture(scope="module")
-def env():
-    missing = [k for k in REQUIRED if not os.environ.get(k)]
-    if missing:
-        pytest.fail(f"sandbox environment missing {missing}: run sandbox/sandboxctl up and source .sandbox/env")
-    return os.environ
-
-
 def psql(env, sql, **overrides):
     """Run one statement with psql (no ~/.pgpass, no prompt); returns the CompletedProcess."""
     e = dict(env, PGPASSFILE=os.devnull, PGCONNECT_TIMEOUT="5")
