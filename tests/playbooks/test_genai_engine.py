@@ -109,9 +109,9 @@ def _converge_and_switch_modes(run_playbook, core):
     gpu = run_playbook(PLAYBOOK, *registry, env_extra=OPENAI)
     assert gpu.returncode == 0, gpu
     pods = _engine_pods(core)
-    assert pods and all(node.metadata.labels.get('capability') == 'gpu' for _, node in pods)
-    assert all(int(node.status.allocatable.get('nvidia.com/gpu', '0')) >= 1 for _, node in pods)
-    assert {p.spec.containers[0].image.split(':')[0] for p, _ in pods} == {'arthurplatform/genai-engine-gpu'}
+    assert pods and all(node.metadata.labels.get('capability') == 'gpu' for _unused, node in pods)
+    assert all(int(node.status.allocatable.get('nvidia.com/gpu', '0')) >= 1 for _unused, node in pods)
+    assert {p.spec.containers[0].image.split(':')[0] for p, _unused in pods} == {'arthurplatform/genai-engine-gpu'}
     assert _secrets(core)['arthur-repository-credentials'].type == 'kubernetes.io/dockerconfigjson'
     assert _helm_values()['containerRepositoryCredentialRequired'] is True
     assert base64.b64decode(_secrets(core)['genai-engine-secret-admin-key'].data['key']).decode() == admin_key, 'admin key rotated'
@@ -135,7 +135,7 @@ BAD_VARS = [
 ]
 
 
-@pytest.mark.parametrize('extra,message', BAD_VARS, ids=[m.split(':')[0] + str(i) for i, (_, m) in enumerate(BAD_VARS)])
+@pytest.mark.parametrize('extra,message', BAD_VARS, ids=[m.split(':')[0] + str(i) for i, (_unused, m) in enumerate(BAD_VARS)])
 def test_preflight_refuses_before_any_change(run_playbook, stack, extra, message):
     run = run_playbook(PLAYBOOK, '-e', extra, env_extra=OPENAI)
     assert run.returncode != 0, run

@@ -137,7 +137,7 @@ def test_job_mode_objects_and_script(run_playbook, core):
 
         password = _secret(core, STORE_NS, 'db-arthur-genai-engine')['password']
         variables = {'db': DB, 'owner': DB, 'password': password}
-        for _ in range(2):  # the script is idempotent
+        for _unused in range(2):  # the script is idempotent
             ran = psql(None, variables=variables, script=script_cm.data['setup.sql'])
             assert ran.returncode == 0, ran.stderr
         assert psql('SELECT current_database()', DB, password, DB).stdout.strip() == DB
@@ -169,7 +169,7 @@ BAD_VARS = [
 ]
 
 
-@pytest.mark.parametrize('extra,message', BAD_VARS, ids=[m.split(':')[0] for _, m in BAD_VARS])
+@pytest.mark.parametrize('extra,message', BAD_VARS, ids=[m.split(':')[0] for _unused, m in BAD_VARS])
 def test_preflight_refuses_before_any_change(run_playbook, extra, message):
     run = run_playbook(PLAYBOOK, '-e', extra)
     assert run.returncode != 0, run

@@ -127,7 +127,7 @@ class Run:
 
     def __repr__(self):
         return 'Run(%s rc=%s, %.0fs, %r)\n%s' % (' '.join(self.args), self.returncode, self.duration, self.activity,
-                                                  self.output[-5000:])
+                                                 self.output[-5000:])
 
 
 def run_playbook(playbook, *args, env_extra=None, timeout=1200, kube_user=None, separate_stderr=False):
@@ -240,7 +240,7 @@ def stop_component_process(name, sig=signal.SIGKILL):
     """Kill one process of the sandbox (kube-apiserver, registry, ...) by its pid file."""
     pid = _pid(name)
     os.kill(pid, sig)
-    for _ in range(200):
+    for _unused in range(200):
         if not _alive(pid):
             return pid
         time.sleep(0.05)

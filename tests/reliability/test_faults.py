@@ -11,6 +11,7 @@ import pytest
 import _support
 from conftest import CANDIDATE_OPERATIONS, CLUSTER, NODEGROUP
 
+
 def _used(lifecycle):
     used = set()
     for phase in ('converge', 'teardown'):

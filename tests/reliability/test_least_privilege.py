@@ -40,7 +40,7 @@ def _policy_actions():
 
 
 def test_policy_is_exactly_what_the_collection_calls(cluster_gpu_lifecycle):
-    _, actions = _policy_actions()
+    _unused, actions = _policy_actions()
     called = set()
     for phase in ('converge', 'check', 'teardown'):
         run = cluster_gpu_lifecycle.get(phase)
@@ -125,7 +125,7 @@ def _aws_playbook(directory, asg, state):
 
 
 def test_aws_calls_under_the_minimal_policy_where_enforced():
-    policy, _ = _policy_actions()
+    policy, _unused = _policy_actions()
     iam = boto3.client('iam')
     limited = _user_with_policy(iam, 'rel-least-privilege', policy)
     admin = _user_with_policy(iam, 'rel-admin', {'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': '*', 'Resource': '*'}]})
@@ -147,7 +147,7 @@ def test_aws_calls_under_the_minimal_policy_where_enforced():
                                _probe(lambda: _client('cloudwatch', limited).list_dashboards())),
                 'ssm': (_probe(lambda: _client('ssm', admin).get_parameter(
                     Name='/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/nvidia/recommended/image_id')),
-                        _probe(lambda: _client('ssm', limited).describe_parameters())),
+                    _probe(lambda: _client('ssm', limited).describe_parameters())),
                 'eks': (_probe(lambda: _client('eks', admin).describe_cluster(name=CLUSTER)),
                         _probe(lambda: _client('eks', limited).list_clusters())),
             }
@@ -157,7 +157,7 @@ def test_aws_calls_under_the_minimal_policy_where_enforced():
         finally:
             _reset_auth('inf')
     _support.record('least_privilege', enforcement_probes={k: {'admin_allowed_call': v[0], 'limited_disallowed_call': v[1]}
-                                                             for k, v in probes.items()})
+                                                           for k, v in probes.items()})
     for service in ('ec2', 'autoscaling', 'iam', 'cloudwatch', 'ssm'):
         assert probes[service][0] == 'allowed' and probes[service][1] != 'allowed', (service, probes)
     # The emulator's limit, not ours: with enforcement on, moto checks the signature of a request
@@ -172,7 +172,7 @@ def test_aws_calls_under_the_minimal_policy_where_enforced():
 
 
 def test_aws_enforcement_refuses_a_missing_action():
-    policy, _ = _policy_actions()
+    policy, _unused = _policy_actions()
     without_alarms = json.loads(json.dumps(policy))
     for statement in without_alarms['Statement']:
         if statement['Sid'] == 'ScalingAlarms':
@@ -247,7 +247,7 @@ def _sa_kubeconfig(directory):
 def _kube_playbook(directory, name, namespace, kubeconfig):
     tasks = [
         {'name': 'secret', 'genai.stack.k8s_secret': {'name': 'rel-rbac-secret', 'namespace': namespace, 'kubeconfig': kubeconfig,
-                                                     'data': {'token': 'rbac-test-value-0123456789'}}},
+                                                      'data': {'token': 'rbac-test-value-0123456789'}}},
         {'name': 'release', 'genai.stack.helm_release': {
             'name': 'rel-rbac-echo', 'release_namespace': namespace, 'kubeconfig': kubeconfig,
             'chart_ref': "oci://{{ lookup('env', 'SANDBOX_REGISTRY') }}/charts/gpu-echo",

@@ -110,10 +110,10 @@ def _modules_playbook(directory, secrets, fail_after):
     tasks = [
         {'name': 'namespace', 'kubernetes.core.k8s': {'kind': 'Namespace', 'name': NAMESPACE, 'api_version': 'v1'}},
         {'name': 'opaque', 'genai.stack.k8s_secret': {'name': 'rel-opaque', 'namespace': NAMESPACE,
-                                                     'data': {'password': secrets['data'], 'keys': 'gpt::https://x.example/::%s' % secrets['openai']},
-                                                     'format': {'keys': 'openai_endpoints'}, 'min_length': 12}},
+                                                      'data': {'password': secrets['data'], 'keys': 'gpt::https://x.example/::%s' % secrets['openai']},
+                                                      'format': {'keys': 'openai_endpoints'}, 'min_length': 12}},
         {'name': 'registry', 'genai.stack.k8s_secret': {'name': 'rel-docker', 'namespace': NAMESPACE,
-                                                       'docker_registry': {'server': 'ghcr.io', 'username': 'rel', 'password': secrets['dockerpw']}}},
+                                                        'docker_registry': {'server': 'ghcr.io', 'username': 'rel', 'password': secrets['dockerpw']}}},
         {'name': 'tls', 'genai.stack.k8s_secret': {'name': 'rel-tls', 'namespace': NAMESPACE, 'tls': {'cert': pem_cert, 'key': pem_key}}},
         {'name': 'chart', 'genai.stack.helm_release': {
             'name': 'rel-secrets-echo', 'release_namespace': NAMESPACE,

@@ -169,7 +169,7 @@ def test_cluster_gpu_killed_in_each_task_then_converges(cluster_gpu_chain):
     releases = _support.helm_releases('nvidia-device-plugin')
     assert [r['status'] for r in releases] == ['deployed'], releases
     _support.record('sigkill', cluster_gpu_kills=sum(1 for c in chains['runs'] if c[1]),
-                    cluster_gpu_tasks=[t for t, _ in CLUSTER_GPU_TASKS])
+                    cluster_gpu_tasks=[t for t, _unused in CLUSTER_GPU_TASKS])
 
 
 def test_engine_killed_in_each_task_then_converges(engine_chain):
@@ -185,5 +185,5 @@ def test_engine_killed_in_each_task_then_converges(engine_chain):
     assert [r['status'] for r in state['releases']] == ['deployed'], state
     # The generated admin key is generated once and kept, whatever run was killed when.
     assert len(chains['admin_keys']) == 1, chains['admin_keys']
-    _support.record('sigkill', engine_kills=sum(1 for c in chains['runs'] if c[1]), engine_tasks=[t for t, _ in ENGINE_TASKS],
+    _support.record('sigkill', engine_kills=sum(1 for c in chains['runs'] if c[1]), engine_tasks=[t for t, _unused in ENGINE_TASKS],
                     engine_release_revisions=state['release_revisions'])
