@@ -63,6 +63,8 @@ def _assert_retried(run, operations):
 def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
     # A distinctive secret key (the emulator accepts any) that must never reach the output.
     secret_env = {'AWS_SECRET_ACCESS_KEY': SECRET}
+    # Start from no GPU capacity, whatever other tests of the session left (the stack tests share it).
+    assert run_playbook(PLAYBOOK, '-e', 'cluster_gpu_state=absent').returncode == 0
     try:
         sandbox_faults(CONVERGE_OPERATIONS)
         first = run_playbook(PLAYBOOK, '-vvv', '--diff', env_extra=secret_env)
@@ -138,8 +140,8 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
 
 
 BAD_VARS = [
-    ('cluster_gpu_min_size=3', 'cluster_gpu_min_size: must be between'),
-    ('cluster_gpu_desired_size=5', 'cluster_gpu_desired_size: must be between'),
+    ('cluster_gpu_min_size=7', 'cluster_gpu_min_size: must be between'),
+    ('cluster_gpu_desired_size=9', 'cluster_gpu_desired_size: must be between'),
     ('cluster_gpu_max_size=0', 'cluster_gpu_max_size: must be at least 1'),
     ('cluster_gpu_gpu_scale_in_threshold=50', 'cluster_gpu_gpu_scale_in_threshold: must be'),
     ('cluster_gpu_gpu_scale_out_threshold=120', 'cluster_gpu_gpu_scale_out_threshold: is a percentage'),

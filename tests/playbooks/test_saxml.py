@@ -79,7 +79,8 @@ def test_gpu_converge_rerun_check_then_tpu_and_teardown(run_playbook, core, tpu_
     try:
         first = run_playbook(PLAYBOOK)
         assert first.returncode == 0, first
-        assert 'accelerator capacity: 2 gpu node(s) with 2 nvidia.com/gpu allocatable' in first.output, first
+        gpu_count = len(core.list_node(label_selector='capability=gpu').items)
+        assert 'accelerator capacity: %d gpu node(s) with %d nvidia.com/gpu allocatable' % (gpu_count, gpu_count) in first.output, first
 
         # Verified by another route: helm and the objects.
         assert _helm_releases()['saxml']['status'] == 'deployed'
@@ -139,7 +140,7 @@ BAD_VARS = [
     ('saxml_accelerator=tpu', 'saxml_accelerator: 1 model server(s) need 4 google.com/tpu each'),
     ('{"saxml_accelerator": "tpu", "saxml_tpu_topology": "4x4"}', 'saxml_tpu_topology: must be a single-host slice topology'),
     ('saxml_gpu_count=0', 'saxml_gpu_count: must be between 1 and 16'),
-    ('saxml_model_server_replicas=3', 'saxml_model_server_replicas: 3 model server(s) need 1 nvidia.com/gpu each'),
+    ('saxml_model_server_replicas=9', 'saxml_model_server_replicas: 9 model server(s) need 1 nvidia.com/gpu each'),
     ('saxml_model_server_gpu_image=""', 'saxml_model_server_gpu_image: is required with saxml_accelerator gpu'),
     ('{"saxml_models": [{"name": "Bad-Name", "model_path": "a.B", "replicas": 1}]}', 'saxml_models[0]: each model needs'),
     ('saxml_gcp_service_account=someone@example.com', 'saxml_gcp_service_account: must be empty or a Google service account'),
