@@ -31,7 +31,7 @@ def _sandbox_env():
 def smoke_results(tmp_path_factory):
     env = _sandbox_env()
     if not env.get('AWS_ENDPOINT_URL') or not env.get('SANDBOX_AWS_JOURNAL'):
-        pytest.skip('the sandbox is not running (make sandbox)')
+        pytest.fail('the sandbox is not running: run make sandbox (make bench-smoke does) before the smoke test')
     out = tmp_path_factory.mktemp('bench-results')
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'bench', 'run.py'), '--smoke', '--results-dir', str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
