@@ -19,7 +19,7 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.genai.stack.plugins.module_utils._validation import InputErrors, fail_on_input_errors
+from ansible_collections.genai.stack.plugins.module_utils._validation import InputErrors, NamingAnsibleModule, fail_on_input_errors
 
 # Throttling and 5xx are retried with jittered backoff by every call made with aws_retry=True.
 # ResourceInUseException is EKS's answer while a previous update of the node group still runs.
@@ -50,6 +50,12 @@ def is_not_found(exc, codes=('ResourceNotFoundException', 'NotFoundException', '
 
 class GenaiAWSModule(AnsibleAWSModule):
     """AnsibleAWSModule with our conventions: retrying clients, input checks, waits."""
+
+    def __init__(self, **kwargs):
+        # amazon.aws builds its AnsibleModule from the class-wide default_settings (not from a
+        # module_class argument), so the choice is made there, inside this module's own process.
+        AnsibleAWSModule.default_settings['module_class'] = NamingAnsibleModule
+        super().__init__(**kwargs)
 
     def client(self, service, retry_decorator=None, **extra_params):  # pylint: disable=redefined-outer-name
         if retry_decorator is None:

@@ -38,14 +38,61 @@ SET_FLAGS = {'raw': '--set', 'string': '--set-string', 'json': '--set-json', 'fi
 MIN_VERSION = (3, 8, 0)
 
 
-class HelmError(Exception):
-    """A helm command failed; `command` is the displayable (masked) command line."""
+# Chart version constraints as helm reads them (Masterminds semver): terms joined by "," or
+# spaces, alternatives by "||", hyphen ranges "1.2 - 1.4"; x, X and * as wildcards.
+_VERSION = r'v?(?:\d+|[xX*])(?:\.(?:\d+|[xX*])){0,2}(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?'
+_TERM = r'(?:(?:!=|>=|=>|<=|=<|~>|[=><~^])\s*)?' + _VERSION
+_AND_GROUP = re.compile(r'^\s*(?:%s\s+-\s+%s|%s)(?:\s*,?\s*(?:%s\s+-\s+%s|%s))*\s*$' % ((_VERSION, _VERSION, _TERM) * 2))
 
-    def __init__(self, message, command=None, rc=None, stderr=None):
+
+def valid_version_constraint(text):
+    """True for `1.2.3`, `v1.2`, `^1.2`, `>= 1.0, < 2.0`, `1.2 - 1.4 || 2.x`; False for `v-one`."""
+    if not isinstance(text, str) or not text.strip():
+        return False
+    return all(_AND_GROUP.match(group) for group in text.split('||'))
+
+
+class HelmError(Exception):
+    """A helm command failed; `command` is the displayable (masked) command line; `option` names
+    the module option at fault when the failure is the user's input (chart_ref, chart_version...)."""
+
+    def __init__(self, message, command=None, rc=None, stderr=None, option=None):
         super().__init__(message)
         self.command = command
         self.rc = rc
         self.stderr = stderr
+        self.option = option
+
+
+_AUTH_FAILURE = re.compile(r'\b401\b|unauthorized|authentication required|basic credential not found|denied', re.I)
+_VERSION_MISSING = re.compile(r'no chart version found|version ".*" not found|chart ".*" version ".*" not found'
+                              r'|:[^\s:]+: not found|improper constraint|invalid version', re.I)
+_UNREACHABLE = re.compile(r'connection refused|no such host|i/o timeout|dial tcp|network is unreachable|TLS handshake timeout', re.I)
+_CHART_MISSING = re.compile(r'name unknown|repository name not known|not found|no such file|failed to download'
+                            r'|no chart name found|is not a valid chart|chart.yaml file is missing', re.I)
+
+
+def chart_error(exc, chart_ref, chart_version=None, with_credentials=False, remote=True):
+    """The HelmError of a failed chart fetch, re-told against the option at fault (or unchanged)."""
+    text = to_text(exc.stderr or '') or str(exc)
+    last = ' '.join(text.strip().splitlines()[-1:]).replace('Error: ', '').replace('INSTALLATION FAILED: ', '')
+    if remote and _AUTH_FAILURE.search(text):
+        option = 'registry_password' if with_credentials else 'registry_username'
+        message = ('%s: the registry refused access to %s; %s (helm: %s)'
+                   % (option, chart_ref, 'check registry_username and registry_password' if with_credentials
+                      else 'it needs registry_username and registry_password', last))
+    elif remote and _UNREACHABLE.search(text):
+        option = 'chart_ref'
+        message = 'chart_ref: the registry or repository of %s could not be reached; nothing was installed (helm: %s)' % (chart_ref, last)
+    elif chart_version and _VERSION_MISSING.search(text):
+        option = 'chart_version'
+        message = 'chart_version: version %r of %s was not found (helm: %s)' % (chart_version, chart_ref, last)
+    elif _CHART_MISSING.search(text):
+        option = 'chart_ref'
+        message = 'chart_ref: chart %s was not found (helm: %s)' % (chart_ref, last)
+    else:
+        return exc
+    return HelmError(message, command=exc.command, rc=exc.rc, stderr=exc.stderr, option=option)
 
 
 def parse_version(text):
@@ -297,7 +344,19 @@ class HelmRunner:
             args.append('--plain-http')
         if insecure:
             args.append('--insecure')
-        self.run(args, data=password)
+        try:
+            self.run(args, data=password)
+        except HelmError as exc:
+            text = to_text(exc.stderr or '') or str(exc)
+            last = ' '.join(text.strip().splitlines()[-1:]).replace('Error: ', '')
+            if _UNREACHABLE.search(text):
+                raise HelmError('chart_ref: registry %s could not be reached to log in; nothing was installed (helm: %s)' % (host, last),
+                                command=exc.command, rc=exc.rc, stderr=exc.stderr, option='chart_ref')
+            if not _AUTH_FAILURE.search(text):
+                raise
+            raise HelmError('registry_password: registry %s refused the login of %r; check registry_username and '
+                            'registry_password (helm: %s)' % (host, username, last),
+                            command=exc.command, rc=exc.rc, stderr=exc.stderr, option='registry_password')
 
     # -- reading a release ------------------------------------------------------------------
 

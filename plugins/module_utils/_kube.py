@@ -59,6 +59,28 @@ def auth_params(params):
     return auth
 
 
+HOST_URL = re.compile(r'^https?://(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+)(:[0-9]{1,5})?(/\S*)?$')
+
+
+def check_connection(check, params):
+    """Connection options a client cannot be built from, each named (before any request)."""
+    auth = auth_params(params)
+    host = auth.get('host')
+    if host is not None:
+        option = 'host' if params.get('host') else 'host (from K8S_AUTH_HOST)'
+        check.match(HOST_URL, host, option, 'an API server URL such as https://api.example:6443')
+    for name in ('kubeconfig', 'ca_cert'):
+        path = auth.get(name)
+        if path and not os.path.isfile(os.path.expanduser(path)):
+            option = name if params.get(name) else '%s (from K8S_AUTH_%s)' % (name, name.upper())
+            check.error(option, '%r is not a readable file' % path)
+
+
+def namespace_exists(client, name):
+    """True or False; errors other than 404 propagate."""
+    return get_object(client, 'v1', 'Namespace', name) is not None
+
+
 def get_client(module):
     """A kubernetes.core K8SClient (dynamic client) for the module's connection options."""
     if not HAS_KUBERNETES:

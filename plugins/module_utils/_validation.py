@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 
+from ansible.module_utils.basic import AnsibleModule
+
 SUBNET_ID = re.compile(r'^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$')
 SECURITY_GROUP_ID = re.compile(r'^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$')
 AMI_ID = re.compile(r'^ami-[0-9a-f]{8}(?:[0-9a-f]{9})?$')
@@ -98,3 +100,23 @@ def fail_on_input_errors(module, errors):
 def user_path(value):
     """Expand `~` in a path given inside a dict or list option, where argspec `type='path'` cannot reach."""
     return os.path.expanduser(value)
+
+
+class NamingAnsibleModule(AnsibleModule):
+    """AnsibleModule whose argument validation failures always name the option.
+
+    ansible-core converts a string given for a dict option with suboptions twice: while
+    collecting no_log values (whose error, "dictionary requested, could not parse JSON or
+    key=value", names nothing) and in the type check (whose error names the option). The first
+    error recorded is the one reported, so the unnamed one wins; this reports the named one.
+    """
+
+    def fail_json(self, msg, **kwargs):  # pylint: disable=arguments-differ
+        result = getattr(self, 'validation_result', None)
+        errors = list(getattr(result, 'errors', None) or [])
+        if errors and type(errors[0]).__name__ == 'NoLogError' and not getattr(self, '_genai_renamed', False):
+            self._genai_renamed = True
+            named = [e for e in errors[1:] if type(e).__name__ != 'NoLogError']
+            if named:
+                msg = named[0].args[0] if named[0].args else str(named[0])
+        super().fail_json(msg=msg, **kwargs)

@@ -41,6 +41,8 @@ options:
   node_role:
     description:
       - ARN of the IAM role of the nodes. Required to create the node group.
+      - Before anything is created the role is read (C(iam:GetRole)); a role that does not exist or that EC2 cannot
+        assume fails naming this option. Without the permission the module warns and goes on.
       - Cannot change on an existing node group.
     type: str
   subnets:
@@ -258,6 +260,8 @@ actions:
 
 import base64
 import hashlib
+import json
+from urllib.parse import unquote
 
 try:
     import botocore
@@ -502,6 +506,30 @@ class NodegroupManager:
         if public:
             self.module.warn('subnets %s assign public IPs on launch; GPU nodes are normally kept in private subnets' % ', '.join(public))
 
+    def check_node_role(self):
+        """Before the launch template is created: EKS refuses a node role that does not exist or
+        that EC2 cannot assume, and would leave the new template behind."""
+        role_name = self.params['node_role'].split(':role/', 1)[1].rsplit('/', 1)[-1]
+        try:
+            role = self.module.client('iam').get_role(RoleName=role_name, aws_retry=True)['Role']
+        except botocore.exceptions.ClientError as exc:
+            if is_not_found(exc):
+                self.module.fail_json(msg='node_role: IAM role %r does not exist (%s)' % (role_name, self.params['node_role']),
+                                      option='node_role')
+            if 'AccessDenied' in (exc.response.get('Error', {}).get('Code') or ''):
+                self.module.warn('node_role: not allowed to read IAM role %r (iam:GetRole), so it was not checked' % role_name)
+                return
+            self.module.fail_json_aws(exc, msg='Could not read IAM role %r' % role_name)
+        if role.get('Arn') and role['Arn'] != self.params['node_role']:
+            self.module.fail_json(msg='node_role: %s does not match the ARN of role %r (%s)' % (self.params['node_role'], role_name, role['Arn']),
+                                  option='node_role')
+        trust = role.get('AssumeRolePolicyDocument')
+        if isinstance(trust, str):
+            trust = json.loads(unquote(trust))
+        if trust and 'ec2.amazonaws.com' not in json.dumps(trust):
+            self.module.fail_json(msg='node_role: IAM role %r cannot be assumed by EC2 (ec2.amazonaws.com is not in its trust policy), '
+                                      'so nodes could not join' % role_name, option='node_role')
+
     # -- desired state ----------------------------------------------------------------------
     def desired_labels(self):
         return dict(self.params['labels'] or {})
@@ -556,6 +584,7 @@ class NodegroupManager:
             subnets = list((nodegroup or {}).get('subnets') or (cluster.get('resourcesVpcConfig') or {}).get('subnetIds') or [])
         if nodegroup is None:
             self.check_subnets(subnets, cluster)
+            self.check_node_role()
         self.check_immutable(nodegroup, subnets)
 
         ami_id = self.resolve_ami(version)

@@ -31,7 +31,7 @@ options:
     type: dict
     required: true
   purge_labels:
-    description: Remove labels of the node group that are not in O(labels). Only with O(state=present).
+    description: Remove labels of the node group that are not in O(labels). Only with O(state=present); the module fails before any request when it is set with O(state=absent).
     type: bool
     default: false
   state:
@@ -102,6 +102,8 @@ def validate_params(params):
     check.match(EKS_NAME, params['cluster_name'], 'cluster_name', 'a valid EKS cluster name')
     check.labels(params['labels'], 'labels')
     check.in_range(params['wait_timeout'], 'wait_timeout', 1, 86400)
+    check.require(not (params['purge_labels'] and params['state'] == 'absent'), 'purge_labels',
+                  'applies to state=present only (state=absent removes just the keys of labels)')
     check.raise_if_any()
 
 
@@ -122,12 +124,24 @@ def main():
     params = module.params
     eks = module.client('eks')
 
+    def cluster_exists():
+        try:
+            eks.describe_cluster(name=params['cluster_name'], aws_retry=True)
+        except botocore.exceptions.ClientError as exc:
+            if is_not_found(exc):
+                return False
+            module.fail_json_aws(exc, msg='Could not describe EKS cluster %r' % params['cluster_name'])
+        return True
+
     def describe():
         try:
             return eks.describe_nodegroup(clusterName=params['cluster_name'], nodegroupName=params['name'], aws_retry=True)['nodegroup']
         except botocore.exceptions.ClientError as exc:
             if is_not_found(exc):
-                module.fail_json(msg='name: no node group %r in EKS cluster %r' % (params['name'], params['cluster_name']))
+                if not cluster_exists():
+                    module.fail_json(msg='cluster_name: no EKS cluster %r in this account and region' % params['cluster_name'],
+                                     option='cluster_name')
+                module.fail_json(msg='name: no node group %r in EKS cluster %r' % (params['name'], params['cluster_name']), option='name')
             module.fail_json_aws(exc, msg='Could not describe node group %r' % params['name'])
 
     nodegroup = describe()

@@ -50,7 +50,10 @@ options:
     default: default
     aliases: [namespace]
   create_namespace:
-    description: Create O(release_namespace) on install when it does not exist.
+    description:
+      - Create O(release_namespace) on install when it does not exist.
+      - When false, an install into a namespace that does not exist fails before helm is asked to install, naming
+        O(release_namespace); in check mode it is a warning, since an earlier task of the same run may create it.
     type: bool
     default: false
   chart_ref:
@@ -63,7 +66,9 @@ options:
     description: URL of a classic chart repository holding O(chart_ref) (passed as C(--repo)).
     type: str
   chart_version:
-    description: Chart version or version constraint; the latest when not given.
+    description:
+      - Chart version or version constraint (helm's syntax, such as V(1.2.3), V(^1.2) or V(>=1.0, <2.0)); the latest when
+        not given. A malformed constraint fails before helm runs; a version the registry does not have fails naming this option.
     type: str
   values:
     description: Values, merged over O(values_files).
@@ -245,18 +250,22 @@ import os
 import re
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._helm import (
-    HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_source, mask_values,
-    object_label, oci_registry_host, rendered_file_names, set_value_args, split_documents, split_manifest,
+    HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_error, chart_source,
+    mask_values, object_label, oci_registry_host, rendered_file_names, set_value_args, split_documents, split_manifest,
+    valid_version_constraint,
 )
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
-    api_error_message, drifted_fields, get_client, get_object, kube_argument_spec, mask_secret, project, secret_drift, value_hash,
+    api_error_message, check_connection, drifted_fields, get_client, get_object, kube_argument_spec, mask_secret, namespace_exists, project,
+    secret_drift, value_hash,
 )
-from ansible_collections.genai.stack.plugins.module_utils._validation import DNS_LABEL, Checker, InputErrors, fail_on_input_errors, user_path
+from ansible_collections.genai.stack.plugins.module_utils._validation import (
+    DNS_LABEL, Checker, InputErrors, NamingAnsibleModule, fail_on_input_errors, user_path,
+)
 
 DURATION = re.compile(r'^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$')
 
@@ -295,6 +304,7 @@ def check_options(params):
         check.require(len(name) <= RELEASE_NAME_MAX, 'name', 'must be at most %d characters, got %d' % (RELEASE_NAME_MAX, len(name)))
     check.match(DNS_LABEL, params['release_namespace'], 'release_namespace', 'a valid namespace name (lowercase DNS label)')
     check.match(DURATION, params['wait_timeout'], 'wait_timeout', 'a duration such as 300s or 5m0s')
+    check_connection(check, params)
     if params.get('binary_path') and not (os.path.isfile(params['binary_path']) and os.access(params['binary_path'], os.X_OK)):
         check.error('binary_path', '%r is not an executable file' % params['binary_path'])
     state = params['state']
@@ -319,8 +329,8 @@ def check_options(params):
             check.require(re.match(r'^(https?|file)://\S+$', params['chart_repo_url']), 'chart_repo_url', 'must be an http(s):// or file:// URL')
             check.require(re.match(r'^[A-Za-z0-9._-]+$', chart_ref), 'chart_ref', 'must be a chart name (no "/") with chart_repo_url')
     if params.get('chart_version') is not None:
-        check.require(re.match(r'^[0-9A-Za-z.+^~<>=!*|, -]+$', params['chart_version']) and params['chart_version'].strip(),
-                      'chart_version', 'must be a version or version constraint such as 1.2.3 or ^1.2')
+        check.require(valid_version_constraint(params['chart_version']), 'chart_version',
+                      '%r is not a version or version constraint such as 1.2.3, ^1.2 or ">=1.0, <2.0"' % params['chart_version'])
     if bool(params.get('registry_username')) != bool(params.get('registry_password')):
         check.error('registry_username' if not params.get('registry_username') else 'registry_password',
                     'registry_username and registry_password must be given together')
@@ -421,10 +431,38 @@ class ReleaseManager:
 
     # -- reads --------------------------------------------------------------------------------
 
+    def fetch_error(self, exc):
+        """A failed chart fetch told against chart_ref, chart_version or the registry credentials."""
+        params = self.params
+        return chart_error(exc, params['chart_ref'], params.get('chart_version'), with_credentials=bool(params.get('registry_username')),
+                           remote=chart_source(params['chart_ref'], params.get('chart_repo_url')) != 'local')
+
+    def require_namespace(self):
+        """Before an install without create_namespace: a missing namespace is named, nothing is sent."""
+        if self.params['create_namespace']:
+            return
+        try:
+            exists = namespace_exists(self.client, self.namespace)
+        except Exception as exc:  # pylint: disable=broad-except
+            # A namespaced credential may not read namespaces; helm's install will tell.
+            self.module.warn('release_namespace: could not check that namespace %r exists (%s)' % (self.namespace, api_error_message(exc)))
+            return
+        if exists:
+            return
+        text = ('release_namespace: namespace %r does not exist; create it first or set create_namespace=true' % self.namespace)
+        if self.module.check_mode:
+            # In check mode an earlier task that creates the namespace has not run either.
+            self.module.warn(text + '; a real run fails here unless an earlier task creates it')
+            return
+        raise HelmError(text, option='release_namespace')
+
     def desired(self):
         """What helm would install: chart metadata, user values (as helm merges them) and manifest."""
-        release = self.helm.run_json(['install', self.name] + self.chart_args() + ['-n', self.namespace]
-                                     + self.values_args() + self.helm.flags.dry_run_client(), record=False)
+        try:
+            release = self.helm.run_json(['install', self.name] + self.chart_args() + ['-n', self.namespace]
+                                         + self.values_args() + self.helm.flags.dry_run_client(), record=False)
+        except HelmError as exc:
+            raise self.fetch_error(exc)
         metadata = release['chart']['metadata']
         return {
             'chart': '%s-%s' % (metadata['name'], metadata['version']),
@@ -466,6 +504,8 @@ class ReleaseManager:
 
     def present(self):
         release = self.helm.release(self.name, self.namespace)
+        if release is None:
+            self.require_namespace()
         desired = self.desired()
         status = release.get('status') if release else None
         action = None
@@ -545,7 +585,10 @@ class ReleaseManager:
 
     def rendered(self):
         render_dir = self.params['render_dir']
-        _rc, out, _err = self.helm.run(['template', self.name] + self.chart_args() + ['-n', self.namespace] + self.values_args())
+        try:
+            _rc, out, _err = self.helm.run(['template', self.name] + self.chart_args() + ['-n', self.namespace] + self.values_args())
+        except HelmError as exc:
+            raise self.fetch_error(exc)
         docs = split_documents(to_text(out))
         names = rendered_file_names([parsed for _raw, parsed in docs])
         wanted = dict(zip(names, [raw for raw, _parsed in docs]))
@@ -589,7 +632,7 @@ class ReleaseManager:
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+    module = NamingAnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_together=[['registry_username', 'registry_password']])
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib('PyYAML'), exception=str(YAML_IMPORT_ERROR))
@@ -639,7 +682,7 @@ def main():
             if before:
                 result['revision'] = int(before['revision'])
     except HelmError as exc:
-        module.fail_json(msg=str(exc), command=runner.commands, helm_version=runner.version_text, stderr=exc.stderr,
+        module.fail_json(msg=str(exc), option=exc.option, command=runner.commands, helm_version=runner.version_text, stderr=exc.stderr,
                          recovered=manager.recovered if manager else None, exception=traceback.format_exc())
 
     result.update(changed=manager.tracker.has_differences, command=runner.commands, helm_version=runner.version_text)

@@ -36,7 +36,9 @@ options:
     type: str
     required: true
   namespace:
-    description: Namespace of the Secret.
+    description:
+      - Namespace of the Secret. It must exist; before a create the module reads it and fails naming this option when it
+        does not (in check mode it only warns, since an earlier task of the same run may create it).
     type: str
     default: default
   state:
@@ -309,15 +311,16 @@ import re
 import traceback
 from urllib.parse import urlparse
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
-    SECRET_DATA_KEY, api_error_message, get_client, get_object, hashed, kube_argument_spec, drifted_fields,
+    SECRET_DATA_KEY, api_error_message, check_connection, get_client, get_object, hashed, kube_argument_spec, drifted_fields,
+    namespace_exists,
 )
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
-    DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, Checker, InputErrors, fail_on_input_errors, user_path,
+    DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, Checker, InputErrors, NamingAnsibleModule, fail_on_input_errors, user_path,
 )
 
 try:
@@ -403,6 +406,7 @@ def check_options(params):
         check.match(LABEL_KEY, key, 'annotations', 'a valid annotation key')
         if not isinstance(value, str):
             check.error('annotations', 'value of %r must be a string' % key)
+    check_connection(check, params)
     if params['state'] == 'absent':
         check.raise_if_any()
         return
@@ -676,8 +680,25 @@ class SecretManager:
         except Exception as exc:  # pylint: disable=broad-except
             self.fail('cannot read %s: %s' % (self.ref, api_error_message(exc)), exc)
 
-    def fail(self, msg, exc=None):
-        self.module.fail_json(msg=msg, actions=self.actions, exception=traceback.format_exc() if exc else None)
+    def fail(self, msg, exc=None, **extra):
+        self.module.fail_json(msg=msg, actions=self.actions, exception=traceback.format_exc() if exc else None, **extra)
+
+    def require_namespace(self):
+        """Before a create: a missing namespace is the user's input, not an API error after a write."""
+        try:
+            exists = namespace_exists(self.client, self.namespace)
+        except Exception as exc:  # pylint: disable=broad-except
+            # A namespaced credential may not read namespaces; the create itself will tell.
+            self.module.warn('namespace: could not check that namespace %r exists (%s)' % (self.namespace, api_error_message(exc)))
+            return
+        if exists:
+            return
+        text = 'namespace: %r does not exist in the cluster; create it first (for example with kubernetes.core.k8s)' % self.namespace
+        if self.module.check_mode:
+            # In check mode an earlier task that creates the namespace has not run either.
+            self.module.warn(text + '; a real run fails here unless an earlier task creates it')
+            return
+        self.fail(text, option='namespace')
 
     def resource(self):
         return self.client.resource(self.kind, self.api_version)
@@ -728,6 +749,8 @@ class SecretManager:
             'metadata': {'name': self.name, 'namespace': self.namespace, 'labels': labels, 'annotations': annotations},
             'data': {key: base64.b64encode(value).decode('ascii') for key, value in data.items()},
         }
+        if live is None:
+            self.require_namespace()
         resource = None if self.module.check_mode else self.resource()
         if live is None:
             result = self.write('create', lambda: resource.create(body=body, namespace=self.namespace))
@@ -762,6 +785,8 @@ class SecretManager:
             'metadata': {'name': self.name, 'namespace': self.namespace, 'labels': labels, 'annotations': annotations},
             'spec': spec,
         }
+        if live is None:
+            self.require_namespace()
         resource = None if self.module.check_mode else self.resource()
         if live is None:
             self.write('create', lambda: resource.create(body=body, namespace=self.namespace))
@@ -773,7 +798,7 @@ class SecretManager:
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE, supports_check_mode=True)
+    module = NamingAnsibleModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE, supports_check_mode=True)
     params = module.params
     try:
         check_options(params)

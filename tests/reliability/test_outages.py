@@ -118,6 +118,7 @@ def test_registry_stopped_during_install(workdir):
         # A clear error: it names the chart or the registry and says why.
         assert os.environ['SANDBOX_REGISTRY'].split(':')[0] in failed.output or 'registry' in text, failed
         assert 'connection refused' in text or 'failed to' in text or 'could not' in text, failed
+        assert 'chart_ref: ' in failed.output, failed  # the module names the option whose registry is down
         assert os.environ['SANDBOX_REGISTRY_PASSWORD'] not in failed.output
         releases = _support.helm_releases(NAMESPACE) if _support.kubectl('get', 'ns', NAMESPACE, check=False).returncode == 0 else []
         assert releases == [], releases

@@ -87,3 +87,49 @@ def test_set_value_args():
     assert _helm.set_value_args([{'value': 'a=1', 'value_type': 'raw'}, {'value': 'b=[1]', 'value_type': 'json'},
                                  {'value': 'c=/f', 'value_type': 'file'}, {'value': 'd=01', 'value_type': 'string'}]) == [
         '--set', 'a=1', '--set-json', 'b=[1]', '--set-file', 'c=/f', '--set-string', 'd=01']
+
+
+@pytest.mark.parametrize('text', ['1.2.3', 'v1.2', '^1.2', '~1.2.3-rc.1', '>= 1.0, < 2.0', '>=1.0 <2.0', '1.2 - 1.4 || 2.x', '*',
+                                  '1.0.0+build.1'])
+def test_version_constraints_helm_accepts(text):
+    assert _helm.valid_version_constraint(text)
+
+
+@pytest.mark.parametrize('text', ['v-one', '', '  ', '1..2', 'latest', '1.2.3.4', '>> 1', '1.2 ||', None])
+def test_version_constraints_helm_refuses(text):
+    assert not _helm.valid_version_constraint(text)
+
+
+# stderr of helm 3.19 against the sandbox registry (distribution 3.1), recorded on this project's sandbox.
+NO_REPO = ('Error: INSTALLATION FAILED: GET "http://127.0.0.1:5000/v2/charts/nope/tags/list": response status code 404: '
+           'name unknown: repository name not known to registry: map[name:charts/nope]')
+NO_TAG = 'Error: INSTALLATION FAILED: failed to perform "FetchReference" on source: 127.0.0.1:5000/charts/gpu-echo:99.0.0: not found'
+NO_AUTH = 'Error: INSTALLATION FAILED: GET "http://127.0.0.1:5000/v2/charts/gpu-echo/tags/list": basic credential not found'
+REFUSED = ('Error: authenticating to "127.0.0.1:5000": GET "http://127.0.0.1:5000/v2/": response status code 401: unauthorized: '
+           'authentication required')
+
+
+@pytest.mark.parametrize('stderr, version, credentials, option', [
+    (NO_REPO, None, True, 'chart_ref'),
+    (NO_TAG, '99.0.0', True, 'chart_version'),
+    (NO_AUTH, None, False, 'registry_username'),
+    (REFUSED, None, True, 'registry_password'),
+    ('Error: INSTALLATION FAILED: improper constraint: v-one', 'v-one', False, 'chart_version'),
+    ('Error: INSTALLATION FAILED: Get "http://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused', '1.0.0', True,
+     'chart_ref'),
+    ('Error: INSTALLATION FAILED: template: x/templates/a.yaml:3: unexpected EOF', None, False, None),
+])
+def test_chart_errors_name_the_option(stderr, version, credentials, option):
+    error = _helm.HelmError('helm install failed', command='helm install', rc=1, stderr=stderr)
+    told = _helm.chart_error(error, 'oci://127.0.0.1:5000/charts/gpu-echo', version, with_credentials=credentials)
+    assert told.option == option
+    if option:
+        assert str(told).startswith(option + ': ')
+        assert told.command == 'helm install' and told.stderr == stderr
+    else:
+        assert told is error
+
+
+def test_local_chart_permission_error_is_not_blamed_on_the_registry():
+    error = _helm.HelmError('failed', stderr='Error: open /charts/x/Chart.yaml: permission denied')
+    assert _helm.chart_error(error, '/charts/x', remote=False).option is None

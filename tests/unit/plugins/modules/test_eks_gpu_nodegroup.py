@@ -173,14 +173,42 @@ def test_normalised_template_data_ignores_order_and_encoding():
     assert eks_gpu_nodegroup._normalise_template_data(left) != eks_gpu_nodegroup._normalise_template_data(right)
 
 
-@mock_aws
-def test_check_mode_on_new_node_group_plans_and_mutates_nothing(run_module, monkeypatch):
+def _node_role(service='ec2.amazonaws.com'):
+    trust = {'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Principal': {'Service': service}, 'Action': 'sts:AssumeRole'}]}
+    boto3.client('iam', region_name='us-east-2').create_role(RoleName='sandbox-eks-node-role', AssumeRolePolicyDocument=json.dumps(trust))
+
+
+def _account(role_service='ec2.amazonaws.com'):
+    """A VPC, a subnet, cluster `demo` and (unless role_service is None) the node role; the AMI id."""
     ec2 = boto3.client('ec2', region_name='us-east-2')
     vpc = ec2.create_vpc(CidrBlock='10.0.0.0/16')['Vpc']['VpcId']
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock='10.0.1.0/24')['Subnet']['SubnetId']
     eks = boto3.client('eks', region_name='us-east-2')
     eks.create_cluster(name='demo', version='1.31', roleArn=ROLE, resourcesVpcConfig={'subnetIds': [subnet]})
-    image = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']
+    if role_service:
+        _node_role(role_service)
+    return ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']
+
+
+@mock_aws
+@pytest.mark.parametrize('role_service, message', [
+    (None, "node_role: IAM role 'sandbox-eks-node-role' does not exist"),
+    ('lambda.amazonaws.com', "node_role: IAM role 'sandbox-eks-node-role' cannot be assumed by EC2"),
+])
+def test_unusable_node_role_fails_before_any_write(run_module, monkeypatch, role_service, message):
+    image = _account(role_service)
+    recorder = CallRecorder(monkeypatch)
+    result, failed = run_module(eks_gpu_nodegroup, dict(BASE, ami_id=image))
+    assert failed
+    assert result['msg'].startswith(message), result['msg']
+    assert result['option'] == 'node_role'
+    assert 'GetRole' in recorder.calls
+    assert [c for c in recorder.calls if not c.startswith(('Describe', 'Get', 'List'))] == []
+
+
+@mock_aws
+def test_check_mode_on_new_node_group_plans_and_mutates_nothing(run_module, monkeypatch):
+    image = _account()
     recorder = CallRecorder(monkeypatch)
     result, failed = run_module(eks_gpu_nodegroup, dict(BASE, ami_id=image), check_mode=True, diff=True)
     assert not failed, result

@@ -19,8 +19,8 @@ KEY = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIB
 
 
 class FakeResource:
-    def __init__(self, api, kind, namespaced=True):
-        self.api, self.kind, self.namespaced = api, kind, namespaced
+    def __init__(self, api, kind):
+        self.api, self.kind, self.namespaced = api, kind, kind != 'Namespace'
 
     def _key(self, namespace, name):
         return (self.kind, namespace, name)
@@ -62,8 +62,8 @@ class FakeInstance:
 
 
 class FakeAPI:
-    def __init__(self):
-        self.objects = {}
+    def __init__(self, namespaces=('arthur', 'default')):
+        self.objects = {('Namespace', None, name): {'metadata': {'name': name}} for name in namespaces}
         self.calls = []
 
     def resource(self, kind, api_version):
@@ -243,7 +243,7 @@ def test_create_rerun_update_and_delete(run_module, api):
 def test_check_mode_create_makes_no_write(run_module, api):
     result, failed = run_module(k8s_secret, base(data={'a': SECRET_VALUE}), check_mode=True, diff=True)
     assert not failed and result['changed']
-    assert api.writes == [] and api.objects == {}
+    assert api.writes == [] and not [key for key in api.objects if key[0] != 'Namespace']
     assert result['diff']['before']['exists'] is False
     assert_never_shows(result, SECRET_VALUE)
 
@@ -351,3 +351,28 @@ def test_no_log_covers_secret_options():
     assert spec['docker_registry']['options']['password']['no_log'] is True
     assert spec['tls']['options']['key']['no_log'] is True
     assert spec['api_key']['no_log'] is True
+
+
+@pytest.mark.parametrize('check_mode', [False, True])
+def test_missing_namespace_is_named_before_any_write(run_module, api, check_mode, capsys):
+    del api.objects[('Namespace', None, 'arthur')]
+    result, failed = run_module(k8s_secret, base(data={'password': SECRET_VALUE}), check_mode=check_mode)
+    assert api.writes == []
+    assert ('get', 'Namespace', 'arthur') in api.calls
+    if check_mode:
+        # An earlier task of the same check run may be the one that creates the namespace.
+        assert not failed and result['changed']
+        warnings = ' '.join(result.get('warnings', [])) + capsys.readouterr().err
+        assert "namespace: 'arthur' does not exist" in warnings, warnings
+    else:
+        assert failed and result['option'] == 'namespace'
+        assert result['msg'].startswith("namespace: 'arthur' does not exist"), result['msg']
+
+
+@pytest.mark.parametrize('option', ['tls', 'docker_registry', 'external_secret'])
+def test_dict_option_with_suboptions_given_a_string_names_the_option(run_module, no_api, option):
+    # ansible-core's own message for this case ("dictionary requested, could not parse JSON or
+    # key=value") names nothing; NamingAnsibleModule reports the type check's message instead.
+    result, failed = run_module(k8s_secret, base(**{option: 'three'}))
+    assert failed
+    assert result['msg'].startswith("argument '%s' is of type str" % option), result['msg']
