@@ -22,6 +22,11 @@ description:
     node user data of M(genai.stack.eks_gpu_nodegroup) configures. For O(metric=cpu) it averages
     C(CPUUtilization) of C(AWS/EC2) for the Auto Scaling group.
   - The policies are named C(<name>-scale-out) and C(<name>-scale-in); the alarms carry the same names.
+  - With O(alarms), one call converges several pairs (for example a GPU and a CPU pair) on the same Auto
+    Scaling group; the policies of all pairs are read with one C(DescribePolicies) request and the alarms
+    with one C(DescribeAlarms) request.
+  - The Auto Scaling group's existence is checked (C(DescribeAutoScalingGroups)) only when some policy does
+    not exist yet; a policy cannot exist without its group.
   - Every option is validated before the first request; all problems are reported at once, each
     naming its option.
   - Only what differs is written. The comparison includes the alarm's metrics list, so a re-run with
@@ -34,12 +39,72 @@ options:
       - Prefix of the policy and alarm names, for example C(<cluster>-<nodegroup>-gpu).
       - The module appends C(-scale-out) and C(-scale-in).
       - "Letters, digits and C(_ . - / : = + @), starting with a letter or digit; the full names must not exceed 255 characters."
+      - Exactly one of O(name) and O(alarms) is required.
     type: str
-    required: true
+  alarms:
+    description:
+      - Several pairs on the same Auto Scaling group, in place of O(name) and the per-pair options at the top
+        level. Each entry is converged as if its options were given at the top level.
+      - O(period), O(evaluation_periods), O(estimated_instance_warmup), O(treat_missing_data), O(state) and
+        the group (O(autoscaling_group_name), or O(cluster_name) and O(nodegroup_name)) apply to every pair.
+      - Mutually exclusive with O(name), O(metric), O(query), O(query_dimensions), O(scale_out_threshold),
+        O(scale_in_threshold) and O(alarm_description).
+      - The top-level O(scale_out_adjustment) and O(scale_in_adjustment) are the defaults of the entries'
+        O(alarms[].scale_out_adjustment) and O(alarms[].scale_in_adjustment).
+      - Pair names must be unique. A problem with an entry's option is reported as
+        C(alarms[<index>].<option>), counting from 0.
+      - With O(state=absent) only O(alarms[].name) is used.
+      - RV(policies) and RV(alarms) list the pairs in the order of the entries.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description:
+          - Prefix of the pair's policy and alarm names, as O(name).
+        type: str
+        required: true
+      metric:
+        description:
+          - What the pair's alarms watch, as O(metric). Required when O(state=present).
+          - Also selects the default thresholds of the pair.
+        type: str
+        choices: [gpu, cpu]
+      query:
+        description:
+          - A Metrics Insights query that replaces the one built from O(alarms[].metric), as O(query).
+        type: str
+      query_dimensions:
+        description:
+          - Dimensions of the C(WHERE) clause of the V(gpu) query, as O(query_dimensions).
+        type: dict
+      scale_out_threshold:
+        description:
+          - The scale-out alarm fires when the metric is above this value, as O(scale_out_threshold).
+          - Defaults to V(40) for O(alarms[].metric=gpu) and V(60) for O(alarms[].metric=cpu).
+        type: float
+      scale_in_threshold:
+        description:
+          - The scale-in alarm fires when the metric is below this value, as O(scale_in_threshold).
+          - Defaults to V(10) for O(alarms[].metric=gpu) and V(5) for O(alarms[].metric=cpu).
+        type: float
+      scale_out_adjustment:
+        description:
+          - Instances added when the scale-out alarm fires. Must be positive.
+          - Defaults to the top-level O(scale_out_adjustment) (itself V(1) by default).
+        type: int
+      scale_in_adjustment:
+        description:
+          - Instances added when the scale-in alarm fires. Must be negative.
+          - Defaults to the top-level O(scale_in_adjustment) (itself V(-1) by default).
+        type: int
+      alarm_description:
+        description:
+          - Description of the pair's alarms, as O(alarm_description).
+        type: str
   state:
     description:
-      - V(present) creates or updates both policies and both alarms.
-      - V(absent) deletes both alarms, then both policies; any that do not exist are skipped. When the
+      - V(present) creates or updates both policies and both alarms (of every pair of O(alarms)).
+      - V(absent) deletes both alarms, then both policies (of every pair); any that do not exist are skipped. When the
         node group or the Auto Scaling group no longer exists, its policies went with it and only the
         alarms are deleted.
     type: str
@@ -63,7 +128,7 @@ options:
     type: str
   metric:
     description:
-      - What the alarms watch. Required when O(state=present).
+      - What the alarms watch. Required when O(state=present), unless O(alarms) is given.
       - V(gpu) is the average GPU utilisation reported by the CloudWatch agent on the node group's nodes.
       - V(cpu) is the average C(CPUUtilization) of the Auto Scaling group's instances.
       - Also selects the default thresholds.
@@ -111,16 +176,18 @@ options:
   scale_out_adjustment:
     description:
       - Instances added when the scale-out alarm fires. Must be positive.
+      - With O(alarms), the default of the entries that do not set O(alarms[].scale_out_adjustment).
     type: int
     default: 1
   scale_in_adjustment:
     description:
       - Instances added when the scale-in alarm fires. Must be negative.
+      - With O(alarms), the default of the entries that do not set O(alarms[].scale_in_adjustment).
     type: int
     default: -1
   estimated_instance_warmup:
     description:
-      - Seconds until a new instance contributes to the metric, set on both policies.
+      - Seconds until a new instance contributes to the metric, set on both policies (of every pair).
       - When not given, the value the policies already have is kept.
     type: int
   treat_missing_data:
@@ -202,6 +269,32 @@ EXAMPLES = r"""
     cluster_name: sandbox
     nodegroup_name: gpu-nodes
     state: absent
+
+- name: GPU and CPU pairs on one node group in one task (one DescribePolicies and one DescribeAlarms for both)
+  genai.stack.scaling_alarm:
+    cluster_name: sandbox
+    nodegroup_name: gpu-nodes
+    period: 60
+    scale_out_adjustment: 2  # default of both pairs
+    alarms:
+      - name: sandbox-gpu-nodes-gpu
+        metric: gpu
+        scale_out_threshold: 50
+      - name: sandbox-gpu-nodes-cpu
+        metric: cpu
+        scale_out_threshold: 80
+        scale_in_threshold: 10
+        scale_out_adjustment: 1
+  register: gpu_nodes_alarms
+
+- name: Remove both pairs
+  genai.stack.scaling_alarm:
+    cluster_name: sandbox
+    nodegroup_name: gpu-nodes
+    state: absent
+    alarms:
+      - name: sandbox-gpu-nodes-gpu
+      - name: sandbox-gpu-nodes-cpu
 """
 
 RETURN = r"""
@@ -211,7 +304,9 @@ autoscaling_group_name:
   type: str
   sample: eks-gpu-nodes-5ac9a1b2-3c4d-5e6f-7a8b-9c0d1e2f3a4b
 policies:
-  description: The scale-out and scale-in policies, in that order; empty when O(state=absent).
+  description:
+    - The scale-out and scale-in policies, in that order; empty when O(state=absent).
+    - With O(alarms), two entries per pair (scale-out, then scale-in), pairs in the order of O(alarms).
   returned: always
   type: list
   elements: dict
@@ -233,7 +328,9 @@ policies:
       type: int
       sample: 300
 alarms:
-  description: The scale-out and scale-in alarms, in that order; empty when O(state=absent).
+  description:
+    - The scale-out and scale-in alarms, in that order; empty when O(state=absent).
+    - With O(alarms), two entries per pair (scale-out, then scale-in), pairs in the order of O(alarms).
   returned: always
   type: list
   elements: dict
@@ -277,7 +374,10 @@ placeholder_arns:
   elements: str
   sample: [sandbox-gpu-nodes-gpu-scale-out]
 diff:
-  description: Before and after of each policy and alarm that the module manages (all four, when they exist or would).
+  description:
+    - Before and after of each policy and alarm that the module manages (all four, when they exist or would),
+      under the keys C(scale_out_policy), C(scale_in_policy), C(scale_out_alarm) and C(scale_in_alarm).
+    - With O(alarms), these keys are grouped by pair name, for example C(before[<name>].scale_out_policy).
   returned: when diff mode is enabled
   type: dict
   contains:
@@ -317,6 +417,13 @@ DIRECTIONS = ('out', 'in')
 SUFFIX = {'out': '-scale-out', 'in': '-scale-in'}
 OPERATOR = {'out': 'GreaterThanThreshold', 'in': 'LessThanThreshold'}
 CONTROL_CHARACTERS = re.compile(r'[\x00-\x1f\x7f]')
+# Options an entry of `alarms` sets for its pair; the adjustments default to the top-level ones.
+PAIR_OPTIONS = ('name', 'metric', 'query', 'query_dimensions', 'scale_out_threshold', 'scale_in_threshold',
+                'scale_out_adjustment', 'scale_in_adjustment', 'alarm_description')
+INHERITED_OPTIONS = ('scale_out_adjustment', 'scale_in_adjustment')
+# Request limits: PolicyNames of DescribePolicies, AlarmNames of DescribeAlarms and DeleteAlarms.
+POLICY_NAMES_PER_REQUEST = 50
+ALARM_NAMES_PER_REQUEST = 100
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,30 +473,101 @@ def _check_text(checker, value, option, max_length, pattern=None, what=None):
 def check_input(params):
     """Validate the whole input without AWS access; raise InputErrors naming every bad option.
 
-    Returns the resolved settings: thresholds (defaults depend on `metric`) and query dimensions.
+    Returns the resolved settings of every pair under `pairs` (one entry without O(alarms)): the
+    pair's own view of the parameters (`params`), its thresholds (defaults depend on `metric`) and
+    query dimensions. Without `alarms` the single pair's thresholds and dimensions are also at the
+    top level of the result.
     """
     checker = Checker()
     present = params['state'] == 'present'
-    name = params['name']
-    if not name:
-        checker.error('name', 'must not be empty')
-    else:
-        checker.match(NAME_PATTERN, name, 'name', 'a valid prefix (letters, digits and _ . - / : = + @, starting with a letter or digit)')
-        longest = len(name) + max(len(s) for s in SUFFIX.values())
-        checker.require(longest <= MAX_NAME, 'name',
-                        'must be at most %d characters, so that name + "%s" fits the %d-character limit of policy and alarm names; got %d'
-                        % (MAX_NAME - max(len(s) for s in SUFFIX.values()), SUFFIX['out'], MAX_NAME, len(name)))
 
     _check_text(checker, params['autoscaling_group_name'], 'autoscaling_group_name', MAX_NAME)
-    if params['autoscaling_group_name'] and "'" in params['autoscaling_group_name'] and params['metric'] == 'cpu' and not params['query']:
-        checker.error('autoscaling_group_name', "contains a single quote, which a Metrics Insights query cannot hold; give query")
     checker.match(EKS_NAME, params['cluster_name'], 'cluster_name', 'a valid EKS cluster name')
     checker.match(EKS_NAME, params['nodegroup_name'], 'nodegroup_name', 'a valid EKS node group name')
 
-    resolved = {'scale_out_threshold': params['scale_out_threshold'], 'scale_in_threshold': params['scale_in_threshold'],
-                'dimensions': None}
+    entries = params.get('alarms')
+    if entries is None:
+        pairs = [(params, lambda option: option)]
+    else:
+        pairs = []
+        if not entries:
+            checker.error('alarms', 'must list at least one pair')
+        first_index = {}
+        for index, entry in enumerate(entries):
+            pair = pair_params(params, entry)
+            label = _pair_label(index, entry)
+            if pair['name'] in first_index:
+                checker.error(label('name'), 'duplicates alarms[%d].name (%s); pair names must be unique'
+                              % (first_index[pair['name']], pair['name']))
+            elif pair['name']:
+                first_index[pair['name']] = index
+            pairs.append((pair, label))
+    resolved_pairs = [_check_pair(checker, pair, label, present) for pair, label in pairs]
+
+    if present:
+        period = params['period']
+        if not (period in (10, 30) or (period > 0 and period % 60 == 0)):
+            checker.error('period', 'must be 10, 30 or a multiple of 60 seconds (a CloudWatch rule), got %d' % period)
+        evaluation_periods = params['evaluation_periods']
+        if checker.require(evaluation_periods >= 1, 'evaluation_periods', 'must be at least 1, got %d' % evaluation_periods) and period > 0:
+            checker.require(period * evaluation_periods <= ONE_DAY, 'evaluation_periods',
+                            'period x evaluation_periods must not exceed one day (%d s), got %d s' % (ONE_DAY, period * evaluation_periods))
+        if params['estimated_instance_warmup'] is not None:
+            checker.in_range(params['estimated_instance_warmup'], 'estimated_instance_warmup', 0)
+    # Problems with a top-level option that several pairs inherit are reported once.
+    checker.errors = list(dict.fromkeys(checker.errors))
+    checker.raise_if_any()
+
+    if entries is None:
+        resolved = dict((k, v) for k, v in resolved_pairs[0].items() if k != 'params')
+    else:
+        resolved = {'scale_out_threshold': None, 'scale_in_threshold': None, 'dimensions': None}
+    resolved['pairs'] = resolved_pairs
+    return resolved
+
+
+def pair_params(params, entry):
+    """The parameters as one pair of O(alarms) sees them: the entry's options over the top-level ones.
+
+    The adjustments an entry leaves unset are the top-level ones; every other per-pair option is the
+    entry's (top-level values of those are refused together with `alarms`).
+    """
+    pair = dict(params)
+    pair['alarms'] = None
+    for option in PAIR_OPTIONS:
+        value = entry.get(option)
+        if option in INHERITED_OPTIONS and value is None:
+            continue
+        pair[option] = value
+    return pair
+
+
+def _pair_label(index, entry):
+    """How an error names a pair's option: alarms[<index>].<option>, or the top-level option it inherits."""
+    def label(option):
+        if option not in PAIR_OPTIONS or (option in INHERITED_OPTIONS and entry.get(option) is None):
+            return option
+        return 'alarms[%d].%s' % (index, option)
+    return label
+
+
+def _check_pair(checker, params, label, present):
+    """Check one pair's options (`params` as the pair sees them); `label` names an option in errors."""
+    resolved = {'params': params, 'scale_out_threshold': params['scale_out_threshold'],
+                'scale_in_threshold': params['scale_in_threshold'], 'dimensions': None}
+    name = params['name']
+    if not name:
+        checker.error(label('name'), 'must not be empty')
+    else:
+        checker.match(NAME_PATTERN, name, label('name'), 'a valid prefix (letters, digits and _ . - / : = + @, starting with a letter or digit)')
+        longest = len(name) + max(len(s) for s in SUFFIX.values())
+        checker.require(longest <= MAX_NAME, label('name'),
+                        'must be at most %d characters, so that name + "%s" fits the %d-character limit of policy and alarm names; got %d'
+                        % (MAX_NAME - max(len(s) for s in SUFFIX.values()), SUFFIX['out'], MAX_NAME, len(name)))
+
+    if params['autoscaling_group_name'] and "'" in params['autoscaling_group_name'] and params['metric'] == 'cpu' and not params['query']:
+        checker.error('autoscaling_group_name', "contains a single quote, which a Metrics Insights query cannot hold; give query")
     if not present:
-        checker.raise_if_any()
         return resolved
 
     metric = params['metric']
@@ -398,68 +576,65 @@ def check_input(params):
         # Length is CloudWatch's limit on the expression, which is sent with whitespace collapsed.
         expression = normalise_expression(params['query'])
         if not expression:
-            checker.error('query', 'must not be blank')
+            checker.error(label('query'), 'must not be blank')
         else:
-            checker.require(len(expression) <= MAX_EXPRESSION, 'query',
+            checker.require(len(expression) <= MAX_EXPRESSION, label('query'),
                             'must be at most %d characters (whitespace collapsed), got %d' % (MAX_EXPRESSION, len(expression)))
             if CONTROL_CHARACTERS.search(params['query'].translate({9: 32, 10: 32, 13: 32})):
-                checker.error('query', 'must not contain control characters other than tabs and line breaks')
+                checker.error(label('query'), 'must not contain control characters other than tabs and line breaks')
+    if metric is None:
+        checker.error(label('metric'), 'is required when state=present')
 
     dimensions = params['query_dimensions']
     if dimensions is not None:
+        option = label('query_dimensions')
         if metric != 'gpu':
-            checker.error('query_dimensions', 'only applies to metric=gpu (the cpu query is built from the Auto Scaling group name)')
+            checker.error(option, 'only applies to metric=gpu (the cpu query is built from the Auto Scaling group name)')
         elif custom_query:
-            checker.error('query_dimensions', 'is not used when query is given; give one or the other')
+            checker.error(option, 'is not used when query is given; give one or the other')
         elif not dimensions:
-            checker.error('query_dimensions', 'must name at least one dimension')
+            checker.error(option, 'must name at least one dimension')
         for key, value in dimensions.items():
             if not key or '"' in key or CONTROL_CHARACTERS.search(key):
-                checker.error('query_dimensions', 'dimension name %r must be non-empty, without double quotes or control characters' % key)
+                checker.error(option, 'dimension name %r must be non-empty, without double quotes or control characters' % key)
             if not isinstance(value, str) or not value:
-                checker.error('query_dimensions', 'value of %r must be a non-empty string, got %r' % (key, value))
+                checker.error(option, 'value of %r must be a non-empty string, got %r' % (key, value))
             elif "'" in value or CONTROL_CHARACTERS.search(value):
-                checker.error('query_dimensions', 'value of %r must not contain single quotes or control characters' % key)
+                checker.error(option, 'value of %r must not contain single quotes or control characters' % key)
     elif metric == 'gpu' and not custom_query and params['autoscaling_group_name']:
-        checker.error('metric', 'the gpu alarms query nvidia_smi_utilization_gpu by the ClusterName and NodegroupName dimensions, '
-                                'which cannot be derived from autoscaling_group_name alone; give cluster_name and nodegroup_name '
-                                'instead, or query_dimensions, or query')
+        checker.error(label('metric'), 'the gpu alarms query nvidia_smi_utilization_gpu by the ClusterName and NodegroupName dimensions, '
+                                       'which cannot be derived from autoscaling_group_name alone; give cluster_name and nodegroup_name '
+                                       'instead, or query_dimensions, or query')
     if metric == 'gpu' and not custom_query:
         resolved['dimensions'] = dict(dimensions) if dimensions else default_dimensions(params['cluster_name'], params['nodegroup_name'])
 
-    default_out, default_in = DEFAULT_THRESHOLDS[metric]
-    scale_out = default_out if params['scale_out_threshold'] is None else params['scale_out_threshold']
-    scale_in = default_in if params['scale_in_threshold'] is None else params['scale_in_threshold']
-    resolved.update(scale_out_threshold=float(scale_out), scale_in_threshold=float(scale_in))
+    scale_out, scale_in = params['scale_out_threshold'], params['scale_in_threshold']
+    if metric is not None:
+        default_out, default_in = DEFAULT_THRESHOLDS[metric]
+        scale_out = default_out if scale_out is None else scale_out
+        scale_in = default_in if scale_in is None else scale_in
+        resolved.update(scale_out_threshold=float(scale_out), scale_in_threshold=float(scale_in))
     bounded = True
     for option, value in (('scale_out_threshold', scale_out), ('scale_in_threshold', scale_in)):
-        if not custom_query:
-            bounded = checker.in_range(value, option + ' (a percentage)', 0, 100) and bounded
+        if value is None:
+            bounded = False
+        elif not custom_query:
+            bounded = checker.in_range(value, label(option) + ' (a percentage)', 0, 100) and bounded
         elif not math.isfinite(value):
-            checker.error(option, 'must be a finite number')
+            checker.error(label(option), 'must be a finite number')
             bounded = False
     if bounded and scale_in >= scale_out:
-        checker.error('scale_in_threshold', 'must be below scale_out_threshold (%g), got %g' % (scale_out, scale_in))
+        checker.error(label('scale_in_threshold'), 'must be below scale_out_threshold (%g), got %g' % (scale_out, scale_in))
 
-    period = params['period']
-    if not (period in (10, 30) or (period > 0 and period % 60 == 0)):
-        checker.error('period', 'must be 10, 30 or a multiple of 60 seconds (a CloudWatch rule), got %d' % period)
-    evaluation_periods = params['evaluation_periods']
-    if checker.require(evaluation_periods >= 1, 'evaluation_periods', 'must be at least 1, got %d' % evaluation_periods) and period > 0:
-        checker.require(period * evaluation_periods <= ONE_DAY, 'evaluation_periods',
-                        'period x evaluation_periods must not exceed one day (%d s), got %d s' % (ONE_DAY, period * evaluation_periods))
-    checker.require(params['scale_out_adjustment'] >= 1, 'scale_out_adjustment',
+    checker.require(params['scale_out_adjustment'] >= 1, label('scale_out_adjustment'),
                     'must be positive (instances added on scale-out), got %d' % params['scale_out_adjustment'])
-    checker.require(params['scale_in_adjustment'] <= -1, 'scale_in_adjustment',
+    checker.require(params['scale_in_adjustment'] <= -1, label('scale_in_adjustment'),
                     'must be negative (instances removed on scale-in), got %d' % params['scale_in_adjustment'])
-    if params['estimated_instance_warmup'] is not None:
-        checker.in_range(params['estimated_instance_warmup'], 'estimated_instance_warmup', 0)
     description = params['alarm_description']
     if description is not None:
         longest = len(description) + len(' (scale out)')
-        checker.require(longest <= MAX_DESCRIPTION, 'alarm_description',
+        checker.require(longest <= MAX_DESCRIPTION, label('alarm_description'),
                         'must be at most %d characters (with the " (scale out)" suffix), got %d' % (MAX_DESCRIPTION - len(' (scale out)'), len(description)))
-    checker.raise_if_any()
     return resolved
 
 
@@ -613,40 +788,76 @@ def placeholder_arn(region, autoscaling_group_name, policy_name):
 
 
 class ScalingAlarm:
-    """Reads the pair, compares it with the request and writes only what differs."""
+    """Reads every pair at once, compares it with the request and writes only what differs."""
 
     def __init__(self, module, settings):
         self.module = module
         self.params = module.params
-        self.settings = settings
-        self.names = dict((d, self.params['name'] + SUFFIX[d]) for d in DIRECTIONS)
+        # With `alarms`, diff entries are grouped under each pair's name.
+        self.grouped = self.params.get('alarms') is not None
+        self.pairs = []
+        for resolved in settings['pairs']:
+            name = resolved['params']['name']
+            self.pairs.append({'name': name, 'params': resolved['params'], 'settings': resolved,
+                               'names': dict((d, name + SUFFIX[d]) for d in DIRECTIONS)})
+        self.all_names = [pair['names'][d] for pair in self.pairs for d in DIRECTIONS]
         self.tracker = DifferenceTracker()
+        self.before, self.after = {}, {}
         self.autoscaling = module.client('autoscaling')
         self.cloudwatch = module.client('cloudwatch')
         self.placeholders = []
 
+    def track(self, pair, key, before, after):
+        """Record one resource for `changed` and the diff; True when it differs."""
+        if self.grouped:
+            self.before.setdefault(pair['name'], {})[key] = before
+            self.after.setdefault(pair['name'], {})[key] = after
+        else:
+            self.before[key] = before
+            self.after[key] = after
+        return self.tracker.add('%s %s' % (pair['name'], key), before, after)
+
     # -- reads --------------------------------------------------------------------------------
 
-    def resolve_group(self, tolerate_missing):
-        """The Auto Scaling group name; None when it is gone and `tolerate_missing` (state=absent)."""
-        params = self.params
-        if params['autoscaling_group_name']:
-            name, option, missing = params['autoscaling_group_name'], 'autoscaling_group_name', 'no Auto Scaling group named %s'
-        else:
-            name = self._nodegroup_group(tolerate_missing)
-            if name is None:
-                return None
-            option = 'nodegroup_name'
-            missing = 'node group %s names Auto Scaling group %%s, which does not exist' % params['nodegroup_name']
+    def group_name(self, tolerate_missing):
+        """The Auto Scaling group's name (not yet checked to exist); None when the node group is gone
+        or has no group and `tolerate_missing` (state=absent)."""
+        if self.params['autoscaling_group_name']:
+            return self.params['autoscaling_group_name']
+        return self._nodegroup_group(tolerate_missing)
+
+    def locate(self, group, tolerate_missing):
+        """(group, its policies among ours). The group's existence is only checked when a policy is
+        missing: a policy cannot exist without its group. (None, {}) when the group is gone and
+        `tolerate_missing`."""
+        policies, error = None, None
         try:
-            found = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name], aws_retry=True)['AutoScalingGroups']
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            self.module.fail_json_aws(exc, msg='Failed to read Auto Scaling group %s' % name)
-        if not found:
+            policies = self._describe_policies(group)
+        except botocore.exceptions.ClientError as exc:
+            error = exc  # judged once we know whether the group exists
+        except botocore.exceptions.BotoCoreError as exc:
+            self.module.fail_json_aws(exc, msg='Failed to read scaling policies of %s' % group)
+        if policies is not None and all(name in policies for name in self.all_names):
+            return group, policies
+        if not self._group_exists(group):
             if tolerate_missing:
-                return None
-            self.module.fail_input(InputErrors([(option, missing % name)]))
-        return name
+                return None, {}
+            self.module.fail_input(InputErrors([self._missing_group(group)]))
+        if error is not None:
+            self.module.fail_json_aws(error, msg='Failed to read scaling policies of %s' % group)
+        return group, policies
+
+    def _group_exists(self, group):
+        try:
+            found = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group], aws_retry=True)['AutoScalingGroups']
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            self.module.fail_json_aws(exc, msg='Failed to read Auto Scaling group %s' % group)
+        return bool(found)
+
+    def _missing_group(self, group):
+        if self.params['autoscaling_group_name']:
+            return ('autoscaling_group_name', 'no Auto Scaling group named %s' % group)
+        return ('nodegroup_name', 'node group %s names Auto Scaling group %s, which does not exist' % (self.params['nodegroup_name'], group))
 
     def _nodegroup_group(self, tolerate_missing):
         params = self.params
@@ -677,74 +888,94 @@ class ScalingAlarm:
             self.module.fail_json_aws(exc, msg='Failed to read cluster %s' % cluster)
         return ('nodegroup_name', 'no node group named %s in cluster %s' % (nodegroup, cluster))
 
+    def _describe_policies(self, group):
+        """Our policies of `group` by name: one request per 50 names (the PolicyNames limit)."""
+        found = {}
+        for start in range(0, len(self.all_names), POLICY_NAMES_PER_REQUEST):
+            request = {'AutoScalingGroupName': group, 'PolicyNames': self.all_names[start:start + POLICY_NAMES_PER_REQUEST]}
+            while True:
+                response = self.autoscaling.describe_policies(aws_retry=True, **request)
+                found.update((p['PolicyName'], p) for p in response['ScalingPolicies'])
+                if not response.get('NextToken'):
+                    break
+                request['NextToken'] = response['NextToken']
+        return found
+
     def read_policies(self, group):
-        if group is None:
-            return {}
         try:
-            policies = self.autoscaling.describe_policies(AutoScalingGroupName=group, PolicyNames=list(self.names.values()),
-                                                          aws_retry=True)['ScalingPolicies']
+            return self._describe_policies(group)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             self.module.fail_json_aws(exc, msg='Failed to read scaling policies of %s' % group)
-        return dict((p['PolicyName'], p) for p in policies)
 
     def read_alarms(self):
-        try:
-            alarms = self.cloudwatch.describe_alarms(AlarmNames=list(self.names.values()), AlarmTypes=['MetricAlarm'],
-                                                     aws_retry=True)['MetricAlarms']
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            self.module.fail_json_aws(exc, msg='Failed to read alarms %s' % ', '.join(self.names.values()))
-        return dict((a['AlarmName'], a) for a in alarms)
+        """Our alarms by name: one request per 100 names (the AlarmNames limit)."""
+        found = {}
+        for start in range(0, len(self.all_names), ALARM_NAMES_PER_REQUEST):
+            names = self.all_names[start:start + ALARM_NAMES_PER_REQUEST]
+            request = {'AlarmNames': names, 'AlarmTypes': ['MetricAlarm'], 'MaxRecords': 100}
+            try:
+                while True:
+                    response = self.cloudwatch.describe_alarms(aws_retry=True, **request)
+                    found.update((a['AlarmName'], a) for a in response['MetricAlarms'])
+                    if not response.get('NextToken'):
+                        break
+                    request['NextToken'] = response['NextToken']
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                self.module.fail_json_aws(exc, msg='Failed to read alarms %s' % ', '.join(names))
+        return found
 
     # -- converge -----------------------------------------------------------------------------
 
     def present(self):
-        params, check_mode = self.params, self.module.check_mode
-        group = self.resolve_group(tolerate_missing=False)
-        if params['query'] is not None:
-            expression = params['query']
-        else:
-            expression = render_query(params['metric'], group, self.settings['dimensions'])
+        check_mode = self.module.check_mode
+        group = self.group_name(tolerate_missing=False)
+        for pair in self.pairs:
+            params = pair['params']
+            if params['query'] is not None:
+                pair['expression'] = params['query']
+                continue
             if params['metric'] == 'cpu' and "'" in group:
                 self.module.fail_input(InputErrors([('nodegroup_name', "Auto Scaling group %s contains a single quote, which a Metrics "
                                                                        "Insights query cannot hold; give query" % group)]))
-        policies = self.read_policies(group)
+            pair['expression'] = render_query(params['metric'], group, pair['settings']['dimensions'])
+        group, policies = self.locate(group, tolerate_missing=False)
         alarms = self.read_alarms()
 
         arns, wrote_policy = {}, False
-        for direction in DIRECTIONS:
-            name = self.names[direction]
-            existing = policies.get(name)
-            before = normalise_policy(existing)
-            warmup = params['estimated_instance_warmup']
-            if warmup is None and before is not None:
-                warmup = before['estimated_instance_warmup']
-            adjustment = params['scale_out_adjustment'] if direction == 'out' else params['scale_in_adjustment']
-            after = desired_policy(direction, name, adjustment, warmup)
-            arns[direction] = existing.get('PolicyARN') if existing else None
-            if self.tracker.add('scale_%s_policy' % direction, before, after) and not check_mode:
-                arns[direction] = self._put_policy(group, after)
-                wrote_policy = True
+        for pair in self.pairs:
+            for direction in DIRECTIONS:
+                name = pair['names'][direction]
+                existing = policies.get(name)
+                before = normalise_policy(existing)
+                warmup = self.params['estimated_instance_warmup']
+                if warmup is None and before is not None:
+                    warmup = before['estimated_instance_warmup']
+                after = desired_policy(direction, name, pair['params']['scale_%s_adjustment' % direction], warmup)
+                arns[name] = existing.get('PolicyARN') if existing else None
+                if self.track(pair, 'scale_%s_policy' % direction, before, after) and not check_mode:
+                    arns[name] = self._put_policy(group, after)
+                    wrote_policy = True
         if wrote_policy:
             policies = self.read_policies(group)
-        for direction in DIRECTIONS:
-            name = self.names[direction]
-            arns[direction] = arns[direction] or (policies.get(name) or {}).get('PolicyARN')
-            if arns[direction] is None:
+        for name in self.all_names:
+            arns[name] = arns[name] or (policies.get(name) or {}).get('PolicyARN')
+            if arns[name] is None:
                 if not check_mode:
                     self.module.fail_json(msg='Scaling policy %s was written but Auto Scaling reports no ARN for it' % name)
-                arns[direction] = placeholder_arn(self.module.region, group, name)
+                arns[name] = placeholder_arn(self.module.region, group, name)
                 self.placeholders.append(name)
 
         wrote_alarm = False
-        for direction in DIRECTIONS:
-            name = self.names[direction]
-            after = desired_alarm(direction, name, expression, params, self.settings, group, arns[direction])
-            if self.tracker.add('scale_%s_alarm' % direction, normalise_alarm(alarms.get(name)), after) and not check_mode:
-                self._put_alarm(after)
-                wrote_alarm = True
+        for pair in self.pairs:
+            for direction in DIRECTIONS:
+                name = pair['names'][direction]
+                after = desired_alarm(direction, name, pair['expression'], pair['params'], pair['settings'], group, arns[name])
+                if self.track(pair, 'scale_%s_alarm' % direction, normalise_alarm(alarms.get(name)), after) and not check_mode:
+                    self._put_alarm(after)
+                    wrote_alarm = True
         if wrote_alarm:
             alarms = self.read_alarms()
-        return self.result(group, policies, alarms, arns, expression)
+        return self.result(group, policies, alarms, arns)
 
     def _put_policy(self, group, policy):
         try:
@@ -762,26 +993,31 @@ class ScalingAlarm:
 
     def absent(self):
         check_mode = self.module.check_mode
-        group = self.resolve_group(tolerate_missing=True)
-        policies = self.read_policies(group)
+        group = self.group_name(tolerate_missing=True)
+        policies = {}
+        if group is not None:
+            group, policies = self.locate(group, tolerate_missing=True)
         alarms = self.read_alarms()
         # Alarms first: an alarm must not point at a policy that no longer exists.
         doomed_alarms = []
-        for direction in DIRECTIONS:
-            name = self.names[direction]
-            if self.tracker.add('scale_%s_alarm' % direction, normalise_alarm(alarms.get(name)), None):
-                doomed_alarms.append(name)
+        for pair in self.pairs:
+            for direction in DIRECTIONS:
+                name = pair['names'][direction]
+                if self.track(pair, 'scale_%s_alarm' % direction, normalise_alarm(alarms.get(name)), None):
+                    doomed_alarms.append(name)
         doomed_policies = []
-        for direction in DIRECTIONS:
-            name = self.names[direction]
-            if self.tracker.add('scale_%s_policy' % direction, normalise_policy(policies.get(name)), None):
-                doomed_policies.append(name)
+        for pair in self.pairs:
+            for direction in DIRECTIONS:
+                name = pair['names'][direction]
+                if self.track(pair, 'scale_%s_policy' % direction, normalise_policy(policies.get(name)), None):
+                    doomed_policies.append(name)
         if not check_mode:
-            if doomed_alarms:
+            for start in range(0, len(doomed_alarms), ALARM_NAMES_PER_REQUEST):
+                names = doomed_alarms[start:start + ALARM_NAMES_PER_REQUEST]
                 try:
-                    self.cloudwatch.delete_alarms(AlarmNames=doomed_alarms, aws_retry=True)
+                    self.cloudwatch.delete_alarms(AlarmNames=names, aws_retry=True)
                 except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-                    self.module.fail_json_aws(exc, msg='Failed to delete alarms %s' % ', '.join(doomed_alarms))
+                    self.module.fail_json_aws(exc, msg='Failed to delete alarms %s' % ', '.join(names))
             for name in doomed_policies:
                 try:
                     self.autoscaling.delete_policy(AutoScalingGroupName=group, PolicyName=name, aws_retry=True)
@@ -790,41 +1026,57 @@ class ScalingAlarm:
                         self.module.fail_json_aws(exc, msg='Failed to delete scaling policy %s' % name)
         return {'autoscaling_group_name': group, 'policies': [], 'alarms': [], 'placeholder_arns': []}
 
-    def result(self, group, policies, alarms, arns, expression):
+    def result(self, group, policies, alarms, arns):
         policy_list, alarm_list = [], []
-        for direction in DIRECTIONS:
-            name = self.names[direction]
-            policy = policies.get(name) or {}
-            policy_list.append({
-                'name': name,
-                'arn': policy.get('PolicyARN') or arns[direction],
-                'adjustment': self.params['scale_out_adjustment'] if direction == 'out' else self.params['scale_in_adjustment'],
-                'estimated_instance_warmup': policy.get('EstimatedInstanceWarmup', self.params['estimated_instance_warmup']),
-            })
-            alarm = alarms.get(name) or {}
-            alarm_list.append({
-                'name': name,
-                'arn': alarm.get('AlarmArn'),
-                'threshold': self.settings['scale_out_threshold'] if direction == 'out' else self.settings['scale_in_threshold'],
-                'comparison_operator': OPERATOR[direction],
-                'expression': normalise_expression(expression),
-                'period': self.params['period'],
-                'evaluation_periods': self.params['evaluation_periods'],
-                'alarm_actions': [policy.get('PolicyARN') or arns[direction]],
-            })
+        for pair in self.pairs:
+            params, settings = pair['params'], pair['settings']
+            for direction in DIRECTIONS:
+                name = pair['names'][direction]
+                policy = policies.get(name) or {}
+                policy_list.append({
+                    'name': name,
+                    'arn': policy.get('PolicyARN') or arns[name],
+                    'adjustment': params['scale_%s_adjustment' % direction],
+                    'estimated_instance_warmup': policy.get('EstimatedInstanceWarmup', self.params['estimated_instance_warmup']),
+                })
+                alarm = alarms.get(name) or {}
+                alarm_list.append({
+                    'name': name,
+                    'arn': alarm.get('AlarmArn'),
+                    'threshold': settings['scale_%s_threshold' % direction],
+                    'comparison_operator': OPERATOR[direction],
+                    'expression': normalise_expression(pair['expression']),
+                    'period': self.params['period'],
+                    'evaluation_periods': self.params['evaluation_periods'],
+                    'alarm_actions': [policy.get('PolicyARN') or arns[name]],
+                })
         return {'autoscaling_group_name': group, 'policies': policy_list, 'alarms': alarm_list, 'placeholder_arns': self.placeholders}
 
     def run(self):
         result = self.present() if self.params['state'] == 'present' else self.absent()
         result['changed'] = self.tracker.has_differences
         if self.module._diff:
-            result['diff'] = self.tracker.diff()
+            result['diff'] = {'before': self.before, 'after': self.after}
         return result
+
+
+PAIR_SPEC = dict(
+    name=dict(type='str', required=True),
+    metric=dict(type='str', choices=['gpu', 'cpu']),
+    query=dict(type='str'),
+    query_dimensions=dict(type='dict'),
+    scale_out_threshold=dict(type='float'),
+    scale_in_threshold=dict(type='float'),
+    scale_out_adjustment=dict(type='int'),
+    scale_in_adjustment=dict(type='int'),
+    alarm_description=dict(type='str'),
+)
 
 
 def argument_spec():
     return dict(
-        name=dict(type='str', required=True),
+        name=dict(type='str'),
+        alarms=dict(type='list', elements='dict', options=PAIR_SPEC),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         autoscaling_group_name=dict(type='str'),
         cluster_name=dict(type='str'),
@@ -844,13 +1096,18 @@ def argument_spec():
     )
 
 
+# Options of one pair that `alarms` replaces (the adjustments are the entries' defaults instead).
+EXCLUSIVE_WITH_ALARMS = ('name', 'metric', 'query', 'query_dimensions', 'scale_out_threshold', 'scale_in_threshold', 'alarm_description')
+
+
 def main():
+    mutually_exclusive = [('autoscaling_group_name', 'cluster_name'), ('autoscaling_group_name', 'nodegroup_name')]
+    mutually_exclusive.extend((option, 'alarms') for option in EXCLUSIVE_WITH_ALARMS)
     module = GenaiAWSModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=[('autoscaling_group_name', 'cluster_name'), ('autoscaling_group_name', 'nodegroup_name')],
+        mutually_exclusive=mutually_exclusive,
         required_together=[('cluster_name', 'nodegroup_name')],
-        required_one_of=[('autoscaling_group_name', 'cluster_name')],
-        required_if=[('state', 'present', ['metric'])],
+        required_one_of=[('autoscaling_group_name', 'cluster_name'), ('name', 'alarms')],
         supports_check_mode=True,
     )
     settings = module.validate(check_input, module.params)

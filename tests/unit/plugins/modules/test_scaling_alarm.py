@@ -470,3 +470,272 @@ def test_query_control_characters_are_refused_but_line_breaks_are_fine():
     params['query'] = 'SELECT 1\x07 FROM x'
     with pytest.raises(scaling_alarm.InputErrors, match='query: must not contain control characters'):
         scaling_alarm.check_input(params)
+
+
+# ---------------------------------------------------------------------------------------------
+# several pairs in one call (alarms)
+
+GPU_DIMENSIONS = {'ClusterName': CLUSTER, 'NodegroupName': NODEGROUP, 'NodegroupType': 'gpu'}
+READS = ('Describe', 'List', 'Get')
+
+
+def reads(calls):
+    return [c for c in calls if c[1].startswith(READS)]
+
+
+def pairs_args(group=None, **extra):
+    """A GPU and a CPU pair; on the group by name when `group` is given, else through the node group."""
+    gpu = {'name': 'pairs-gpu', 'metric': 'gpu'}
+    if group:
+        gpu['query_dimensions'] = dict(GPU_DIMENSIONS)
+        args = {'autoscaling_group_name': group}
+    else:
+        args = {'cluster_name': CLUSTER, 'nodegroup_name': NODEGROUP}
+    args['alarms'] = [gpu, {'name': 'pairs-cpu', 'metric': 'cpu', 'scale_out_threshold': 70}]
+    args.update(extra)
+    return args
+
+
+PAIR_NAMES = ['pairs-gpu-scale-out', 'pairs-gpu-scale-in', 'pairs-cpu-scale-out', 'pairs-cpu-scale-in']
+
+
+def test_two_pairs_in_one_call_create_rerun_and_delete(run_module, cloud, api_calls):
+    result, failed = run_module(scaling_alarm, pairs_args(cloud['group']))
+    assert not failed and result['changed'], result
+    assert [p['name'] for p in result['policies']] == PAIR_NAMES
+    assert [a['name'] for a in result['alarms']] == PAIR_NAMES
+    assert [a['threshold'] for a in result['alarms']] == [40.0, 10.0, 70.0, 5.0]
+    assert [p['adjustment'] for p in result['policies']] == [1, -1, 1, -1]
+    assert "NodegroupType = 'gpu'" in result['alarms'][0]['expression']
+    assert result['alarms'][2]['expression'].endswith("AutoScalingGroupName = '%s'" % cloud['group'])
+    assert sorted(mutating(api_calls)) == sorted([('autoscaling', 'PutScalingPolicy')] * 4 + [('cloudwatch', 'PutMetricAlarm')] * 4)
+    policies = _policies(cloud)
+    alarms = _alarms(cloud, *PAIR_NAMES)
+    assert sorted(policies) == sorted(PAIR_NAMES) and sorted(alarms) == sorted(PAIR_NAMES)
+    for name in PAIR_NAMES:
+        assert alarms[name]['AlarmActions'] == [policies[name]['PolicyARN']]
+    assert [p['arn'] for p in result['policies']] == [policies[n]['PolicyARN'] for n in PAIR_NAMES]
+    assert [a['arn'] for a in result['alarms']] == [alarms[n]['AlarmArn'] for n in PAIR_NAMES]
+    assert alarms['pairs-cpu-scale-out']['Threshold'] == 70.0
+
+    del api_calls[:]
+    result, failed = run_module(scaling_alarm, pairs_args(cloud['group']), diff=True)
+    assert not failed and not result['changed'], result
+    assert api_calls == [('autoscaling', 'DescribePolicies'), ('cloudwatch', 'DescribeAlarms')], \
+        'one read of all policies and one of all alarms; the group is known to exist from its policies'
+    assert set(result['diff']['before']) == {'pairs-gpu', 'pairs-cpu'}
+    assert set(result['diff']['before']['pairs-cpu']) == {'scale_out_policy', 'scale_in_policy', 'scale_out_alarm', 'scale_in_alarm'}
+    assert result['diff']['before'] == result['diff']['after']
+
+    del api_calls[:]
+    result, failed = run_module(scaling_alarm, pairs_args(state='absent', alarms=[{'name': 'pairs-gpu'}, {'name': 'pairs-cpu'}]),
+                                diff=True)
+    assert not failed and result['changed'], result
+    assert sorted(mutating(api_calls)) == [('autoscaling', 'DeletePolicy')] * 4 + [('cloudwatch', 'DeleteAlarms')]
+    assert result['diff']['after'] == {p: {'scale_out_alarm': None, 'scale_in_alarm': None, 'scale_out_policy': None, 'scale_in_policy': None}
+                                       for p in ('pairs-gpu', 'pairs-cpu')}
+    assert result['policies'] == [] and result['alarms'] == []
+    assert _policies(cloud) == {} and _alarms(cloud, *PAIR_NAMES) == {}
+
+    del api_calls[:]
+    result, failed = run_module(scaling_alarm, pairs_args(state='absent', alarms=[{'name': 'pairs-gpu'}, {'name': 'pairs-cpu'}]))
+    assert not failed and not result['changed'] and mutating(api_calls) == []
+
+
+def test_two_pairs_through_the_node_group_rerun_reads(run_module, cloud, api_calls):
+    result, failed = run_module(scaling_alarm, pairs_args())
+    assert not failed and result['changed'], result
+    assert ('autoscaling', 'DescribeAutoScalingGroups') in api_calls, 'policies missing: the group is checked'
+    assert "NodegroupName = 'sandbox-cpu'" in result['alarms'][0]['expression']
+    del api_calls[:]
+    result, failed = run_module(scaling_alarm, pairs_args())
+    assert not failed and not result['changed'], result
+    assert api_calls == [('eks', 'DescribeNodegroup'), ('autoscaling', 'DescribePolicies'), ('cloudwatch', 'DescribeAlarms')]
+
+
+def test_two_pairs_check_mode_writes_nothing(run_module, cloud, api_calls):
+    result, failed = run_module(scaling_alarm, pairs_args(cloud['group']), check_mode=True, diff=True)
+    assert not failed and result['changed'], result
+    assert mutating(api_calls) == []
+    assert result['placeholder_arns'] == PAIR_NAMES
+    assert result['diff']['before'] == {p: {'scale_out_policy': None, 'scale_in_policy': None, 'scale_out_alarm': None, 'scale_in_alarm': None}
+                                        for p in ('pairs-gpu', 'pairs-cpu')}
+    assert result['diff']['after']['pairs-cpu']['scale_out_alarm']['threshold'] == 70.0
+    assert _policies(cloud) == {} and _alarms(cloud, *PAIR_NAMES) == {}
+
+
+def test_only_the_changed_pair_is_written(run_module, cloud, api_calls):
+    run_module(scaling_alarm, pairs_args(cloud['group']))
+    args = pairs_args(cloud['group'])
+    args['alarms'][1]['scale_in_threshold'] = 20
+    del api_calls[:]
+    result, failed = run_module(scaling_alarm, args, diff=True)
+    assert not failed and result['changed'], result
+    assert mutating(api_calls) == [('cloudwatch', 'PutMetricAlarm')]
+    assert reads(api_calls) == [('autoscaling', 'DescribePolicies'), ('cloudwatch', 'DescribeAlarms'), ('cloudwatch', 'DescribeAlarms')], \
+        'one re-read after the write'
+    assert result['diff']['before']['pairs-cpu']['scale_in_alarm']['threshold'] == 5.0
+    assert result['diff']['after']['pairs-cpu']['scale_in_alarm']['threshold'] == 20.0
+    assert result['diff']['before']['pairs-gpu'] == result['diff']['after']['pairs-gpu']
+    assert _alarms(cloud, 'pairs-cpu-scale-in')['pairs-cpu-scale-in']['Threshold'] == 20.0
+
+
+def test_top_level_adjustments_are_the_pairs_defaults(run_module, cloud):
+    args = pairs_args(cloud['group'], scale_out_adjustment=3, scale_in_adjustment=-2)
+    args['alarms'][1]['scale_in_adjustment'] = -4
+    result, failed = run_module(scaling_alarm, args)
+    assert not failed, result
+    assert [p['adjustment'] for p in result['policies']] == [3, -2, 3, -4]
+    steps = dict((n, p['StepAdjustments'][0]['ScalingAdjustment']) for n, p in _policies(cloud).items())
+    assert steps == {'pairs-gpu-scale-out': 3, 'pairs-gpu-scale-in': -2, 'pairs-cpu-scale-out': 3, 'pairs-cpu-scale-in': -4}
+    result, failed = run_module(scaling_alarm, args)
+    assert not failed and not result['changed']
+
+
+def test_existence_check_runs_when_one_pair_is_new(run_module, cloud, api_calls):
+    run_module(scaling_alarm, {'name': 'pairs-gpu', 'autoscaling_group_name': cloud['group'], 'metric': 'gpu',
+                               'query_dimensions': dict(GPU_DIMENSIONS)})
+    del api_calls[:]
+    result, failed = run_module(scaling_alarm, pairs_args(cloud['group']))
+    assert not failed and result['changed'], result
+    assert reads(api_calls)[:3] == [('autoscaling', 'DescribePolicies'), ('autoscaling', 'DescribeAutoScalingGroups'),
+                                    ('cloudwatch', 'DescribeAlarms')]
+    assert sorted(mutating(api_calls)) == [('autoscaling', 'PutScalingPolicy')] * 2 + [('cloudwatch', 'PutMetricAlarm')] * 2
+
+
+def test_single_pair_rerun_skips_the_group_check_too(run_module, cloud, api_calls):
+    args = {'name': 'cpu-pair', 'autoscaling_group_name': cloud['group'], 'metric': 'cpu'}
+    run_module(scaling_alarm, args)
+    del api_calls[:]
+    result, failed = run_module(scaling_alarm, args)
+    assert not failed and not result['changed']
+    assert api_calls == [('autoscaling', 'DescribePolicies'), ('cloudwatch', 'DescribeAlarms')]
+
+
+@pytest.mark.parametrize('state', ['present', 'absent'])
+def test_missing_group_is_still_reported_with_alarms(run_module, cloud, api_calls, state):
+    args = pairs_args('missing-asg', state=state)
+    if state == 'absent':
+        args['alarms'] = [{'name': 'pairs-gpu'}, {'name': 'pairs-cpu'}]
+    result, failed = run_module(scaling_alarm, args)
+    assert mutating(api_calls) == []
+    if state == 'present':
+        assert failed
+        assert result['errors'] == [{'option': 'autoscaling_group_name', 'message': 'no Auto Scaling group named missing-asg'}], result
+        assert ('autoscaling', 'DescribeAutoScalingGroups') in api_calls
+    else:
+        assert not failed and not result['changed'] and result['autoscaling_group_name'] is None
+
+
+def test_policies_read_refused_for_a_missing_group_is_reported_as_missing(run_module, cloud, api_calls, monkeypatch):
+    """Should DescribePolicies refuse an unknown group instead of answering nothing, the group check explains it."""
+    recording = botocore.client.BaseClient._make_api_call
+
+    def refusing(self, operation_name, api_params):
+        if operation_name == 'DescribePolicies':
+            raise botocore.exceptions.ClientError({'Error': {'Code': 'ValidationError', 'Message': 'no such group'}}, operation_name)
+        return recording(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, '_make_api_call', refusing)
+    result, failed = run_module(scaling_alarm, pairs_args('missing-asg'))
+    assert failed and result['errors'][0]['option'] == 'autoscaling_group_name', result
+    result, failed = run_module(scaling_alarm, pairs_args(cloud['group']))
+    assert failed and 'Failed to read scaling policies of %s' % cloud['group'] in result['msg'], result
+
+
+def test_many_pairs_are_read_in_batches_of_the_api_limits(run_module, cloud, api_calls):
+    args = {'autoscaling_group_name': cloud['group'], 'alarms': [{'name': 'many-%02d' % i, 'metric': 'cpu'} for i in range(30)]}
+    result, failed = run_module(scaling_alarm, args, check_mode=True)
+    assert not failed and result['changed'], result
+    assert len(result['policies']) == 60 and mutating(api_calls) == []
+    expected = [('autoscaling', 'DescribePolicies')] * 2 + [('autoscaling', 'DescribeAutoScalingGroups'), ('cloudwatch', 'DescribeAlarms')]
+    assert reads(api_calls) == expected, '50 policy names and 100 alarm names per request'
+
+
+# validation of alarms: every problem at once, named alarms[<index>].<option>, before any client
+
+def _pairs_bad(*entries, **extra):
+    args = {'cluster_name': CLUSTER, 'nodegroup_name': NODEGROUP, 'alarms': list(entries)}
+    args.update(extra)
+    return args
+
+
+PAIR_BAD_INPUTS = [
+    ('scale_in above scale_out in the second pair',
+     _pairs_bad({'name': 'a', 'metric': 'gpu'}, {'name': 'b', 'metric': 'cpu', 'scale_in_threshold': 70}),
+     'alarms[1].scale_in_threshold', 'below scale_out_threshold (60)'),
+    ('threshold above 100', _pairs_bad({'name': 'a', 'metric': 'gpu', 'scale_out_threshold': 120}),
+     'alarms[0].scale_out_threshold', '<= 100'),
+    ('metric missing with state=present', _pairs_bad({'name': 'a', 'metric': 'gpu'}, {'name': 'b'}), 'alarms[1].metric', 'required'),
+    ('bad pair name', _pairs_bad({'name': 'a b', 'metric': 'gpu'}), 'alarms[0].name', 'valid prefix'),
+    ('pair name too long', _pairs_bad({'name': 'n' * 250, 'metric': 'gpu'}), 'alarms[0].name', 'at most 245'),
+    ('duplicate names', _pairs_bad({'name': 'a', 'metric': 'gpu'}, {'name': 'a', 'metric': 'cpu'}), 'alarms[1].name',
+     'duplicates alarms[0].name'),
+    ('query_dimensions on a cpu pair', _pairs_bad({'name': 'a', 'metric': 'cpu', 'query_dimensions': {'ClusterName': 'x'}}),
+     'alarms[0].query_dimensions', 'only applies to metric=gpu'),
+    ('blank query', _pairs_bad({'name': 'a', 'metric': 'cpu', 'query': ' '}), 'alarms[0].query', 'blank'),
+    ('gpu pair from an ASG name alone', {'autoscaling_group_name': 'asg', 'alarms': [{'name': 'a', 'metric': 'gpu'}]},
+     'alarms[0].metric', 'cannot be derived from autoscaling_group_name alone'),
+    ('pair adjustment of the wrong sign', _pairs_bad({'name': 'a', 'metric': 'gpu', 'scale_in_adjustment': 1}),
+     'alarms[0].scale_in_adjustment', 'negative'),
+    ('inherited adjustment of the wrong sign', _pairs_bad({'name': 'a', 'metric': 'gpu'}, {'name': 'b', 'metric': 'cpu'},
+                                                          scale_out_adjustment=0),
+     'scale_out_adjustment', 'positive'),
+    ('description too long', _pairs_bad({'name': 'a', 'metric': 'gpu', 'alarm_description': 'd' * 1020}),
+     'alarms[0].alarm_description', 'at most 1012'),
+    ('empty list', _pairs_bad(), 'alarms', 'at least one pair'),
+    ('shared options are still checked', _pairs_bad({'name': 'a', 'metric': 'gpu'}, period=45), 'period', 'multiple of 60'),
+]
+
+
+@pytest.mark.parametrize('args,option,text', [b[1:] for b in PAIR_BAD_INPUTS], ids=[b[0] for b in PAIR_BAD_INPUTS])
+def test_pair_bad_input_names_the_entry_and_makes_no_call(run_module, no_clients, aws_env, args, option, text):
+    result, failed = run_module(scaling_alarm, args)
+    assert failed
+    messages = dict((e['option'].split(' ')[0], e['message']) for e in result['errors'])
+    assert option in messages and text in messages[option], result['msg']
+    assert no_clients == []
+
+
+def test_pair_problems_are_reported_at_once(run_module, no_clients, aws_env):
+    result, failed = run_module(scaling_alarm, _pairs_bad({'name': 'ok', 'metric': 'gpu', 'scale_out_threshold': 101},
+                                                          {'name': 'bad name', 'metric': 'cpu', 'scale_in_threshold': 30,
+                                                           'scale_out_threshold': 20},
+                                                          {'name': 'ok', 'metric': 'cpu'},
+                                                          scale_in_adjustment=1, evaluation_periods=0))
+    assert failed
+    options = [e['option'].split(' ')[0] for e in result['errors']]
+    assert set(options) == {'alarms[0].scale_out_threshold', 'alarms[1].name', 'alarms[1].scale_in_threshold', 'alarms[2].name',
+                            'scale_in_adjustment', 'evaluation_periods'}, result['errors']
+    assert options.count('scale_in_adjustment') == 1, 'an inherited option is reported once, not per pair'
+    assert no_clients == []
+
+
+def test_absent_pairs_need_only_names(run_module, no_clients, aws_env):
+    result, failed = run_module(scaling_alarm, _pairs_bad({'name': 'a'}, {'name': 'a'}, state='absent'))
+    assert failed and [e['option'] for e in result['errors']] == ['alarms[1].name'], result
+    params = dict(scaling_alarm_defaults(), name=None, state='absent', autoscaling_group_name='g', alarms=[{'name': 'a'}, {'name': 'b'}])
+    settings = scaling_alarm.check_input(params)
+    assert [p['params']['name'] for p in settings['pairs']] == ['a', 'b']
+
+
+PAIR_ARGSPEC_ERRORS = [
+    ('name and alarms', _pairs_bad({'name': 'a', 'metric': 'gpu'}, name='x'), 'mutually exclusive', 'name|alarms'),
+    ('metric and alarms', _pairs_bad({'name': 'a', 'metric': 'gpu'}, metric='gpu'), 'mutually exclusive', 'metric|alarms'),
+    ('thresholds and alarms', _pairs_bad({'name': 'a', 'metric': 'gpu'}, scale_out_threshold=50, scale_in_threshold=5),
+     'mutually exclusive', 'scale_in_threshold|alarms'),
+    ('query and alarms', _pairs_bad({'name': 'a', 'metric': 'cpu'}, query='SELECT 1'), 'mutually exclusive', 'query|alarms'),
+    ('neither name nor alarms', {'cluster_name': CLUSTER, 'nodegroup_name': NODEGROUP, 'metric': 'gpu'}, 'one of the following is required',
+     'name, alarms'),
+    ('entry without name', _pairs_bad({'metric': 'gpu'}), 'missing required arguments', 'name'),
+    ('entry with an unknown metric', _pairs_bad({'name': 'a', 'metric': 'memory'}), 'must be one of', 'metric'),
+    ('entry with an unknown option', _pairs_bad({'name': 'a', 'metric': 'gpu', 'period': 60}), 'Unsupported parameters', 'period'),
+]
+
+
+@pytest.mark.parametrize('args,text,names', [b[1:] for b in PAIR_ARGSPEC_ERRORS], ids=[b[0] for b in PAIR_ARGSPEC_ERRORS])
+def test_pair_argument_spec_rules_fail_before_any_call(run_module, no_clients, aws_env, args, text, names):
+    result, failed = run_module(scaling_alarm, args)
+    assert failed
+    assert text in result['msg'] and names in result['msg'], result['msg']
+    assert no_clients == []
