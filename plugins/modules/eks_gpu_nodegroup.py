@@ -45,6 +45,25 @@ options:
         assume fails naming this option. Without the permission the module warns and goes on.
       - Cannot change on an existing node group.
     type: str
+  node_role_policy:
+    description:
+      - An inline policy to keep on the node role, typically the permissions the CloudWatch agent of the user data needs
+        to publish the GPU metrics (C(cloudwatch:PutMetricData) and friends).
+      - With O(state=present) the policy is read (C(iam:GetRolePolicy)) and written (C(iam:PutRolePolicy)) only when its
+        document differs, after every check and before the launch template; with O(state=absent) it is deleted
+        (C(iam:DeleteRolePolicy)) after the node group.
+      - The role is O(node_role), or the existing node group's role when O(node_role) is not given.
+    type: dict
+    suboptions:
+      name:
+        description: Name of the inline policy (letters, digits and C(+=,.@_-), at most 128).
+        type: str
+        required: true
+      document:
+        description:
+          - The policy document, as a dict or a JSON string. Required with O(state=present).
+          - Compared as parsed JSON, so formatting and key order do not count as a change.
+        type: raw
   subnets:
     description:
       - Subnet ids for the nodes. Defaults to the cluster's subnets when creating.
@@ -172,6 +191,9 @@ notes:
     whatever O(wait) says.
   - O(scaling_config.desired_size) is enforced on every run. Autoscalers that change the desired size
     are reset by a re-run with a different value; give the value they converge to, or manage sizes elsewhere.
+  - "A re-run reads: DescribeCluster, DescribeNodegroup, the AMI parameter (SSM GetParameter, unless O(ami_id)),
+    the launch template version the node group runs (DescribeLaunchTemplateVersions) and, with O(node_role_policy),
+    GetRolePolicy. The template listing and DescribeImages are read only when that version differs from what is asked."
 extends_documentation_fragment:
   - genai.stack.attributes
   - genai.stack.attributes.actiongroup_aws
@@ -181,11 +203,19 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
-- name: GPU node group for the Arthur GenAI Engine
+- name: GPU node group for the Arthur GenAI Engine, with the inline policy its CloudWatch agent needs
   genai.stack.eks_gpu_nodegroup:
     name: gpu-nodes
     cluster_name: arthur
     node_role: arn:aws:iam::123456789012:role/eks-node-role
+    node_role_policy:
+      name: cloudwatch-gpu-metrics
+      document:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Action: [cloudwatch:PutMetricData, ec2:DescribeTags]
+            Resource: "*"
     instance_type: g4dn.2xlarge
     disk_size: 60
     scaling_config:
@@ -261,6 +291,7 @@ actions:
 import base64
 import hashlib
 import json
+import re
 from urllib.parse import unquote
 
 try:
@@ -282,15 +313,21 @@ GPU_TAINT = {'key': 'nvidia.com/gpu', 'value': 'present', 'effect': 'NO_SCHEDULE
 LT_NAME_MAX = 128
 
 
+POLICY_NAME = re.compile(r'^[\w+=,.@-]{1,128}$')
+ROLE_POLICY_MAX = 10240
+
+
 def validate_params(params):
     """Static checks of the whole input; returns nothing, raises InputErrors with every problem."""
     check = Checker()
     check.match(EKS_NAME, params['name'], 'name', 'a valid node group name (alphanumerics, - and _, at most 63, starting alphanumeric)')
     check.match(EKS_NAME, params['cluster_name'], 'cluster_name', 'a valid EKS cluster name')
+    if params['state'] == 'present' or params['node_role']:
+        check.match(IAM_ROLE_ARN, params['node_role'], 'node_role', 'an IAM role ARN (arn:aws:iam::<account>:role/<name>)')
+    _check_role_policy(check, params['node_role_policy'], params['state'])
     if params['state'] == 'absent':
         check.raise_if_any()
         return
-    check.match(IAM_ROLE_ARN, params['node_role'], 'node_role', 'an IAM role ARN (arn:aws:iam::<account>:role/<name>)')
     subnets = params['subnets'] or []
     for subnet in subnets:
         check.match(SUBNET_ID, subnet, 'subnets', 'a subnet id (subnet-xxxxxxxx)')
@@ -339,6 +376,43 @@ def validate_params(params):
     if template_name is not None and not (3 <= len(template_name) <= LT_NAME_MAX and all(c.isalnum() or c in '()./_-' for c in template_name)):
         check.error('launch_template_name', '%r is not a valid launch template name (3-128 of letters, digits and ( ) . / _ -)' % template_name)
     check.raise_if_any()
+
+
+def _check_role_policy(check, policy, state):
+    if policy is None:
+        return
+    check.match(POLICY_NAME, policy['name'], 'node_role_policy.name', 'a valid inline policy name (letters, digits and +=,.@_-, at most 128)')
+    if state == 'absent':
+        return
+    document = policy.get('document')
+    if document is None:
+        check.error('node_role_policy.document', 'is required with state=present')
+        return
+    try:
+        parsed = policy_document(document)
+    except ValueError as exc:
+        check.error('node_role_policy.document', str(exc))
+        return
+    size = len(json.dumps(parsed, separators=(',', ':')))
+    check.require(size <= ROLE_POLICY_MAX, 'node_role_policy.document',
+                  'is %d characters without whitespace; IAM allows %d for the inline policies of a role' % (size, ROLE_POLICY_MAX))
+
+
+def policy_document(document):
+    """A policy document as a dict, from a dict or JSON text (IAM returns it URL-encoded)."""
+    if isinstance(document, str):
+        text = document.strip()
+        if text.startswith('%7B') or text.startswith('%7b'):
+            text = unquote(text)
+        try:
+            document = json.loads(text)
+        except ValueError:
+            raise ValueError('is not valid JSON')
+    if not isinstance(document, dict):
+        raise ValueError('must be a JSON object (a dict), got %s' % type(document).__name__)
+    if not document.get('Statement'):
+        raise ValueError('has no Statement')
+    return document
 
 
 def _tags_list(tags):
@@ -452,16 +526,75 @@ class NodegroupManager:
             self.module.fail_json_aws(exc, msg='Could not describe launch template %r' % self.template_name)
         return found[0] if found else None
 
-    def template_version_data(self, template_id, versions):
-        """Normalised data of the given versions, keyed by version number."""
+    def template_versions(self, template_id, versions):
+        """LaunchTemplateData of the given versions, keyed by version number."""
         wanted = sorted({str(v) for v in versions if v is not None})
         if not wanted:
             return {}
         try:
             result = self.ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=wanted, aws_retry=True)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        except botocore.exceptions.ClientError as exc:
+            if is_not_found(exc):
+                return {}
             self.module.fail_json_aws(exc, msg='Could not read versions %s of launch template %s' % (wanted, template_id))
-        return {str(v['VersionNumber']): _normalise_template_data(v.get('LaunchTemplateData')) for v in result['LaunchTemplateVersions']}
+        except botocore.exceptions.BotoCoreError as exc:
+            self.module.fail_json_aws(exc, msg='Could not read versions %s of launch template %s' % (wanted, template_id))
+        return {str(v['VersionNumber']): v.get('LaunchTemplateData') or {} for v in result['LaunchTemplateVersions']}
+
+    def template_version_data(self, template_id, versions):
+        """Normalised data of the given versions, keyed by version number."""
+        return {number: _normalise_template_data(data) for number, data in self.template_versions(template_id, versions).items()}
+
+    # -- the node role's inline policy --------------------------------------------------------
+    def _policy_role(self, nodegroup):
+        arn = self.params['node_role'] or (nodegroup or {}).get('nodeRole') or ''
+        return arn.split(':role/', 1)[-1].rsplit('/', 1)[-1] if ':role/' in arn else None
+
+    def read_role_policy(self, role, name):
+        try:
+            document = self.module.client('iam').get_role_policy(RoleName=role, PolicyName=name, aws_retry=True)['PolicyDocument']
+        except botocore.exceptions.ClientError as exc:
+            if is_not_found(exc):
+                return None
+            self.module.fail_json_aws(exc, msg='Could not read inline policy %s of IAM role %s' % (name, role))
+        except botocore.exceptions.BotoCoreError as exc:
+            self.module.fail_json_aws(exc, msg='Could not read inline policy %s of IAM role %s' % (name, role))
+        return policy_document(document) if isinstance(document, str) else document
+
+    def converge_role_policy(self, nodegroup):
+        policy = self.params['node_role_policy']
+        if not policy:
+            return
+        role = self._policy_role(nodegroup)
+        if role is None:
+            self.module.fail_json(msg='node_role: needed for node_role_policy', option='node_role')
+        wanted = policy_document(policy['document'])
+        current = self.read_role_policy(role, policy['name'])
+        if self.tracker.add('node_role_policy', {'role': role, 'name': policy['name'], 'document': current} if current else None,
+                            {'role': role, 'name': policy['name'], 'document': wanted}):
+            self.actions.append('put inline policy %s on IAM role %s' % (policy['name'], role))
+            if not self.check_mode:
+                self._call('put inline policy %s on IAM role %s' % (policy['name'], role), self.module.client('iam').put_role_policy,
+                           RoleName=role, PolicyName=policy['name'], PolicyDocument=json.dumps(wanted, sort_keys=True))
+
+    def remove_role_policy(self, nodegroup):
+        policy = self.params['node_role_policy']
+        if not policy:
+            return
+        role = self._policy_role(nodegroup)
+        if role is None:
+            self.module.warn('node_role_policy: the node group is gone and node_role is not given, so the role of inline policy %s '
+                             'is unknown; it was not removed' % policy['name'])
+            return
+        current = self.read_role_policy(role, policy['name'])
+        if self.tracker.add('node_role_policy', {'role': role, 'name': policy['name'], 'document': current} if current else None, None):
+            self.actions.append('delete inline policy %s of IAM role %s' % (policy['name'], role))
+            if not self.check_mode:
+                try:
+                    self.module.client('iam').delete_role_policy(RoleName=role, PolicyName=policy['name'], aws_retry=True)
+                except botocore.exceptions.ClientError as exc:
+                    if not is_not_found(exc):
+                        self.module.fail_json_aws(exc, msg='Could not delete inline policy %s of IAM role %s' % (policy['name'], role))
 
     def resolve_ami(self, version):
         if self.params['ami_id']:
@@ -588,27 +721,42 @@ class NodegroupManager:
         self.check_immutable(nodegroup, subnets)
 
         ami_id = self.resolve_ami(version)
-        image = self.describe_image(ami_id)
-        desired_data, user_data = self.desired_template_data(cluster, ami_id, image.get('RootDeviceName') or '/dev/xvda')
+        # A re-run reads the version the node group runs, by the id and number DescribeNodegroup
+        # gave, first: when it already is what is asked, the template listing and the AMI
+        # lookup are not needed (the AMI is in use, and the version names its root device).
+        used = (nodegroup or {}).get('launchTemplate') or {}
+        in_use = str(used.get('version') or '') or None
+        in_use_data = None
+        if used.get('id') and in_use and used.get('name') == self.template_name:
+            in_use_data = self.template_versions(used['id'], [in_use]).get(in_use)
+        mappings = (in_use_data or {}).get('BlockDeviceMappings') or []
+        if in_use_data and in_use_data.get('ImageId') == ami_id and len(mappings) == 1 and mappings[0].get('DeviceName'):
+            root_device = mappings[0]['DeviceName']
+        else:
+            root_device = self.describe_image(ami_id).get('RootDeviceName') or '/dev/xvda'
+        desired_data, user_data = self.desired_template_data(cluster, ami_id, root_device)
         desired_norm = _normalise_template_data(desired_data)
 
-        template = self.describe_template()
-        if nodegroup is not None:
-            self.check_template_ownership(nodegroup, template)
-        in_use = str(((nodegroup or {}).get('launchTemplate') or {}).get('version') or '') or None
-        latest = str(template['LatestVersionNumber']) if template else None
-        known = self.template_version_data(template['LaunchTemplateId'], [in_use, latest]) if template else {}
-
-        # Which version should the node group run? Reuse one that already matches (a re-run
-        # after an interrupted roll must not add a duplicate version).
-        target_version = None
-        for candidate in (in_use, latest):
-            if candidate and known.get(candidate) == desired_norm:
-                target_version = candidate
-                break
+        if in_use_data is not None and _normalise_template_data(in_use_data) == desired_norm:
+            template = {'LaunchTemplateId': used['id'], 'LatestVersionNumber': None}
+            known, latest, target_version = {in_use: desired_norm}, None, in_use
+        else:
+            template = self.describe_template()
+            if nodegroup is not None:
+                self.check_template_ownership(nodegroup, template)
+            latest = str(template['LatestVersionNumber']) if template else None
+            known = self.template_version_data(template['LaunchTemplateId'], [in_use, latest]) if template else {}
+            # Which version should the node group run? Reuse one that already matches (a re-run
+            # after an interrupted roll must not add a duplicate version).
+            target_version = None
+            for candidate in (in_use, latest):
+                if candidate and known.get(candidate) == desired_norm:
+                    target_version = candidate
+                    break
         before_version = in_use or latest
         self.tracker.add('launch_template', _template_summary(known.get(before_version), before_version),
                          _template_summary(desired_norm, target_version or ('(new)' if template is None else '(next)')))
+        self.converge_role_policy(nodegroup)
 
         template_id = template['LaunchTemplateId'] if template else None
         if template is None:
@@ -864,6 +1012,7 @@ class NodegroupManager:
         if template is not None:
             self.actions.append('delete launch template %s' % self.template_name)
         if self.check_mode:
+            self.remove_role_policy(nodegroup)
             return {}
         gone = nodegroup is None
         if nodegroup is not None and self.params['wait']:
@@ -877,6 +1026,7 @@ class NodegroupManager:
             else:
                 self.module.warn('launch template %s was kept: it can only be deleted once the node group is gone (use wait: true)'
                                  % self.template_name)
+        self.remove_role_policy(nodegroup)
         return {}
 
 
@@ -885,6 +1035,10 @@ def main():
         name=dict(type='str', required=True),
         cluster_name=dict(type='str', required=True),
         node_role=dict(type='str'),
+        node_role_policy=dict(type='dict', options=dict(
+            name=dict(type='str', required=True),
+            document=dict(type='raw'),
+        )),
         subnets=dict(type='list', elements='str'),
         instance_type=dict(type='str', default='g4dn.2xlarge'),
         ami_type=dict(type='str', default='AL2023_x86_64_NVIDIA', choices=list(_gpu.AMI_TYPES)),

@@ -111,10 +111,6 @@ def _cpu_asg():
 
 def _aws_playbook(directory, asg, state):
     tasks = [
-        {'name': 'inline policy on the node role', 'amazon.aws.iam_policy': {
-            'iam_type': 'role', 'iam_name': 'sandbox-eks-node-role', 'policy_name': 'rel-least-privilege',
-            'policy_json': json.dumps({'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': ['cloudwatch:PutMetricData'], 'Resource': '*'}]}),
-            'state': state}},
         {'name': 'scaling alarms', 'genai.stack.scaling_alarm': {
             'name': 'rel-least-privilege-cpu', 'autoscaling_group_name': asg, 'metric': 'cpu', 'state': state}},
     ]
@@ -151,13 +147,29 @@ def test_aws_calls_under_the_minimal_policy_where_enforced():
                 'eks': (_probe(lambda: _client('eks', admin).describe_cluster(name=CLUSTER)),
                         _probe(lambda: _client('eks', limited).list_clusters())),
             }
+            # The node role's inline policy is written by eks_gpu_nodegroup, which cannot run under
+            # enforcement (its EKS calls, see below): its IAM calls are made here directly, with the
+            # same arguments and the limited credentials.
+            iam_limited = _client('iam', limited)
+            document = json.dumps({'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': ['cloudwatch:PutMetricData'],
+                                                                           'Resource': '*'}]})
+            probes['iam_node_role_policy'] = [
+                _probe(lambda: iam_limited.get_role(RoleName='sandbox-eks-node-role')),
+                _probe(lambda: iam_limited.put_role_policy(RoleName='sandbox-eks-node-role', PolicyName='rel-least-privilege',
+                                                           PolicyDocument=document)),
+                _probe(lambda: iam_limited.get_role_policy(RoleName='sandbox-eks-node-role', PolicyName='rel-least-privilege')),
+                _probe(lambda: iam_limited.delete_role_policy(RoleName='sandbox-eks-node-role', PolicyName='rel-least-privilege')),
+            ]
             allowed = _support.run_playbook(present, env_extra=limited)
             again = _support.run_playbook(present, env_extra=limited)
             removed = _support.run_playbook(absent, env_extra=limited)
         finally:
             _reset_auth('inf')
+    node_role_calls = probes.pop('iam_node_role_policy', None)
     _support.record('least_privilege', enforcement_probes={k: {'admin_allowed_call': v[0], 'limited_disallowed_call': v[1]}
-                                                           for k, v in probes.items()})
+                                                           for k, v in probes.items()},
+                    node_role_policy_calls_under_the_policy=node_role_calls)
+    assert node_role_calls == ['allowed'] * 4, node_role_calls
     for service in ('ec2', 'autoscaling', 'iam', 'cloudwatch', 'ssm'):
         assert probes[service][0] == 'allowed' and probes[service][1] != 'allowed', (service, probes)
     # The emulator's limit, not ours: with enforcement on, moto checks the signature of a request

@@ -29,10 +29,8 @@ ENGINE_VARS = ['-e', '{"genai_engine_cpu_node_labels": {"sandbox/pool": "cpu"}}'
 
 # (task name or the start of it, what its first change shows up in)
 CLUSTER_GPU_TASKS = [
-    ('Allow the nodes to publish CloudWatch metrics', 'aws'),
     ('Converge the GPU node group', 'aws'),
-    ('Scale on GPU utilisation (CloudWatch agent metrics)', 'aws'),
-    ('Scale on CPU utilisation (AWS/EC2)', 'aws'),
+    ('Scale on GPU and CPU utilisation', 'aws'),
     ('Label the CPU node group for CPU-mode workloads', 'aws'),
     ('NVIDIA device plugin', 'kube'),
 ]

@@ -3,11 +3,13 @@
   aws_state.py nodegroup CLUSTER NAME      node group, its launch template versions and its ASG
   aws_state.py faults JSON                 queue sandbox faults (POST /_sandbox/faults), JSON list
   aws_state.py clear-faults                clear queued faults
+  aws_state.py role-policy ROLE NAME       an inline policy of an IAM role ({"document": null} when absent)
 Prints JSON; a missing node group prints {"nodegroup": null}.
 """
 import json
 import os
 import sys
+import urllib.parse
 import urllib.request
 
 import boto3
@@ -39,6 +41,16 @@ def nodegroup(cluster, name):
     return out
 
 
+def role_policy(role, name):
+    try:
+        document = boto3.client('iam').get_role_policy(RoleName=role, PolicyName=name)['PolicyDocument']
+    except botocore.exceptions.ClientError as exc:
+        if exc.response['Error']['Code'] == 'NoSuchEntity':
+            return {'document': None}
+        raise
+    return {'document': json.loads(urllib.parse.unquote(document)) if isinstance(document, str) else document}
+
+
 def _sandbox(method, body=None):
     request = urllib.request.Request(os.environ['AWS_ENDPOINT_URL'].rstrip('/') + '/_sandbox/faults', method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
@@ -52,6 +64,8 @@ def main(argv):
         result = nodegroup(argv[1], argv[2])
     elif argv[0] == 'faults':
         result = [_sandbox('POST', fault) for fault in json.loads(argv[1])]
+    elif argv[0] == 'role-policy':
+        result = role_policy(argv[1], argv[2])
     elif argv[0] == 'clear-faults':
         result = _sandbox('DELETE')
     else:

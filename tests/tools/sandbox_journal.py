@@ -55,6 +55,8 @@ def since(mark_text, kube_user=None, with_requests=False):
         'aws_requests': len(requests),
         'aws_mutating': len(mutating),
         'aws_mutating_operations': sorted({'%s:%s' % (r.get('service'), r.get('operation')) for r in mutating}),
+        # Every request in order, as service:operation (reads included), for tests that bound reads.
+        'aws_operations': ['%s:%s' % (r.get('service'), r.get('operation')) for r in requests],
         'kube_writes': len(writes),
         'kube_write_list': writes[:50],
     }

@@ -15,6 +15,7 @@ from ansible_collections.genai.stack.plugins.module_utils import _userdata
 
 ROLE = 'arn:aws:iam::123456789012:role/sandbox-eks-node-role'
 BASE = {'name': 'gpu', 'cluster_name': 'demo', 'node_role': ROLE, 'region': 'us-east-2'}
+POLICY = {'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': ['cloudwatch:PutMetricData'], 'Resource': '*'}]}
 
 
 @pytest.fixture(autouse=True)
@@ -74,6 +75,12 @@ BAD_INPUTS = [
     ({'kms_key_id': 'not a key'}, 'kms_key_id', 'KMS'),
     ({'wait_timeout': 0}, 'wait_timeout', '>= 1'),
     ({'launch_template_name': 'x'}, 'launch_template_name', 'launch template name'),
+    ({'node_role_policy': {'name': 'metrics'}}, 'node_role_policy.document', 'required with state=present'),
+    ({'node_role_policy': {'name': 'metrics', 'document': '{not json'}}, 'node_role_policy.document', 'not valid JSON'),
+    ({'node_role_policy': {'name': 'metrics', 'document': ['a']}}, 'node_role_policy.document', 'JSON object'),
+    ({'node_role_policy': {'name': 'metrics', 'document': {'Version': '2012-10-17'}}}, 'node_role_policy.document', 'no Statement'),
+    ({'node_role_policy': {'name': 'bad name', 'document': POLICY}}, 'node_role_policy.name', 'inline policy name'),
+    ({'node_role_policy': {'name': 'big', 'document': dict(POLICY, Sid='x' * 10300)}}, 'node_role_policy.document', 'IAM allows 10240'),
 ]
 
 
@@ -220,3 +227,26 @@ def test_check_mode_on_new_node_group_plans_and_mutates_nothing(run_module, monk
     assert result['diff']['after']['launch_template']['root_volume']['encrypted'] is True
     mutating = [c for c in recorder.calls if not c.startswith(('Describe', 'Get', 'List'))]
     assert mutating == []
+
+
+def test_policy_document_accepts_dict_json_and_iam_url_encoding():
+    text = json.dumps(POLICY)
+    from urllib.parse import quote
+    for given in (POLICY, text, '  %s\n' % text, quote(text)):
+        assert eks_gpu_nodegroup.policy_document(given) == POLICY
+
+
+@mock_aws
+def test_node_role_policy_in_check_mode_is_planned_not_written(run_module, monkeypatch):
+    image = _account()
+    recorder = CallRecorder(monkeypatch)
+    result, failed = run_module(eks_gpu_nodegroup, dict(BASE, ami_id=image, node_role_policy={'name': 'metrics', 'document': POLICY}),
+                                check_mode=True, diff=True)
+    assert not failed, result
+    assert 'put inline policy metrics on IAM role sandbox-eks-node-role' in result['actions']
+    assert result['diff']['before']['node_role_policy'] is None
+    assert result['diff']['after']['node_role_policy']['document'] == POLICY
+    assert 'GetRolePolicy' in recorder.calls
+    assert [c for c in recorder.calls if not c.startswith(('Describe', 'Get', 'List'))] == []
+    with pytest.raises(Exception):
+        boto3.client('iam', region_name='us-east-2').get_role_policy(RoleName='sandbox-eks-node-role', PolicyName='metrics')
