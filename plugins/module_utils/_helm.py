@@ -52,6 +52,16 @@ def valid_version_constraint(text):
     return all(_AND_GROUP.match(group) for group in text.split('||'))
 
 
+# An exact chart version (semver 2 with an optional leading "v"), as opposed to a constraint.
+_EXACT_VERSION = re.compile(r'^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)'
+                            r'(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$')
+
+
+def exact_version(text):
+    """True for `1.2.3`, `v1.2.3`, `1.2.3-rc.1+b`; False for constraints (`^1.2`, `1.2`, `>=1.0`, `1.2.x`)."""
+    return isinstance(text, str) and bool(_EXACT_VERSION.match(text))
+
+
 class HelmError(Exception):
     """A helm command failed; `command` is the displayable (masked) command line; `option` names
     the module option at fault when the failure is the user's input (chart_ref, chart_version...)."""
@@ -134,6 +144,12 @@ class HelmFlags:
     def plain_http_supported(self):
         return self.version >= (3, 13, 0)
 
+    @property
+    def status_resources(self):
+        # `helm status --show-resources -o json` prints the release (values, manifest) and its live objects
+        # as the API serves them: helm 3.10 added the flag, helm 4 dropped it.
+        return (3, 10, 0) <= self.version < (4, 0, 0)
+
     def list_states(self):
         # helm 4 dropped `list --all`; the state flags exist in both.
         return ['--deployed', '--failed', '--pending', '--superseded', '--uninstalling']
@@ -150,6 +166,27 @@ def chart_source(chart_ref, chart_repo_url=None):
     if re.match(r'^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$', chart_ref):
         return 'repo'
     return 'local'
+
+
+def chart_name(chart_ref, chart_repo_url=None):
+    """The name helm gives the chart of a remote chart_ref (last segment of `oci://host/path/name` or of
+    `repo/name`, or chart_ref itself with chart_repo_url); None for a local chart or a reference whose
+    name cannot be told (an oci:// reference with a tag or digest)."""
+    source = chart_source(chart_ref, chart_repo_url)
+    if source == 'oci':
+        path = chart_ref[len('oci://'):].rstrip('/')
+        if '/' not in path:
+            return None
+        name = path.rsplit('/', 1)[1]
+    elif source == 'repo':
+        name = chart_ref.split('/', 1)[1]
+    elif source == 'url':
+        name = chart_ref
+    else:
+        return None
+    if not name or ':' in name or '@' in name or '/' in name:
+        return None
+    return name
 
 
 def oci_registry_host(chart_ref):
@@ -211,6 +248,157 @@ def mask_values(values, mask_all=False, _secret_parent=False):
     if values is None:
         return None
     return MASK if (mask_all or _secret_parent) else values
+
+
+def merge_values(base, override):
+    """`override` merged over `base` as helm merges user-supplied values files (-f, in order): maps
+    merge key by key, recursively; any other value (list, scalar, null) replaces. Neither is modified."""
+    merged = dict(base or {})
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def user_values(file_values, values):
+    """The user-supplied values helm stores for a release: each values file's mapping merged in order,
+    then `values` (the module writes it as the last -f file) merged over them."""
+    merged = {}
+    for loaded in list(file_values or []) + [values or {}]:
+        merged = merge_values(merged, loaded or {})
+    return merged
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def values_equal(left, right):
+    """Values compared as helm's JSON would tell them apart: numbers by value (YAML `1` equals JSON `1.0`),
+    but a string never equals a number, nor a bool a number; maps by keys, lists in order."""
+    if isinstance(left, dict) or isinstance(right, dict):
+        return (isinstance(left, dict) and isinstance(right, dict) and set(left) == set(right)
+                and all(values_equal(left[key], right[key]) for key in left))
+    if isinstance(left, (list, tuple)) or isinstance(right, (list, tuple)):
+        return (isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)) and len(left) == len(right)
+                and all(values_equal(a, b) for a, b in zip(left, right)))
+    if _number(left) or _number(right):
+        return _number(left) and _number(right) and left == right
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if left is None or right is None:
+        return left is None and right is None
+    return isinstance(left, str) and isinstance(right, str) and left == right
+
+
+# Plain (unquoted) scalars that PyYAML (YAML 1.1) and helm's parser (go-yaml v2 through sigs.k8s.io/yaml)
+# may read differently: `y`/`n` are booleans to helm only; `1e3`, `1.0e3`, `0o17` are numbers to helm only;
+# `1:20` (base 60) and numbers with `_` are numbers to PyYAML only. A values file holding one is left
+# to helm (the full path) rather than guessed.
+_HELM_NOT_STRING = re.compile(r'^(?:[yYnN]|[-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?'
+                              r'|[-+]?0[bBoOxX][0-9a-fA-F_]+)$')
+
+
+if HAS_YAML:
+    class _HelmAlikeLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+        """SafeLoader that refuses what helm may read differently: a mapping key given twice, and plain
+        scalars whose type the two YAML 1.1 readers resolve differently (see _HELM_NOT_STRING)."""
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _value_node in node.value:
+                if key_node.tag == 'tag:yaml.org,2002:merge':  # `<<: *anchor` (explicit keys may override it)
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: PyYAML refuses it below
+                    duplicate = False
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(None, None, 'duplicate key %r' % (key,), key_node.start_mark)
+            return super().construct_mapping(node, deep=deep)
+
+    def _plain_checked(construct, ambiguous):
+        def checked(loader, node):
+            if node.style is None and ambiguous(node.value):
+                raise yaml.constructor.ConstructorError(None, None, 'plain scalar %r may read differently in helm' % node.value,
+                                                        node.start_mark)
+            return construct(loader, node)
+        return checked
+
+    _HelmAlikeLoader.add_constructor('tag:yaml.org,2002:str', _plain_checked(
+        yaml.SafeLoader.yaml_constructors['tag:yaml.org,2002:str'], lambda text: bool(_HELM_NOT_STRING.match(text))))
+    for _tag in ('tag:yaml.org,2002:int', 'tag:yaml.org,2002:float'):
+        _HelmAlikeLoader.add_constructor(_tag, _plain_checked(
+            yaml.SafeLoader.yaml_constructors[_tag], lambda text: ':' in text or '_' in text))
+
+
+def load_values_file(path):
+    """A values file's mapping ({} when empty); ValueError when it is not one mapping helm would read alike."""
+    with open(path, 'rb') as handle:
+        text = handle.read()
+    try:
+        loaded = yaml.load(text, Loader=_HelmAlikeLoader)  # nosec B506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ValueError('%s: %s' % (path, exc))
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError('%s is not a mapping' % path)
+    return loaded
+
+
+def live_index(resources):
+    """{(apiVersion, kind, namespace or '', name): object} of the live objects `helm status --show-resources`
+    reports (`info.resources`, lists of objects by version/kind); anything else in it (tables, pod lists) is left out."""
+    index = {}
+    for objects in (resources or {}).values():
+        for obj in objects if isinstance(objects, list) else []:
+            if not isinstance(obj, dict) or not isinstance(obj.get('metadata'), dict) or obj.get('kind') in (None, 'Table') \
+                    or obj['kind'].endswith('List'):
+                continue
+            meta = obj['metadata']
+            index[(obj.get('apiVersion'), obj['kind'], meta.get('namespace') or '', meta.get('name'))] = obj
+    return index
+
+
+def live_lookup(index, obj, default_namespace):
+    """The live object of a manifest object from a live_index, or None (missing, or not reported)."""
+    meta = obj.get('metadata') or {}
+    key = (obj.get('apiVersion'), obj.get('kind'), meta.get('namespace') or default_namespace, meta.get('name'))
+    found = index.get(key)
+    if found is None:
+        # Cluster-scoped objects have no namespace live.
+        found = index.get(key[:2] + ('',) + key[3:])
+    return found
+
+
+def stored_noop_blocker(chart_ref, chart_repo_url, chart_version, set_values, release):
+    """Why a re-run cannot be decided from the stored release alone (before its values are read), or None.
+
+    Only a release that is `deployed`, from a remote chart asked for at an exact version whose
+    `<name>-<version>` is the release's chart, without --set values (helm's parsing of those is not
+    reproduced), qualifies; everything else renders the chart as usual.
+    """
+    if not release:
+        return 'no release'
+    if release.get('status') != 'deployed':
+        return 'release status is %s' % release.get('status')
+    if chart_source(chart_ref, chart_repo_url) == 'local':
+        return 'local chart'
+    if not exact_version(chart_version):
+        return 'chart_version is not an exact version'
+    name = chart_name(chart_ref, chart_repo_url)
+    if not name:
+        return 'chart name cannot be told from chart_ref'
+    if release.get('chart') != '%s-%s' % (name, chart_version):
+        return 'release chart %s is not %s-%s' % (release.get('chart'), name, chart_version)
+    if set_values:
+        return 'set_values given'
+    return None
 
 
 def masked_objects(objects, default_namespace):
@@ -376,6 +564,10 @@ class HelmRunner:
         if revision is not None:
             args += ['--revision', str(revision)]
         return self.run_json(args, record=False) or {}
+
+    def status(self, name, namespace):
+        """`helm status --show-resources -o json`: the latest revision with its values, manifest and live objects."""
+        return self.run_json(['status', name, '-n', namespace, '--show-resources'], record=False)
 
     def manifest(self, name, namespace):
         _rc, out, _err = self.run(['get', 'manifest', name, '-n', namespace], record=False)

@@ -12,20 +12,36 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import os
 import re
 import traceback
 
-try:
-    from kubernetes.dynamic.exceptions import NotFoundError
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
-except ImportError:
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+# The kubernetes library takes a good part of a second to import; it is imported by the functions
+# that talk to the API (get_client, get_object), so validation failures, helm-only paths and the
+# module import itself do not pay for it.
 
-    class NotFoundError(Exception):
-        """Stand-in so callers can name the exception without the library."""
+
+class _MissingNotFoundError(Exception):
+    """Stand-in for kubernetes' NotFoundError when the library is absent (nothing raises it)."""
+
+
+def _kubernetes_import_error():
+    """None when the kubernetes library imports, else the traceback of the failed import."""
+    try:
+        importlib.import_module('kubernetes.dynamic')
+    except ImportError:
+        return traceback.format_exc()
+    return None
+
+
+def _not_found_error():
+    try:
+        from kubernetes.dynamic.exceptions import NotFoundError
+    except ImportError:
+        return _MissingNotFoundError
+    return NotFoundError
+
 
 # Names and environment fallbacks as in kubernetes.core's AUTH_ARG_SPEC (a subset).
 KUBE_AUTH_ARGSPEC = dict(
@@ -83,9 +99,10 @@ def namespace_exists(client, name):
 
 def get_client(module):
     """A kubernetes.core K8SClient (dynamic client) for the module's connection options."""
-    if not HAS_KUBERNETES:
+    import_error = _kubernetes_import_error()
+    if import_error:
         from ansible.module_utils.basic import missing_required_lib
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=import_error)
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
     try:
         return get_api_client(**auth_params(module.params))
@@ -107,7 +124,7 @@ def get_object(client, api_version, kind, name, namespace=None):
             found = resource.get(name=name, namespace=namespace or 'default')
         else:
             found = resource.get(name=name)
-    except NotFoundError:
+    except _not_found_error():
         return None
     return found.to_dict()
 

@@ -19,7 +19,8 @@ description:
     to take back fields changed by other managers).
   - "Idempotent: no upgrade and no new revision when the chart name and version and the user-supplied values
     (as helm computes them) are unchanged and the live objects match the release's manifest. For a local chart
-    the rendered manifest is compared as well, so template edits without a version bump are rolled out."
+    the rendered manifest is compared as well, so template edits without a version bump are rolled out. A remote
+    chart at an exact version is re-run from the stored release alone, without the registry (see the notes)."
   - Drift detection reads every object of the stored manifest from the API and compares the fields the manifest
     sets (fields only the live object has, such as defaults and status, are ignored); a drifted or missing object
     makes the module upgrade the release, which puts the objects back.
@@ -133,7 +134,20 @@ options:
     description: The helm binary; C(helm) on E(PATH) when not given.
     type: path
 notes:
-  - Drift detection uses the C(kubernetes) Python library.
+  - Drift detection uses the C(kubernetes) Python library (imported only when the API is read).
+  - "A re-run is decided from the stored release, without logging in to the registry and without pulling or
+    rendering the chart, when all of these hold: O(state=present); the release is C(deployed); O(chart_ref) is
+    remote (C(oci://), C(repo/chart), or a chart name with O(chart_repo_url)); O(chart_version) is an exact
+    version (V(1.2.3), V(v1.2.3), V(1.2.3-rc.1+b)) and the release's chart is C(<name>-<chart_version>), the name
+    being the last segment of O(chart_ref); O(set_values) is empty; the values of O(values_files) and O(values),
+    merged as helm merges them, equal the release's user-supplied values (C(helm get values)); and no live object
+    drifted. It then runs C(helm version), C(helm list) and C(helm status --show-resources) (helm 3.10 to 3.x; with
+    helm 4, C(helm get values), C(helm get manifest) and one API read per object). This assumes a published chart
+    version is never re-published with other content."
+  - "Anything else renders the chart as before (registry login, C(helm install --dry-run=client)): a local chart
+    path (its templates may change without a version bump), a version constraint or no O(chart_version), O(set_values),
+    different values or chart, a release that is not C(deployed), drift, or a values file that helm may read
+    differently from PyYAML (a key given twice, plain V(y)/V(n), V(1e3), V(0o17), V(1:20), V(1_000)); quote such scalars."
 seealso:
   - module: kubernetes.core.helm
 """
@@ -256,8 +270,8 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._helm import (
     HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_error, chart_source,
-    mask_values, object_label, oci_registry_host, rendered_file_names, set_value_args, split_documents, split_manifest,
-    valid_version_constraint,
+    live_index, live_lookup, load_values_file, mask_values, object_label, oci_registry_host, rendered_file_names, set_value_args,
+    split_documents, split_manifest, stored_noop_blocker, user_values, valid_version_constraint, values_equal,
 )
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
     api_error_message, check_connection, drifted_fields, get_client, get_object, kube_argument_spec, mask_secret, namespace_exists, project,
@@ -386,6 +400,12 @@ class ReleaseManager:
         self.drift = []
         self._client = None
         self._values_file = None
+        self._logged_in = False
+        self._stored = {}
+        self._drift_of = None
+        # Set when the re-run was decided from the stored release: the result, built from what was read.
+        self.stored_noop = None
+        self.stored_noop_reason = None
 
     # -- arguments ----------------------------------------------------------------------------
 
@@ -429,7 +449,26 @@ class ReleaseManager:
             self._client = get_client(self.module)
         return self._client
 
+    def registry_login(self):
+        """Log in to the chart's OCI registry, once, right before helm first needs it."""
+        params = self.params
+        if self._logged_in or not params.get('registry_username'):
+            return
+        self.helm.login(oci_registry_host(params['chart_ref']), params['registry_username'], params['registry_password'],
+                        plain_http=params['plain_http'])
+        self._logged_in = True
+
     # -- reads --------------------------------------------------------------------------------
+
+    def stored_values(self):
+        if 'values' not in self._stored:
+            self._stored['values'] = self.helm.values(self.name, self.namespace)
+        return self._stored['values']
+
+    def stored_manifest(self):
+        if 'manifest' not in self._stored:
+            self._stored['manifest'] = self.helm.manifest(self.name, self.namespace)
+        return self._stored['manifest']
 
     def fetch_error(self, exc):
         """A failed chart fetch told against chart_ref, chart_version or the registry credentials."""
@@ -458,6 +497,7 @@ class ReleaseManager:
 
     def desired(self):
         """What helm would install: chart metadata, user values (as helm merges them) and manifest."""
+        self.registry_login()
         try:
             release = self.helm.run_json(['install', self.name] + self.chart_args() + ['-n', self.namespace]
                                          + self.values_args() + self.helm.flags.dry_run_client(), record=False)
@@ -471,16 +511,31 @@ class ReleaseManager:
             'manifest': release.get('manifest') or '',
         }
 
-    def live_drift(self, manifest):
-        """`Kind/ns/name field` for each field the manifest sets that differs live; before/after for the diff."""
+    def live_drift(self, manifest, live=None):
+        """`Kind/ns/name field` for each field the manifest sets that differs live; before/after for the diff.
+
+        The live objects are read from the API, once per manifest (a full path after a declined stored-release
+        decision reuses the reads), or, with `live` (a live_index of helm's own reads), looked up there."""
+        if live is not None:
+            return self._read_drift(manifest, live)
+        if self._drift_of is None or self._drift_of[0] != manifest:
+            self._drift_of = (manifest, self._read_drift(manifest))
+        drift, before, after = self._drift_of[1]
+        return list(drift), dict(before), dict(after)
+
+    def _read_drift(self, manifest, live_objects=None):
         drift, before, after = [], {}, {}
         for obj in split_manifest(manifest):
             meta = obj.get('metadata') or {}
             label = object_label(obj, self.namespace)
-            try:
-                live = get_object(self.client, obj.get('apiVersion'), obj.get('kind'), meta.get('name'), meta.get('namespace') or self.namespace)
-            except Exception as exc:  # pylint: disable=broad-except
-                raise HelmError('cannot read %s for drift detection: %s' % (label, api_error_message(exc)))
+            if live_objects is not None:
+                live = live_lookup(live_objects, obj, self.namespace)
+            else:
+                try:
+                    live = get_object(self.client, obj.get('apiVersion'), obj.get('kind'), meta.get('name'),
+                                      meta.get('namespace') or self.namespace)
+                except Exception as exc:  # pylint: disable=broad-except
+                    raise HelmError('cannot read %s for drift detection: %s' % (label, api_error_message(exc)))
             if live is None:
                 drift.append('%s (missing)' % label)
                 before[label] = None
@@ -502,10 +557,73 @@ class ReleaseManager:
             self.helm.run(['uninstall', self.name, '-n', self.namespace, '--wait', '--timeout', self.params['wait_timeout']])
         return {'status': None}
 
+    def status_with_live_objects(self, release):
+        """The release's values, manifest and live objects in one `helm status --show-resources` (helm 3.10+), or
+        None when this helm cannot tell them or told something else than `helm list` (the caller reads them
+        itself then). Fills the stored values and manifest, which the full path reuses."""
+        if not self.helm.flags.status_resources:
+            return None
+        try:
+            status = self.helm.status(self.name, self.namespace)
+        except (HelmError, ValueError):
+            return None
+        if not isinstance(status, dict) or not isinstance(status.get('info'), dict):
+            return None
+        info = status['info']
+        if (status.get('version') != int(release['revision']) or info.get('status') != 'deployed' or not isinstance(status.get('manifest'), str)
+                or not isinstance(info.get('resources') or {}, dict) or not isinstance(status.get('config') or {}, dict)):
+            return None
+        self._stored.setdefault('values', status.get('config') or {})
+        self._stored.setdefault('manifest', status['manifest'])
+        return live_index(info.get('resources'))
+
+    def decide_from_stored(self, release):
+        """True when the re-run is a no-op decided without the registry: a deployed release of the same remote
+        chart name and exact version, the same user values (as helm would merge them) and no live drift.
+        Records the no-op in the tracker and sets `stored_noop` (the result); False leaves the full path to decide,
+        with `stored_noop_reason` saying why."""
+        params = self.params
+        self.stored_noop_reason = stored_noop_blocker(params['chart_ref'], params.get('chart_repo_url'), params.get('chart_version'),
+                                                      params.get('set_values'), release)
+        if self.stored_noop_reason:
+            return False
+        try:
+            wanted = user_values([load_values_file(path) for path in params.get('values_files') or []], params.get('values'))
+        except (ValueError, OSError) as exc:
+            self.stored_noop_reason = 'a values file may read differently in helm (%s)' % type(exc).__name__
+            return False
+        live = self.status_with_live_objects(release)
+        stored_values = self.stored_values()
+        if not values_equal(wanted, stored_values):
+            self.stored_noop_reason = 'values differ'
+            return False
+        # Live objects as helm read them (helm 3.10+) or from the API; either way a drifted, missing or
+        # unreadable object sends the decision to the full path, which reads the API itself.
+        try:
+            drift, _before, _after = self.live_drift(self.stored_manifest(), live)
+        except HelmError:
+            self.stored_noop_reason = 'live objects could not be read'
+            return False
+        if drift:
+            self.stored_noop_reason = 'live drift'
+            return False
+        # The same records as the full path's no-op, so changed and diff read alike.
+        masked = mask_values(stored_values, self.mask_all)
+        self.tracker.add('status', 'deployed', 'deployed')
+        self.tracker.add('chart', release['chart'], release['chart'])
+        self.tracker.add('values', masked, masked)
+        self.tracker.add('drift', [], [])
+        self.drift = []
+        self.stored_noop = {'status': release['status'], 'revision': int(release['revision']), 'chart': release['chart'],
+                            'app_version': release.get('app_version'), 'values': masked}
+        return True
+
     def present(self):
         release = self.helm.release(self.name, self.namespace)
         if release is None:
             self.require_namespace()
+        elif self.decide_from_stored(release):
+            return None
         desired = self.desired()
         status = release.get('status') if release else None
         action = None
@@ -514,8 +632,8 @@ class ReleaseManager:
             stored_manifest, stored_values, stored_chart = '', None, None
         else:
             stored_chart = release.get('chart')
-            stored_values = self.helm.values(self.name, self.namespace)
-            stored_manifest = self.helm.manifest(self.name, self.namespace)
+            stored_values = self.stored_values()
+            stored_manifest = self.stored_manifest()
             if status in ('pending-install', 'uninstalling') or (status == 'failed' and not self._deployed_revision()):
                 action = 'reinstall'
             elif status in ('pending-upgrade', 'pending-rollback'):
@@ -585,6 +703,7 @@ class ReleaseManager:
 
     def rendered(self):
         render_dir = self.params['render_dir']
+        self.registry_login()
         try:
             _rc, out, _err = self.helm.run(['template', self.name] + self.chart_args() + ['-n', self.namespace] + self.values_args())
         except HelmError as exc:
@@ -633,7 +752,7 @@ class ReleaseManager:
 
 def main():
     module = NamingAnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_together=[['registry_username', 'registry_password']])
+                                 required_together=[['registry_username', 'registry_password']])
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib('PyYAML'), exception=str(YAML_IMPORT_ERROR))
     params = module.params
@@ -654,9 +773,6 @@ def main():
         runner.detect_version()
         if params.get('plain_http') and not runner.flags.plain_http_supported:
             module.fail_json(msg='plain_http: needs helm 3.13 or newer, %s is %s' % (binary, runner.version_text), option='plain_http')
-        if params.get('registry_username') and params['state'] != 'absent':
-            runner.login(oci_registry_host(params['chart_ref']), params['registry_username'], params['registry_password'],
-                         plain_http=params['plain_http'])
         manager = ReleaseManager(module, runner)
         result = {}
         if params['state'] == 'absent':
@@ -666,10 +782,13 @@ def main():
         else:
             desired = manager.present()
             result.update(recovered=manager.recovered, drift=manager.drift)
-            if module.check_mode:
+            if module.check_mode and not manager.stored_noop:
                 result.update(chart=desired['chart'], app_version=desired['app_version'],
                               values=mask_values(desired['values'], module.no_log))
-        if params['state'] != 'rendered' and not (module.check_mode and params['state'] == 'present'):
+        if manager.stored_noop:
+            # Decided from the stored release: the result is what was read, no second list or get values.
+            result.update(manager.stored_noop)
+        elif params['state'] != 'rendered' and not (module.check_mode and params['state'] == 'present'):
             after = runner.release(params['name'], params['release_namespace'])
             result['status'] = after.get('status') if after else None
             if after:

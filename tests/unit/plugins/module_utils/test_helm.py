@@ -133,3 +133,164 @@ def test_chart_errors_name_the_option(stderr, version, credentials, option):
 def test_local_chart_permission_error_is_not_blamed_on_the_registry():
     error = _helm.HelmError('failed', stderr='Error: open /charts/x/Chart.yaml: permission denied')
     assert _helm.chart_error(error, '/charts/x', remote=False).option is None
+
+
+# ---------------------------------------------------------------------------------------------
+# deciding a re-run from the stored release
+
+@pytest.mark.parametrize('text', ['1.2.3', 'v1.2.3', '0.1.0', '1.2.3-rc.1', '1.2.3-rc.1+b', '10.20.30+build.5'])
+def test_exact_versions(text):
+    assert _helm.exact_version(text)
+
+
+@pytest.mark.parametrize('text', ['1.2', '1', '^1.2.3', '~1.2.3', '>=1.2.3', '1.2.x', '1.2.*', '*', '1.2.3 || 1.2.4', '1.2.3 - 1.2.4',
+                                  '=1.2.3', ' 1.2.3', '1.2.3 ', '01.2.3', '1.2.3.4', '', None, 123])
+def test_constraints_are_not_exact_versions(text):
+    assert not _helm.exact_version(text)
+
+
+@pytest.mark.parametrize('ref,repo_url,name', [
+    ('oci://127.0.0.1:5000/charts/gpu-echo', None, 'gpu-echo'),
+    ('oci://ghcr.io/arthur-ai/arthur-engine/charts/arthur-engine', None, 'arthur-engine'),
+    ('oci://registry.local/gpu-echo', None, 'gpu-echo'),
+    ('oci://registry.local/charts/gpu-echo:0.1.0', None, None),  # a tag in the reference: left to helm
+    ('oci://registry.local/charts/gpu-echo@sha256:abc', None, None),
+    ('oci://registry.local', None, None),
+    ('bitnami/redis', None, 'redis'),
+    ('dcgm-exporter', 'https://nvidia.github.io/dcgm-exporter/helm-charts', 'dcgm-exporter'),
+    ('./charts/gpu-echo', None, None),
+    ('/srv/charts/gpu-echo', None, None),
+])
+def test_chart_name_from_chart_ref(ref, repo_url, name):
+    assert _helm.chart_name(ref, repo_url) == name
+
+
+def test_chart_name_of_an_existing_local_path_is_none(tmp_path):
+    assert _helm.chart_name(str(tmp_path)) is None
+
+
+def test_merge_values_like_helm():
+    base = {'image': {'repository': 'r', 'tag': '1'}, 'list': [1, 2], 'keep': {'a': 1}, 'scalar': 1, 'map': {'x': 1}}
+    over = {'image': {'tag': '2'}, 'list': [3], 'keep': {}, 'scalar': {'now': 'map'}, 'map': 'now scalar', 'new': None}
+    merged = _helm.merge_values(base, over)
+    assert merged == {'image': {'repository': 'r', 'tag': '2'}, 'list': [3], 'keep': {'a': 1}, 'scalar': {'now': 'map'},
+                      'map': 'now scalar', 'new': None}
+    # neither input is changed
+    assert base['image'] == {'repository': 'r', 'tag': '1'} and over['image'] == {'tag': '2'}
+
+
+def test_merge_null_replaces_a_map():
+    assert _helm.merge_values({'a': {'b': 1}}, {'a': None}) == {'a': None}
+
+
+def test_user_values_files_in_order_then_values():
+    files = [{'message': 'a', 'gpu': {'enabled': True, 'count': 1}}, None, {'message': 'b', 'gpu': {'count': 2}}]
+    assert _helm.user_values(files, {'gpu': {'enabled': False}}) == {'message': 'b', 'gpu': {'enabled': False, 'count': 2}}
+    assert _helm.user_values([], None) == {}
+    assert _helm.user_values([], {}) == {}
+
+
+@pytest.mark.parametrize('left,right,equal', [
+    (1, 1.0, True), ({'n': 1}, {'n': 1.0}, True), (2.5, 2.5, True), (1, 2, False),
+    ('1', 1, False), (1, '1', False), (True, 1, False), (1, True, False), (False, 0, False), (True, True, True),
+    (None, None, True), (None, {}, False), ({}, None, False), ('', None, False), ([], {}, False),
+    ({'a': [1, {'b': 'x'}]}, {'a': [1.0, {'b': 'x'}]}, True), ({'a': [1, 2]}, {'a': [2, 1]}, False),
+    ({'a': 1}, {'a': 1, 'b': None}, False), ({'a': 'x'}, {'a': 'y'}, False), (12345678901234567890, 1.2345678901234567e19, False),
+])
+def test_values_equal(left, right, equal):
+    assert _helm.values_equal(left, right) is equal
+
+
+def _file(tmp_path, text):
+    path = tmp_path / 'values.yaml'
+    path.write_text(text)
+    return str(path)
+
+
+def test_load_values_file(tmp_path):
+    text = 'a: 1\nb: 2.5\nc: yes\nd: ~\ne: hello\nf: "y"\ng: 0x1F\nj: 1.5e+3\nk: "1e3"\nbase: &b {x: 1}\nm:\n  <<: *b\n  z: 2\n'
+    assert _helm.load_values_file(_file(tmp_path, text)) == {
+        'a': 1, 'b': 2.5, 'c': True, 'd': None, 'e': 'hello', 'f': 'y', 'g': 31, 'j': 1500.0, 'k': '1e3',
+        'base': {'x': 1}, 'm': {'x': 1, 'z': 2}}
+    assert _helm.load_values_file(_file(tmp_path, '# nothing\n')) == {}
+
+
+@pytest.mark.parametrize('text', [
+    'a: 1\na: 2\n',                      # a key twice
+    'a: y\n', 'a: n\n', 'y: 1\n',        # booleans to helm, strings to PyYAML
+    'a: 1e3\n', 'a: 1.0e3\n', 'a: 0o17\n',  # numbers to helm, strings to PyYAML
+    'a: 1:20\n', 'a: 1_000\n',           # numbers to PyYAML, not (or not alike) to helm
+    '- a\n', 'a: [1\n',
+])
+def test_values_files_helm_may_read_differently_are_refused(tmp_path, text):
+    with pytest.raises(ValueError):
+        _helm.load_values_file(_file(tmp_path, text))
+
+
+RELEASE = {'name': 'echo', 'status': 'deployed', 'revision': '3', 'chart': 'gpu-echo-0.1.0', 'app_version': '1.0.0'}
+OCI = 'oci://127.0.0.1:5000/charts/gpu-echo'
+
+
+def test_stored_noop_allowed_for_remote_exact_version():
+    assert _helm.stored_noop_blocker(OCI, None, '0.1.0', None, RELEASE) is None
+    assert _helm.stored_noop_blocker(OCI, None, '0.1.0', [], RELEASE) is None
+    assert _helm.stored_noop_blocker('repo/gpu-echo', None, '0.1.0', None, RELEASE) is None
+    assert _helm.stored_noop_blocker('gpu-echo', 'https://charts.example', '0.1.0', None, RELEASE) is None
+    assert _helm.stored_noop_blocker(OCI, None, 'v1.2.3-rc.1+b', None, dict(RELEASE, chart='gpu-echo-v1.2.3-rc.1+b')) is None
+
+
+@pytest.mark.parametrize('ref,repo_url,version,set_values,release,why', [
+    (OCI, None, '0.1.0', None, None, 'no release'),
+    (OCI, None, '0.1.0', None, dict(RELEASE, status='failed'), 'status'),
+    (OCI, None, '0.1.0', None, dict(RELEASE, status='pending-upgrade'), 'status'),
+    ('./charts/gpu-echo', None, '0.1.0', None, RELEASE, 'local'),
+    (OCI, None, None, None, RELEASE, 'exact'),
+    (OCI, None, '^0.1.0', None, RELEASE, 'exact'),
+    (OCI, None, '0.1', None, RELEASE, 'exact'),
+    (OCI, None, '0.2.0', None, RELEASE, 'is not'),
+    (OCI, None, 'v0.1.0', None, RELEASE, 'is not'),   # helm may resolve v0.1.0 to another tag: left to helm
+    ('oci://127.0.0.1:5000/charts/other', None, '0.1.0', None, RELEASE, 'is not'),
+    ('oci://127.0.0.1:5000/charts/gpu-echo:0.1.0', None, '0.1.0', None, RELEASE, 'name'),
+    ('repo/other', None, '0.1.0', None, RELEASE, 'is not'),
+    (OCI, None, '0.1.0', [{'value': 'a=1', 'value_type': 'raw'}], RELEASE, 'set_values'),
+])
+def test_stored_noop_blocked(ref, repo_url, version, set_values, release, why):
+    reason = _helm.stored_noop_blocker(ref, repo_url, version, set_values, release)
+    assert reason and why in reason
+
+
+def test_local_chart_directory_is_never_decided_from_the_store(tmp_path):
+    chart = tmp_path / 'gpu-echo'
+    chart.mkdir()
+    assert 'local' in _helm.stored_noop_blocker(str(chart), None, '0.1.0', None, RELEASE)
+
+
+def test_status_resources_flag():
+    assert _helm.HelmFlags((3, 19, 0)).status_resources and _helm.HelmFlags((3, 10, 0)).status_resources
+    assert not _helm.HelmFlags((3, 9, 4)).status_resources and not _helm.HelmFlags((4, 3, 1)).status_resources
+
+
+def test_live_index_and_lookup():
+    resources = {
+        'v1/ConfigMap': [{'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'c', 'namespace': 'ns'}, 'data': {'a': 'b'}}],
+        'v1/ClusterRole': [{'apiVersion': 'rbac.authorization.k8s.io/v1', 'kind': 'ClusterRole', 'metadata': {'name': 'r'}}],
+        'v1/Pod(related)': [{'apiVersion': 'v1', 'kind': 'PodList', 'metadata': {}, 'items': []}],
+        'v1/Deployment': [{'apiVersion': 'meta.k8s.io/v1', 'kind': 'Table', 'metadata': {}, 'rows': []}],
+        'odd': 'not a list',
+    }
+    index = _helm.live_index(resources)
+    assert sorted(index) == [('rbac.authorization.k8s.io/v1', 'ClusterRole', '', 'r'), ('v1', 'ConfigMap', 'ns', 'c')]
+    cm = {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'c'}}
+    assert _helm.live_lookup(index, cm, 'ns')['data'] == {'a': 'b'}
+    assert _helm.live_lookup(index, cm, 'other') is None
+    assert _helm.live_lookup(index, dict(cm, apiVersion='v2'), 'ns') is None
+    role = {'apiVersion': 'rbac.authorization.k8s.io/v1', 'kind': 'ClusterRole', 'metadata': {'name': 'r'}}
+    assert _helm.live_lookup(index, role, 'ns')['kind'] == 'ClusterRole'
+    deployment = {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'd'}}
+    assert _helm.live_lookup(index, deployment, 'ns') is None
+    assert _helm.live_index(None) == {}
+
+
+def test_merge_key_overridden_by_an_explicit_key_is_not_a_duplicate(tmp_path):
+    text = 'base: &b {x: 1, w: 0}\nm:\n  <<: *b\n  x: 3\n'
+    assert _helm.load_values_file(_file(tmp_path, text)) == {'base': {'x': 1, 'w': 0}, 'm': {'x': 3, 'w': 0}}

@@ -72,3 +72,68 @@ def test_argument_spec_merges_and_marks_token_no_log():
     spec = _kube.kube_argument_spec(name=dict(type='str'))
     assert spec['api_key']['no_log'] is True and spec['validate_certs']['default'] is True and 'name' in spec
     assert 'name' not in _kube.KUBE_AUTH_ARGSPEC
+
+
+# ---------------------------------------------------------------------------------------------
+# the kubernetes library is imported when a client is needed, not with the module
+
+def test_importing_the_modules_does_not_import_kubernetes():
+    import os
+    import subprocess
+    import sys
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
+    code = ('import sys; sys.path.insert(0, %r)\n'
+            'from ansible_collections.genai.stack.plugins.modules import helm_release, k8s_secret\n'
+            'print(sorted(m for m in sys.modules if m == "kubernetes" or m.startswith("kubernetes.")))' % os.path.join(root, '.collections'))
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == '[]'
+
+
+class _Module:
+    params = {'kubeconfig': None, 'context': None, 'host': None, 'api_key': None, 'validate_certs': True, 'ca_cert': None}
+
+    def fail_json(self, **kwargs):
+        raise RuntimeError(kwargs)
+
+
+def test_get_client_without_the_library_names_it(monkeypatch):
+    for name in ('kubernetes', 'kubernetes.dynamic'):  # importing them now raises ImportError, imported before or not
+        monkeypatch.setitem(__import__('sys').modules, name, None)
+    with pytest.raises(RuntimeError) as failed:
+        _kube.get_client(_Module())
+    message = failed.value.args[0]['msg']
+    assert 'kubernetes' in message and 'required' in message.lower()
+    assert 'ImportError' in failed.value.args[0]['exception'] or 'ModuleNotFoundError' in failed.value.args[0]['exception']
+
+
+class _Resource:
+    namespaced = True
+
+    def __init__(self, error=None, found=None):
+        self.error, self.found = error, found
+
+    def get(self, name, namespace=None):
+        if self.error:
+            raise self.error
+        return self.found
+
+
+class _Client:
+    def __init__(self, resource):
+        self._resource = resource
+
+    def resource(self, kind, api_version):
+        return self._resource
+
+
+def test_get_object_not_found_is_none_and_other_errors_propagate():
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.dynamic.exceptions import ForbiddenError, NotFoundError
+    assert _kube.get_object(_Client(_Resource(NotFoundError(ApiException(status=404, reason='Not Found')))), 'v1', 'ConfigMap', 'c', 'ns') is None
+    with pytest.raises(ForbiddenError):
+        _kube.get_object(_Client(_Resource(ForbiddenError(ApiException(status=403, reason='Forbidden')))), 'v1', 'ConfigMap', 'c', 'ns')
+
+    class Found:
+        def to_dict(self):
+            return {'kind': 'ConfigMap'}
+    assert _kube.get_object(_Client(_Resource(found=Found())), 'v1', 'ConfigMap', 'c', 'ns') == {'kind': 'ConfigMap'}

@@ -31,6 +31,8 @@ class FakeHelm:
         self.releases = {}
         self.calls = []
         self.stdin = []
+        self.status_fails = False
+        self.status_revision_offset = 0
 
     def values_from(self, argv):
         values = {}
@@ -57,10 +59,25 @@ class FakeHelm:
             return 0, '', 'Login Succeeded'
         if cmd == 'list':
             found = [{'name': n, 'namespace': 'default', 'revision': str(r['revision']), 'status': r['status'],
-                      'chart': 'gpu-echo-0.1.0', 'app_version': '1.0.0'} for n, r in self.releases.items()]
+                      'chart': r.get('chart', 'gpu-echo-0.1.0'), 'app_version': '1.0.0'} for n, r in self.releases.items()]
             return 0, json.dumps(found), ''
         if cmd == 'history':
             return 0, json.dumps(rel['history']), ''
+        if cmd == 'status':
+            if self.version.startswith('v4') and '--show-resources' in args:
+                return 1, '', 'Error: unknown flag: --show-resources'
+            if rel is None or self.status_fails:
+                return 1, '', 'Error: release: not found'
+            resources = {}
+            for obj in yaml.safe_load_all(rel['manifest']):
+                live = obj and self.objects.get(None, obj['apiVersion'], obj['kind'], obj['metadata']['name'])
+                if live:
+                    live['metadata']['namespace'] = 'default'
+                    resources.setdefault('v1/%s' % obj['kind'], []).append(live)
+            resources['v1/Pod(related)'] = [{'apiVersion': 'v1', 'kind': 'PodList', 'metadata': {}, 'items': []}]
+            return 0, json.dumps({'name': name, 'namespace': 'default', 'version': rel['revision'] + self.status_revision_offset,
+                                  'config': rel['values'] or None, 'manifest': rel['manifest'],
+                                  'info': {'status': rel['status'], 'resources': resources}}), ''
         if cmd == 'get':
             rel = self.releases[args[2]]
             if args[1] == 'values':
@@ -379,3 +396,206 @@ def test_no_log_on_password():
     spec = helm_release.argument_spec()
     assert spec['registry_password']['no_log'] is True
     assert spec['api_key']['no_log'] is True
+
+
+# ---------------------------------------------------------------------------------------------
+# a re-run decided from the stored release (no registry, no chart pull, no render)
+
+OCI_REF = 'oci://127.0.0.1:5000/charts/gpu-echo'
+
+
+def oci(helm, **kw):
+    base = dict(chart_ref=OCI_REF, chart_version='0.1.0', registry_username='ci', registry_password=PASSWORD, plain_http=True,
+                values={'replicaCount': 2})
+    base.update(kw)
+    return args(helm, **base)
+
+
+def ran(helm):
+    """The helm commands run, as `list`, `get values`, `install --dry-run`, `registry login`..."""
+    shown = []
+    for call in helm.calls:
+        word = ' '.join(call[:2]) if call[0] in ('get', 'registry') else call[0]
+        if call[0] == 'install' and any(a.startswith('--dry-run') for a in call):
+            word = 'install --dry-run'
+        shown.append(word)
+    return shown
+
+
+def full_path_ran(helm):
+    return 'install --dry-run' in ran(helm)
+
+
+@pytest.fixture
+def no_kube_client(monkeypatch):
+    def refuse(module):
+        raise AssertionError('the Kubernetes client was built')
+    monkeypatch.setattr(helm_release, 'get_client', refuse)
+
+
+def test_stored_noop_helm3_runs_three_reads(run_module, helm, monkeypatch):
+    result, failed = run_module(helm_release, oci(helm, values={'replicaCount': 2, 'db': {'password': PASSWORD}}))
+    assert not failed and result['changed']
+    helm.calls.clear()
+    helm.stdin.clear()
+    monkeypatch.setattr(helm_release, 'get_client', lambda module: pytest.fail('the Kubernetes client was built'))
+    result, failed = run_module(helm_release, oci(helm, values={'replicaCount': 2, 'db': {'password': PASSWORD}}))
+    assert not failed, result
+    assert ran(helm) == ['version', 'list', 'status']
+    assert not any(c[0] in ('registry', 'install', 'upgrade', 'template', 'pull', 'show') for c in helm.calls)
+    assert helm.stdin == []
+    assert result['changed'] is False and result['command'] == []
+    assert result['status'] == 'deployed' and result['revision'] == 1
+    assert result['chart'] == 'gpu-echo-0.1.0' and result['app_version'] == '1.0.0'
+    assert result['values'] == {'replicaCount': 2, 'db': {'password': 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'}}
+    assert result['drift'] == [] and result['recovered'] is None and result['helm_version'] == 'v3.19.0'
+    assert PASSWORD not in json.dumps(result)
+
+
+def test_stored_noop_helm4_reads_values_manifest_and_live_objects(run_module, helm, monkeypatch):
+    helm.version = 'v4.3.1'
+    run_module(helm_release, oci(helm))
+    helm.calls.clear()
+    seen = []
+    monkeypatch.setattr(helm_release, 'get_object', lambda *a, **kw: seen.append(a[2]) or helm.objects.get(*a, **kw))
+    result, failed = run_module(helm_release, oci(helm))
+    assert not failed, result
+    # helm 4 has no `status --show-resources`; the live objects come from the API
+    assert ran(helm) == ['version', 'list', 'get values', 'get manifest']
+    assert sorted(seen) == ['ConfigMap', 'Deployment', 'Secret']
+    assert not result['changed'] and result['command'] == [] and result['revision'] == 1
+
+
+def test_stored_noop_check_mode_and_diff_show_no_change(run_module, helm, no_kube_client):
+    run_module(helm_release, oci(helm))
+    helm.calls.clear()
+    result, failed = run_module(helm_release, oci(helm), check_mode=True, diff=True)
+    assert not failed, result
+    assert not full_path_ran(helm) and 'registry login' not in ran(helm) and ran(helm).count('list') == 1
+    assert not result['changed']
+    assert result['diff']['before'] == result['diff']['after']
+    assert result['diff']['after']['objects'] == {} and result['diff']['after']['values'] == {'replicaCount': 2}
+    assert result['chart'] == 'gpu-echo-0.1.0' and result['revision'] == 1 and result['status'] == 'deployed'
+
+
+def test_full_path_noop_diff_matches_the_stored_decision(run_module, helm):
+    run_module(helm_release, oci(helm))
+    fast, _failed = run_module(helm_release, oci(helm), check_mode=True, diff=True)
+    helm.calls.clear()
+    full, _failed = run_module(helm_release, oci(helm, chart_version='^0.1.0'), check_mode=True, diff=True)
+    assert full_path_ran(helm)
+    assert not full['changed'] and full['diff'] == fast['diff']
+    for key in ('status', 'revision', 'chart', 'app_version', 'values', 'drift'):
+        assert full[key] == fast[key], key
+
+
+def test_yaml_integer_equals_json_float(run_module, helm, tmp_path, no_kube_client):
+    values = tmp_path / 'v.yaml'
+    values.write_text('replicaCount: 2\nratio: 1\n')
+    run_module(helm_release, oci(helm, values={}, values_files=[str(values)]))
+    helm.releases['echo']['values'] = {'replicaCount': 2.0, 'ratio': 1.0}  # what helm's JSON may say
+    helm.calls.clear()
+    result, _failed = run_module(helm_release, oci(helm, values={}, values_files=[str(values)]))
+    assert not result['changed'] and not full_path_ran(helm)
+
+
+def test_values_files_and_values_merged_like_helm(run_module, helm, tmp_path, no_kube_client):
+    first, second = tmp_path / 'a.yaml', tmp_path / 'b.yaml'
+    first.write_text('gpu:\n  enabled: true\n  count: 1\nmessage: a\n')
+    second.write_text('gpu:\n  count: 2\n')
+    run_module(helm_release, oci(helm))
+    helm.releases['echo']['values'] = {'gpu': {'enabled': False, 'count': 2}, 'message': 'a'}
+    helm.calls.clear()
+    result, _failed = run_module(helm_release, oci(helm, values_files=[str(first), str(second)], values={'gpu': {'enabled': False}}))
+    assert not result['changed'] and not full_path_ran(helm)
+
+
+def _stored(helm, **changes):
+    helm.releases['echo'].update(changes)
+
+
+BLOCKED = [
+    ('local chart', dict(chart_ref=CHART, registry_username=None, registry_password=None, plain_http=False), None),
+    ('no chart_version', dict(chart_version=None), None),
+    ('version constraint', dict(chart_version='^0.1.0'), None),
+    ('other version', dict(chart_version='0.2.0'), None),
+    ('other chart name', dict(chart_ref='oci://127.0.0.1:5000/charts/other'), None),
+    ('stored chart differs', {}, {'chart': 'gpu-echo-0.0.9'}),
+    ('set_values', dict(set_values=[{'value': 'replicaCount=2'}]), None),
+    ('values differ', dict(values={'replicaCount': 3}), None),
+    ('string is not a number', dict(values={'replicaCount': '2'}), None),
+    ('bool is not a number', {}, {'values': {'replicaCount': True}}),
+    ('stored values have more', {}, {'values': {'replicaCount': 2, 'extra': None}}),
+    ('status failed', {}, {'status': 'failed', 'history': [{'revision': 1, 'status': 'failed'}]}),
+    ('status pending-upgrade', {}, {'status': 'pending-upgrade', 'revision': 2,
+                                    'history': [{'revision': 1, 'status': 'deployed'}, {'revision': 2, 'status': 'pending-upgrade'}]}),
+]
+
+
+@pytest.mark.parametrize('why,changed_args,stored', BLOCKED, ids=[b[0] for b in BLOCKED])
+def test_stored_noop_not_taken(run_module, helm, why, changed_args, stored):
+    run_module(helm_release, oci(helm))
+    if stored:
+        _stored(helm, **stored)
+    helm.calls.clear()
+    result, failed = run_module(helm_release, oci(helm, **changed_args), check_mode=True)
+    assert not failed, result
+    assert full_path_ran(helm), why
+    if oci(helm, **changed_args).get('registry_username'):
+        assert 'registry login' in ran(helm)
+
+
+def test_ambiguous_values_file_goes_the_full_path(run_module, helm, tmp_path):
+    values = tmp_path / 'v.yaml'
+    values.write_text('enabled: y\n')  # `y` is true to helm, "y" to PyYAML
+    run_module(helm_release, oci(helm, values={}, values_files=[str(values)]))
+    helm.calls.clear()
+    run_module(helm_release, oci(helm, values={}, values_files=[str(values)]), check_mode=True)
+    assert full_path_ran(helm)
+
+
+@pytest.mark.parametrize('version', ['v3.19.0', 'v4.3.1'])
+def test_drift_after_stored_noop_is_detected_and_corrected(run_module, helm, version):
+    helm.version = version
+    run_module(helm_release, oci(helm))
+    result, _failed = run_module(helm_release, oci(helm))
+    assert not result['changed']
+    helm.objects.overrides[('Deployment', 'echo-gpu-echo')] = lambda live: live['spec'].update(replicas=5)
+    helm.calls.clear()
+    result, _failed = run_module(helm_release, oci(helm), check_mode=True, diff=True)
+    assert result['changed'] and full_path_ran(helm) and helm.writes == []
+    assert result['drift'] == ['Deployment/default/echo-gpu-echo spec.replicas']
+    assert result['diff']['before']['objects']['Deployment/default/echo-gpu-echo']['spec'] == {'replicas': 5}
+    result, _failed = run_module(helm_release, oci(helm))
+    assert result['changed'] and helm.writes == ['upgrade'] and result['revision'] == 2
+    helm.objects.overrides.clear()
+    helm.calls.clear()
+    result, _failed = run_module(helm_release, oci(helm))
+    assert not result['changed'] and not full_path_ran(helm) and result['revision'] == 2
+
+
+def test_missing_object_after_stored_noop_is_detected(run_module, helm):
+    run_module(helm_release, oci(helm))
+    helm.objects.overrides[('Secret', 'echo-db')] = 'missing'
+    helm.calls.clear()
+    result, _failed = run_module(helm_release, oci(helm), check_mode=True)
+    assert result['changed'] and full_path_ran(helm)
+    assert result['drift'] == ['Secret/default/echo-db (missing)']
+
+
+@pytest.mark.parametrize('trouble', ['status_fails', 'status_revision_offset'])
+def test_status_not_usable_falls_back_to_reading_the_api(run_module, helm, trouble):
+    run_module(helm_release, oci(helm))
+    setattr(helm, trouble, 1 if trouble == 'status_revision_offset' else True)
+    helm.calls.clear()
+    result, failed = run_module(helm_release, oci(helm))
+    assert not failed and not result['changed']
+    assert ran(helm) == ['version', 'list', 'status', 'get values', 'get manifest']
+
+
+def test_full_path_reuses_the_reads_of_a_declined_decision(run_module, helm):
+    run_module(helm_release, oci(helm))
+    helm.calls.clear()
+    result, _failed = run_module(helm_release, oci(helm, values={'replicaCount': 3}))
+    assert result['changed'] and helm.writes == ['upgrade']
+    assert ran(helm) == ['version', 'list', 'status', 'registry login', 'install --dry-run', 'upgrade', 'list', 'get values']
