@@ -5,7 +5,10 @@ The operations are derived from the journal of the faulted runs themselves: what
 request a run sent must be one of CANDIDATE_OPERATIONS (so it had faults queued), and each one
 sent must show the three injected errors and then a success.
 """
+import os
+
 import boto3
+import yaml
 import pytest
 
 import _support
@@ -24,7 +27,9 @@ def test_runs_converge_under_faults(cluster_gpu_lifecycle):
     assert converge.returncode == 0, converge
     assert teardown.returncode == 0, teardown
     group = cluster_gpu_lifecycle['snapshot']['nodegroup']
-    assert group['scalingConfig']['desiredSize'] == 2
+    with open(os.path.join(_support.ROOT, 'inventories', 'sandbox', 'group_vars', 'all', 'main.yml'), encoding='utf-8') as handle:
+        asked = yaml.safe_load(handle)['cluster_gpu_desired_size']
+    assert group['scalingConfig']['desiredSize'] == int(asked)
     assert len(cluster_gpu_lifecycle['snapshot']['alarms']) == 4
     # The teardown, under the same faults, left nothing behind.
     eks = boto3.client('eks')

@@ -70,7 +70,7 @@ def _argspec_of(module_name):
         spec.update(kwargs['argument_spec'])
         raise _Captured(spec)
 
-    names = {'AnsibleModule': kube_module, 'GenaiAWSModule': aws_module}
+    names = {'AnsibleModule': kube_module, 'NamingAnsibleModule': kube_module, 'GenaiAWSModule': aws_module}
     saved = {n: getattr(module, n) for n in names if hasattr(module, n)}
     for name in saved:
         setattr(module, name, names[name])
