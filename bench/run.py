@@ -297,6 +297,9 @@ def parse_ansible_json(stdout, records):
     out['changed_tasks'] = changed_tasks
     out['failures'] = failures
     out['task_profile'] = tasks
+    # The tasks' own time (module runs), without ansible-playbook's start-up and play set-up, which
+    # is the same for any playbook and hides a module's cost when the module is fast.
+    out['tasks_s'] = round(sum(t['wall_s'] or 0 for t in tasks), 3)
     return out
 
 
@@ -629,7 +632,7 @@ def summarise(results):
             u_runs = u if isinstance(u, list) else [u]
             rows[phase] = {k: {'ours': _median(o_runs, k), 'upstream': _median(u_runs, k),
                                'ratio': _ratio(_median(o_runs, k), _median(u_runs, k))}
-                           for k in ('wall_s', 'kube_writes', 'new_revisions', 'tasks_changed')}
+                           for k in ('wall_s', 'tasks_s', 'kube_writes', 'new_revisions', 'tasks_changed')}
         summary['helm'] = rows
         if helm['ours'].get('pending'):
             targets['helm_noop_no_revision'] = {'met': None, 'pending': helm['ours']['pending']}
@@ -637,9 +640,15 @@ def summarise(results):
         else:
             revs = [r.get('new_revisions') for r in helm['ours'].get('noop') or []]
             targets['helm_noop_no_revision'] = {'measured': revs, 'met': bool(revs) and all(r == 0 for r in revs)}
+            # Met only when both the tasks' time (the modules' own work: helm_release vs helm_registry_auth +
+            # helm) and the whole playbook's wall time are at most half.
             ratio = rows['noop']['wall_s']['ratio']
-            targets['helm_noop_time_half_upstream'] = {'measured': ratio, 'target': 0.5, 'met': ratio is not None and ratio <= 0.5,
-                                                       'ours_s': rows['noop']['wall_s']['ours'], 'upstream_s': rows['noop']['wall_s']['upstream']}
+            task_ratio = rows['noop']['tasks_s']['ratio']
+            targets['helm_noop_time_half_upstream'] = {
+                'measured': ratio, 'measured_tasks': task_ratio, 'target': 0.5,
+                'met': ratio is not None and ratio <= 0.5 and task_ratio is not None and task_ratio <= 0.5,
+                'ours_s': rows['noop']['wall_s']['ours'], 'upstream_s': rows['noop']['wall_s']['upstream'],
+                'ours_tasks_s': rows['noop']['tasks_s']['ours'], 'upstream_tasks_s': rows['noop']['tasks_s']['upstream']}
     if 'site' in comp:
         s = comp['site']
         summary['site'] = {phase: {k: (s.get(phase) or {}).get(k) for k in ('wall_s', 'aws_requests', 'aws_mutating', 'kube_writes', 'tasks_changed', 'rc')}

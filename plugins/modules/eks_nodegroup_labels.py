@@ -31,7 +31,9 @@ options:
     type: dict
     required: true
   purge_labels:
-    description: Remove labels of the node group that are not in O(labels). Only with O(state=present); the module fails before any request when it is set with O(state=absent).
+    description:
+      - Remove labels of the node group that are not in O(labels).
+      - Only with O(state=present); the module fails before any request when it is set with O(state=absent).
     type: bool
     default: false
   state:

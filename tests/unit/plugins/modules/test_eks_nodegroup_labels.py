@@ -78,4 +78,3 @@ def test_labels_merge_then_absent_removes_only_the_given_keys(run_module):
     assert not failed and result['changed']
     labels = boto3.client('eks', region_name='us-east-2').describe_nodegroup(clusterName='demo', nodegroupName='cpu')['nodegroup']['labels']
     assert labels == {'keep': 'me'}
-
