@@ -221,7 +221,8 @@ class Harness:
         journal = _read_from(self.env.get('SANDBOX_AWS_JOURNAL'), jstart)
         writes = []
         for event in _read_from(self.env.get('SANDBOX_KUBE_AUDIT'), astart):
-            if event.get('stage') not in (None, 'ResponseComplete') or event.get('verb') not in WRITE_VERBS:
+            if event.get('stage') not in (None, 'ResponseComplete') or event.get('verb') not in WRITE_VERBS \
+                    or 'dryRun=All' in (event.get('requestURI') or ''):  # a server-side dry run persists nothing
                 continue
             if self.kube_user and (event.get('user') or {}).get('username') != self.kube_user:
                 continue

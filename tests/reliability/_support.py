@@ -58,7 +58,8 @@ def kube_writes(since_mark, user=None):
     user = user or admin_user()
     found = []
     for event in kube_events(since_mark):
-        if event.get('stage') not in (None, 'ResponseComplete') or event.get('verb') not in WRITE_VERBS:
+        if event.get('stage') not in (None, 'ResponseComplete') or event.get('verb') not in WRITE_VERBS \
+                or 'dryRun=All' in (event.get('requestURI') or ''):  # a server-side dry run persists nothing
             continue
         if (event.get('user') or {}).get('username') != user:
             continue

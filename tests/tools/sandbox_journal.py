@@ -44,6 +44,8 @@ def since(mark_text, kube_user=None, with_requests=False):
             continue
         if event.get('verb') not in WRITE_VERBS:
             continue
+        if 'dryRun=All' in (event.get('requestURI') or ''):
+            continue  # a server-side dry run (kubernetes.core in check mode) persists nothing
         user = (event.get('user') or {}).get('username')
         if kube_user and user != kube_user:
             continue

@@ -64,3 +64,21 @@ def test_site_converges_reruns_clean_and_tears_down(run_playbook):
     assert boto3.client('cloudwatch').describe_alarms(AlarmNamePrefix='sandbox-gpu-nodes-')['MetricAlarms'] == []
     policies = boto3.client('autoscaling').describe_policies()['ScalingPolicies']
     assert [p['PolicyName'] for p in policies if p['PolicyName'].startswith('sandbox-gpu-nodes-')] == []
+
+
+def test_check_mode_on_a_new_cluster_shows_the_plan_and_changes_nothing(run_playbook):
+    """`ansible-playbook site.yml --check --diff` is what a user runs first on a new cluster (the
+    previous test left the sandbox torn down). Every play's objects are only planned there: the
+    namespaces, the GPU nodes, the CPU label and the postgres Secret that later plays look for do
+    not exist, so those checks are reported, not fatal, and nothing is written."""
+    assert boto3.client('eks').list_nodegroups(clusterName='sandbox')['nodegroups'] == ['sandbox-cpu'], 'not a new cluster'
+    check = run_playbook('site.yml', '--check', '--diff')
+    assert check.returncode == 0, check
+    assert check.changed > 0, 'a new cluster must show planned changes'
+    assert check.activity['aws_mutating'] == 0, check.activity['aws_mutating_operations']
+    assert _admin_writes(check) == [], _admin_writes(check)
+    # The plan names what it would create, and says which checks it could only report.
+    assert 'node group gpu-nodes does not exist yet' in check.output, check
+    assert 'check mode: reported, not fatal' in check.output, check
+    namespaces = {n['metadata']['name'] for n in _kubectl('get', 'namespaces')}
+    assert not namespaces & set(STACK_NAMESPACES), namespaces & set(STACK_NAMESPACES)
