@@ -97,6 +97,24 @@ def namespace_exists(client, name):
     return get_object(client, 'v1', 'Namespace', name) is not None
 
 
+def missing_namespace(module, client, name, option, hint):
+    """Before a create into namespace `name`: the message naming `option` when the namespace does
+    not exist, else None. In check mode it only warns (an earlier task of the same run, which did
+    not run either, may create it); a credential that may not read namespaces only warns too.
+    `client` is a callable returning the API client, so it is built only here."""
+    try:
+        if namespace_exists(client(), name):
+            return None
+    except Exception as exc:  # pylint: disable=broad-except
+        module.warn('%s: could not check that namespace %r exists (%s)' % (option, name, api_error_message(exc)))
+        return None
+    text = '%s: %r does not exist; %s' % (option, name, hint)
+    if module.check_mode:
+        module.warn(text + '; a real run fails here unless an earlier task creates it')
+        return None
+    return text
+
+
 def get_client(module):
     """A kubernetes.core K8SClient (dynamic client) for the module's connection options."""
     import_error = _kubernetes_import_error()

@@ -274,7 +274,7 @@ from ansible_collections.genai.stack.plugins.module_utils._helm import (
     split_documents, split_manifest, stored_noop_blocker, user_values, valid_version_constraint, values_equal,
 )
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
-    api_error_message, check_connection, drifted_fields, get_client, get_object, kube_argument_spec, mask_secret, namespace_exists, project,
+    api_error_message, check_connection, drifted_fields, get_client, get_object, kube_argument_spec, mask_secret, missing_namespace, project,
     secret_drift, value_hash,
 )
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
@@ -480,20 +480,10 @@ class ReleaseManager:
         """Before an install without create_namespace: a missing namespace is named, nothing is sent."""
         if self.params['create_namespace']:
             return
-        try:
-            exists = namespace_exists(self.client, self.namespace)
-        except Exception as exc:  # pylint: disable=broad-except
-            # A namespaced credential may not read namespaces; helm's install will tell.
-            self.module.warn('release_namespace: could not check that namespace %r exists (%s)' % (self.namespace, api_error_message(exc)))
-            return
-        if exists:
-            return
-        text = ('release_namespace: namespace %r does not exist; create it first or set create_namespace=true' % self.namespace)
-        if self.module.check_mode:
-            # In check mode an earlier task that creates the namespace has not run either.
-            self.module.warn(text + '; a real run fails here unless an earlier task creates it')
-            return
-        raise HelmError(text, option='release_namespace')
+        text = missing_namespace(self.module, lambda: self.client, self.namespace, 'release_namespace',
+                                 'create it first or set create_namespace=true')
+        if text:
+            raise HelmError(text, option='release_namespace')
 
     def desired(self):
         """What helm would install: chart metadata, user values (as helm merges them) and manifest."""

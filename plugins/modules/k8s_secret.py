@@ -317,7 +317,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
     SECRET_DATA_KEY, api_error_message, check_connection, get_client, get_object, hashed, kube_argument_spec, drifted_fields,
-    namespace_exists,
+    missing_namespace,
 )
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
     DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, Checker, InputErrors, NamingAnsibleModule, fail_on_input_errors, user_path,
@@ -685,20 +685,10 @@ class SecretManager:
 
     def require_namespace(self):
         """Before a create: a missing namespace is the user's input, not an API error after a write."""
-        try:
-            exists = namespace_exists(self.client, self.namespace)
-        except Exception as exc:  # pylint: disable=broad-except
-            # A namespaced credential may not read namespaces; the create itself will tell.
-            self.module.warn('namespace: could not check that namespace %r exists (%s)' % (self.namespace, api_error_message(exc)))
-            return
-        if exists:
-            return
-        text = 'namespace: %r does not exist in the cluster; create it first (for example with kubernetes.core.k8s)' % self.namespace
-        if self.module.check_mode:
-            # In check mode an earlier task that creates the namespace has not run either.
-            self.module.warn(text + '; a real run fails here unless an earlier task creates it')
-            return
-        self.fail(text, option='namespace')
+        text = missing_namespace(self.module, lambda: self.client, self.namespace, 'namespace',
+                                 'create it first (for example with kubernetes.core.k8s)')
+        if text:
+            self.fail(text, option='namespace')
 
     def resource(self):
         return self.client.resource(self.kind, self.api_version)

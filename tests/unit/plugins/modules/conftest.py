@@ -45,3 +45,12 @@ def run_module(monkeypatch):
         raise AssertionError('module returned without exit_json or fail_json')
 
     return runner
+
+
+@pytest.fixture
+def offline_aws(monkeypatch):
+    """moto in-process: no endpoint or profile from the environment, dummy credentials."""
+    for var in ('AWS_ENDPOINT_URL', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE'):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('AWS_ACCESS_KEY_ID', 'testing')
+    monkeypatch.setenv('AWS_SECRET_ACCESS_KEY', 'testing')

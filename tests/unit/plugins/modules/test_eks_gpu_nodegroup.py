@@ -18,12 +18,8 @@ BASE = {'name': 'gpu', 'cluster_name': 'demo', 'node_role': ROLE, 'region': 'us-
 POLICY = {'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': ['cloudwatch:PutMetricData'], 'Resource': '*'}]}
 
 
-@pytest.fixture(autouse=True)
-def offline_aws(monkeypatch):
-    for var in ('AWS_ENDPOINT_URL', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE'):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv('AWS_ACCESS_KEY_ID', 'testing')
-    monkeypatch.setenv('AWS_SECRET_ACCESS_KEY', 'testing')
+# Every test here runs against moto in-process (tests/unit/plugins/modules/conftest.py).
+pytestmark = pytest.mark.usefixtures('offline_aws')
 
 
 class CallRecorder:

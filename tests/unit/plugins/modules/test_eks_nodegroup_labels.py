@@ -9,12 +9,8 @@ ROLE = 'arn:aws:iam::123456789012:role/node'
 BASE = {'name': 'cpu', 'cluster_name': 'demo', 'labels': {'capability': 'cpu'}, 'region': 'us-east-2'}
 
 
-@pytest.fixture(autouse=True)
-def offline_aws(monkeypatch):
-    for var in ('AWS_ENDPOINT_URL', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE'):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv('AWS_ACCESS_KEY_ID', 'testing')
-    monkeypatch.setenv('AWS_SECRET_ACCESS_KEY', 'testing')
+# Every test here runs against moto in-process (tests/unit/plugins/modules/conftest.py).
+pytestmark = pytest.mark.usefixtures('offline_aws')
 
 
 @pytest.fixture

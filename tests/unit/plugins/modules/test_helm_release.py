@@ -431,6 +431,9 @@ def no_kube_client(monkeypatch):
     def refuse(module):
         raise AssertionError('the Kubernetes client was built')
     monkeypatch.setattr(helm_release, 'get_client', refuse)
+    # The first install of these tests reads the namespace through the client; that check is the
+    # subject of the bad-input catalogue and the integration target, not of these tests.
+    monkeypatch.setattr(helm_release, 'missing_namespace', lambda *args: None)
 
 
 def test_stored_noop_helm3_runs_three_reads(run_module, helm, monkeypatch):
