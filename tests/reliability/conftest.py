@@ -29,16 +29,22 @@ COLLECTION_KEY_ID = 'AKIARELIABILITYSUITE'
 
 # Mutating AWS operations the collection may send (code reading). The tests derive the ones
 # actually used from the journal and fail when a run sends one that is not listed here.
+# Every mutating operation the AWS modules send (grep the modules for their client calls); the
+# lifecycle below sends each of them at least once. ec2:CreateTags is an authorisation action of
+# CreateLaunchTemplate's tag specifications, not a request of its own.
 CANDIDATE_OPERATIONS = [
     ('iam', 'PutRolePolicy'), ('iam', 'DeleteRolePolicy'),
     ('ec2', 'CreateLaunchTemplate'), ('ec2', 'CreateLaunchTemplateVersion'), ('ec2', 'ModifyLaunchTemplate'),
-    ('ec2', 'DeleteLaunchTemplate'), ('ec2', 'CreateTags'), ('ec2', 'DeleteTags'),
+    ('ec2', 'DeleteLaunchTemplate'),
     ('eks', 'CreateNodegroup'), ('eks', 'UpdateNodegroupConfig'), ('eks', 'UpdateNodegroupVersion'),
     ('eks', 'DeleteNodegroup'), ('eks', 'TagResource'), ('eks', 'UntagResource'),
     ('autoscaling', 'PutScalingPolicy'), ('autoscaling', 'DeletePolicy'),
-    ('autoscaling', 'CreateOrUpdateTags'), ('autoscaling', 'DeleteTags'),
     ('cloudwatch', 'PutMetricAlarm'), ('cloudwatch', 'DeleteAlarms'),
 ]
+# The lifecycle's phases, in order; each runs with a throttling error, a 500 and a 503 queued for
+# every candidate operation. roll: a new instance type and a tag (a new template version rolled
+# into the node group, the tag added); unroll: back, without the tag (another version, the tag removed).
+FAULTED_PHASES = ('converge', 'roll', 'unroll', 'teardown')
 
 
 def fault_specs(operations):
@@ -108,6 +114,12 @@ def cluster_gpu_lifecycle():
             result['snapshot'] = _snapshot()
             result['check'] = _support.run_playbook(PLAYBOOK, '--check', '--diff', '-vvv', '-e',
                                                     'cluster_gpu_gpu_scale_out_threshold=55', env_extra=env)
+            for phase, extra in (('roll', ['-e', 'cluster_gpu_instance_type=g5.xlarge', '-e', '{"cluster_gpu_tags": {"rel-roll": "yes"}}']),
+                                 ('unroll', [])):
+                _support.queue_faults(fault_specs(CANDIDATE_OPERATIONS))
+                result[phase] = _support.run_playbook(PLAYBOOK, '-vvv', *extra, env_extra=env)
+                _support.clear_faults()
+                result[phase + '_snapshot'] = _snapshot()
     finally:
         _support.queue_faults(fault_specs(CANDIDATE_OPERATIONS))
         result['teardown'] = _support.run_playbook(PLAYBOOK, '-vvv', '-e', 'cluster_gpu_state=absent', env_extra=env)

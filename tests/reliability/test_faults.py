@@ -12,13 +12,14 @@ import yaml
 import pytest
 
 import _support
-from conftest import CANDIDATE_OPERATIONS, CLUSTER, NODEGROUP
+from conftest import CANDIDATE_OPERATIONS, CLUSTER, FAULTED_PHASES, NODEGROUP
 
 
 def _used(lifecycle):
     used = set()
-    for phase in ('converge', 'teardown'):
-        used.update(lifecycle[phase].activity.mutating_operations())
+    for phase in FAULTED_PHASES:
+        if lifecycle.get(phase):
+            used.update(lifecycle[phase].activity.mutating_operations())
     return used
 
 
@@ -31,6 +32,13 @@ def test_runs_converge_under_faults(cluster_gpu_lifecycle):
         asked = yaml.safe_load(handle)['cluster_gpu_desired_size']
     assert group['scalingConfig']['desiredSize'] == int(asked)
     assert len(cluster_gpu_lifecycle['snapshot']['alarms']) == 4
+    # The roll and the way back converged under the same faults.
+    for phase, instance_type, tagged in (('roll', 'g5.xlarge', True), ('unroll', None, False)):
+        run, snapshot = cluster_gpu_lifecycle[phase], cluster_gpu_lifecycle[phase + '_snapshot']
+        assert run.returncode == 0, run
+        expected = instance_type or cluster_gpu_lifecycle['snapshot']['launch_template_data']['InstanceType']
+        assert snapshot['launch_template_data']['InstanceType'] == expected, (phase, snapshot['launch_template_data'])
+        assert ('rel-roll' in (snapshot['nodegroup'].get('tags') or {})) is tagged, (phase, snapshot['nodegroup'].get('tags'))
     # The teardown, under the same faults, left nothing behind.
     eks = boto3.client('eks')
     assert NODEGROUP not in eks.list_nodegroups(clusterName=CLUSTER)['nodegroups']
@@ -50,8 +58,8 @@ def test_operations_derived_from_the_journal(cluster_gpu_lifecycle):
 @pytest.mark.parametrize('service,operation', CANDIDATE_OPERATIONS, ids=['%s:%s' % x for x in CANDIDATE_OPERATIONS])
 def test_operation_retried_after_throttling_500_and_503(cluster_gpu_lifecycle, service, operation):
     if (service, operation) not in _used(cluster_gpu_lifecycle):
-        pytest.skip('%s:%s is not sent by a cluster_gpu converge or teardown' % (service, operation))
-    for phase in ('converge', 'teardown'):
+        pytest.fail('%s:%s was not sent by the lifecycle (converge, roll, unroll, teardown)' % (service, operation))
+    for phase in FAULTED_PHASES:
         requests = [r for r in cluster_gpu_lifecycle[phase].activity.requests
                     if r.get('service') == service and r.get('operation') == operation]
         if not requests:
