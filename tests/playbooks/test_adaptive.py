@@ -12,27 +12,16 @@ import subprocess
 import pytest
 
 import sandbox_journal
+from playbook_helpers import kube_get, kubectl
 
 PLAYBOOK = 'playbooks/adaptive.yml'
 NAMESPACE = 'adaptive'
 ADMIN = os.environ.get('SANDBOX_KUBE_ADMIN_USER', 'sandbox-admin')
 
 
-def _kubectl(*args, check=True):
-    proc = subprocess.run([os.environ.get('KUBECTL_BIN', 'kubectl')] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, check=False)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-def _get(*args):
-    return json.loads(_kubectl('get', '-o', 'json', *args).stdout)
-
-
 def _gpu_nodes():
     return {n['metadata']['name']: int(n['status'].get('allocatable', {}).get('nvidia.com/gpu', '0'))
-            for n in _get('nodes', '-l', 'capability=gpu')['items']}
+            for n in kube_get('nodes', '-l', 'capability=gpu')['items']}
 
 
 def _admin_writes(run_mark):
@@ -61,7 +50,7 @@ def test_converge_rerun_check_verify_and_teardown(run_playbook, gpu_nodes):
                                              text=True, check=True).stdout)
         assert {(r['name'], r['chart'], r['status']) for r in releases} == {
             ('adaptive', 'adaptive-0.10.0', 'deployed'), ('adaptive-monitoring', 'monitoring-0.1.5', 'deployed')}
-        pods = _get('pods', '-n', NAMESPACE)['items']
+        pods = kube_get('pods', '-n', NAMESPACE)['items']
         assert pods and all(p['status']['phase'] == 'Running' for p in pods), [(p['metadata']['name'], p['status']['phase']) for p in pods]
         harmony = [p for p in pods if any('nvidia.com/gpu' in c.get('resources', {}).get('requests', {}) for c in p['spec']['containers'])]
         assert len(harmony) == 2, [p['metadata']['name'] for p in pods]  # the StatefulSet and the inference pool's minimum
@@ -73,13 +62,13 @@ def test_converge_rerun_check_verify_and_teardown(run_playbook, gpu_nodes):
         env = {e['name']: e.get('value') for e in grafana[0]['spec']['containers'][0]['env']}
         assert env['GF_SERVER_DOMAIN'] == 'adaptive.sandbox.example.com'
 
-        control = _get('secret', '-n', NAMESPACE, 'adaptive-control-plane-secret')
+        control = kube_get('secret', '-n', NAMESPACE, 'adaptive-control-plane-secret')
         data = {k: base64.b64decode(v).decode() for k, v in control['data'].items()}
         assert sorted(data) == ['cookiesSecret', 'dbUrl', 'oidcProviders']
         assert len(data['cookiesSecret']) >= 64
         assert data['dbUrl'].startswith('postgres://') and data['dbUrl'].endswith('/adaptive')
         assert data['oidcProviders'].startswith('[{key="sandbox",name="Sandbox IdP",issuer_url="https://idp.sandbox.example.com"')
-        harmony_secret = _get('secret', '-n', NAMESPACE, 'adaptive-harmony-secret')
+        harmony_secret = kube_get('secret', '-n', NAMESPACE, 'adaptive-harmony-secret')
         assert {k: base64.b64decode(v).decode() for k, v in harmony_secret['data'].items()} == {
             'modelRegistryUrl': 's3://sandbox-adaptive/model_registry', 'sharedDirectoryUrl': 's3://sandbox-adaptive/shared'}
         values = json.loads(subprocess.run([os.environ['HELM_BIN'], 'get', 'values', 'adaptive', '-n', NAMESPACE, '-o', 'json'],
@@ -98,7 +87,7 @@ def test_converge_rerun_check_verify_and_teardown(run_playbook, gpu_nodes):
         assert _admin_writes(mark) == 0, sandbox_journal.since(mark, kube_user=ADMIN)
         assert second.activity['aws_mutating'] == 0, second
         # The generated cookie secret is kept, not rotated.
-        kept = _get('secret', '-n', NAMESPACE, 'adaptive-control-plane-secret')['data']['cookiesSecret']
+        kept = kube_get('secret', '-n', NAMESPACE, 'adaptive-control-plane-secret')['data']['cookiesSecret']
         assert base64.b64decode(kept).decode() == data['cookiesSecret']
 
         mark = sandbox_journal.mark()
@@ -123,7 +112,7 @@ def test_converge_rerun_check_verify_and_teardown(run_playbook, gpu_nodes):
     finally:
         down = run_playbook(PLAYBOOK, '-e', 'adaptive_state=absent')
     assert down.returncode == 0, down
-    assert _kubectl('get', 'namespace', NAMESPACE, check=False).returncode != 0
+    assert kubectl('get', 'namespace', NAMESPACE, check=False).returncode != 0
     leftovers = json.loads(subprocess.run([os.environ['HELM_BIN'], 'list', '-A', '-o', 'json'], stdout=subprocess.PIPE, text=True,
                                           check=True).stdout)
     assert not [r for r in leftovers if r['namespace'] == NAMESPACE]

@@ -2,11 +2,12 @@
 import json
 import os
 import subprocess
-import time
 import uuid
 
 import boto3
 import pytest
+
+from playbook_helpers import wait_for
 
 PLAYBOOK = 'playbooks/cluster_gpu.yml'
 CLUSTER = 'sandbox'
@@ -28,15 +29,6 @@ def _kubectl_json(*args):
 def _gpu_nodes():
     items = _kubectl_json('get', 'nodes', '-l', 'eks.amazonaws.com/nodegroup=%s' % NODEGROUP)['items']
     return {n['metadata']['name']: int(n['status'].get('allocatable', {}).get('nvidia.com/gpu', '0')) for n in items}
-
-
-def _wait_for(predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(1)
-    return True
 
 
 def _nodegroup():
@@ -132,7 +124,7 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
     assert POLICY not in boto3.client('iam').list_role_policies(RoleName=ROLE_NAME)['PolicyNames']
     cpu_group = boto3.client('eks').describe_nodegroup(clusterName=CLUSTER, nodegroupName='%s-cpu' % CLUSTER)['nodegroup']
     assert 'capability' not in cpu_group['labels']
-    assert _wait_for(lambda: _gpu_nodes() == {}), _gpu_nodes()
+    assert wait_for(lambda: _gpu_nodes() == {}), _gpu_nodes()
     namespaces = [n['metadata']['name'] for n in _kubectl_json('get', 'namespaces')['items']]
     assert 'nvidia-device-plugin' not in namespaces
     again = run_playbook(PLAYBOOK, '-e', 'cluster_gpu_state=absent')

@@ -6,12 +6,12 @@ removes it again at the end.
 import base64
 import json
 import os
-import subprocess
 
 import pytest
 from kubernetes import client, config
 
 import sandbox_journal
+from playbook_helpers import helm_releases
 
 PLAYBOOK = 'playbooks/observability.yml'
 NAMESPACE = 'monitoring'
@@ -34,12 +34,6 @@ def kube():
 def gpu_nodes(gpu_capacity):
     """GPU nodes from playbooks/cluster_gpu.yml (the shared gpu_capacity fixture of conftest.py)."""
     return gpu_capacity
-
-
-def _helm_releases():
-    out = subprocess.run([os.environ.get('HELM_BIN', 'helm'), 'list', '-n', NAMESPACE, '-a', '-o', 'json'],
-                         capture_output=True, text=True, check=True).stdout
-    return {r['name']: r for r in json.loads(out or '[]')}
 
 
 def _secret_values(core, name):
@@ -68,7 +62,7 @@ def test_converge_rerun_check_and_teardown(run_playbook, kube):
         assert 'GPU capacity: %d GPU node(s), %d nvidia.com/gpu allocatable' % (gpu_count, gpu_count) in first.output, first
 
         # Verified by another route: helm, the objects, the placement on GPU nodes.
-        releases = _helm_releases()
+        releases = helm_releases(NAMESPACE)
         assert set(releases) == RELEASES and {r['status'] for r in releases.values()} == {'deployed'}, releases
         gpu_nodes = {n.metadata.name for n in core.list_node(label_selector='capability=gpu').items}
         dcgm = core.list_namespaced_pod(NAMESPACE, label_selector='app.kubernetes.io/instance=dcgm-exporter').items
@@ -115,7 +109,7 @@ def test_converge_rerun_check_and_teardown(run_playbook, kube):
     finally:
         down = run_playbook(PLAYBOOK, '-e', 'observability_state=absent')
     assert down.returncode == 0, down
-    assert _helm_releases() == {}
+    assert helm_releases(NAMESPACE) == {}
     assert NAMESPACE not in _namespaces(core)
     again = run_playbook(PLAYBOOK, '-e', 'observability_state=absent')
     assert again.returncode == 0 and again.changed == 0, again

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 import sandbox_journal
+from playbook_helpers import kube_get, kubectl
 
 PLAYBOOK = 'playbooks/opea.yml'
 NAMESPACE = 'opea'
@@ -28,20 +29,8 @@ CHARTS = os.path.join(ROOT, 'tests', 'fixtures', 'charts')
 TOKEN = 'hf_' + uuid.uuid4().hex
 
 
-def _kubectl(*args, check=True):
-    proc = subprocess.run([os.environ.get('KUBECTL_BIN', 'kubectl')] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, check=False)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-def _get(*args):
-    return json.loads(_kubectl('get', '-o', 'json', *args).stdout)
-
-
 def _nodes(selector):
-    return {n['metadata']['name']: n for n in _get('nodes', '-l', selector)['items']}
+    return {n['metadata']['name']: n for n in kube_get('nodes', '-l', selector)['items']}
 
 
 def _admin_writes(run_mark):
@@ -73,11 +62,11 @@ def test_deploy_nvidia_rerun_check_verify_and_teardown(run_playbook, labelled_no
         releases = json.loads(subprocess.run([os.environ['HELM_BIN'], 'list', '-n', NAMESPACE, '-o', 'json'], stdout=subprocess.PIPE,
                                              text=True, check=True).stdout)
         assert [(r['name'], r['chart'], r['status']) for r in releases] == [(RELEASE, 'chatqna-1.3.0', 'deployed')]
-        secret = _get('secret', '-n', NAMESPACE, SECRET)
+        secret = kube_get('secret', '-n', NAMESPACE, SECRET)
         assert base64.b64decode(secret['data']['HF_TOKEN']).decode() == TOKEN
-        for config in _get('configmaps', '-n', NAMESPACE)['items']:
+        for config in kube_get('configmaps', '-n', NAMESPACE)['items']:
             assert TOKEN not in json.dumps(config.get('data', {})), config['metadata']['name']
-        pods = _get('pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/instance=%s' % RELEASE)['items']
+        pods = kube_get('pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/instance=%s' % RELEASE)['items']
         by_component = {p['metadata']['labels']['app.kubernetes.io/name']: p for p in pods}
         assert sorted(by_component) == ['chatqna', 'data-prep', 'redis-vector-db', 'retriever-usvc', 'tei', 'teirerank', 'tgi']
         for name, pod in by_component.items():
@@ -108,7 +97,7 @@ def test_deploy_nvidia_rerun_check_verify_and_teardown(run_playbook, labelled_no
         assert check.changed >= 1, check
         assert 'meta-llama/Meta-Llama-3-8B-Instruct' in check.output, check
         assert _admin_writes(mark)['kube_writes'] == 0, _admin_writes(mark)
-        config = _get('configmap', '-n', NAMESPACE, 'chatqna-tgi-config')
+        config = kube_get('configmap', '-n', NAMESPACE, 'chatqna-tgi-config')
         assert config['data']['MODEL_ID'] == 'Intel/neural-chat-7b-v3-3'
 
         # A token given as a chart value would land in a ConfigMap: refused before the upgrade.
@@ -123,7 +112,7 @@ def test_deploy_nvidia_rerun_check_verify_and_teardown(run_playbook, labelled_no
     finally:
         down = run_playbook(PLAYBOOK, '-e', 'opea_state=absent', env_extra=token_env)
     assert down.returncode == 0, down
-    assert _kubectl('get', 'namespace', NAMESPACE, check=False).returncode != 0
+    assert kubectl('get', 'namespace', NAMESPACE, check=False).returncode != 0
     releases = json.loads(subprocess.run([os.environ['HELM_BIN'], 'list', '-A', '-o', 'json'], stdout=subprocess.PIPE,
                                          text=True, check=True).stdout)
     assert RELEASE not in [r['name'] for r in releases if r['namespace'] == NAMESPACE]

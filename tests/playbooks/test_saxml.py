@@ -6,13 +6,12 @@ sandbox's node mirror creates them) and removed again afterwards.
 """
 import json
 import os
-import subprocess
-import time
 
 import pytest
 from kubernetes import client, config
 
 import sandbox_journal
+from playbook_helpers import helm_releases, wait_for
 
 PLAYBOOK = 'playbooks/saxml.yml'
 NAMESPACE = 'saxml'
@@ -37,15 +36,6 @@ def gpu_nodes(gpu_capacity):
     return gpu_capacity
 
 
-def _wait_for(predicate, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(1)
-    return False
-
-
 @pytest.fixture
 def tpu_nodes(core):
     """Declare one TPU v5e 2x2 node for the test; restore the declarations file afterwards."""
@@ -54,25 +44,19 @@ def tpu_nodes(core):
     declared = (json.loads(before) if before else []) + TPU_DECL
     with open(path, 'w', encoding='utf-8') as handle:
         json.dump(declared, handle)
-    assert _wait_for(lambda: any(n.metadata.name == TPU_NODE for n in core.list_node().items)), 'the TPU node did not appear'
+    assert wait_for(lambda: any(n.metadata.name == TPU_NODE for n in core.list_node().items)), 'the TPU node did not appear'
     yield TPU_NODE
     if before is None:
         os.remove(path)
     else:
         with open(path, 'w', encoding='utf-8') as handle:
             handle.write(before)
-    assert _wait_for(lambda: all(n.metadata.name != TPU_NODE for n in core.list_node().items)), 'the TPU node was not removed'
+    assert wait_for(lambda: all(n.metadata.name != TPU_NODE for n in core.list_node().items)), 'the TPU node was not removed'
 
 
 def _pods(core, component):
     return [p for p in core.list_namespaced_pod(NAMESPACE, label_selector='app.kubernetes.io/component=%s' % component).items
             if p.metadata.deletion_timestamp is None]
-
-
-def _helm_releases():
-    out = subprocess.run([os.environ.get('HELM_BIN', 'helm'), 'list', '-n', NAMESPACE, '-a', '-o', 'json'],
-                         capture_output=True, text=True, check=True).stdout
-    return {r['name']: r for r in json.loads(out or '[]')}
 
 
 def test_gpu_converge_rerun_check_then_tpu_and_teardown(run_playbook, core, tpu_nodes):
@@ -83,7 +67,7 @@ def test_gpu_converge_rerun_check_then_tpu_and_teardown(run_playbook, core, tpu_
         assert 'accelerator capacity: %d gpu node(s) with %d nvidia.com/gpu allocatable' % (gpu_count, gpu_count) in first.output, first
 
         # Verified by another route: helm and the objects.
-        assert _helm_releases()['saxml']['status'] == 'deployed'
+        assert helm_releases(NAMESPACE)['saxml']['status'] == 'deployed'
         gpu_nodes = {n.metadata.name for n in core.list_node(label_selector='capability=gpu').items}
         (server,) = _pods(core, 'model-server')
         assert server.status.phase == 'Running' and server.spec.node_name in gpu_nodes
@@ -114,8 +98,8 @@ def test_gpu_converge_rerun_check_then_tpu_and_teardown(run_playbook, core, tpu_
                            '-e', 'saxml_model_server_image=registry.k8s.io/pause:3.10')
         assert tpu.returncode == 0, tpu
         assert 'accelerator capacity: 1 tpu node(s) with 4 google.com/tpu allocatable' in tpu.output, tpu
-        assert _wait_for(lambda: len(_pods(core, 'model-server')) == 1
-                         and _pods(core, 'model-server')[0].spec.node_name == tpu_nodes, timeout=60)
+        assert wait_for(lambda: len(_pods(core, 'model-server')) == 1
+                        and _pods(core, 'model-server')[0].spec.node_name == tpu_nodes, timeout=60)
         server = _pods(core, 'model-server')[0]
         assert server.spec.node_selector == {'cloud.google.com/gke-tpu-accelerator': 'tpu-v5-lite-podslice',
                                              'cloud.google.com/gke-tpu-topology': '2x2'}
@@ -127,7 +111,7 @@ def test_gpu_converge_rerun_check_then_tpu_and_teardown(run_playbook, core, tpu_
     finally:
         down = run_playbook(PLAYBOOK, '-e', 'saxml_state=absent')
     assert down.returncode == 0, down
-    assert _helm_releases() == {}
+    assert helm_releases(NAMESPACE) == {}
     assert NAMESPACE not in {n.metadata.name for n in core.list_namespace().items}
     again = run_playbook(PLAYBOOK, '-e', 'saxml_state=absent')
     assert again.returncode == 0 and again.changed == 0, again
