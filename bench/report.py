@@ -147,9 +147,12 @@ def _measured_text(key, target):
             text += '; site.yml no-op: %s mutating, %s writes' % (target['site']['aws_mutating'], target['site']['kube_writes'])
         return text
     if key == 'helm_noop_time_half_upstream' and target.get('measured_tasks') is not None:
-        return 'tasks: %s (%s s vs %s s); whole playbook: %s (%s s vs %s s)' % (
+        text = 'tasks: %s (%s s vs %s s); whole playbook: %s (%s s vs %s s)' % (
             _fmt(target.get('measured_tasks')), _fmt(target.get('ours_tasks_s')), _fmt(target.get('upstream_tasks_s')),
             _fmt(target.get('measured')), _fmt(target.get('ours_s')), _fmt(target.get('upstream_s')))
+        if target.get('floor_s') is not None:
+            text += '; a one-task ping playbook: %s s' % _fmt(target['floor_s'])
+        return text
     if key in ('noop_time_half_upstream', 'helm_noop_time_half_upstream'):
         return '%s (%s s vs %s s)' % (_fmt(target.get('measured')), _fmt(target.get('ours_s')), _fmt(target.get('upstream_s')))
     if key == 'noop_reads_near_minimum':
@@ -240,19 +243,24 @@ def _proposals(results, candidate):
                     'requests follows from it.' % (len(tasks), per_task, sum(t['aws_api_ms'] for t in tasks) / 1000.0), '']
     helm = (results.get('targets') or {}).get('helm_noop_time_half_upstream') or {}
     if helm.get('measured_tasks') is not None:
-        startup = None
-        if helm.get('ours_s') is not None and helm.get('ours_tasks_s') is not None:
-            startup = helm['ours_s'] - helm['ours_tasks_s']
-        out += ['- **helm_release no-op.** Its task takes %s s against %s s for kubernetes.core.helm\'s two tasks (%sx); the '
-                'whole playbook %s s against %s s (%sx). What is left on our side is the module start and three helm '
-                'invocations (`helm version`, `helm list`, `helm status --show-resources`); ansible-playbook\'s own start-up '
-                'and play set-up (%s s here, the same on both sides) leaves %s s of the wall-time budget (half of '
-                'upstream\'s wall) for the module itself. Next step to meet the target on both measures: '
-                '`helm status` alone (it carries the release\'s chart, values, manifest and live objects) instead of '
-                '`helm list` + `helm status`, and `helm version` only when the status output leaves the version open.' % (
+        text = ('- **helm_release no-op.** Its task takes %s s against %s s for kubernetes.core.helm\'s two tasks (%sx); the '
+                'whole playbook %s s against %s s (%sx). The module\'s three reads (`helm version`, `helm list`, '
+                '`helm status --show-resources`) start together, so they cost about the slowest of them rather than the sum, '
+                'and the stored manifest is parsed with libyaml.' % (
                     _fmt(helm.get('ours_tasks_s')), _fmt(helm.get('upstream_tasks_s')), _fmt(helm.get('measured_tasks')),
-                    _fmt(helm.get('ours_s')), _fmt(helm.get('upstream_s')), _fmt(helm.get('measured')), _fmt(startup),
-                    _fmt(helm['upstream_s'] / 2 - startup if startup is not None and helm.get('upstream_s') else None)), '']
+                    _fmt(helm.get('ours_s')), _fmt(helm.get('upstream_s')), _fmt(helm.get('measured'))))
+        floor, floor_task, upstream = helm.get('floor_s'), helm.get('floor_tasks_s'), helm.get('upstream_s')
+        if floor is not None and upstream:
+            text += (' The floor, measured in the same loop: a playbook with one `ansible.builtin.ping` task takes %s s '
+                     '(the task %s s); half of upstream\'s wall is %s s.' % (_fmt(floor), _fmt(floor_task), _fmt(upstream / 2)))
+            if floor > upstream / 2:
+                text += (' No one-task playbook meets the wall-time half on this machine, whatever its module does: '
+                         'ansible-playbook\'s start-up and one module start already exceed it. The target is kept and '
+                         'reported as measured.')
+            if floor_task is not None and helm.get('ours_tasks_s') is not None:
+                text += (' Above ping\'s task, ours spends %s s: the helm reads and importing the module\'s code '
+                         '(PyYAML, the manifest helpers).' % _fmt(helm['ours_tasks_s'] - floor_task))
+        out += [text, '']
     out += ['What the first run of this suite found, and what was changed after it (each change is in the tree '
             'measured above; the figures of that first run: no-op 27 AWS requests in 6 module tasks, wall 0.51x '
             'upstream, helm_release no-op 1.0x kubernetes.core.helm):', '',
@@ -272,7 +280,10 @@ def _proposals(results, candidate):
             'user values, manifest and the live objects as helm reads them from one `helm status --show-resources`, helm '
             '3.10+; helm 4: `get values`, `get manifest` and API reads) without a registry login, a chart pull or a render, '
             'when the chart is remote, the version exact and there are no `set_values`; the kubernetes client is imported '
-            'only when needed. Anything else takes the full path (render, compare).', '']
+            'only when needed. Anything else takes the full path (render, compare).',
+            '6. **helm_release starts its reads together** (`helm version`, `helm list` and, when the stored-release '
+            'decision may use it, `helm status`) and takes each result when it needs it; a read not used is stopped, and '
+            'none is used after a write. The module\'s run went from 0.32 s to 0.27 s here (median of 15, no-op).', '']
     if noop:
         ops = noop.get('aws_requests_by_operation') or {}
         out += ['Result: the no-op above is %d module tasks and %s AWS requests (%s).' % (

@@ -513,9 +513,12 @@ def run_helm(h, repeat, tmp, smoke=False):
             res[side]['install'] = step(side, 'helm install', 'v1')
         for side in order:
             res[side]['noop'] = []
+        res['floor'] = []
         for _ in range(repeat):
             for side in order:
                 res[side]['noop'].append(step(side, 'helm no-op re-run', 'v1'))
+            # Interleaved too: what a one-task playbook costs before its module does anything.
+            res['floor'].append(h.playbook('one-task floor (ping)', os.path.join(BENCH, 'playbooks', 'floor.yml')))
         for side in order if not smoke else ():
             res[side]['upgrade'] = step(side, 'helm values upgrade', 'v2')
     finally:
@@ -649,7 +652,8 @@ def summarise(results):
                 'measured': ratio, 'measured_tasks': task_ratio, 'target': 0.5,
                 'met': ratio is not None and ratio <= 0.5 and task_ratio is not None and task_ratio <= 0.5,
                 'ours_s': rows['noop']['wall_s']['ours'], 'upstream_s': rows['noop']['wall_s']['upstream'],
-                'ours_tasks_s': rows['noop']['tasks_s']['ours'], 'upstream_tasks_s': rows['noop']['tasks_s']['upstream']}
+                'ours_tasks_s': rows['noop']['tasks_s']['ours'], 'upstream_tasks_s': rows['noop']['tasks_s']['upstream'],
+                'floor_s': _median(helm.get('floor') or [], 'wall_s'), 'floor_tasks_s': _median(helm.get('floor') or [], 'tasks_s')}
     if 'site' in comp:
         s = comp['site']
         summary['site'] = {phase: {k: (s.get(phase) or {}).get(k) for k in ('wall_s', 'aws_requests', 'aws_mutating', 'kube_writes', 'tasks_changed', 'rc')}

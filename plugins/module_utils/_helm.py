@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import tempfile
 
 try:
@@ -30,12 +31,20 @@ from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._kube import MASK, mask_secret
 
+# libyaml's loader when PyYAML has it: a chart's manifest parses several times faster.
+_SAFE_LOADER = getattr(yaml, 'CSafeLoader', None) or getattr(yaml, 'SafeLoader', None)
+
 RELEASE_NAME = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')
 RELEASE_NAME_MAX = 53
 PENDING = ('pending-install', 'pending-upgrade', 'pending-rollback')
 SECRET_WORDS = re.compile(r'(passw|secret|token|api[_-]?key|private[_-]?key|credential|auth)', re.I)
 SET_FLAGS = {'raw': '--set', 'string': '--set-string', 'json': '--set-json', 'file': '--set-file'}
 MIN_VERSION = (3, 8, 0)
+VERSION_ARGS = ['version', '--template', '{{.Version}}']
+# The state flags exist in helm 3 and 4 (helm 4 dropped `list --all`).
+LIST_STATES = ['--deployed', '--failed', '--pending', '--superseded', '--uninstalling']
+# Commands that change a release: reads started ahead of them are dropped, never used after them.
+RELEASE_WRITES = ('install', 'upgrade', 'rollback', 'uninstall')
 
 
 # Chart version constraints as helm reads them (Masterminds semver): terms joined by "," or
@@ -151,8 +160,7 @@ class HelmFlags:
         return (3, 10, 0) <= self.version < (4, 0, 0)
 
     def list_states(self):
-        # helm 4 dropped `list --all`; the state flags exist in both.
-        return ['--deployed', '--failed', '--pending', '--superseded', '--uninstalling']
+        return list(LIST_STATES)
 
 
 def chart_source(chart_ref, chart_repo_url=None):
@@ -201,7 +209,7 @@ def split_documents(text):
     for raw in re.split(r'(?m)^---\s*$', text or ''):
         if not raw.strip():
             continue
-        parsed = yaml.safe_load(raw)
+        parsed = yaml.load(raw, Loader=_SAFE_LOADER)  # nosec B506 - SafeLoader or its libyaml twin
         if isinstance(parsed, dict) and parsed.get('kind'):
             docs.append((raw.strip('\n') + '\n', parsed))
         elif isinstance(parsed, dict) and parsed.get('kind') is None and parsed.get('items') is None and parsed:
@@ -387,15 +395,23 @@ def stored_noop_blocker(chart_ref, chart_repo_url, chart_version, set_values, re
         return 'no release'
     if release.get('status') != 'deployed':
         return 'release status is %s' % release.get('status')
+    reason = stored_noop_request_blocker(chart_ref, chart_repo_url, chart_version, set_values)
+    if reason:
+        return reason
+    name = chart_name(chart_ref, chart_repo_url)
+    if release.get('chart') != '%s-%s' % (name, chart_version):
+        return 'release chart %s is not %s-%s' % (release.get('chart'), name, chart_version)
+    return None
+
+
+def stored_noop_request_blocker(chart_ref, chart_repo_url, chart_version, set_values):
+    """The part of stored_noop_blocker that the task's arguments decide alone, before any release is read."""
     if chart_source(chart_ref, chart_repo_url) == 'local':
         return 'local chart'
     if not exact_version(chart_version):
         return 'chart_version is not an exact version'
-    name = chart_name(chart_ref, chart_repo_url)
-    if not name:
+    if not chart_name(chart_ref, chart_repo_url):
         return 'chart name cannot be told from chart_ref'
-    if release.get('chart') != '%s-%s' % (name, chart_version):
-        return 'release chart %s is not %s-%s' % (release.get('chart'), name, chart_version)
     if set_values:
         return 'set_values given'
     return None
@@ -437,6 +453,23 @@ def display_command(argv, mask_all=False):
     return ' '.join(shlex.quote(a) for a in shown)
 
 
+class StartedCommand:
+    """A helm command started ahead of its use (HelmRunner.prefetch): its result as run_command gives it."""
+
+    def __init__(self, process):
+        self.process = process
+
+    def result(self):
+        out, err = self.process.communicate()
+        return (self.process.returncode, to_text(out, errors='surrogate_or_strict'),
+                to_text(err, errors='surrogate_or_strict'))
+
+    def discard(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
+
 class HelmRunner:
     """Runs helm with the module's connection settings; records every command line it ran (masked)."""
 
@@ -463,12 +496,13 @@ class HelmRunner:
         self._private = None
         self.version = None
         self.flags = None
+        self._started = {}
 
     def detect_version(self):
-        rc, out, err = self.module.run_command([self.binary, 'version', '--template', '{{.Version}}'], environ_update=self.env)
+        rc, out, err = self._execute(self.argv(VERSION_ARGS))
         version = parse_version(out) if rc == 0 else None
         if version is None:
-            rc, out, err = self.module.run_command([self.binary, 'version', '--short'], environ_update=self.env)
+            rc, out, err = self._execute(self.argv(['version', '--short']))
             version = parse_version(out)
         if version is None:
             raise HelmError('cannot tell the version of %s: %s' % (self.binary, (err or out).strip()))
@@ -477,6 +511,53 @@ class HelmRunner:
         self.version = version
         self.flags = HelmFlags(version)
         return version
+
+    # -- reads started ahead ------------------------------------------------------------------
+
+    def prefetch(self, *commands):
+        """Start read-only helm commands now, side by side; `run` with the same arguments takes their result
+        instead of starting them again. A no-op re-run's reads (version, list, status) then cost about the
+        time of the slowest one, not of all three. A read that cannot be started is left to `run`, which
+        reports its error; one not used is dropped by `close`."""
+        for args in commands:
+            argv = self.argv(args)
+            if tuple(argv) in self._started:
+                continue
+            try:
+                self._started[tuple(argv)] = self._spawn(argv)
+            except OSError:
+                continue
+
+    def prefetch_release(self, name, namespace):
+        """Start `release`'s read ahead (see prefetch)."""
+        self.prefetch(self.release_args(name, namespace) + ['-o', 'json'])
+
+    def prefetch_status(self, name, namespace):
+        """Start `status`'s read ahead (see prefetch)."""
+        self.prefetch(self.status_args(name, namespace) + ['-o', 'json'])
+
+    def _spawn(self, argv):
+        env = dict(os.environ)
+        env.update(self.env)
+        return StartedCommand(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                               env=env, close_fds=True))
+
+    def _execute(self, argv, data=None):
+        if argv[1:2] and argv[1] in RELEASE_WRITES:
+            self.close()  # what was read ahead may be stale after this
+        started = self._started.pop(tuple(argv), None) if data is None else None
+        if started is not None:
+            return started.result()
+        kwargs = {'environ_update': self.env}
+        if data is not None:
+            kwargs.update(data=data, binary_data=True)
+        return self.module.run_command(argv, **kwargs)
+
+    def close(self):
+        """Stop and reap the reads started ahead that were not used."""
+        started, self._started = self._started, {}
+        for command in started.values():
+            command.discard()
 
     @property
     def version_text(self):
@@ -498,18 +579,19 @@ class HelmRunner:
             self.env['HELM_REGISTRY_CONFIG'] = path
         return self.env['HELM_REGISTRY_CONFIG']
 
-    def run(self, args, data=None, ok=(0,), record=True):
+    def argv(self, args):
         argv = [self.binary] + list(args)
         # Global kube flags go after the subcommand words so `helm registry login` and friends accept them.
         if args and args[0] not in ('version', 'registry', 'show', 'template', 'pull', 'repo', 'search', 'dependency'):
             argv += self.global_args
+        return argv
+
+    def run(self, args, data=None, ok=(0,), record=True):
+        argv = self.argv(args)
         shown = display_command(argv, self.mask_all)
         if record:
             self.commands.append(shown)
-        kwargs = {'environ_update': self.env}
-        if data is not None:
-            kwargs.update(data=data, binary_data=True)
-        rc, out, err = self.module.run_command(argv, **kwargs)
+        rc, out, err = self._execute(argv, data)
         if rc not in ok:
             raise HelmError('%s failed (rc=%s): %s' % (shown, rc, (err or out).strip()), command=shown, rc=rc, stderr=err)
         return rc, out, err
@@ -548,9 +630,19 @@ class HelmRunner:
 
     # -- reading a release ------------------------------------------------------------------
 
+    @staticmethod
+    def release_args(name, namespace):
+        """`release`'s command (before run_json's `-o json`); also what to prefetch."""
+        return ['list', '-n', namespace, '--filter', '^%s$' % re.escape(name)] + LIST_STATES
+
+    @staticmethod
+    def status_args(name, namespace):
+        """`status`'s command (before run_json's `-o json`)."""
+        return ['status', name, '-n', namespace, '--show-resources']
+
     def release(self, name, namespace):
         """helm list's entry for the release (any state but uninstalled), or None."""
-        found = self.run_json(['list', '-n', namespace, '--filter', '^%s$' % re.escape(name)] + self.flags.list_states(), record=False)
+        found = self.run_json(self.release_args(name, namespace), record=False)
         for entry in found or []:
             if entry.get('name') == name:
                 return entry
@@ -567,7 +659,7 @@ class HelmRunner:
 
     def status(self, name, namespace):
         """`helm status --show-resources -o json`: the latest revision with its values, manifest and live objects."""
-        return self.run_json(['status', name, '-n', namespace, '--show-resources'], record=False)
+        return self.run_json(self.status_args(name, namespace), record=False)
 
     def manifest(self, name, namespace):
         _rc, out, _err = self.run(['get', 'manifest', name, '-n', namespace], record=False)

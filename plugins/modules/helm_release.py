@@ -271,7 +271,8 @@ from ansible_collections.genai.stack.plugins.module_utils._diff import Differenc
 from ansible_collections.genai.stack.plugins.module_utils._helm import (
     HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_error, chart_source,
     live_index, live_lookup, load_values_file, mask_values, object_label, oci_registry_host, rendered_file_names, set_value_args,
-    split_documents, split_manifest, stored_noop_blocker, user_values, valid_version_constraint, values_equal,
+    split_documents, split_manifest, stored_noop_blocker, stored_noop_request_blocker, user_values, valid_version_constraint, values_equal,
+    VERSION_ARGS,
 )
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
     api_error_message, check_connection, drifted_fields, get_client, get_object, kube_argument_spec, mask_secret, missing_namespace, project,
@@ -760,6 +761,15 @@ def main():
     runner = HelmRunner(module, binary, kube, mask_all=module.no_log)
     manager = None
     try:
+        if params['state'] != 'rendered':
+            # Every run of these states reads the version and the release: they start now, side by side,
+            # and so does `helm status` when the stored-release decision may read it (it is dropped unused
+            # when the release is not deployed or this helm has no `status --show-resources`).
+            runner.prefetch(VERSION_ARGS)
+            runner.prefetch_release(params['name'], params['release_namespace'])
+            if params['state'] == 'present' and not stored_noop_request_blocker(
+                    params['chart_ref'], params.get('chart_repo_url'), params.get('chart_version'), params.get('set_values')):
+                runner.prefetch_status(params['name'], params['release_namespace'])
         runner.detect_version()
         if params.get('plain_http') and not runner.flags.plain_http_supported:
             module.fail_json(msg='plain_http: needs helm 3.13 or newer, %s is %s' % (binary, runner.version_text), option='plain_http')
@@ -793,6 +803,8 @@ def main():
     except HelmError as exc:
         module.fail_json(msg=str(exc), option=exc.option, command=runner.commands, helm_version=runner.version_text, stderr=exc.stderr,
                          recovered=manager.recovered if manager else None, exception=traceback.format_exc())
+    finally:
+        runner.close()
 
     result.update(changed=manager.tracker.has_differences, command=runner.commands, helm_version=runner.version_text)
     if module._diff:
