@@ -144,6 +144,9 @@ notes:
     drifted. It then runs C(helm version), C(helm list) and C(helm status --show-resources) (helm 3.10 to 3.x; with
     helm 4, C(helm get values), C(helm get manifest) and one API read per object). This assumes a published chart
     version is never re-published with other content."
+  - "The module starts its first reads together (C(helm version), C(helm list) and, when the conditions above may hold,
+    C(helm status --show-resources)) and takes each result when it needs it; a read it does not use is stopped, and
+    none is used after the module changed the release. All of them are read-only, so check mode is unaffected."
   - "Anything else renders the chart as before (registry login, C(helm install --dry-run=client)): a local chart
     path (its templates may change without a version bump), a version constraint or no O(chart_version), O(set_values),
     different values or chart, a release that is not C(deployed), drift, or a values file that helm may read
