@@ -1,12 +1,14 @@
 """Role cluster_gpu through playbooks/cluster_gpu.yml on the sandbox inventory, as a user runs it."""
 import json
 import os
+import re
 import subprocess
 import uuid
 
 import boto3
 import pytest
 
+import aws_state
 from playbook_helpers import wait_for
 
 PLAYBOOK = 'playbooks/cluster_gpu.yml'
@@ -36,6 +38,27 @@ def _nodegroup():
         return boto3.client('eks').describe_nodegroup(clusterName=CLUSTER, nodegroupName=NODEGROUP)['nodegroup']
     except boto3.client('eks').exceptions.ResourceNotFoundException:
         return None
+
+
+def _template_data(group):
+    """LaunchTemplateData of the version the node group runs."""
+    template = group['launchTemplate']
+    return boto3.client('ec2').describe_launch_template_versions(
+        LaunchTemplateId=template['id'], Versions=[str(template['version'])])['LaunchTemplateVersions'][0]['LaunchTemplateData']
+
+
+def _assert_rolled_in_place(run, before, instance_type):
+    """The run moved the same node group and template to the next version with UpdateNodegroupVersion."""
+    after = _nodegroup()
+    assert after['nodegroupArn'] == before['nodegroupArn'], (before['nodegroupArn'], after['nodegroupArn'])
+    assert after['launchTemplate']['id'] == before['launchTemplate']['id']
+    assert int(after['launchTemplate']['version']) == int(before['launchTemplate']['version']) + 1, (before['launchTemplate'], after['launchTemplate'])
+    assert _template_data(after)['InstanceType'] == instance_type
+    operations = run.activity['aws_mutating_operations']
+    assert 'eks:UpdateNodegroupVersion' in operations, operations
+    assert 'ec2:CreateLaunchTemplateVersion' in operations, operations
+    assert not {'eks:CreateNodegroup', 'eks:DeleteNodegroup', 'ec2:CreateLaunchTemplate', 'ec2:DeleteLaunchTemplate'} & set(operations), operations
+    return after
 
 
 # Every mutating operation the role sends, creating and removing.
@@ -113,6 +136,20 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
         assert check.activity['aws_mutating'] == 0, check
         assert 'g5.2xlarge' in check.output, check
         assert _alarms()['%s-%s-gpu-scale-out' % (CLUSTER, NODEGROUP)]['Threshold'] == 40.0
+
+        # The same change for real: a new template version rolled into the same node group.
+        before = _nodegroup()
+        rolled = run_playbook(PLAYBOOK, '-e', 'cluster_gpu_instance_type=g5.2xlarge')
+        assert rolled.returncode == 0, rolled
+        assert rolled.changed >= 1, rolled
+        after = _assert_rolled_in_place(rolled, before, 'g5.2xlarge')
+        assert after['scalingConfig'] == group['scalingConfig']
+        # Back to the inventory's instance type: one more version, still the same node group.
+        restored = run_playbook(PLAYBOOK)
+        assert restored.returncode == 0, restored
+        _assert_rolled_in_place(restored, after, 'g4dn.2xlarge')
+        settled = run_playbook(PLAYBOOK)
+        assert settled.returncode == 0 and settled.changed == 0 and settled.activity['aws_mutating'] == 0, settled
     finally:
         sandbox_faults(TEARDOWN_OPERATIONS)
         down = run_playbook(PLAYBOOK, '-e', 'cluster_gpu_state=absent', '-vvv', env_extra=secret_env)
@@ -122,6 +159,9 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
     assert _nodegroup() is None
     assert _alarms() == {}
     assert POLICY not in boto3.client('iam').list_role_policies(RoleName=ROLE_NAME)['PolicyNames']
+    # Nothing of ours by any other route either: template by name, tagged ASG, scaling policies.
+    assert aws_state.leftovers(CLUSTER, NODEGROUP, role=ROLE_NAME, policy=POLICY) == {
+        'nodegroup': None, 'launch_template': None, 'autoscaling_groups': [], 'scaling_policies': [], 'alarms': [], 'role_policy': None}
     cpu_group = boto3.client('eks').describe_nodegroup(clusterName=CLUSTER, nodegroupName='%s-cpu' % CLUSTER)['nodegroup']
     assert 'capability' not in cpu_group['labels']
     assert wait_for(lambda: _gpu_nodes() == {}), _gpu_nodes()
@@ -149,17 +189,68 @@ BAD_VARS = [
     ('cluster_gpu_disk_size=8', 'disk_size:'),
     ('cluster_gpu_cluster_name=nosuch', 'cluster_name: no EKS cluster'),
     ('cluster_gpu_node_role_arn=not-an-arn', 'node_role:'),
-    ('cluster_gpu_subnets=["subnet-0123456789abcdef0"]', 'subnets:'),
+    # Structured values go as JSON: `-e key=[...]` would hand the role a string, refused for its type, not for its content.
+    ({'cluster_gpu_subnets': ['subnet-0123456789abcdef0']}, "subnets: The subnet ID 'subnet-0123456789abcdef0' does not exist"),
     ('cluster_gpu_state=sideways', 'cluster_gpu_state'),
     ('cluster_gpu_disk_size=lots', 'cluster_gpu_disk_size'),
     ('cluster_gpu_ami_type=ubuntu', 'cluster_gpu_ami_type'),
-    ('cluster_gpu_labels={"bad key!": "x"}', 'labels:'),
+    ({'cluster_gpu_labels': {'bad key!': 'x'}}, "labels: 'bad key!' is not a valid Kubernetes label key"),
+    # A malformed subnet id (the case above is well-formed but does not exist).
+    ({'cluster_gpu_subnets': ['subnet-xyz']}, "subnets: 'subnet-xyz' is not a subnet id"),
+    # A well-formed ARN of a role that does not exist (the case above is not an ARN).
+    ('cluster_gpu_node_role_arn=arn:aws:iam::123456789012:role/no-such-role', "node_role: IAM role 'no-such-role' does not exist"),
+    ('cluster_gpu_node_role_arn=', 'cluster_gpu_node_role_arn: is required'),
+    ('cluster_gpu_ami_id=ami-0123456789abcdef0', 'ami_id: AMI ami-0123456789abcdef0 does not exist'),
+    ('cluster_gpu_nodegroup_name=-gpu', "name: '-gpu' is not a valid node group name"),
+    ({'cluster_gpu_tags': {'aws:owner': 'me'}}, "tags: tag keys may not start with aws: ('aws:owner')"),
+    ({'cluster_gpu_labels': {'capability': 'g' * 70}}, "labels: '%s' is not a valid Kubernetes label value" % ('g' * 70)),
+    ('cluster_gpu_labels=capability', "argument 'cluster_gpu_labels' is of type str"),
+    ('cluster_gpu_wait_timeout=0', 'wait_timeout: must be >= 1'),
+    ('cluster_gpu_min_size=two', 'cluster_gpu_min_size'),
+    ('cluster_gpu_taint=sometimes', 'cluster_gpu_taint'),
 ]
 
 
-@pytest.mark.parametrize('extra,message', BAD_VARS, ids=[b[0].split('=')[0] + '=' + b[0].split('=')[1] for b in BAD_VARS])
+def _extra_vars(extra):
+    return extra if isinstance(extra, str) else json.dumps(extra)
+
+
+@pytest.mark.parametrize('extra,message', BAD_VARS, ids=[re.sub(r'[^\w.=:/-]+', '_', _extra_vars(b[0]))[:60] for b in BAD_VARS])
 def test_preflight_refuses_before_any_change(run_playbook, extra, message):
-    run = run_playbook(PLAYBOOK, '-e', extra)
+    run = run_playbook(PLAYBOOK, '-e', _extra_vars(extra))
     assert run.returncode != 0, run
     assert message in run.output, run
     assert run.activity['aws_mutating'] == 0, run
+
+
+@pytest.fixture
+def other_cluster():
+    """create(name, version): an extra EKS cluster in the sandbox VPC, deleted after the test."""
+    eks = boto3.client('eks')
+    created = []
+
+    def create(name, version):
+        subnets = [s['SubnetId'] for s in boto3.client('ec2').describe_subnets(
+            Filters=[{'Name': 'tag:sandbox:tier', 'Values': ['private']}])['Subnets']]
+        role = boto3.client('iam').get_role(RoleName='sandbox-eks-cluster-role')['Role']['Arn']
+        eks.create_cluster(name=name, version=version, roleArn=role, resourcesVpcConfig={'subnetIds': subnets})
+        created.append(name)
+        return name
+
+    yield create
+    for name in created:
+        eks.delete_cluster(name=name)
+
+
+@pytest.mark.parametrize('version,extra,message', [
+    ('1.28', [], 'kubernetes_version: cluster {name} runs Kubernetes 1.28, which this module does not support'),
+    # AWS publishes Amazon Linux 2 GPU AMIs up to 1.32 only.
+    ('1.33', ['-e', 'cluster_gpu_ami_type=AL2_x86_64_GPU'], 'kubernetes_version: no AL2_x86_64_GPU AMI is published for Kubernetes 1.33'),
+], ids=['1.28', '1.33-AL2'])
+def test_unsupported_kubernetes_version_is_refused_before_any_change(run_playbook, other_cluster, version, extra, message):
+    name = other_cluster('it-k8s-' + version.replace('.', '-') + '-' + uuid.uuid4().hex[:6], version)
+    run = run_playbook(PLAYBOOK, '-e', 'cluster_gpu_cluster_name=' + name, *extra)
+    assert run.returncode != 0, run
+    assert message.format(name=name) in run.output, run
+    assert run.activity['aws_mutating'] == 0, run
+    assert 'eks:DescribeCluster' in run.activity['aws_operations'], run
