@@ -145,11 +145,74 @@ def run_playbook(playbook, *args, env_extra=None, timeout=1200, kube_user=None, 
     return run
 
 
-def run_and_kill(playbook, *args, task, trigger, env_extra=None, timeout=900):
-    """Run a playbook and SIGKILL its whole process group (ansible-playbook, its workers, the
+def _children():
+    """{ppid: [pid, ...]} of every process, from /proc."""
+    found = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry, encoding='ascii', errors='replace') as handle:
+                fields = handle.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        found.setdefault(int(fields[1]), []).append(int(entry))
+    return found
+
+
+def _descendants(pid):
+    children, seen, todo = _children(), [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in seen:
+                seen.append(child)
+                todo.append(child)
+    return seen
+
+
+def kill_tree(pid):
+    """SIGKILL a process and every descendant. ansible-core's WorkerProcess calls setsid(), so
+    the worker and the module it runs are not in ansible-playbook's process group: a killpg
+    alone leaves the module running to completion. The tree is frozen with SIGSTOP first (no
+    new child escapes between listing and killing), then killed. Returns the pids killed."""
+    stopped = [pid]
+    for _unused in range(50):
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+        new = [p for p in _descendants(pid) if p not in stopped]
+        if not new:
+            break
+        for child in new:
+            try:
+                os.kill(child, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        stopped += new
+    for target in stopped:
+        try:
+            os.kill(target, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return stopped
+
+
+def _running(pid):
+    try:
+        with open('/proc/%d/stat' % pid, encoding='ascii', errors='replace') as handle:
+            return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False
+
+
+def run_and_kill(playbook, *args, task, trigger, env_extra=None, timeout=900, operation=None):  # pylint: disable=too-many-locals
+    """Run a playbook and SIGKILL its whole process tree (ansible-playbook, its workers, the
     module and any helm child) as soon as task `task` has made its first change: a mutating
     AWS request (`trigger='aws'`) or a Kubernetes write (`trigger='kube'`) after the task's
-    banner. Returns (killed, Run)."""
+    banner; with `operation`, the first AWS request of that operation after the banner (whatever
+    its status: a request held back by a queued fault counts, so the kill lands before it
+    took effect). Returns (killed, Run)."""
     start_mark = mark()
     started = time.monotonic()
     command = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook] + list(args)
@@ -176,20 +239,31 @@ def run_and_kill(playbook, *args, task, trigger, env_extra=None, timeout=900):
     killed = False
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
-        if task_mark and not task_over:
+        # A named operation is the kill point whatever task sends it (the one after a task's last change).
+        if task_mark and (operation or not task_over):
             since = task_mark[0]
-            if trigger == 'aws':
+            if operation:
+                hit = any(r.get('operation') == operation for r in aws_requests(since))
+            elif trigger == 'aws':
                 hit = any(r.get('mutating') for r in aws_requests(since))
             else:
                 hit = bool(kube_writes(since))
             if hit:
-                os.killpg(proc.pid, signal.SIGKILL)
+                victims = kill_tree(proc.pid)
                 killed = True
                 break
         time.sleep(0.02)
     if proc.poll() is None and not killed:
-        os.killpg(proc.pid, signal.SIGKILL)
+        victims = kill_tree(proc.pid)
     proc.wait()
+    if killed:
+        for _unused in range(100):
+            if not any(_running(p) for p in victims):
+                break
+            time.sleep(0.05)
+        survivors = [p for p in victims if _running(p)]
+        if survivors:
+            raise AssertionError('processes of the killed run still run: %s' % survivors)
     thread.join(timeout=10)
     run = Run(command[1:], proc.returncode, ''.join(lines), Activity(start_mark), time.monotonic() - started)
     return killed, run

@@ -246,3 +246,47 @@ def test_node_role_policy_in_check_mode_is_planned_not_written(run_module, monke
     assert [c for c in recorder.calls if not c.startswith(('Describe', 'Get', 'List'))] == []
     with pytest.raises(Exception):
         boto3.client('iam', region_name='us-east-2').get_role_policy(RoleName='sandbox-eks-node-role', PolicyName='metrics')
+
+
+@mock_aws
+def test_roll_interrupted_before_the_default_version_reuses_the_version_and_sets_the_default(run_module, monkeypatch):
+    """A run killed between CreateLaunchTemplateVersion and ModifyLaunchTemplate (found by
+    tests/reliability/test_sigkill.py): the re-run rolls that version in, without another one,
+    and makes it the template's default."""
+    image = _account()
+    args = dict(BASE, ami_id=image, wait=False)
+    result, failed = run_module(eks_gpu_nodegroup, args)
+    assert not failed, result
+    import botocore.client
+    import botocore.exceptions
+    original = botocore.client.BaseClient._make_api_call
+    calls = []
+
+    def interrupted(client, operation, params):
+        if operation == 'ModifyLaunchTemplate':
+            raise botocore.exceptions.ClientError({'Error': {'Code': 'InternalError', 'Message': 'interrupted'}}, operation)
+        return original(client, operation, params)
+
+    def rolled(client, operation, params):
+        calls.append((operation, params))
+        if operation == 'UpdateNodegroupVersion':  # not in moto; what EKS answers
+            return {'update': {'id': 'update-1', 'type': 'VersionUpdate', 'status': 'InProgress'}}
+        return original(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, '_make_api_call', interrupted)
+    result, failed = run_module(eks_gpu_nodegroup, dict(args, instance_type='g5.xlarge'))
+    assert failed and 'default version' in result['msg'], result
+    ec2 = boto3.client('ec2', region_name='us-east-2')
+    template = ec2.describe_launch_templates(LaunchTemplateNames=['demo-gpu'])['LaunchTemplates'][0]
+    assert (template['LatestVersionNumber'], template['DefaultVersionNumber']) == (2, 1)
+
+    monkeypatch.setattr(botocore.client.BaseClient, '_make_api_call', rolled)
+    result, failed = run_module(eks_gpu_nodegroup, dict(args, instance_type='g5.xlarge'))
+    assert not failed, result
+    operations = [c[0] for c in calls]
+    assert 'CreateLaunchTemplateVersion' not in operations, operations
+    assert [(c[1]['LaunchTemplateId'], c[1]['DefaultVersion']) for c in calls if c[0] == 'ModifyLaunchTemplate'] == [(template['LaunchTemplateId'], '2')]
+    assert [c[1]['launchTemplate'] for c in calls if c[0] == 'UpdateNodegroupVersion'] == [{'id': template['LaunchTemplateId'], 'version': '2'}]
+    assert 'set the default version of launch template demo-gpu to 2' in result['actions']
+    template = ec2.describe_launch_templates(LaunchTemplateNames=['demo-gpu'])['LaunchTemplates'][0]
+    assert (template['LatestVersionNumber'], template['DefaultVersionNumber']) == (2, 2)
