@@ -767,6 +767,14 @@ class NodegroupManager:
             self.actions.append('create version %s of launch template %s' % (int(latest) + 1, self.template_name))
             if not self.check_mode:
                 target_version = self.create_template_version(template_id, latest, desired_data)
+        elif target_version != in_use and template.get('DefaultVersionNumber') is not None \
+                and str(template['DefaultVersionNumber']) != target_version:
+            # A run stopped between CreateLaunchTemplateVersion and ModifyLaunchTemplate left the
+            # version it is about to roll in, not the default: reuse it and make it the default.
+            self.actions.append('set the default version of launch template %s to %s' % (self.template_name, target_version))
+            if not self.check_mode:
+                self._call('set the default version of launch template %s' % self.template_name, self.ec2.modify_launch_template,
+                           LaunchTemplateId=template_id, DefaultVersion=target_version)
 
         if nodegroup is None:
             nodegroup = self.create_nodegroup(subnets, template_id, target_version)
