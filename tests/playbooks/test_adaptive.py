@@ -141,6 +141,29 @@ BAD_VARS = [
     (['-e', 'adaptive_harmony_gpus_per_replica=2'],
      'adaptive_harmony_gpus_per_replica: must equal or divide the GPUs of each GPU node (nodes have 1 nvidia.com/gpu), got 2'),
     (['-e', '{"adaptive_gpu_node_selector": {"capability": "tpu"}}'], 'adaptive_gpu_node_selector: no GPU node'),
+    # Extra values may not override what the preflight checks (issue 4).
+    (['-e', '{"adaptive_extra_values": {"controlPlane": {"rootUrl": "https://elsewhere.example.com"}}}'],
+     'adaptive_extra_values.controlPlane.rootUrl: the role sets and checks this value; set adaptive_root_url instead'),
+    (['-e', '{"adaptive_extra_values": {"harmony": {"gpusPerReplica": 2}}}'],
+     'adaptive_extra_values.harmony.gpusPerReplica: the role sets and checks this value; set adaptive_harmony_gpus_per_replica instead'),
+    (['-e', '{"adaptive_extra_values": {"harmony": null}}'],
+     'adaptive_extra_values.harmony.gpusPerReplica: the role sets and checks this value'),
+    (['-e', '{"adaptive_monitoring_extra_values": {"grafana": {"proxy": {"domain": "grafana.example.com"}}}}'],
+     'adaptive_monitoring_extra_values.grafana.proxy.domain: the role sets and checks this value; set adaptive_grafana_domain'),
+    # Rules without a refusal test until now.
+    (['-e', '{"adaptive_compute_pools": [{"name": "p", "minReplicaCount": 0, "maxReplicaCount": 1, "gpusPerReplica": 0}]}'],
+     'adaptive_compute_pools[].gpusPerReplica: must be at least 1 where given, got [0]'),
+    (['-e', '{"adaptive_compute_pools": [{"name": "p", "minReplicaCount": 0, "maxReplicaCount": 1, "gpusPerReplica": 2}]}'],
+     'adaptive_compute_pools[].gpusPerReplica: must equal or divide the GPUs of each GPU node (nodes have 1 nvidia.com/gpu), got [2]'),
+    (['-e', '{"adaptive_oidc_providers": [{"name": "G", "key": "g", "issuer_url": "https://idp.example.com", "client_id": "c",'
+            ' "client_secret": "s", "scopes": ["openid", "email"]}]}'],
+     'adaptive_oidc_providers[].scopes: must include email and profile'),
+    (['-e', '{"adaptive_autoscaling_enabled": true, "adaptive_compute_pools": []}'],
+     'adaptive_autoscaling_enabled: scales compute pools: define adaptive_compute_pools'),
+    (['-e', '{"adaptive_database_url_secret": {"name": "pg", "key": "url"}}'],
+     'adaptive_database_url_secret: needs keys name and key (namespace optional), and excludes adaptive_database_url'),
+    (['-e', 'adaptive_storage_backend=azure', '-e', 'adaptive_azure_storage_account_name=sandboxacct'],
+     'adaptive_azure_storage_account_key: is required with adaptive_storage_backend azure'),
 ]
 
 

@@ -132,6 +132,13 @@ BAD_VARS = [
     ('{"genai_engine_resources": {"gpus": 1}}', 'genai_engine_resources: keys must be among'),
     ('{"genai_engine_namespace": "arthur-empty"}', 'genai_engine_postgres_password: is empty and Secret arthur-empty/postgres-secret'),
     ('genai_engine_mode=tpu', 'genai_engine_mode'),
+    # Chart values may not override what the role checks or what must match the Secrets it writes.
+    ('{"genai_engine_values": {"containerRepositoryCredentialRequired": true}}',
+     'genai_engine_values.containerRepositoryCredentialRequired: the role sets and checks this value; set genai_engine_registry_username'),
+    ('{"genai_engine_values": {"arthurGenaiEngineDeployment": {"genaiEnginePodNodeSelector": {"capability": "tpu"}}}}',
+     'genai_engine_values.arthurGenaiEngineDeployment.genaiEnginePodNodeSelector: the role sets and checks this value'),
+    ('{"genai_engine_values": {"genaiEngineDeploymentType": "daemonset"}}',
+     'genai_engine_values.genaiEngineDeploymentType: the role sets and checks this value; set genai_engine_mode instead'),
 ]
 
 
