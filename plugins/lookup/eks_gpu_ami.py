@@ -15,7 +15,11 @@ description:
     Kubernetes version and returns the AMI id, the same one M(genai.stack.eks_gpu_nodegroup) uses.
 options:
   _terms:
-    description: Kubernetes versions as C(MAJOR.MINOR), for example C(1.31).
+    description:
+      - Kubernetes versions as C(MAJOR.MINOR) strings, for example C('1.31'); supported are 1.29 to 1.33.
+      - Quote them. An unquoted C(1.30) is the number 1.3 and is refused as an unsupported version.
+      - An unsupported version fails before any request. A supported version with no parameter for the
+        family (Amazon Linux 2 AMIs stop at 1.32) fails naming the SSM parameter.
     required: true
     type: list
     elements: str

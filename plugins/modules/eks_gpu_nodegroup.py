@@ -23,10 +23,18 @@ description:
     C(memory_free) and C(power_draw), with the dimensions C(ClusterName), C(NodegroupName) and
     C(NodegroupType=gpu) that M(genai.stack.scaling_alarm) queries. Instance metadata is read with
     IMDSv2 tokens; the template requires IMDSv2 and encrypts the root volume.
-  - A change of user data, AMI or instance type creates a new launch template version and rolls it
-    into the same node group with C(UpdateNodegroupVersion); scaling, labels and taints change with
-    C(UpdateNodegroupConfig). Nothing is ever recreated. Immutable settings (subnets, node role,
-    capacity type) are refused with an error before any change.
+  - A change of user data (for example O(cloudwatch_metrics_interval)), AMI or instance type creates a
+    new launch template version and rolls it into the same node group with C(UpdateNodegroupVersion).
+    A change of scaling only is sent with C(UpdateNodegroupConfig) alone.
+  - A change of O(labels), O(taints) or O(gpu_taint) is sent both ways, first C(UpdateNodegroupConfig)
+    (labels, taints), then a new template version rolled with C(UpdateNodegroupVersion), so the nodes
+    are replaced. The reason is that the launch template names an AMI (O(ami_id) or the SSM parameter's),
+    which makes it a custom AMI for EKS, and EKS does not merge its bootstrap into the user data of a custom AMI.
+    The kubelet then registers only the labels and taints that the rendered user data passes to it
+    (C(--node-labels), C(--register-with-taints)); the node group's own labels and taints are what EKS
+    reports for the group (C(DescribeNodegroup)).
+  - Nothing is ever recreated. Immutable settings (subnets, node role, capacity type) are refused with
+    an error before any change.
   - O(state=absent) deletes the node group, waits for it to go, then deletes the launch template.
   - Option names follow M(community.aws.eks_nodegroup) where the meaning is the same.
 options:
@@ -125,11 +133,16 @@ options:
         default: 1
   labels:
     description:
-      - Kubernetes labels of the nodes, set both on the node group and on the kubelet.
+      - Kubernetes labels of the nodes, set both on the node group (C(UpdateNodegroupConfig)) and on the kubelet
+        (C(--node-labels) in the user data).
+      - A change creates a new launch template version and rolls it, which replaces the nodes (see the description).
     type: dict
     default: {capability: gpu}
   taints:
-    description: Kubernetes taints of the nodes.
+    description:
+      - Kubernetes taints of the nodes, set both on the node group (C(UpdateNodegroupConfig)) and on the kubelet
+        (C(--register-with-taints) in the user data).
+      - A change creates a new launch template version and rolls it, which replaces the nodes (see the description).
     type: list
     elements: dict
     default: []
