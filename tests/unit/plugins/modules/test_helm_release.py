@@ -345,6 +345,29 @@ def test_helm4_flags(run_module, helm):
     assert '--all' not in listing and '--pending' in listing
 
 
+@pytest.mark.parametrize('version, flag', [('v3.19.0', '--atomic'), ('v4.3.1', '--rollback-on-failure')])
+def test_atomic_install_that_fails_reports_helm_and_tries_nothing_else(run_module, helm, monkeypatch, version, flag):
+    helm.version = version
+    original = helm.__call__
+    stderr = 'Error: INSTALLATION FAILED: release echo failed, and has been uninstalled due to atomic being set: context deadline exceeded'
+
+    def failing_install(module, argv, **kwargs):
+        if argv[1] == 'install' and not any(a.startswith('--dry-run') for a in argv):
+            helm.calls.append(argv[1:])
+            return 1, '', stderr
+        return original(module, argv, **kwargs)
+
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: failing_install(self, argv, **kw))  # pylint: disable=unnecessary-lambda
+    result, failed = run_module(helm_release, args(helm, atomic=True, wait_timeout='5s'))
+    assert failed
+    assert 'uninstalled due to atomic' in result['msg'] and 'context deadline exceeded' in result['msg']
+    assert result['stderr'] == stderr and result['recovered'] is None
+    assert helm.writes == ['install']
+    install = [c for c in helm.calls if c[0] == 'install' and '--dry-run=client' not in c][0]
+    assert flag in install and install[install.index('--timeout') + 1] == '5s'
+    assert 'echo' not in helm.releases
+
+
 def test_helm3_old_version_flags(run_module, helm):
     helm.version = 'v3.12.3'
     run_module(helm_release, args(helm, atomic=True))
@@ -360,7 +383,9 @@ def test_too_old_helm_fails(run_module, helm):
     assert failed and '3.8' in result['msg']
 
 
-def test_registry_login_uses_stdin_and_private_config(run_module, helm, monkeypatch):
+@pytest.mark.parametrize('version', ['v3.19.0', 'v4.3.1'])
+def test_registry_login_uses_stdin_and_private_config(run_module, helm, monkeypatch, version):
+    helm.version = version
     seen = {}
     original = helm.__call__
 
@@ -379,6 +404,7 @@ def test_registry_login_uses_stdin_and_private_config(run_module, helm, monkeypa
     assert helm.stdin == [PASSWORD]
     config = seen['env']['HELM_REGISTRY_CONFIG']
     assert not config.startswith(os.path.expanduser('~/.config/helm'))
+    assert result['helm_version'] == version
     assert PASSWORD not in json.dumps(result)
     assert any(c.startswith(helm.binary + ' registry login') for c in result['command'])
 
