@@ -195,7 +195,7 @@ def _method(results):
            'talks to (`AWS_ENDPOINT_URL`), classified by the sandbox journal\'s own code (sandbox.aws.protocol); mutating = '
            'not Describe*/List*/Get*. The sandbox journal cannot be used alone: it does not record the client, and the '
            'node mirror polls EKS ListClusters/ListNodegroups/DescribeNodegroup and Auto Scaling DescribeAutoScalingGroups '
-           'every ~2 s (about 25 requests/s with 16 clusters), the same read operations the measured tools use. The journal '
+           'every ~2 s for every cluster, the same read operations the measured tools use. The journal '
            'window is still read and the difference is stored per run as `aws_requests_other`.',
            '- Kubernetes writes: audit-log events with a write verb by the admin user (excludes the node mirror and the '
            'control plane\'s controllers). Helm revisions: `helm history` before and after.',
@@ -261,9 +261,9 @@ def _proposals(results, candidate):
                 text += (' Above ping\'s task, ours spends %s s: the helm reads and importing the module\'s code '
                          '(PyYAML, the manifest helpers).' % _fmt(helm['ours_tasks_s'] - floor_task))
         out += [text, '']
+    first = _earlier_run(results, lambda d: 'gpu' in (d.get('comparisons') or {}), first=True)
     out += ['What the first run of this suite found, and what was changed after it (each change is in the tree '
-            'measured above; the figures of that first run: no-op 27 AWS requests in 6 module tasks, wall 0.51x '
-            'upstream, helm_release no-op 1.0x kubernetes.core.helm):', '',
+            'measured above%s):' % _first_run_figures(first), '',
             '1. **The preflight dry run of eks_gpu_nodegroup is gone.** It repeated the six reads of the real task in a '
             'task of its own; the module validates its whole input before its first write anyway.',
             '2. **The node role\'s inline policy is kept by eks_gpu_nodegroup** (`node_role_policy`: one GetRolePolicy, a '
@@ -283,7 +283,7 @@ def _proposals(results, candidate):
             'only when needed. Anything else takes the full path (render, compare).',
             '6. **helm_release starts its reads together** (`helm version`, `helm list` and, when the stored-release '
             'decision may use it, `helm status`) and takes each result when it needs it; a read not used is stopped, and '
-            'none is used after a write. The module\'s run went from 0.32 s to 0.27 s here (median of 15, no-op).', '']
+            'none is used after a write.%s' % _helm_task_change(results), '']
     if noop:
         ops = noop.get('aws_requests_by_operation') or {}
         out += ['Result: the no-op above is %d module tasks and %s AWS requests (%s).' % (
@@ -307,6 +307,58 @@ def _proposals(results, candidate):
             'time saving of one module task in six is within this host\'s load noise and is not shown by these '
             'figures: measure again on a quiet machine.', '']
     return out
+
+
+def _earlier_run(results, predicate, first=False):
+    """The first (or the latest) full run in bench/results started before `results` for which
+    predicate holds: (path relative to the checkout, its data), or (None, None)."""
+    folder = os.path.join(BENCH, 'results')
+    runs = []
+    for name in sorted(f for f in os.listdir(folder) if f.endswith('.json')) if os.path.isdir(folder) else []:
+        try:
+            with open(os.path.join(folder, name), encoding='utf-8') as handle:
+                data = json.load(handle)
+        except ValueError:
+            continue
+        if data.get('mode') == 'full' and str(data.get('started') or '') < str(results.get('started') or '') and predicate(data):
+            runs.append((str(data.get('started')), os.path.relpath(os.path.join(folder, name), ROOT), data))
+    if not runs:
+        return None, None
+    runs.sort(key=lambda run: run[0])
+    return runs[0][1:] if first else runs[-1][1:]
+
+
+def _first_run_figures(first):
+    """'; the figures of that first run (<file>): ...' from its results JSON; '' when there is none."""
+    path, data = first
+    if data is None:
+        return ''
+    targets, figures = data.get('targets') or {}, []
+    noop = ((((data.get('comparisons') or {}).get('gpu') or {}).get('ours') or {}).get('noop') or [None])[0]
+    if noop:
+        tasks = [t for t in noop.get('task_profile') or [] if t.get('aws_requests')]
+        figures.append('cluster_gpu no-op %s AWS requests in %d module tasks' % (_fmt(noop.get('aws_requests')), len(tasks)))
+    wall = (targets.get('noop_time_half_upstream') or {}).get('measured')
+    if wall is not None:
+        figures.append('wall %sx upstream' % _fmt(wall))
+    helm = (targets.get('helm_noop_time_half_upstream') or {}).get('measured')
+    if helm is not None:
+        figures.append('helm_release no-op %sx kubernetes.core.helm' % _fmt(helm))
+    if not figures:
+        return ''
+    return '; the figures of that first run, `%s` of %s: %s' % (path, data.get('started'), ', '.join(figures))
+
+
+def _helm_task_change(results):
+    """The helm_release no-op task's median in the previous full run that measured it and in this one."""
+    key = 'helm_noop_time_half_upstream'
+    now = ((results.get('targets') or {}).get(key) or {}).get('ours_tasks_s')
+    path, data = _earlier_run(results, lambda d: ((d.get('targets') or {}).get(key) or {}).get('ours_tasks_s') is not None)
+    if now is None or data is None:
+        return ''
+    return (' The helm_release no-op task took %s s in the previous full run (`%s`, median) and %s s in the run '
+            'measured above; other changes between the two runs and the host\'s load count in that difference too.' % (
+                _fmt(data['targets'][key]['ours_tasks_s']), path, _fmt(now)))
 
 
 def _walk(node):
