@@ -4,9 +4,13 @@ Kubernetes audit log.
 Each run is given distinctive generated values (LEAKCANARY<label><hex>) in every secret-bearing
 option or variable; the sandbox's own registry password (a random token) is checked too. A
 "forced failure" run fails after the secrets were written (genai_engine: an unknown chart
-version after the secrets tasks; modules: a failing task after k8s_secret, and a format check
-failing on a secret value; cluster_gpu: a non-retryable AWS error after its first tasks).
+version after the secrets tasks; adaptive and observability: the same with their charts; postgres
+and opea: a failing play after the role (postgres has no later task a variable can break; opea
+renders its chart before it writes the Secret); modules: a failing task after k8s_secret, and a
+format check failing on a secret value; cluster_gpu: a non-retryable AWS error after its first
+tasks). Every converge and failure asserts its return code and that Secrets were written.
 """
+import json
 import os
 import tempfile
 
@@ -40,7 +44,8 @@ def _assert_no_leak(run, secrets, label):
 
 
 def _registry_secret():
-    return {'sandbox registry password': os.environ['SANDBOX_REGISTRY_PASSWORD']}
+    """The sandbox's own secrets, checked in every run: the registry's and PostgreSQL's passwords."""
+    return {'sandbox registry password': os.environ['SANDBOX_REGISTRY_PASSWORD'], 'sandbox PGPASSWORD': os.environ.get('PGPASSWORD', '')}
 
 
 def _count_run(label):
@@ -50,7 +55,6 @@ def _count_run(label):
 
 
 def _support_runs():
-    import json
     path = os.path.join(_support.OUTPUT_DIR, 'counts.json')
     if not os.path.exists(path):
         return []
@@ -205,26 +209,85 @@ def test_genai_engine_vvv_diff_check_and_failure(request):
     assert down.returncode == 0, down
 
 
-# --- the other roles: --check -vvv --diff with canary secrets ------------------------------------------
+# --- the other roles: a real converge and a forced failure, each with canary secrets -------------------
 
+PG_DB = 'rel_secrets_db'
+
+
+def _postgres_vars(make):
+    database = {'name': PG_DB, 'owner': 'rel_secrets_owner', 'password': make('pgowner'),
+                'secrets': [{'name': 'rel-secrets-pg', 'namespace': 'rel-secrets-pg', 'type': 'url', 'key': 'url'},
+                            {'name': 'rel-secrets-pg-creds', 'namespace': 'rel-secrets-pg', 'type': 'credentials'}]}
+    return ['-e', json.dumps({'postgres_databases': [database]}), '-e', 'postgres_drop_on_absent=true']
+
+
+# role: (variables with canary secrets, the forced failure (None: a failing play after the role's),
+# the text of that failure in the output)
 OTHER_ROLES = {
-    'postgres': lambda c: ['-e', 'postgres_admin_password=%s' % c('pgadmin')],
-    'adaptive': lambda c: ['-e', 'adaptive_cookies_secret=%s' % (c('cookie') * 2),
-                           '-e', 'adaptive_database_url=postgres://u:%s@db.example.com:5432/adaptive' % c('dburl')],
-    'observability': lambda c: ['-e', 'observability_grafana_admin_password=%s' % c('grafana'),
-                                '-e', 'observability_opensearch_admin_password=Aa1!%s' % c('opensearch')],
-    'opea': lambda c: ['-e', 'opea_hf_token=hf_%s' % c('hftoken')],
+    'postgres': (_postgres_vars, None, 'forced failure after the postgres role'),
+    'adaptive': (lambda c: ['-e', 'adaptive_cookies_secret=%s' % (c('cookie') * 2),
+                            '-e', 'adaptive_database_url=postgresql://u:%s@db.example.com:5432/adaptive' % c('dburl')],
+                 ['-e', 'adaptive_chart_version=9.9.9'], '9.9.9'),
+    'observability': (lambda c: ['-e', 'observability_grafana_admin_password=%s' % c('grafana'),
+                                 '-e', 'observability_opensearch_admin_password=Aa1!%s' % c('opensearch')],
+                      ['-e', 'observability_prometheus_stack_chart_version=99.9.9'], '99.9.9'),
+    # opea renders the chart (a token scan) before it writes the Secret: a bad chart version fails first.
+    'opea': (lambda c: ['-e', 'opea_hf_token=hf_%s' % c('hftoken')], None, 'forced failure after the opea role'),
 }
 
 
+@pytest.fixture(scope='module')
+def gpu_nodes():
+    """GPU Nodes for adaptive and opea (their preflights count GPUs): cluster_gpu once, removed after."""
+    run = _support.run_playbook('playbooks/cluster_gpu.yml')
+    assert run.returncode == 0, run
+    yield
+    down = _support.run_playbook('playbooks/cluster_gpu.yml', '-e', 'cluster_gpu_state=absent')
+    assert down.returncode == 0, down
+
+
+def _failing_wrapper(directory, role):
+    path = os.path.join(directory, '%s-then-fail.yml' % role)
+    with open(path, 'w', encoding='utf-8') as handle:
+        yaml.safe_dump([{'import_playbook': os.path.join(_support.ROOT, 'playbooks', '%s.yml' % role)},
+                        {'name': 'fail', 'hosts': "{{ genai_clusters | default('eks_clusters') }}", 'gather_facts': False,
+                         'tasks': [{'name': 'forced failure', 'ansible.builtin.fail': {'msg': 'forced failure after the %s role' % role}}]}],
+                       handle, sort_keys=False)
+    return path
+
+
+def _secret_writes(run):
+    return [w for w in run.activity.writes if w['resource'] == 'secrets' and w['code'] in (200, 201)
+            and not (w['name'] or '').startswith('sh.helm.release.')]
+
+
 @pytest.mark.parametrize('role', sorted(OTHER_ROLES))
-def test_other_roles_check_mode(role):
+def test_other_roles_converge_and_forced_failure(role, gpu_nodes):  # pylint: disable=redefined-outer-name,unused-argument
+    make_vars, failure, failure_text = OTHER_ROLES[role]
+    playbook = 'playbooks/%s.yml' % role
     made = {}
 
     def make(label):
         made[label] = canary(label)
         return made[label]
 
-    run = _support.run_playbook('playbooks/%s.yml' % role, '--check', '--diff', '-vvv', *OTHER_ROLES[role](make))
-    _assert_no_leak(run, dict(made, **_registry_secret()), '%s --check' % role)
-    _count_run('%s --check (rc %s)' % (role, run.returncode))
+    with tempfile.TemporaryDirectory(prefix='rel-secrets-') as tmp:
+        try:
+            converge = _support.run_playbook(playbook, '-vvv', '--diff', *make_vars(make))
+            first = dict(made)
+            # New values: the failing run writes (updates) the secrets, then fails after them.
+            if failure is None:
+                failed = _support.run_playbook(_failing_wrapper(tmp, role), '-vvv', '--diff', *make_vars(make))
+            else:
+                failed = _support.run_playbook(playbook, '-vvv', '--diff', *make_vars(make), *failure)
+        finally:
+            down = _support.run_playbook(playbook, '-e', '%s_state=absent' % role, *make_vars(make))
+    assert converge.returncode == 0, converge
+    assert _secret_writes(converge), converge
+    assert failed.returncode != 0 and failure_text in failed.output, failed
+    assert _secret_writes(failed), ('the forced failure came before the secrets were written', failed)
+    for label, run in (('%s -vvv --diff' % role, converge), ('%s forced failure' % role, failed), ('%s absent' % role, down)):
+        _assert_no_leak(run, dict(made, **_registry_secret()), label)
+        _count_run(label)
+    assert first != made
+    assert down.returncode == 0, down
