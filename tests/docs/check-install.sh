@@ -6,12 +6,21 @@
 #  3. from a directory outside the checkout, with an ansible.cfg that names only that path:
 #     genai.stack resolves to the installed copy, `ansible-doc genai.stack.eks_gpu_nodegroup`
 #     and `ansible-doc -t role genai.stack.cluster_gpu` work;
-#  4. the sandbox demo runs by FQCN from the installed collection:
-#     ansible-playbook genai.stack.cluster_gpu -i <checkout>/inventories/sandbox, verified in
-#     the AWS emulator, then ansible-playbook genai.stack.teardown, verified gone.
-# The demo runs on its own cluster (CHECK_INSTALL_CLUSTER, default genai-install-check), made
-# like the seeded one and removed at the end, so other runs on the shared sandbox's `sandbox`
-# cluster are not disturbed. Needs the sandbox: make sandbox (this script sources .sandbox/env).
+#  4. the sandbox demo (site.yml: every stack) runs by FQCN from the installed collection:
+#     ansible-playbook genai.stack.site -i <a copy of inventories/sandbox>, verified by another
+#     route (helm list --all-namespaces has a new deployed release in every chart stack's
+#     namespace, PostgreSQL has new databases, the AWS emulator has the GPU node group), then
+#     ansible-playbook genai.stack.teardown, verified gone: releases, namespaces, databases and
+#     database roles are exactly those found before the check.
+# Nothing is read from the checkout by the runs: the inventory is copied (whatever
+# inventories/sandbox holds at run time, group_vars included) into the temporary directory.
+# The demo runs on its own EKS cluster (CHECK_INSTALL_CLUSTER, default genai-install-check), made
+# like the seeded one and removed at the end, so the `sandbox` cluster's node groups are not
+# touched. The sandbox has one Kubernetes and one PostgreSQL for all its clusters, so the stacks
+# land in their usual namespaces: the check refuses to start when one of them is already there
+# (its teardown would remove what it did not make). make test runs it after integration and
+# before molecule; it leaves the sandbox as it found it.
+# Needs the sandbox: make sandbox (this script sources .sandbox/env unless the env is set).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -58,9 +67,16 @@ CFG
 export ANSIBLE_CONFIG="$run/ansible.cfg" ANSIBLE_COLLECTIONS_PATH="$collections" ANSIBLE_NOCOLOR=1
 export PATH="$VENV_BIN:$PATH"
 
+begin=$SECONDS
 start=$SECONDS
-say "building the tarball (ansible-galaxy collection build)"
-(cd "$ROOT" && ansible-galaxy collection build --output-path "$work/dist" . >/dev/null)
+# Built from the files of the working tree that git knows or does not ignore, as in a fresh
+# clone with the local changes: the checkout may also hold runtime state (private sandboxes
+# .sandbox-<name> with live sockets) that ansible-galaxy cannot read and a user never ships.
+say "building the tarball (ansible-galaxy collection build, from the working tree's files that git does not ignore)"
+mkdir -p "$work/src"
+(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do if [[ -e "$f" ]]; then printf '%s\0' "$f"; fi; done \
+    | tar --null -T - -cf - | tar -xf - -C "$work/src")
+(cd "$work/src" && ansible-galaxy collection build --output-path "$work/dist" . >/dev/null)
 tarball="$work/dist/genai-stack-$VERSION.tar.gz"
 [[ -f "$tarball" ]] || fail "no $tarball"
 say "installing $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB) into an empty collections path, --no-deps"
@@ -85,10 +101,13 @@ say "ansible-doc OK ($(elapsed $start)): module and role documentation load from
 say "creating cluster $CLUSTER in the AWS emulator for this check (like the seeded sandbox cluster)"
 "$VENV_BIN/python" "$ROOT/tests/docs/install_check_cluster.py" create "$CLUSTER"
 NODEGROUP=gpu-install-check
-# The checkout's sandbox inventory (its group_vars: node role, CPU node group, Kubernetes steps)
-# plus this check's cluster. The sandbox has one Kubernetes for all its EKS clusters, so the
-# names that live there or on the shared node role get this check's own values.
-cat >"$work/cluster.yml" <<INV
+# A copy of the checkout's sandbox inventory (whatever it holds at run time, group_vars included)
+# plus this check's cluster, so that the runs read nothing from the checkout. The sandbox has one
+# Kubernetes for all its EKS clusters, so the names that live there per cluster, or on the shared
+# node role, get this check's own values.
+inventory="$work/inventory"
+cp -R "$ROOT/inventories/sandbox" "$inventory"
+cat >"$inventory/zz-install-check.yml" <<INV
 all:
   children:
     eks_clusters:
@@ -98,19 +117,32 @@ all:
           cluster_gpu_node_policy_name: genai-stack-install-check
           cluster_gpu_device_plugin_namespace: nvidia-device-plugin-install-check
 INV
-inventory_args=(-i "$ROOT/inventories/sandbox" -i "$work/cluster.yml" --limit "$CLUSTER")
+inventory_args=(-i "$inventory" --limit "$CLUSTER")
+ansible-inventory "${inventory_args[@]}" --host "$CLUSTER" >"$work/hostvars.json" \
+    || fail "ansible-inventory cannot read the copied inventory $inventory"
 
-recap_ok() {  # the PLAY RECAP line of $CLUSTER shows no failure and no unreachable host
-    grep -Eq "^$CLUSTER +: ok=[0-9]+ +changed=[0-9]+ +unreachable=0 +failed=0" "$1"
+recap_ok() {  # every PLAY RECAP line of $CLUSTER shows no failure and no unreachable host
+    grep -Eq "^$CLUSTER +: ok=[0-9]+ +changed=[0-9]+ +unreachable=0 +failed=0" "$1" \
+        && ! grep -E "^$CLUSTER +: " "$1" | grep -Evq "unreachable=0 +failed=0"
 }
+helper() { "$VENV_BIN/python" "$ROOT/tests/docs/install_check_cluster.py" "$@"; }
+
+helper unused "$work/hostvars.json" "$installed" \
+    || fail "the sandbox already holds a stack of site.yml; remove it first (ansible-playbook playbooks/teardown.yml) so that this check removes only what it makes"
+helper state "$work/before.json"
+playbook_path="$(ansible-playbook genai.stack.site "${inventory_args[@]}" --list-hosts | sed -n 's/^playbook: //p')"
+[[ "$playbook_path" == "$installed/playbooks/site.yml" ]] || fail "genai.stack.site resolves to '$playbook_path', not to $installed/playbooks/site.yml"
 
 start=$SECONDS
 needs_teardown=1
-say "ansible-playbook genai.stack.cluster_gpu on $CLUSTER (GPU node group, alarms, device plugin, waits up to 60 s for the GPU Nodes; 1-3 min, stopped at 15 min)"
-timeout 900 ansible-playbook genai.stack.cluster_gpu "${inventory_args[@]}" >"$work/apply.log" 2>&1 \
-    || { tail -n 40 "$work/apply.log"; fail "ansible-playbook genai.stack.cluster_gpu (log: $work/apply.log)"; }
+say "ansible-playbook genai.stack.site on $CLUSTER (GPU node group, observability, postgres, the engines, OPEA, Saxml; 2-6 min, stopped at 20 min)"
+timeout 1200 ansible-playbook genai.stack.site "${inventory_args[@]}" -v >"$work/apply.log" 2>&1 \
+    || { tail -n 40 "$work/apply.log"; fail "ansible-playbook genai.stack.site (log: $work/apply.log)"; }
 recap_ok "$work/apply.log" || { tail -n 40 "$work/apply.log"; fail "the apply's PLAY RECAP"; }
-grep -A3 '^PLAY RECAP' "$work/apply.log" | grep "$CLUSTER" | sed 's/^/  /'
+grep -q "^Using $ANSIBLE_CONFIG as config file" "$work/apply.log" || fail "the apply did not use $ANSIBLE_CONFIG"
+grep -A3 '^PLAY RECAP' "$work/apply.log" | grep "^$CLUSTER" | tail -n 1 | sed 's/^/  last recap: /'
+say "the stacks, by another route (helm list --all-namespaces, pg_database):"
+helper applied "$work/before.json" "$work/hostvars.json" "$installed" || fail "the stacks are not all deployed"
 python - "$CLUSTER" "$NODEGROUP" <<'PY' || fail "the GPU node group is not in the AWS emulator after the apply"
 import sys, boto3
 group = boto3.client('eks').describe_nodegroup(clusterName=sys.argv[1], nodegroupName=sys.argv[2])['nodegroup']
@@ -122,8 +154,8 @@ PY
 say "apply OK in $(elapsed $start)"
 
 start=$SECONDS
-say "ansible-playbook genai.stack.teardown on $CLUSTER (alarms, node group, template, policy, device plugin; about 1 min)"
-timeout 900 ansible-playbook genai.stack.teardown "${inventory_args[@]}" >"$work/teardown.log" 2>&1 \
+say "ansible-playbook genai.stack.teardown on $CLUSTER (every stack in reverse order, then the GPU capacity; 1-3 min)"
+timeout 1200 ansible-playbook genai.stack.teardown "${inventory_args[@]}" >"$work/teardown.log" 2>&1 \
     || { tail -n 40 "$work/teardown.log"; fail "ansible-playbook genai.stack.teardown (log: $work/teardown.log)"; }
 needs_teardown=
 recap_ok "$work/teardown.log" || { tail -n 40 "$work/teardown.log"; fail "the teardown's PLAY RECAP"; }
@@ -132,5 +164,6 @@ import sys, boto3
 assert sys.argv[2] not in boto3.client('eks').list_nodegroups(clusterName=sys.argv[1])['nodegroups']
 print('  verified in the emulator: node group %s is gone' % sys.argv[2])
 PY
+helper restored "$work/before.json" || fail "the teardown left the sandbox other than the check found it"
 say "teardown OK in $(elapsed $start)"
-say "OK: the tarball installs into a clean path and the demo runs from it by FQCN"
+say "OK in $(elapsed $begin): the tarball installs into a clean path and site.yml runs from it by FQCN ($playbook_path)"
