@@ -10,7 +10,7 @@ literal secret is written in the inventory. The rules are run, not copied: a tem
 stack carries the real defaults, vars, argument spec and the preflight's assert tasks, so the role
 defaults keep their (lowest) precedence under the inventory's group_vars.
 
-The sandbox inventory is checked for the GPU capacity its site.yml needs and for the adaptive
+Both inventories are checked for the GPU capacity site.yml needs; the example for the adaptive
 database wiring (the postgres role writes the Secret adaptive reads).
 """
 import json
@@ -173,40 +173,48 @@ def test_example_saxml_fits_eks_gpu_nodes():
         assert selector and all(labels.get(k) == v for k, v in selector.items()), (selector, labels)
 
 
-def _gpu_demand(hv):
-    """nvidia.com/gpu that site.yml's pods request with these variables (role defaults under them)."""
+def _gpu_pods(hv):
+    """GPU pods site.yml schedules with these variables (role defaults under them): {what: (GPUs per pod, pods)}."""
     defaults = {}
     for role in SITE_ROLES:
         with open(os.path.join(ROOT, 'roles', role, 'defaults', 'main.yml'), encoding='utf-8') as handle:
             defaults.update(yaml.safe_load(handle))
     var = dict(defaults, **hv)
     per_harmony = int(var['adaptive_harmony_gpus_per_replica'])
-    demand = {'adaptive harmony': int(var['adaptive_harmony_replicas']) * per_harmony}
+    pods = {'adaptive harmony': (per_harmony, int(var['adaptive_harmony_replicas']))}
     for pool in var['adaptive_compute_pools']:
-        demand['adaptive pool ' + pool['name']] = int(pool['minReplicaCount']) * int(pool.get('gpusPerReplica', per_harmony))
+        pods['adaptive pool ' + pool['name']] = (int(pool.get('gpusPerReplica', per_harmony)), int(pool['minReplicaCount']))
     if var['opea_hardware'] == 'nvidia':
-        accelerated = var['opea_accelerated_components']['nvidia']
-        demand['opea'] = sum(int(var['opea_llm_accelerators']) if c == 'tgi' else 1 for c in accelerated)
+        for component in var['opea_accelerated_components']['nvidia']:
+            pods['opea ' + component] = (int(var['opea_llm_accelerators']) if component == 'tgi' else 1, 1)
     if var['saxml_accelerator'] == 'gpu':
-        demand['saxml'] = int(var['saxml_model_server_replicas']) * int(var['saxml_gpu_count'])
+        pods['saxml model server'] = (int(var['saxml_gpu_count']), int(var['saxml_model_server_replicas']))
     if var['genai_engine_mode'] == 'gpu':
         pytest.fail('genai_engine gpu mode is a DaemonSet on every GPU node: not counted here')
-    return demand
+    return pods
 
 
 @pytest.mark.parametrize('inventory', [SANDBOX, EXAMPLE], ids=['sandbox', 'example_eks'])
 def test_gpu_nodes_hold_every_gpu_pod_of_site(inventory):
-    # nvidia.com/gpu per node as the sandbox mirrors it (g4dn.2xlarge: 1).
+    # nvidia.com/gpu per node as the sandbox's node mirror gives them (sandbox/kube/nodemirror.py).
     gpus_per_node = {'g4dn.2xlarge': 1, 'g4dn.xlarge': 1, 'g5.2xlarge': 1, 'g5.12xlarge': 4, 'p4d.24xlarge': 8}
     env = _env(SANDBOX_REGISTRY='127.0.0.1:1', PGHOST='127.0.0.1', PGPORT='5432', PGUSER='postgres', PGPASSWORD='x' * 16)
     for host, hostvars in _hostvars(inventory, env).items():
-        demand = _gpu_demand(hostvars)
+        pods = _gpu_pods(hostvars)
         size = int(hostvars['cluster_gpu_desired_size'])
         assert size <= int(hostvars['cluster_gpu_max_size'])
-        capacity = size * gpus_per_node[hostvars.get('cluster_gpu_instance_type', 'g4dn.2xlarge')]
-        assert sum(demand.values()) <= capacity, (host, demand, capacity)
-        # Every pod fits on one node.
-        assert max(demand.values()) <= capacity, demand
+        per_node = gpus_per_node[hostvars.get('cluster_gpu_instance_type', 'g4dn.2xlarge')]
+        # Every pod fits on one node, and the desired nodes hold them all (whole pods per node).
+        assert all(gpus <= per_node for gpus, _count in pods.values()), (host, pods, per_node)
+        slots = size * per_node
+        needed = sum(count * gpus for gpus, count in pods.values())
+        assert needed <= slots, (host, pods, slots)
+        assert sum(count for _gpus, count in pods.values()) <= size * per_node, (host, pods)
+
+
+def test_sandbox_runs_opea_on_gpu():
+    for hostvars in _hostvars(SANDBOX, _env(SANDBOX_REGISTRY='127.0.0.1:1')).values():
+        assert hostvars['opea_hardware'] == 'nvidia'
 
 
 @pytest.mark.parametrize('inventory', [EXAMPLE], ids=['example_eks'])
