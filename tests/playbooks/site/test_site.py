@@ -4,14 +4,18 @@ make test runs this after the molecule scenario, which converges site.yml, check
 converge reports changed=0 and verifies the stacks. Here: converge again (from whatever state is
 there, empty included), then a re-run must report changed=0 with no mutating AWS request and no
 Kubernetes write by the admin user, `--check --diff` must change nothing, and teardown.yml must
-leave no release, secret, stack namespace, GPU node group, alarm or scaling policy behind.
+leave no release, secret, stack namespace, GPU node group, launch template, node-role inline
+policy, alarm or scaling policy (none referring to the GPU Auto Scaling group), dashboard
+ConfigMap, or stack database and owner (the sandbox drops them on absent) behind.
 """
 import json
 import os
 import subprocess
 
 import boto3
+import yaml
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 ADMIN = os.environ.get('SANDBOX_KUBE_ADMIN_USER', 'sandbox-admin')
 STACK_NAMESPACES = ['arthur', 'adaptive', 'monitoring', 'opea', 'saxml', 'genai-postgres', 'nvidia-device-plugin']
 
@@ -26,19 +30,57 @@ def _admin_writes(run):
     return [w for w in run.activity['kube_write_list'] if w['user'] == ADMIN]
 
 
+def _recap(run):
+    """The PLAY RECAP counts; a run whose recap was not parsed would make changed == 0 vacuous."""
+    assert run.recap, 'no PLAY RECAP parsed: %r' % run
+    assert 'sandbox' in run.recap, run.recap
+    return run.recap
+
+
+def _hostvars():
+    """The sandbox host's variables as the plays see them (inventory group_vars templated)."""
+    proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-inventory'), '--host', 'sandbox'], cwd=ROOT,
+                          env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg')), capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def _role_default(role, name):
+    with open(os.path.join(ROOT, 'roles', role, 'defaults', 'main.yml'), encoding='utf-8') as handle:
+        return yaml.safe_load(handle)[name]
+
+
+def _psql(sql):
+    psql = os.path.join(os.environ.get('SANDBOX_POSTGRES_BIN', ''), 'psql')
+    proc = subprocess.run([psql, '-X', '-w', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql], capture_output=True, text=True,
+                          env=dict(os.environ, PGPASSFILE=os.devnull, PGCONNECT_TIMEOUT='5'), timeout=60, check=True)
+    return [line for line in proc.stdout.splitlines() if line]
+
+
+def _gpu_asg():
+    groups = boto3.client('autoscaling').describe_auto_scaling_groups()['AutoScalingGroups']
+    return [g['AutoScalingGroupName'] for g in groups
+            if {'Key': 'eks:nodegroup-name', 'Value': _role_default('cluster_gpu', 'cluster_gpu_nodegroup_name')}
+            in [{'Key': t['Key'], 'Value': t['Value']} for t in g.get('Tags', [])]]
+
+
 def test_site_converges_reruns_clean_and_tears_down(run_playbook):
     try:
         first = run_playbook('site.yml')
         assert first.returncode == 0, first
+        _recap(first)
+        gpu_asgs = _gpu_asg()
+        assert len(gpu_asgs) == 1, gpu_asgs
 
         again = run_playbook('site.yml')
         assert again.returncode == 0, again
+        _recap(again)
         assert again.changed == 0, again
         assert again.activity['aws_mutating'] == 0, again.activity['aws_mutating_operations']
         assert _admin_writes(again) == [], _admin_writes(again)
 
         check = run_playbook('site.yml', '--check', '--diff')
         assert check.returncode == 0, check
+        _recap(check)
         assert check.changed == 0, check
         assert check.activity['aws_mutating'] == 0, check.activity['aws_mutating_operations']
         assert _admin_writes(check) == [], _admin_writes(check)
@@ -54,6 +96,7 @@ def test_site_converges_reruns_clean_and_tears_down(run_playbook):
     finally:
         down = run_playbook('playbooks/teardown.yml')
     assert down.returncode == 0, down
+    assert _recap(down)['sandbox']['changed'] > 0, down
 
     namespaces = {n['metadata']['name'] for n in _kubectl('get', 'namespaces')}
     assert not namespaces & set(STACK_NAMESPACES), namespaces & set(STACK_NAMESPACES)
@@ -64,6 +107,32 @@ def test_site_converges_reruns_clean_and_tears_down(run_playbook):
     assert boto3.client('cloudwatch').describe_alarms(AlarmNamePrefix='sandbox-gpu-nodes-')['MetricAlarms'] == []
     policies = boto3.client('autoscaling').describe_policies()['ScalingPolicies']
     assert [p['PolicyName'] for p in policies if p['PolicyName'].startswith('sandbox-gpu-nodes-')] == []
+    # Nothing refers to the GPU node group's Auto Scaling group any more.
+    assert _gpu_asg() == []
+    assert [p['PolicyName'] for p in policies if p['AutoScalingGroupName'] in gpu_asgs] == []
+    alarms = boto3.client('cloudwatch').describe_alarms()['MetricAlarms']
+    assert [a['AlarmName'] for a in alarms if any(asg in json.dumps(a, default=str) for asg in gpu_asgs)] == []
+    # cluster_gpu's inline policy on the node role and the node group's launch template are gone.
+    role = _hostvars()['cluster_gpu_node_role_arn'].rsplit('/', 1)[1]
+    inline = boto3.client('iam').list_role_policies(RoleName=role)['PolicyNames']
+    assert _role_default('cluster_gpu', 'cluster_gpu_node_policy_name') not in inline, inline
+    template = 'sandbox-%s' % _role_default('cluster_gpu', 'cluster_gpu_nodegroup_name')
+    templates = boto3.client('ec2').describe_launch_templates()['LaunchTemplates']
+    assert template not in [t['LaunchTemplateName'] for t in templates], templates
+    # No dashboard ConfigMap of the observability role anywhere.
+    dashboards = _kubectl('get', 'configmaps', '-A', '-l', 'genai.stack/dashboards=observability')
+    assert dashboards == [], [d['metadata']['name'] for d in dashboards]
+    # The sandbox drops the stacks' databases and owners on absent (postgres_drop_on_absent).
+    hostvars = _hostvars()
+    assert hostvars['postgres_drop_on_absent'] is True
+    stack_databases = hostvars.get('postgres_databases', _role_default('postgres', 'postgres_databases'))
+    databases = [db['name'] for db in stack_databases]
+    owners = [db['owner'] for db in stack_databases]
+    assert databases and owners
+    left = _psql("SELECT datname FROM pg_database WHERE datname IN (%s)" % ', '.join("'%s'" % d for d in databases))
+    assert left == [], left
+    left = _psql("SELECT rolname FROM pg_roles WHERE rolname IN (%s)" % ', '.join("'%s'" % o for o in owners))
+    assert left == [], left
 
 
 def test_check_mode_on_a_new_cluster_shows_the_plan_and_changes_nothing(run_playbook):
@@ -74,6 +143,7 @@ def test_check_mode_on_a_new_cluster_shows_the_plan_and_changes_nothing(run_play
     assert boto3.client('eks').list_nodegroups(clusterName='sandbox')['nodegroups'] == ['sandbox-cpu'], 'not a new cluster'
     check = run_playbook('site.yml', '--check', '--diff')
     assert check.returncode == 0, check
+    _recap(check)
     assert check.changed > 0, 'a new cluster must show planned changes'
     assert check.activity['aws_mutating'] == 0, check.activity['aws_mutating_operations']
     assert _admin_writes(check) == [], _admin_writes(check)
