@@ -541,6 +541,8 @@ def run_site(h, smoke, tmp):
     extra = None
     if smoke:  # the shared sandbox: names of our own, the device plugin in a namespace of its own
         extra = dict(ours_vars(smoke), cluster_gpu_device_plugin_namespace='bench-site-device-plugin')
+        # The engines' CPU mode needs the CPU Nodes labelled (capability=cpu) as make demo does.
+        extra.pop('cluster_gpu_cpu_nodegroup_name')
     res = {'imports': imported}
     h.log('site: site.yml imports %s' % ', '.join(imported))
     try:

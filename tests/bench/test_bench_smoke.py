@@ -1,11 +1,16 @@
 """The benchmark harness must not rot: `bench/run.py --smoke` runs every comparison once at its
 smallest size against the running sandbox and writes a results file with the expected keys.
+Every section of that file is checked for its structure and for sane figures (numbers present
+and non-negative, mutating requests within the total, summaries equal to the runs they sum up,
+the runs smoke mode makes and only those), and bench/report.py must render the benchmarks page
+from it.
 
 Needs the sandbox (`make sandbox`); its variables come from the environment or .sandbox/env.
 """
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,6 +18,9 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 ENV_FILE = os.path.join(ROOT, '.sandbox', 'env')
+sys.path.insert(0, os.path.join(ROOT, 'bench'))
+
+import report  # noqa: E402  pylint: disable=wrong-import-position,import-error
 
 
 def _sandbox_env():
@@ -38,11 +46,35 @@ def smoke_results(tmp_path_factory):
     files = glob.glob(os.path.join(str(out), '*.json'))
     assert files, 'no results written\n%s\n%s' % (proc.stdout[-4000:], proc.stderr[-4000:])
     with open(files[0], encoding='utf-8') as handle:
-        return proc, json.load(handle)
+        return proc, json.load(handle), files[0]
+
+
+def _check_run(run, where, ansible=True):
+    """One measured command: its figures are there, are numbers, are >= 0 and add up."""
+    assert isinstance(run, dict), where
+    keys = ['wall_s', 'rc', 'aws_requests', 'aws_reads', 'aws_mutating', 'aws_errors', 'kube_writes']
+    if ansible:
+        keys += ['tasks_changed', 'tasks_s']
+    for key in keys:
+        value = run.get(key)
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), (where, key, value)
+        assert value >= 0, (where, key, value)
+    assert run['rc'] == 0, (where, run.get('failures') or run.get('stderr_tail'))
+    assert run['wall_s'] > 0, where
+    assert run['aws_mutating'] <= run['aws_requests'], where
+    assert run['aws_errors'] <= run['aws_requests'], where
+    assert run['aws_reads'] + run['aws_mutating'] == run['aws_requests'], where
+    assert sum(run['aws_requests_by_operation'].values()) == run['aws_requests'], where
+    assert len(run['aws_mutating_operations']) <= run['aws_mutating'], where
+    assert run['kube_writes'] >= len(run['kube_write_list']), where
+    if ansible:
+        for task in run['task_profile']:
+            assert task['aws_requests'] >= 0 and task['aws_api_ms'] >= 0, (where, task['name'])
+        assert sum(t['aws_requests'] for t in run['task_profile']) <= run['aws_requests'], where
 
 
 def test_results_have_the_expected_keys(smoke_results):
-    proc, results = smoke_results
+    proc, results, _path = smoke_results
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     for key in ('versions', 'comparisons', 'summary', 'targets', 'minimum_reads', 'mode'):
         assert key in results
@@ -55,16 +87,127 @@ def test_results_have_the_expected_keys(smoke_results):
                                        'helm_noop_no_revision', 'helm_noop_time_half_upstream', 'fleet_sublinear'}
 
 
-def test_every_measurement_has_figures(smoke_results):
-    _proc, results = smoke_results
+def test_versions_are_recorded(smoke_results):
+    results = smoke_results[1]
+    versions = results['versions']
+    assert re.match(r'^2\.\d+\.\d+', versions['ansible_core']), versions['ansible_core']
+    assert re.match(r'^3\.\d+\.\d+$', versions['python']), versions['python']
+    assert re.match(r'^v[34]\.\d+', versions['helm']), versions['helm']
+    with open(os.path.join(ROOT, 'galaxy.yml'), encoding='utf-8') as handle:
+        version = re.search(r'^version:\s*["\']?([^"\'\s]+)', handle.read(), re.M).group(1)
+    assert versions['collections'].get('genai.stack') == version, versions['collections']
+    for name in ('amazon.aws', 'kubernetes.core'):
+        assert versions['collections'].get(name), name
+    assert results['repeat'] == 1 and results['sandbox'] == 'running'
+    assert results['elapsed_s'] > 0
+    assert 'error' not in results, results.get('error')
+
+
+def test_gpu_comparison(smoke_results):
+    results = smoke_results[1]
     gpu = results['comparisons']['gpu']
     for side in ('ours', 'upstream'):
-        for run in [gpu[side]['first']] + gpu[side]['noop']:
-            for key in ('wall_s', 'aws_requests', 'aws_mutating', 'kube_writes', 'tasks_changed', 'rc'):
-                assert key in run, (side, key)
-    ours_noop = gpu['ours']['noop'][0]
-    assert ours_noop['rc'] == 0
-    assert ours_noop['aws_requests'] > 0, 'the proxy saw no AWS request: attribution broken'
-    summary = results['summary']['gpu']['noop']
-    assert summary['wall_s']['ratio'] is not None
-    assert results['comparisons']['manual']['first']['aws_requests'] > 0
+        _check_run(gpu[side]['first'], 'gpu %s first' % side)
+        assert len(gpu[side]['noop']) == results['repeat'], side
+        for run in gpu[side]['noop']:
+            _check_run(run, 'gpu %s noop' % side)
+    assert gpu['ours']['first']['aws_mutating'] > 0, 'a first converge that writes nothing did not converge'
+    assert gpu['ours']['noop'][0]['aws_requests'] > 0, 'the proxy saw no AWS request: attribution broken'
+    for phase in ('first', 'noop'):
+        row = results['summary']['gpu'][phase]
+        for key in ('wall_s', 'aws_requests', 'aws_mutating', 'tasks_changed', 'kube_writes'):
+            for side in ('ours', 'upstream'):
+                assert row[key][side] is not None and row[key][side] >= 0, (phase, key, side)
+        assert row['aws_mutating']['ours'] <= row['aws_requests']['ours'], phase
+        assert row['wall_s']['ratio'] == round(row['wall_s']['ours'] / row['wall_s']['upstream'], 3), phase
+    reads = results['targets']['noop_reads_near_minimum']
+    assert reads['measured'] == gpu['ours']['noop'][0]['aws_requests']
+    assert reads['minimum_managed'] == len(results['minimum_reads']['managed']) - 1  # no CPU label in smoke mode
+    assert reads['minimum_with_inputs'] == reads['minimum_managed'] + len(results['minimum_reads']['inputs'])
+
+
+def test_manual_comparison(smoke_results):
+    results = smoke_results[1]
+    manual = results['comparisons']['manual']
+    _check_run(manual['first'], 'manual first', ansible=False)
+    assert manual['first']['aws_mutating'] > 0, 'the AWS CLI script created nothing'
+    assert manual['commands'] == manual['first']['aws_requests']
+    assert 'rerun' not in manual, 'smoke mode does not re-run the script'
+    row = results['summary']['manual']
+    for key in ('wall_s', 'aws_requests', 'aws_mutating'):
+        assert row[key]['manual'] == manual['first'][key], key
+        assert row[key]['ours'] == results['comparisons']['gpu']['ours']['first'][key], key
+
+
+def test_fleet_comparison(smoke_results):
+    results = smoke_results[1]
+    sizes = results['comparisons']['fleet']['sizes']
+    assert set(sizes) == {'1'}, 'smoke mode measures the smallest fleet only'
+    for phase in ('first', 'noop'):
+        _check_run(sizes['1'][phase], 'fleet 1 %s' % phase)
+        assert results['summary']['fleet']['1'][phase]['wall_s'] == sizes['1'][phase]['wall_s']
+    # One size gives no growth to judge: the target says so rather than passing.
+    assert results['targets']['fleet_sublinear']['met'] is None
+    assert 'fleet_growth' not in results['summary']
+
+
+def test_helm_comparison(smoke_results):
+    results = smoke_results[1]
+    helm = results['comparisons']['helm']
+    assert 'pending' not in helm['ours'], helm['ours'].get('pending')
+    for side in ('ours', 'upstream'):
+        assert len(helm[side]['noop']) == results['repeat'], side
+        assert 'upgrade' not in helm[side], 'smoke mode does not upgrade'
+        for phase, run in [('install', helm[side]['install'])] + [('noop', r) for r in helm[side]['noop']]:
+            _check_run(run, 'helm %s %s' % (side, phase))
+            assert run['new_revisions'] == run['revisions_after'] - run['revisions_before'], (side, phase)
+            assert run['revisions_after'] >= 1, (side, phase)
+        assert helm[side]['install']['new_revisions'] >= 1, side
+    assert len(helm['floor']) == results['repeat']
+    for run in helm['floor']:
+        _check_run(run, 'helm floor')
+    target = results['targets']['helm_noop_time_half_upstream']
+    assert target['ours_s'] == results['summary']['helm']['noop']['wall_s']['ours']
+    assert target['floor_s'] is not None and target['floor_s'] > 0
+    assert results['targets']['helm_noop_no_revision']['measured'] == [r['new_revisions'] for r in helm['ours']['noop']]
+
+
+def test_site_comparison(smoke_results):
+    results = smoke_results[1]
+    site = results['comparisons']['site']
+    with open(os.path.join(ROOT, 'playbooks', 'site.yml'), encoding='utf-8') as handle:
+        imported = re.findall(r'import_playbook:\s*(\S+)', handle.read())
+    assert imported and site['imports'] == imported
+    _check_run(site['first'], 'site first')
+    assert site['first']['tasks_changed'] > 0, 'a first converge of the site changed nothing'
+    assert 'noop' not in site, 'smoke mode does not re-run the site'
+    assert results['summary']['site']['first']['wall_s'] == site['first']['wall_s']
+    assert results['summary']['failed_runs'] == []
+
+
+def test_targets_are_judged_or_say_why_not(smoke_results):
+    results = smoke_results[1]
+    for key, target in results['targets'].items():
+        assert target['target_text'], key
+        assert target['met'] in (True, False, None), key
+        if target['met'] is not None:
+            assert 'measured' in target, key
+        elif key != 'fleet_sublinear':
+            assert target.get('pending') or target.get('invalid'), key
+    assert results['targets']['noop_zero_mutations']['measured'] == {
+        'aws_mutating': results['summary']['gpu']['noop']['aws_mutating']['ours'],
+        'kube_writes': results['summary']['gpu']['noop']['kube_writes']['ours']}
+
+
+def test_report_renders_from_the_smoke_results(smoke_results):
+    _proc, results, path = smoke_results
+    text = report.markdown(results, path, False)
+    assert text.startswith('# Benchmarks\n')
+    assert results['started'] in text and 'smoke mode' in text
+    for heading in ('## Targets', '## 2. Helm', '## 3. The manual procedure', '## 4. Fleet', '## 5. The whole site',
+                    '## How it is measured', '## Findings and proposals'):
+        assert heading in text, heading
+    for target in results['targets'].values():
+        assert target['target_text'] in text, target['target_text']
+    assert '![benchmarks]' not in text, 'no plot was made, so none may be linked'
+    assert 'site.yml imports today: %s.' % ', '.join(results['comparisons']['site']['imports']) in text
