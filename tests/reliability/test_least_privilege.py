@@ -242,16 +242,16 @@ subjects:
 """
 
 
-def _sa_kubeconfig(directory):
-    token = _support.kubectl('create', 'token', SA, '-n', RBAC_NS, '--duration', '1h').stdout.strip()  # TokenRequest API
+def _sa_kubeconfig(directory, namespace=RBAC_NS, account=SA):
+    token = _support.kubectl('create', 'token', account, '-n', namespace, '--duration', '1h').stdout.strip()  # TokenRequest API
     admin = yaml.safe_load(open(os.environ['KUBECONFIG'], encoding='utf-8'))
     cluster = admin['clusters'][0]['cluster']
     config = {'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'sa',
               'clusters': [{'name': 'sandbox', 'cluster': {'server': cluster['server'],
                                                            'certificate-authority-data': cluster['certificate-authority-data']}}],
-              'users': [{'name': SA, 'user': {'token': token}}],
-              'contexts': [{'name': 'sa', 'context': {'cluster': 'sandbox', 'user': SA, 'namespace': RBAC_NS}}]}
-    path = os.path.join(directory, 'sa.kubeconfig')
+              'users': [{'name': account, 'user': {'token': token}}],
+              'contexts': [{'name': 'sa', 'context': {'cluster': 'sandbox', 'user': account, 'namespace': namespace}}]}
+    path = os.path.join(directory, '%s.kubeconfig' % account)
     with open(path, 'w', encoding='utf-8') as handle:
         yaml.safe_dump(config, handle)
     os.chmod(path, 0o600)
@@ -307,3 +307,122 @@ def test_namespaced_service_account_in_and_outside_its_namespace():
                                                                 'refused_requests': refused})
         finally:
             _support.kubectl('delete', 'namespace', RBAC_NS, '--ignore-not-found', '--wait=false', check=False)
+
+
+# --- Kubernetes: a whole role (genai_engine) with a namespaced Role and a read-only ClusterRole ---------
+
+ENGINE_NS = 'rel-rbac-engine'
+ENGINE_SA = 'engine-deployer'
+# What playbooks/genai_engine.yml needs, found by running it with less and reading the 403s
+# (docs/security.md, section 6). The namespace is created by an administrator beforehand: the
+# role creates it only when it is missing, and namespace creation is cluster-wide.
+ENGINE_RBAC = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: %(ns)s}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: %(sa)s, namespace: %(ns)s}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: %(sa)s, namespace: %(ns)s}
+rules:
+%(rules)s
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: %(sa)s, namespace: %(ns)s}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: %(sa)s}
+subjects:
+- {kind: ServiceAccount, name: %(sa)s, namespace: %(ns)s}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: %(ns)s-%(sa)s}
+rules:
+%(cluster_rules)s
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: %(ns)s-%(sa)s}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %(ns)s-%(sa)s}
+subjects:
+- {kind: ServiceAccount, name: %(sa)s, namespace: %(ns)s}
+"""
+ENGINE_ROLE_RULES = """\
+- apiGroups: [""]
+  resources: [secrets, services]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+- apiGroups: [apps]
+  resources: [deployments, daemonsets]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, update, patch, delete]"""
+ENGINE_CLUSTER_RULES = """\
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get]"""
+
+
+def _engine_args():
+    return ['-e', 'genai_engine_namespace=%s' % ENGINE_NS, '-e', '{"genai_engine_cpu_node_labels": {"sandbox/pool": "cpu"}}',
+            '-e', 'genai_engine_postgres_password=rel-rbac-engine-password']
+
+
+def _secret_playbook(directory, namespace, kubeconfig):
+    tasks = [{'name': 'secret', 'genai.stack.k8s_secret': {'name': 'rel-rbac-engine-secret', 'namespace': namespace,
+                                                           'kubeconfig': kubeconfig, 'data': {'token': 'rbac-test-value-0123456789'}}}]
+    path = os.path.join(directory, 'engine-outside.yml')
+    with open(path, 'w', encoding='utf-8') as handle:
+        yaml.safe_dump([{'name': 'rbac', 'hosts': 'sandbox', 'gather_facts': False, 'tasks': tasks}], handle)
+    return path
+
+
+def test_genai_engine_with_a_namespaced_role_and_a_read_only_cluster_role():
+    user = 'system:serviceaccount:%s:%s' % (ENGINE_NS, ENGINE_SA)
+    with tempfile.TemporaryDirectory(prefix='rel-rbac-engine-') as tmp:
+        manifest = os.path.join(tmp, 'rbac.yml')
+        with open(manifest, 'w', encoding='utf-8') as handle:
+            handle.write(ENGINE_RBAC % {'ns': ENGINE_NS, 'sa': ENGINE_SA, 'rules': ENGINE_ROLE_RULES,
+                                        'cluster_rules': ENGINE_CLUSTER_RULES})
+        _support.kubectl('apply', '-f', manifest)
+        try:
+            kubeconfig, token = _sa_kubeconfig(tmp, ENGINE_NS, ENGINE_SA)
+            env = {'KUBECONFIG': kubeconfig, 'K8S_AUTH_KUBECONFIG': kubeconfig}
+            converge = _support.run_playbook('playbooks/genai_engine.yml', *_engine_args(), env_extra=env, kube_user=user)
+            assert converge.returncode == 0, converge
+            assert converge.changed > 0 and converge.activity.writes, converge
+            assert all(w['namespace'] == ENGINE_NS for w in converge.activity.writes), converge.activity.writes
+            refused = [r for r in converge.activity.kube_requests if r['code'] == 403]
+            assert not refused, refused
+            again = _support.run_playbook('playbooks/genai_engine.yml', *_engine_args(), env_extra=env, kube_user=user)
+            assert again.returncode == 0 and again.changed == 0, again
+
+            outside = _support.run_playbook(_secret_playbook(tmp, 'default', kubeconfig), env_extra=env, kube_user=user)
+            assert outside.returncode != 0, outside
+            assert '403' in outside.output or 'forbidden' in outside.output.lower(), outside
+            refused = [r for r in outside.activity.kube_requests if r['namespace'] == 'default']
+            assert refused and all(r['code'] == 403 for r in refused), outside.activity.kube_requests
+            assert not [w for w in outside.activity.writes if w['code'] and w['code'] < 400], outside.activity.writes
+            assert _support.kubectl('get', 'secret', 'rel-rbac-engine-secret', '-n', 'default', check=False).returncode != 0
+            assert token not in converge.output + again.output + outside.output
+            _support.record('least_privilege', genai_engine_service_account={
+                'writes_inside': len(converge.activity.writes), 'rerun_changed': again.changed,
+                'refused_outside_403': len(refused)})
+        finally:
+            _support.run_playbook('playbooks/genai_engine.yml', '-e', 'genai_engine_state=absent', *_engine_args())
+            _support.kubectl('delete', 'namespace', ENGINE_NS, '--ignore-not-found', '--wait=false', check=False)
+            _support.kubectl('delete', 'clusterrolebinding,clusterrole', '%s-%s' % (ENGINE_NS, ENGINE_SA),
+                             '--ignore-not-found', check=False)
