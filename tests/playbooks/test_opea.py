@@ -191,7 +191,7 @@ def test_component_fixtures_match_the_subcharts():
 # Each run holds bad inputs whose checks all run (the preflight's assert loops report every
 # failing rule), so one run shows several refusals; each message names its variable.
 BAD_RUNS = [
-    ({'opea_hf_token': '', 'opea_llm_accelerators': 0, 'opea_llm_model_id': 'not a model', 'opea_namespace': 'Bad_NS',
+    ({'opea_hardware': 'xeon', 'opea_hf_token': '', 'opea_llm_accelerators': 0, 'opea_llm_model_id': 'not a model', 'opea_namespace': 'Bad_NS',
       'opea_images': {'xeon': {'tgi': {'repository': 'x'}}}, 'opea_hf_token_secret_key': 'no/slash'},
      ['opea_hf_token: is required to deploy', 'opea_llm_accelerators: must be a whole number of at least 1',
       'opea_llm_model_id: must be a Hugging Face model id', 'opea_namespace: must be a namespace name',
