@@ -81,16 +81,25 @@ def _variables(value):
     return set(jinja2.meta.find_undeclared_variables(ENV.parse(text)))
 
 
+DURATION = re.compile(r'^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$')
+
+
 def _literal(value):
-    """The number a literal or purely arithmetic template gives, else None."""
+    """The number a literal or purely arithmetic template gives (a helm duration such as 5m0s in seconds), else None."""
     text = str(value).strip()
     if _variables(text):
         return None
     try:
         rendered = ENV.from_string(text).render() if '{{' in text else text
-        return float(rendered)
-    except (ValueError, jinja2.TemplateError):
+    except jinja2.TemplateError:
         return None
+    try:
+        return float(rendered)
+    except ValueError:
+        duration = DURATION.match(rendered.strip())
+        if not duration or not any(duration.groupdict().values()):
+            return None
+        return sum(float(duration.group(unit) or 0) * factor for unit, factor in (('h', 3600), ('m', 60), ('s', 1)))
 
 
 def _bounds(task):
@@ -189,10 +198,7 @@ def _summary_text(task):
 SUMMARY_WORDS = {'cluster_gpu': ('ami', 'launch template', 'gpu')}
 
 
-# roles/cluster_gpu belongs to another change: its device plugin release, namespace removal and node
-# group removal wait without stating the bound (reported, not fixed here). Strict: once fixed, the
-# mark must go.
-UNFIXED = {'cluster_gpu': 'absent.yml and kubernetes.yml: device plugin and node group waits name no bound (owned by the cluster_gpu work)'}
+UNFIXED = {}
 
 
 @pytest.mark.parametrize('role', [pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=UNFIXED[r])) if r in UNFIXED else r for r in ROLES])
