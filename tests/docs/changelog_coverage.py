@@ -1,6 +1,8 @@
-"""Every module, plugin and role of the collection must be named in the next release's notes.
+"""Every module, plugin and role of the collection must be named in the release notes.
 
-    python tests/docs/changelog_coverage.py <collection copy after `antsibull-changelog release`>
+    python tests/docs/changelog_coverage.py <collection copy after `antsibull-changelog release` or `generate`>
+
+All releases of changelogs/changelog.yaml count (a plugin released in 0.1.0 stays covered later).
 
 A name counts as covered when antsibull-changelog lists it as new (a plugin or module whose
 DOCUMENTATION has ``version_added`` equal to the release; a role whose argument_specs entry point
@@ -20,7 +22,6 @@ def main(copy):
         cache = yaml.safe_load(f)
     with open(os.path.join(copy, 'changelogs', 'changelog.yaml'), encoding='utf-8') as f:
         releases = yaml.safe_load(f)['releases']
-    release = releases[sorted(releases)[-1]]
 
     expected = {}
     for kind, plugins in (cache.get('plugins') or {}).items():
@@ -34,17 +35,19 @@ def main(copy):
         if os.path.isdir(os.path.join(roles_dir, name)):
             expected.setdefault(name, 'role')
 
-    covered = {entry['name'] for entry in release.get('modules', [])}
-    for entries in (release.get('plugins') or {}).values():
-        covered.update(entry['name'] for entry in entries)
-    for entries in (release.get('objects') or {}).values():
-        covered.update(entry['name'] for entry in entries)
-    for lines in (release.get('changes') or {}).values():
-        if isinstance(lines, list):
-            for line in lines:
-                match = re.match(r'\s*([\w.]+) - ', line)
-                if match:
-                    covered.add(match.group(1).split('.')[-1])
+    covered = set()
+    for release in releases.values():
+        covered.update(entry['name'] for entry in release.get('modules', []))
+        for entries in (release.get('plugins') or {}).values():
+            covered.update(entry['name'] for entry in entries)
+        for entries in (release.get('objects') or {}).values():
+            covered.update(entry['name'] for entry in entries)
+        for lines in (release.get('changes') or {}).values():
+            if isinstance(lines, list):
+                for line in lines:
+                    match = re.match(r'\s*([\w.]+) - ', line)
+                    if match:
+                        covered.add(match.group(1).split('.')[-1])
 
     missing = sorted(name for name in expected if name not in covered)
     for name in missing:
