@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import uuid
 
@@ -75,6 +76,30 @@ def _assert_retried(run, operations):
         assert statuses[:1] == [400] and 200 in statuses, (operation, statuses)
 
 
+def _assert_verify_fails_clearly(run_playbook):
+    """A GPU Node that advertises no GPU (the device plugin not running on it) fails the verify
+    step with a report naming that Node. The node mirror, which would restore the Node's GPUs
+    within 2 s, is paused meanwhile and resumed after."""
+    pidfile = os.path.join(os.path.dirname(os.environ['SANDBOX_KUBECONFIG_NODEMIRROR']), 'run', 'nodemirror.pid')
+    with open(pidfile, encoding='utf-8') as handle:
+        mirror = int(handle.read().strip())
+    victim = sorted(_gpu_nodes())[0]
+    no_gpu = json.dumps({'status': {'capacity': {'nvidia.com/gpu': '0'}, 'allocatable': {'nvidia.com/gpu': '0'}}})
+    os.kill(mirror, signal.SIGSTOP)
+    try:
+        subprocess.run([os.environ['KUBECTL_BIN'], 'patch', 'node', victim, '--subresource=status', '--type=merge', '-p', no_gpu],
+                       check=True, capture_output=True, text=True)
+        assert _gpu_nodes()[victim] == 0
+        failed = run_playbook(PLAYBOOK, '-e', 'cluster_gpu_verify_timeout=6')
+    finally:
+        os.kill(mirror, signal.SIGCONT)
+    assert failed.returncode != 0, failed
+    assert 'cluster_gpu verify: expected 4 Ready Node(s) with nvidia.com/gpu allocatable in node group %s after 6 s' % NODEGROUP in failed.output, failed
+    assert '%s (Ready, 0 GPU)' % victim in failed.output, failed
+    assert failed.activity['aws_mutating'] == 0, failed
+    assert wait_for(lambda: _gpu_nodes()[victim] == 1), _gpu_nodes()
+
+
 def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
     # A distinctive secret key (the emulator accepts any) that must never reach the output.
     secret_env = {'AWS_SECRET_ACCESS_KEY': SECRET}
@@ -129,6 +154,8 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
         assert second.returncode == 0, second
         assert second.changed == 0, second
         assert second.activity['aws_mutating'] == 0, second
+
+        _assert_verify_fails_clearly(run_playbook)
 
         check = run_playbook(PLAYBOOK, '--check', '--diff', '-e', 'cluster_gpu_gpu_scale_out_threshold=55', '-e', 'cluster_gpu_instance_type=g5.2xlarge')
         assert check.returncode == 0, check
