@@ -786,8 +786,7 @@ class NodegroupManager:
             # version it is about to roll in, not the default: reuse it and make it the default.
             self.actions.append('set the default version of launch template %s to %s' % (self.template_name, target_version))
             if not self.check_mode:
-                self._call('set the default version of launch template %s' % self.template_name, self.ec2.modify_launch_template,
-                           LaunchTemplateId=template_id, DefaultVersion=target_version)
+                self.set_default_template_version(template_id, target_version)
 
         if nodegroup is None:
             nodegroup = self.create_nodegroup(subnets, template_id, target_version)
@@ -854,10 +853,13 @@ class NodegroupManager:
                             LaunchTemplateId=template_id, SourceVersion=str(source_version), LaunchTemplateData=data,
                             VersionDescription='genai.stack.eks_gpu_nodegroup')
         version = str(result['LaunchTemplateVersion']['VersionNumber'])
+        self.set_default_template_version(template_id, version)
+        return version
+
+    def set_default_template_version(self, template_id, version):
         # New instances started outside EKS (and humans reading the console) see the current version.
         self._call('set the default version of launch template %s' % self.template_name, self.ec2.modify_launch_template,
                    LaunchTemplateId=template_id, DefaultVersion=version)
-        return version
 
     def create_nodegroup(self, subnets, template_id, version):
         scaling = self.params['scaling_config']
