@@ -210,6 +210,7 @@ def test_aws_enforcement_refuses_a_missing_action():
 
 # --- Kubernetes: a namespaced ServiceAccount ----------------------------------------------------------
 
+# A namespace, a ServiceAccount in it and a Role bound to it; %(rules)s are the Role's rules.
 RBAC = """
 apiVersion: v1
 kind: Namespace
@@ -223,15 +224,7 @@ apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: {name: %(sa)s, namespace: %(ns)s}
 rules:
-- apiGroups: [""]
-  resources: [secrets, configmaps, services, serviceaccounts, pods, persistentvolumeclaims, events]
-  verbs: [get, list, watch, create, update, patch, delete]
-- apiGroups: [apps]
-  resources: [deployments, daemonsets, statefulsets, replicasets]
-  verbs: [get, list, watch, create, update, patch, delete]
-- apiGroups: [batch]
-  resources: [jobs]
-  verbs: [get, list, watch, create, update, patch, delete]
+%(rules)s
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -240,6 +233,17 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: %(sa)s}
 subjects:
 - {kind: ServiceAccount, name: %(sa)s, namespace: %(ns)s}
 """
+# What the two kube modules need in their namespace.
+MODULE_ROLE_RULES = """\
+- apiGroups: [""]
+  resources: [secrets, configmaps, services, serviceaccounts, pods, persistentvolumeclaims, events]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [apps]
+  resources: [deployments, daemonsets, statefulsets, replicasets]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, update, patch, delete]"""
 
 
 def _sa_kubeconfig(directory, namespace=RBAC_NS, account=SA):
@@ -280,7 +284,7 @@ def test_namespaced_service_account_in_and_outside_its_namespace():
     with tempfile.TemporaryDirectory(prefix='rel-rbac-') as tmp:
         manifest = os.path.join(tmp, 'rbac.yml')
         with open(manifest, 'w', encoding='utf-8') as handle:
-            handle.write(RBAC % {'ns': RBAC_NS, 'sa': SA})
+            handle.write(RBAC % {'ns': RBAC_NS, 'sa': SA, 'rules': MODULE_ROLE_RULES})
         _support.kubectl('apply', '-f', manifest)
         try:
             kubeconfig, token = _sa_kubeconfig(tmp)
@@ -316,28 +320,7 @@ ENGINE_SA = 'engine-deployer'
 # What playbooks/genai_engine.yml needs, found by running it with less and reading the 403s
 # (docs/security.md, section 6). The namespace is created by an administrator beforehand: the
 # role creates it only when it is missing, and namespace creation is cluster-wide.
-ENGINE_RBAC = """
-apiVersion: v1
-kind: Namespace
-metadata: {name: %(ns)s}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: %(sa)s, namespace: %(ns)s}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: %(sa)s, namespace: %(ns)s}
-rules:
-%(rules)s
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: %(sa)s, namespace: %(ns)s}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: %(sa)s}
-subjects:
-- {kind: ServiceAccount, name: %(sa)s, namespace: %(ns)s}
----
+ENGINE_RBAC = RBAC + """---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: %(ns)s-%(sa)s}
