@@ -1,6 +1,8 @@
 """docs/benchmarks.md and docs/benchmarks.png from a results file of bench/run.py.
 
     python bench/report.py [RESULTS.json]     (default: the latest bench/results/*.json)
+    python bench/report.py --check            (docs-check: the committed page is what the latest
+                                               committed results render to with the current code)
 
 The plot needs matplotlib (bench-only venv, see bench/requirements.txt); without it the
 markdown is still written and says the plot was not regenerated.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -63,6 +66,13 @@ def markdown(results, results_path, plot_ok, candidate=None):
         measured = target.get('pending') or target.get('invalid') or _measured_text(key, target)
         out.append('| %s | %s | %s |' % (target.get('target_text', key), STATE[target.get('met')], measured))
     out.append('')
+    # A missed target is a finding of the run, not a failure of it; it is said in words here so
+    # that no reader takes the table's silence for success.
+    missed = [target.get('target_text', key) for key, target in t.items() if target.get('met') is False]
+    unjudged = [target.get('target_text', key) for key, target in t.items() if target.get('met') is None]
+    out += ['Met: %d of %d. Missed: %s. Not judged: %s.' % (
+        sum(1 for target in t.values() if target.get('met') is True), len(t),
+        '; '.join(missed) if missed else 'none', '; '.join(unjudged) if unjudged else 'none'), '']
 
     gpu = s.get('gpu')
     if gpu:
@@ -477,7 +487,10 @@ def merge_latest(results, results_path, log):
     return merged
 
 
-def write_docs(results_path, log=print):
+def render(results_path, log=print, plot_png=None):
+    """(markdown, results) for docs/benchmarks.md from a results file, with the summary and the
+    targets recomputed by the current bench/run.py. plot_png: draw the plot there; None: link the
+    committed docs/benchmarks.png when it exists (the check does not redraw it)."""
     with open(results_path, encoding='utf-8') as handle:
         results = json.load(handle)
     if 'candidate' in (results.get('comparisons') or {}) and 'gpu' not in results['comparisons']:
@@ -485,22 +498,83 @@ def write_docs(results_path, log=print):
         results_path, results = latest(lambda d: 'gpu' in (d.get('comparisons') or {}) and d.get('mode') == 'full')
         if results is None:
             log('no full results to document')
-            return
+            return None, None
     else:
         candidate = latest(lambda d: 'candidate' in (d.get('comparisons') or {}))[1]
         # A prototype measured against an older role says nothing about the role measured here.
         if candidate and str(candidate.get('started') or '') < str(results.get('started') or ''):
             candidate = None
     results = merge_latest(results, results_path, log)
-    os.makedirs(DOCS, exist_ok=True)
     png = os.path.join(DOCS, 'benchmarks.png')
-    plot_ok = plot(results, png, log) or os.path.exists(png)
+    plot_ok = (plot(results, plot_png, log) if plot_png else False) or os.path.exists(png)
+    return markdown(results, results_path, plot_ok, candidate), results
+
+
+def write_docs(results_path, log=print):
+    os.makedirs(DOCS, exist_ok=True)
+    text, results = render(results_path, log, plot_png=os.path.join(DOCS, 'benchmarks.png'))
+    if text is None:
+        return
     with open(os.path.join(DOCS, 'benchmarks.md'), 'w', encoding='utf-8') as handle:
-        handle.write(markdown(results, results_path, plot_ok, candidate))
-    log('wrote docs/benchmarks.md%s' % (' and docs/benchmarks.png' if plot_ok else ''))
+        handle.write(text)
+    log('wrote docs/benchmarks.md%s' % (' and docs/benchmarks.png' if '![benchmarks]' in text else ''))
+
+
+def code_drift(results):
+    """What the results (and so the page) say about the code that the code no longer says: the
+    targets and their wording, the comparisons, the minimum reads, the playbooks site.yml imports.
+    A list of differences; empty when the page still describes the code."""
+    import run  # bench/run.py
+    found = []
+    # The targets' wording comes from bench/run.py (summarise() sets it); a target the results
+    # cannot judge any more (added since) shows as pending rather than disappearing.
+    if {k: t.get('target_text') for k, t in (results.get('targets') or {}).items()} != dict(run.TARGETS):
+        found.append('targets: the page lists %s, bench/run.py TARGETS is %s' % (
+            sorted((results.get('targets') or {})), sorted(dict(run.TARGETS))))
+    measured = set((results.get('sources') or {}))
+    if not measured <= set(run.COMPARISONS):
+        found.append('comparisons %s are no longer in bench/run.py COMPARISONS' % sorted(measured - set(run.COMPARISONS)))
+    mins = results.get('minimum_reads') or {}
+    if mins.get('managed') != run.MIN_READS_MANAGED or mins.get('inputs') != run.MIN_READS_INPUTS:
+        found.append('minimum reads: the results say %s, bench/run.py says managed %s, inputs %s' % (
+            mins, run.MIN_READS_MANAGED, run.MIN_READS_INPUTS))
+    site = ((results.get('comparisons') or {}).get('site') or {}).get('imports')
+    if site is not None:
+        with open(os.path.join(ROOT, 'playbooks', 'site.yml'), encoding='utf-8') as handle:
+            now = re.findall(r'import_playbook:\s*(\S+)', handle.read())
+        if site != now:
+            found.append('site.yml imports %s today; the measured run imported %s (measure the site again)' % (now, site))
+    return found
+
+
+def check(log=print, doc=None):
+    """docs-check: docs/benchmarks.md is what the committed results render to with the current
+    code, and what it says about the code is still true. Returns the number of problems."""
+    path = latest(lambda d: 'gpu' in (d.get('comparisons') or {}) and d.get('mode') == 'full')[0]
+    if not path:
+        log('check-benchmarks: FAILED: no full results in bench/results')
+        return 1
+    text, results = render(path, log=lambda _msg: None)
+    problems = code_drift(results)
+    doc = doc or os.path.join(DOCS, 'benchmarks.md')
+    with open(doc, encoding='utf-8') as handle:
+        committed = handle.read()
+    if committed != text:
+        import difflib
+        diff = list(difflib.unified_diff(committed.splitlines(), text.splitlines(), 'docs/benchmarks.md', '<rendered>', lineterm='', n=0))
+        problems.append('docs/benchmarks.md differs from what bench/report.py renders from %s:\n%s' % (
+            os.path.relpath(path, ROOT), '\n'.join(diff[:40])))
+    for problem in problems:
+        log('check-benchmarks: ' + problem)
+    missed = [t['target_text'] for t in results['targets'].values() if t.get('met') is False]
+    log('check-benchmarks: %s: %s; targets missed in that run (shown as missed, not a failure): %s' % (
+        'FAILED' if problems else 'OK', os.path.relpath(path, ROOT), '; '.join(missed) or 'none'))
+    return len(problems)
 
 
 if __name__ == '__main__':
+    if sys.argv[1:] == ['--check']:
+        sys.exit(1 if check() else 0)
     if len(sys.argv) > 1:
         target = sys.argv[1]
     else:

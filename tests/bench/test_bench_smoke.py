@@ -3,7 +3,8 @@ smallest size against the running sandbox and writes a results file with the exp
 Every section of that file is checked for its structure and for sane figures (numbers present
 and non-negative, mutating requests within the total, summaries equal to the runs they sum up,
 the runs smoke mode makes and only those), and bench/report.py must render the benchmarks page
-from it.
+from it. Targets are judged again here from their own figures: a missed one is reported (a warning
+in the test summary, "missed" on the page) and fails nothing, but is never passed off as met.
 
 Needs the sandbox (`make sandbox`); its variables come from the environment or .sandbox/env.
 """
@@ -13,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -185,15 +187,57 @@ def test_site_comparison(smoke_results):
     assert results['summary']['failed_runs'] == []
 
 
+def _judged_here(key, target):
+    """The verdict on a target, recomputed here from its own figures (not from bench/run.py)."""
+    measured = target.get('measured')
+    if key == 'noop_zero_mutations':
+        sides = [measured] + ([target['site']] if target.get('site') else [])
+        return all(side['aws_mutating'] == 0 and side['kube_writes'] == 0 for side in sides)
+    if key == 'noop_time_half_upstream':
+        assert measured == round(target['ours_s'] / target['upstream_s'], 3), target
+        return measured <= 0.5
+    if key == 'noop_reads_near_minimum':
+        return measured <= 1.5 * target['minimum_managed']
+    if key == 'helm_noop_no_revision':
+        return bool(measured) and all(r == 0 for r in measured)
+    if key == 'helm_noop_time_half_upstream':
+        return measured <= 0.5 and target['measured_tasks'] <= 0.5
+    if key == 'fleet_sublinear':
+        return all(g['wall_ratio'] < g['clusters_ratio'] for g in measured.values())
+    raise AssertionError('a target this test does not know how to judge: %s (add it here)' % key)
+
+
 def test_targets_are_judged_or_say_why_not(smoke_results):
-    results = smoke_results[1]
+    """A missed target fails nothing (smoke figures on a loaded host are not a verdict on the
+    code), but it is never accepted silently, which here means any of: reported met although its
+    own figures miss it; missing from the "target ... MISSED" lines of bench/run.py's output or from
+    the "Missed:" sentence and the **missed** row of the rendered page; or left out of this test's
+    output (each one is a pytest warning, shown in the summary of every run)."""
+    proc, results, path = smoke_results
+    text = report.markdown(results, path, False)
+    missed_sentence = re.search(r'^Met: \d+ of \d+\. Missed: (.*)\. Not judged: (.*)\.$', text, re.M)
+    assert missed_sentence, 'the page has no Met/Missed sentence under its targets table'
     for key, target in results['targets'].items():
         assert target['target_text'], key
         assert target['met'] in (True, False, None), key
-        if target['met'] is not None:
-            assert 'measured' in target, key
-        elif key != 'fleet_sublinear':
-            assert target.get('pending') or target.get('invalid'), key
+        row = [line for line in text.splitlines() if line.startswith('| %s |' % target['target_text'])]
+        assert len(row) == 1, (key, row)
+        if target['met'] is None:
+            if key != 'fleet_sublinear':
+                assert target.get('pending') or target.get('invalid'), key
+            assert '| pending |' in row[0] and target['target_text'] in missed_sentence.group(2), (key, row)
+            continue
+        assert 'measured' in target, key
+        assert target['met'] == _judged_here(key, target), ('bench/run.py judged %s as met=%s against its own figures'
+                                                            % (key, target['met']), target)
+        if target['met'] is False:
+            assert re.search(r'target %s\s+MISSED' % re.escape(key), proc.stdout + proc.stderr), \
+                'bench/run.py did not report %s as MISSED' % key
+            assert '| **missed** |' in row[0] and target['target_text'] in missed_sentence.group(1), (key, row)
+            warnings.warn(UserWarning('bench smoke: target missed (reported, not a failure): %s: %s'
+                                      % (target['target_text'], report._measured_text(key, target))))  # pylint: disable=protected-access
+        else:
+            assert '| met |' in row[0] and target['target_text'] not in missed_sentence.group(1), (key, row)
     assert results['targets']['noop_zero_mutations']['measured'] == {
         'aws_mutating': results['summary']['gpu']['noop']['aws_mutating']['ours'],
         'kube_writes': results['summary']['gpu']['noop']['kube_writes']['ours']}
