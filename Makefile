@@ -11,15 +11,20 @@ BIN := $(VENV)/bin
 SANDBOX_ENV := .sandbox/env
 # Sourced by every target that talks to the sandbox.
 WITH_SANDBOX := set -a; . ./$(SANDBOX_ENV); set +a; export PATH="$(CURDIR)/$(BIN):$$PATH";
+# A suite that needs a known starting state brings the sandbox back to its seed first, whatever
+# an earlier demo, suite or interrupted run left in it, and says so (sandbox/sandboxctl reset).
+RESET_FOR = sandbox/sandboxctl reset "$(1)"
 ANSIBLE_TEST_TREE := tests/output/collection/ansible_collections
 
-.PHONY: help venv sandbox sandbox-down sandbox-status demo test sanity lint unit integration \
+.PHONY: help venv sandbox sandbox-down sandbox-status sandbox-reset demo teardown test sanity lint unit integration \
         integration-% molecule build bench bench-smoke clean docs docs-check install-check reliability reliability-quick site-check demo-check
 
 help:
 	@echo "make demo          converge site.yml on the sandbox (starts it first)"
+	@echo "make teardown      remove what make demo deployed (playbooks/teardown.yml)"
 	@echo "make test          sanity, lint, unit and integration tests (what CI runs)"
 	@echo "make sandbox       start the local cloud; make sandbox-down stops it and removes its state"
+	@echo "make sandbox-reset back to the seeded sandbox (what make test's suites do first)"
 	@echo "make bench         benchmarks (not part of make test)"
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt
@@ -39,10 +44,20 @@ sandbox-down:
 sandbox-status:
 	sandbox/sandboxctl status
 
+sandbox-reset: venv
+	$(call RESET_FOR,make sandbox-reset)
+
 demo: sandbox
 	$(WITH_SANDBOX) $(BIN)/ansible-playbook site.yml --diff
+	@echo "demo: site.yml converged on the sandbox. Run make demo again and it reports changed=0."
+	@echo "demo: to remove what it deployed: make teardown   (to stop the sandbox too: make sandbox-down)"
 
-test: sanity lint unit docs-check integration install-check molecule site-check demo-check bench-smoke reliability
+teardown: sandbox
+	$(WITH_SANDBOX) $(BIN)/ansible-playbook playbooks/teardown.yml
+
+# Passes whatever the sandbox holds when it starts (a demo, an interrupted earlier run, a run
+# just before): demo-check takes the sandbox as it finds it, every later sandbox suite resets it.
+test: sanity lint unit docs-check demo-check integration install-check molecule site-check bench-smoke reliability
 	@echo "make test: all suites passed"
 
 # Reference docs generated from the code (antsibull-docs); docs-check fails when they drift.
@@ -57,6 +72,7 @@ docs-check: venv
 
 # The built tarball installed into a clean path runs the sandbox demo (not the checkout).
 install-check: sandbox
+	$(call RESET_FOR,make install-check (it refuses a sandbox that already holds a stack))
 	$(WITH_SANDBOX) tests/docs/check-install.sh
 
 # ansible-test needs the collection under ansible_collections/<ns>/<name> and its dependencies
@@ -72,6 +88,7 @@ unit: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/sandbox/unit
 
 integration: sandbox
+	$(call RESET_FOR,make integration (its tests converge each stack from the seeded sandbox))
 	$(WITH_SANDBOX) tests/charts/lint-charts.sh
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider tests/sandbox/live tests/playbooks/test_cluster_gpu.py tests/playbooks \
 	  --ignore=tests/playbooks/site
@@ -79,6 +96,7 @@ integration: sandbox
 
 # site.yml on the sandbox: converge, idempotence, verify, teardown (molecule/default).
 molecule: sandbox
+	$(call RESET_FOR,make molecule (its prepare step shows site.yml converging from empty))
 	$(WITH_SANDBOX) $(BIN)/molecule test
 
 # The whole reliability suite (faults, SIGKILL, outages, least privilege, secrets, bad inputs) on a
@@ -86,7 +104,7 @@ molecule: sandbox
 # idle machine; part of make test. reliability-quick (bad-input catalogue, safe defaults) runs on
 # the main sandbox, for development.
 reliability: venv
-	SANDBOX_DIR=$(CURDIR)/.sandbox-reliability sandbox/sandboxctl up
+	SANDBOX_DIR=$(CURDIR)/.sandbox-reliability $(call RESET_FOR,make reliability (a sandbox of its own, fresh for each run))
 	set -a; . ./.sandbox-reliability/env; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  $(BIN)/python -m pytest -p no:cacheprovider -rA tests/reliability && rc=0 || rc=$$?; \
 	  SANDBOX_DIR=$(CURDIR)/.sandbox-reliability sandbox/sandboxctl down; exit $$rc
@@ -94,19 +112,21 @@ reliability: venv
 reliability-quick: sandbox
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/reliability/test_bad_inputs.py tests/reliability/test_safe_defaults.py
 
-# After molecule has converged site.yml: a re-run with no change and no write, check mode with no
-# change, then teardown.yml leaving nothing behind.
+# site.yml from the seeded sandbox: converge (which must write), a re-run with no change and no
+# write, check mode with no change, teardown.yml previewed then run, leaving nothing behind.
 site-check: sandbox
+	$(call RESET_FOR,make site-check (it converges site.yml from the seeded sandbox))
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/playbooks/site
 
-# The README's first command, as a user runs it: make demo (site.yml --diff on the sandbox), then
-# teardown.yml; after site-check the sandbox holds no stack, so this is a converge from empty.
+# The README's first command as a newcomer runs it, on the sandbox as found (after .ci/run's own
+# make demo, the demo is there): make demo until it converges, then once more, which must report
+# changed=0 and say how to tear down; then that teardown command.
 demo-check: sandbox
-	$(MAKE) --no-print-directory demo
-	$(WITH_SANDBOX) $(BIN)/ansible-playbook playbooks/teardown.yml
+	tests/docs/check-demo.sh
 
 # A smoke run of the benchmark harness so it cannot rot (the benchmarks themselves: make bench).
 bench-smoke: sandbox
+	$(call RESET_FOR,make bench-smoke)
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider tests/bench
 
 integration-%: sandbox
