@@ -48,6 +48,13 @@ PY
 
 up() {
   mkdir -p "$SANDBOX_CACHE" "$SANDBOX_DIR/env.d" "$SANDBOX_DIR/logs"
+  # Sandboxes share the cache (the main one, reliability's, a benchmark's, a second checkout's):
+  # one builds and links at a time, the others wait and then find the tools ready.
+  exec 9>"$SANDBOX_CACHE/.tools.lock"
+  if ! flock -n 9; then
+    echo "05-tools: another sandbox is setting up the tools in $SANDBOX_CACHE; waiting for it"
+    flock 9
+  fi
   local t0 g
   for g in kube etcd kwok registry; do
     if [[ ! -f "$(cache_dir "$g")/.ok" ]]; then
@@ -67,16 +74,19 @@ up() {
   # One directory of symlinks: the tools' stable names for PATH.
   local bin="$SANDBOX_CACHE/bin-$(pins_key)"
   if [[ ! -d "$bin" ]]; then
-    mkdir -p "$bin.tmp"
+    local tmpbin
+    tmpbin="$(mktemp -d "$bin.tmp.XXXXXX")"
     for f in "$(cache_dir kube)"/bin/* "$(cache_dir etcd)"/bin/* "$(cache_dir kwok)"/bin/* \
              "$(cache_dir registry)"/bin/*; do
-      ln -sf "$f" "$bin.tmp/$(basename "$f")"
+      ln -sf "$f" "$tmpbin/$(basename "$f")"
     done
-    ln -sf "$(cache_dir helm3)/bin/helm" "$bin.tmp/helm"
-    ln -sf "$(cache_dir helm4)/bin/helm" "$bin.tmp/helm4"
+    ln -sf "$(cache_dir helm3)/bin/helm" "$tmpbin/helm"
+    ln -sf "$(cache_dir helm4)/bin/helm" "$tmpbin/helm4"
     # kubectl: the one built with the control plane (1.31), matching the server version.
-    rm -rf "$bin"; mv "$bin.tmp" "$bin"
+    chmod 755 "$tmpbin"
+    mv -T "$tmpbin" "$bin" 2>/dev/null || rm -rf "$tmpbin"
   fi
+  flock -u 9
   cat >"$ENV_FILE" <<ENV
 export SANDBOX_BIN="$bin"
 export HELM_BIN="$bin/helm"
