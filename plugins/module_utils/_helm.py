@@ -279,6 +279,13 @@ def user_values(file_values, values):
     return merged
 
 
+def requested_values(values_files, values):
+    """The user-supplied values a task asks for, merged by the module itself (the stored-release decision
+    compares them with `helm get values`): each values file read as helm would read it, then `values`.
+    ValueError when a file may read differently in helm (see load_values_file); OSError when unreadable."""
+    return user_values([load_values_file(path) for path in values_files or []], values)
+
+
 def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -29,7 +29,9 @@ description:
     deployed revision and then upgraded if still needed; C(failed) after an upgrade is upgraded again. The result's
     RV(recovered) says what was done."
   - "Values precedence, lowest first: the chart's defaults, O(values_files) in their order, O(values), then
-    O(set_values) in their order. Upgrades pass C(--reset-values), so the release's values are exactly these."
+    O(set_values) as helm applies them (by type, see there). Maps merge key by key, any other value (a list, a
+    scalar, a null) replaces; a null removes the chart default's key. Upgrades pass C(--reset-values), so the
+    release's values are exactly these."
   - Check mode and diff need no helm plugin; the chart is rendered with a client-side dry run and compared with
     the stored manifest. Secret data in diffs is shown as sha256 prefixes.
   - Registry logins (O(registry_username), O(registry_password)) go to a registry configuration in a temporary
@@ -81,7 +83,11 @@ options:
     elements: path
     default: []
   set_values:
-    description: Values given like C(--set), applied last, in order.
+    description:
+      - Values given like C(--set), applied after O(values_files) and O(values).
+      - "helm applies them by type, whatever their order in this list: every V(json) item, then every V(raw),
+        then every V(string), then every V(file), each type in list order; a key given with two types takes the
+        later type's value (V(string) over V(raw))."
     type: list
     elements: dict
     suboptions:
@@ -273,8 +279,8 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._helm import (
     HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_error, chart_source,
-    live_index, live_lookup, load_values_file, mask_values, object_label, oci_registry_host, rendered_file_names, set_value_args,
-    split_documents, split_manifest, stored_noop_blocker, stored_noop_request_blocker, user_values, valid_version_constraint, values_equal,
+    live_index, live_lookup, mask_values, object_label, oci_registry_host, rendered_file_names, requested_values, set_value_args,
+    split_documents, split_manifest, stored_noop_blocker, stored_noop_request_blocker, valid_version_constraint, values_equal,
     VERSION_ARGS,
 )
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
@@ -286,6 +292,11 @@ from ansible_collections.genai.stack.plugins.module_utils._validation import (
 )
 
 DURATION = re.compile(r'^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$')
+
+
+def values_digest(values):
+    """A digest of values that tells apart what values_equal does (never the values themselves)."""
+    return value_hash(json.dumps(values, sort_keys=True))
 
 
 def argument_spec():
@@ -582,7 +593,7 @@ class ReleaseManager:
         if self.stored_noop_reason:
             return False
         try:
-            wanted = user_values([load_values_file(path) for path in params.get('values_files') or []], params.get('values'))
+            wanted = requested_values(params.get('values_files'), params.get('values'))
         except (ValueError, OSError) as exc:
             self.stored_noop_reason = 'a values file may read differently in helm (%s)' % type(exc).__name__
             return False
@@ -637,6 +648,10 @@ class ReleaseManager:
         self.tracker.add('status', status, 'deployed')
         self.tracker.add('chart', stored_chart, desired['chart'])
         self.tracker.add('values', mask_values(stored_values, self.mask_all), mask_values(desired['values'], self.mask_all))
+        if release is not None and not values_equal(stored_values, desired['values']) and not self.tracker.has_differences:
+            # A change the masked copies cannot show (a new password: both sides are the mask) or Python's ==
+            # misses (True == 1): told by digests, so it is upgraded without the values showing in the diff.
+            self.tracker.add('values_digest', values_digest(stored_values), values_digest(desired['values']))
         if action is None:
             self.drift, drift_before, drift_after = self.live_drift(stored_manifest)
             self.tracker.add('drift', self.drift, [])
@@ -691,7 +706,7 @@ class ReleaseManager:
             # Upgrade only if the rolled-back release still differs from what was asked.
             current = self.helm.release(self.name, self.namespace) or {}
             wanted = self.desired()
-            if current.get('chart') == wanted['chart'] and self.helm.values(self.name, self.namespace) == wanted['values']:
+            if current.get('chart') == wanted['chart'] and values_equal(self.helm.values(self.name, self.namespace), wanted['values']):
                 return
         self.helm.run(['upgrade', self.name] + self.chart_args() + base + ['--reset-values'] + self.helm.flags.upgrade_extra())
 

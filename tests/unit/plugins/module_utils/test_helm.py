@@ -169,6 +169,8 @@ def test_chart_name_of_an_existing_local_path_is_none(tmp_path):
     assert _helm.chart_name(str(tmp_path)) is None
 
 
+# The merge's expected results below are written by hand; the same rules are checked against the real
+# helm binaries (3 and 4) in tests/sandbox/live/test_helm_precedence.py.
 def test_merge_values_like_helm():
     base = {'image': {'repository': 'r', 'tag': '1'}, 'list': [1, 2], 'keep': {'a': 1}, 'scalar': 1, 'map': {'x': 1}}
     over = {'image': {'tag': '2'}, 'list': [3], 'keep': {}, 'scalar': {'now': 'map'}, 'map': 'now scalar', 'new': None}

@@ -51,6 +51,8 @@ class FakeHelm:
         return Deferred()
 
     def values_from(self, argv):
+        """Flat values only (a shallow merge and a naive --set): no test here relies on helm's precedence,
+        which is checked against the real binaries in tests/sandbox/live/test_helm_precedence.py."""
         values = {}
         for i, arg in enumerate(argv):
             if arg == '-f':
@@ -297,15 +299,20 @@ def test_values_change_upgrades_and_check_mode_shows_it(run_module, helm):
 
 
 def test_precedence_files_then_values_then_set(run_module, helm, tmp_path):
+    """The order the module hands helm: each values file in order, `values` as the last -f file, then the
+    --set flags in order. What helm makes of it (deep maps, lists, nulls, --set paths and types, --set
+    flags applied by type) is checked against real helm in tests/sandbox/live/test_helm_precedence.py."""
     first, second = tmp_path / 'a.yaml', tmp_path / 'b.yaml'
     first.write_text('message: file-a\nreplicaCount: 4\n')
     second.write_text('message: file-b\n')
     run_module(helm_release, args(helm, values_files=[str(first), str(second)], values={'replicaCount': 6},
-                                  set_values=[{'value': 'message=from-set'}]))
+                                  set_values=[{'value': 'message=from-set'}, {'value': 'tag=1', 'value_type': 'string'}]))
     install = [c for c in helm.calls if c[0] == 'install' and '--dry-run=client' not in c][0]
-    flags = [a for a in install if a in ('-f', '--set')]
-    assert flags == ['-f', '-f', '-f', '--set']
-    assert helm.releases['echo']['values'] == {'message': 'from-set', 'replicaCount': 6}
+    flags = [(a, install[i + 1]) for i, a in enumerate(install) if a in ('-f', '--set', '--set-string')]
+    assert flags[:2] == [('-f', str(first)), ('-f', str(second))]
+    with open(flags[2][1]) as handle:
+        assert flags[2][0] == '-f' and json.load(handle) == {'replicaCount': 6}
+    assert flags[3:] == [('--set', 'message=from-set'), ('--set-string', 'tag=1')]
 
 
 @pytest.mark.parametrize('status,history,expected,recovered', [
@@ -612,6 +619,8 @@ def test_yaml_integer_equals_json_float(run_module, helm, tmp_path, no_kube_clie
 
 
 def test_values_files_and_values_merged_like_helm(run_module, helm, tmp_path, no_kube_client):
+    """The stored decision takes the deep merge as equal to what helm stored (the stored values here are
+    written by hand; that helm merges so is checked against real helm in tests/sandbox/live/test_helm_precedence.py)."""
     first, second = tmp_path / 'a.yaml', tmp_path / 'b.yaml'
     first.write_text('gpu:\n  enabled: true\n  count: 1\nmessage: a\n')
     second.write_text('gpu:\n  count: 2\n')
@@ -711,3 +720,20 @@ def test_full_path_reuses_the_reads_of_a_declined_decision(run_module, helm):
     result, _failed = run_module(helm_release, oci(helm, values={'replicaCount': 3}))
     assert result['changed'] and helm.writes == ['upgrade']
     assert ran(helm) == ['version', 'list', 'status', 'registry login', 'install --dry-run', 'upgrade', 'list', 'get values']
+
+
+@pytest.mark.parametrize('before,after', [
+    ({'db': {'password': 'First-Pa55-shown-nowhere'}}, {'db': {'password': 'Second-Pa55-shown-nowhere'}}),
+    ({'auth': {'enabled': False}}, {'auth': {'enabled': True}}),
+    ({'replicaCount': True}, {'replicaCount': 1}),
+])
+def test_full_path_sees_a_change_that_masking_or_python_equality_hides(run_module, helm, before, after):
+    """The full path decides on the values themselves (as values_equal tells them apart), not on their masked
+    copies nor on Python's ==, where True == 1: a new password of a remote chart's release is upgraded."""
+    run_module(helm_release, oci(helm, values=before))
+    helm.calls.clear()
+    result, failed = run_module(helm_release, oci(helm, values=after), diff=True)
+    assert not failed, result
+    assert full_path_ran(helm) and result['changed'] and helm.writes == ['upgrade'], ran(helm)
+    assert helm.releases['echo']['values'] == after
+    assert 'Pa55-shown-nowhere' not in json.dumps(result)
