@@ -53,7 +53,7 @@ def databases():
 
 def faults():
     with urllib.request.urlopen(os.environ['AWS_ENDPOINT_URL'].rstrip('/') + '/_sandbox/faults', timeout=10) as response:
-        return json.loads(response.read() or b'[]')
+        return json.loads(response.read() or b'{}').get('faults', [])
 
 
 def _line(what, reader):
