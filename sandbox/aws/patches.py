@@ -2,7 +2,7 @@
 
 Each patch is one function; its docstring names the moto behaviour it corrects. They are
 documented in sandbox/README.md ("AWS emulator patches") and each has a test in
-tests/sandbox/live/test_aws_patches.py. ``apply_all()`` applies them once, before moto's WSGI
+tests/sandbox/live/test_aws_patches.py (the queued outcomes of patch 8: test_aws_eks_outcomes.py). ``apply_all()`` applies them once, before moto's WSGI
 app is built (the EKS routes are read when the app for a service is first created).
 """
 
@@ -687,22 +687,28 @@ def patch_autoscaling_policies_per_group() -> None:
 def patch_launch_template_source_version() -> None:
     """moto's CreateLaunchTemplateVersion ignores SourceVersion: the new version holds only
     the LaunchTemplateData given. As AWS does, start from the source version's data and
-    overlay the given LaunchTemplateData (top-level keys replace)."""
+    overlay the given LaunchTemplateData (top-level keys replace). moto also keeps a new
+    version's UserData as text where CreateLaunchTemplate stores its base64 type, so an Auto
+    Scaling group launching an instance from version 2 or later failed (500): store it as
+    CreateLaunchTemplate does."""
     from moto.ec2.responses.launch_templates import LaunchTemplates
+    from moto.ec2.utils import parse_user_data
 
     orig = LaunchTemplates.create_launch_template_version
 
     @functools.wraps(orig)
     def create_launch_template_version(self: Any) -> Any:
         source = self._get_param("SourceVersion")
+        data = dict(self._get_param("LaunchTemplateData", {}) or {})
         if source:
             name = self._get_param("LaunchTemplateName")
             tid = self._get_param("LaunchTemplateId")
             template = (self.ec2_backend.get_launch_template(tid) if tid
                         else self.ec2_backend.get_launch_template_by_name(name))
-            data = copy.deepcopy(template.get_version(source).data)
-            data.update(self._get_param("LaunchTemplateData", {}) or {})
-            self.params["LaunchTemplateData"] = data
+            data = dict(copy.deepcopy(template.get_version(source).data), **data)
+        if data.get("UserData") is not None:
+            data["UserData"] = parse_user_data(str(data["UserData"]))
+        self.params["LaunchTemplateData"] = data
         return orig(self)
 
     LaunchTemplates.create_launch_template_version = create_launch_template_version
@@ -748,8 +754,182 @@ def patch_eks_nodegroup_tags() -> None:
     EKSBackend.list_tags_for_resource = list_tags_for_resource
 
 
+# --------------------------------------------------------------------------------------------
+# 8. Queued outcomes: CREATE_FAILED, DELETE_FAILED, Failed / Cancelled updates, hangs
+# --------------------------------------------------------------------------------------------
+# What an update may change, on the node group and on its Auto Scaling group.
+_UPDATE_STATE = ("labels", "taints", "scaling_config", "update_config", "node_repair_config",
+                 "launch_template", "version", "release_version", "instance_types", "ami_type",
+                 "modified_at", "_sandbox_launch_template", "_sandbox_instance_type_from_template")
+# EKS starts an update only on a node group that is ACTIVE (or DEGRADED).
+_UPDATABLE = ("ACTIVE", "DEGRADED")
+
+
+def _update_state(backend: Any, ng: Any) -> dict[str, Any]:
+    state = {attr: copy.deepcopy(getattr(ng, attr, None)) for attr in _UPDATE_STATE}
+    name = _asg_name(ng)
+    groups = _autoscaling(backend.account_id, backend.region_name).autoscaling_groups
+    if name in groups:
+        group = groups[name]
+        template = getattr(group, "ec2_launch_template", None)
+        state["_asg"] = {"min": group.min_size, "max": group.max_size,
+                         "desired": group.desired_capacity,
+                         "template": {"LaunchTemplateId": template.id,
+                                      "Version": group.provided_launch_template_version}
+                         if template is not None else None}
+    generated = getattr(ng, "_sandbox_generated_launch_template", None)
+    templates = _ec2(backend.account_id, backend.region_name).launch_templates
+    if generated in templates:
+        state["_generated_default"] = templates[generated].default_version_number
+    return state
+
+
+def _restore_state(backend: Any, ng: Any, state: dict[str, Any]) -> None:
+    for attr in _UPDATE_STATE:
+        setattr(ng, attr, copy.deepcopy(state[attr]))
+    name = _asg_name(ng)
+    asg = _autoscaling(backend.account_id, backend.region_name)
+    if state.get("_asg") and name in asg.autoscaling_groups:
+        saved = state["_asg"]
+        asg.update_auto_scaling_group(
+            name=name, availability_zones=[], desired_capacity=saved["desired"],
+            max_size=saved["max"], min_size=saved["min"], launch_config_name=None,
+            launch_template={}, vpc_zone_identifier=None, health_check_period=None,
+            health_check_type=None)
+        if saved["template"]:
+            asg.autoscaling_groups[name]._set_launch_configuration(
+                None, saved["template"], mixed_instances_policy=None)
+    templates = _ec2(backend.account_id, backend.region_name).launch_templates
+    generated = getattr(ng, "_sandbox_generated_launch_template", None)
+    if "_generated_default" in state and generated in templates:
+        templates[generated].default_version_number = state["_generated_default"]
+
+
+def _still_there(backend: Any, ng: Any) -> bool:
+    cluster = backend.clusters.get(ng.cluster_name)
+    return cluster is not None and cluster.nodegroups.get(ng.nodegroup_name) is ng
+
+
+def patch_eks_outcomes() -> None:
+    """moto ends every node group creation, deletion and update at once and successfully, so a
+    caller's failure and timeout paths are never reached. Real EKS is asynchronous: CreateNodegroup
+    answers CREATING and the node group may end CREATE_FAILED with ``health.issues`` ({code,
+    message, resourceIds}); DeleteNodegroup answers DELETING and may end DELETE_FAILED (the node
+    group stays, with its issues); an update may end ``Failed`` with ``errors`` ({errorCode,
+    errorMessage, resourceIds}) or ``Cancelled``, leaving the node group's configuration as it
+    was; and any of them may run longer than the caller waits (node group CREATING / UPDATING /
+    DELETING, update InProgress). A test queues the outcome of the next matching call
+    (``POST /_sandbox/eks-outcomes``, see sandbox/aws/outcomes.py); a hang holds the work, with
+    the node group showing its old configuration, until ``DELETE /_sandbox/eks-outcomes``, which
+    completes it. As EKS does, an update of a node group that is not ACTIVE or DEGRADED is
+    refused (ResourceInUseException)."""
+    from moto.eks.exceptions import ResourceInUseException
+    from moto.eks.models import EKSBackend
+
+    from .outcomes import BOOK, fill_detail
+
+    orig_create = EKSBackend.create_nodegroup
+    orig_delete = EKSBackend.delete_nodegroup
+    orig_describe = EKSBackend.describe_nodegroup
+
+    def settle(ng: Any) -> None:
+        """A queued failure shows from the first read after the call that started it, as the
+        call itself answered CREATING / DELETING."""
+        pending = ng.__dict__.pop("_sandbox_settle", None)
+        if pending:
+            ng.status, issues = pending
+            ng.health = {"issues": issues}
+
+    @functools.wraps(orig_describe)
+    def describe_nodegroup(self: Any, cluster_name: str, nodegroup_name: str) -> Any:
+        ng = orig_describe(self, cluster_name, nodegroup_name)
+        settle(ng)
+        return ng
+
+    @functools.wraps(orig_create)
+    def create_nodegroup(self: Any, **kw: Any) -> Any:
+        ng = orig_create(self, **kw)
+        outcome = BOOK.take(ng.cluster_name, ng.nodegroup_name, "CreateNodegroup")
+        if outcome is None:
+            return ng
+        ng.status = "CREATING"
+        if outcome["outcome"] == "CREATE_FAILED":
+            ng._sandbox_settle = ("CREATE_FAILED", fill_detail(
+                outcome["issues"], ng.nodegroup_name, [_asg_name(ng)] if _asg_name(ng) else []))
+        else:
+            def complete() -> None:
+                if _still_there(self, ng) and ng.status == "CREATING":
+                    ng.status = "ACTIVE"
+            BOOK.hold({"cluster": ng.cluster_name, "nodegroup": ng.nodegroup_name,
+                       "operation": "CreateNodegroup", "status": "CREATING"}, complete)
+        return ng
+
+    @functools.wraps(orig_delete)
+    def delete_nodegroup(self: Any, cluster_name: str, nodegroup_name: str) -> Any:
+        ng = _nodegroup(self, cluster_name, nodegroup_name)
+        outcome = BOOK.take(cluster_name, nodegroup_name, "DeleteNodegroup")
+        if outcome is None:
+            return orig_delete(self, cluster_name, nodegroup_name)
+        ng.status = "DELETING"
+        if outcome["outcome"] == "DELETE_FAILED":
+            ng._sandbox_settle = ("DELETE_FAILED", fill_detail(
+                outcome["issues"], nodegroup_name, [_asg_name(ng)] if _asg_name(ng) else []))
+        else:
+            def complete() -> None:
+                if _still_there(self, ng):
+                    orig_delete(self, cluster_name, nodegroup_name)
+            BOOK.hold({"cluster": cluster_name, "nodegroup": nodegroup_name,
+                       "operation": "DeleteNodegroup", "status": "DELETING"}, complete)
+        return ng
+
+    def with_outcome(orig: Any, operation: str) -> Any:
+        @functools.wraps(orig)
+        def update(self: Any, cluster_name: str, nodegroup_name: str, **kw: Any) -> Any:
+            ng = _nodegroup(self, cluster_name, nodegroup_name)
+            settle(ng)
+            if ng.status not in _UPDATABLE:
+                raise ResourceInUseException(
+                    clusterName=cluster_name, nodegroupName=nodegroup_name,
+                    fargateProfileName=None, addonName=None,
+                    message=f"Nodegroup {nodegroup_name} cannot be updated as it is currently "
+                            f"not in Active State ({ng.status})")
+            before = _update_state(self, ng)
+            record = orig(self, cluster_name, nodegroup_name, **kw)
+            outcome = BOOK.take(cluster_name, nodegroup_name, operation)
+            if outcome is None:
+                return record
+            after = _update_state(self, ng)
+            _restore_state(self, ng, before)
+            if outcome["outcome"] == "hang":
+                record["status"] = "InProgress"
+                ng.status = "UPDATING"
+
+                def complete() -> None:
+                    if _still_there(self, ng):
+                        _restore_state(self, ng, after)
+                        ng.status = "ACTIVE"
+                    record["status"] = "Successful"
+                BOOK.hold({"cluster": cluster_name, "nodegroup": nodegroup_name,
+                           "operation": operation, "updateId": record["id"],
+                           "status": "InProgress"}, complete)
+            else:
+                record["status"] = outcome["outcome"]
+                record["errors"] = fill_detail(outcome["errors"], nodegroup_name,
+                                               [_asg_name(ng)] if _asg_name(ng) else [])
+            return record
+        return update
+
+    EKSBackend.describe_nodegroup = describe_nodegroup
+    EKSBackend.create_nodegroup = create_nodegroup
+    EKSBackend.delete_nodegroup = delete_nodegroup
+    EKSBackend.update_nodegroup_config = with_outcome(EKSBackend.update_nodegroup_config,
+                                                      "UpdateNodegroupConfig")
+    EKSBackend.update_nodegroup_version = with_outcome(EKSBackend.update_nodegroup_version,
+                                                       "UpdateNodegroupVersion")
+
+
 # Order matters where patches wrap the same method: defaults first (innermost), then the Auto
-# Scaling group, then the update records.
+# Scaling group, then the update records, then the queued outcomes (outermost).
 PATCHES = (
     patch_eks_optimized_ami_parameters,
     patch_eks_nodegroup_defaults,
@@ -759,6 +939,7 @@ PATCHES = (
     patch_autoscaling_policies_per_group,
     patch_launch_template_source_version,
     patch_eks_nodegroup_tags,
+    patch_eks_outcomes,
 )
 
 _applied = False

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 from . import protocol
 from .faults import FaultError, FaultQueue
 from .journal import Journal
+from .outcomes import BOOK, OutcomeBook, OutcomeError
 
 # Requests carrying this header are not journaled (the seeding script uses it).
 INTERNAL_HEADER = "x-sandbox-internal"
@@ -55,10 +56,13 @@ def _read_body(environ: dict[str, Any]) -> bytes:
 
 
 class SandboxMiddleware:
-    def __init__(self, app: Callable, journal: Journal, faults: FaultQueue):
+    def __init__(self, app: Callable, journal: Journal, faults: FaultQueue,
+                 outcomes: OutcomeBook = BOOK):
         self.app = app
         self.journal = journal
         self.faults = faults
+        # The book patches.patch_eks_outcomes consumes (one per process).
+        self.outcomes = outcomes
         self.started = time.time()
         self._router_cache: dict[str, Any] = {}
 
@@ -88,6 +92,18 @@ class SandboxMiddleware:
                     spec = json.loads(_read_body(environ) or b"null")
                     return self._json(start_response, 201, {"faults": self.faults.add(spec)})
                 except (ValueError, FaultError) as exc:
+                    return self._json(start_response, 400, {"error": str(exc)})
+            return self._json(start_response, 405, {"error": "GET, POST or DELETE"})
+        if path == "/_sandbox/eks-outcomes":
+            if method == "GET":
+                return self._json(start_response, 200, self.outcomes.list())
+            if method == "DELETE":
+                return self._json(start_response, 200, self.outcomes.release())
+            if method in ("POST", "PUT"):
+                try:
+                    spec = json.loads(_read_body(environ) or b"null")
+                    return self._json(start_response, 201, {"queued": self.outcomes.add(spec)})
+                except (ValueError, OutcomeError) as exc:
                     return self._json(start_response, 400, {"error": str(exc)})
             return self._json(start_response, 405, {"error": "GET, POST or DELETE"})
         return self._json(start_response, 404, {"error": f"no such sandbox endpoint: {path}"})

@@ -254,6 +254,24 @@ def test_launch_template_version_inherits_source_version(aws_client, aws_name):
         assert "ImageId" not in v3["LaunchTemplateData"]  # no SourceVersion: nothing inherited
 
 
+@pytest.mark.parametrize("source", [None, "1"])
+def test_autoscaling_group_launches_from_a_later_version_with_user_data(aws_client, aws_name, source):
+    # moto kept a new version's UserData as text, and launching an instance from it failed (500).
+    ec2, autoscaling = aws_client("ec2"), aws_client("autoscaling")
+    with launch_template(ec2, aws_name, {"InstanceType": "m5.large", "UserData": "IyEvYmluL2Jhc2g="}) as lt:
+        extra = {"SourceVersion": source} if source else {}
+        ec2.create_launch_template_version(LaunchTemplateId=lt["LaunchTemplateId"], **extra,
+                                           LaunchTemplateData={"InstanceType": "m5.xlarge", "UserData": "IyEvYmluL3No"})
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=aws_name, MinSize=1, MaxSize=1, DesiredCapacity=1, AvailabilityZones=["us-east-2a"],
+            LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplateId"], "Version": "2"})
+        try:
+            group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[aws_name])["AutoScalingGroups"][0]
+            assert len(group["Instances"]) == 1
+        finally:
+            autoscaling.delete_auto_scaling_group(AutoScalingGroupName=aws_name, ForceDelete=True)
+
+
 # 6 -------------------------------------------------------------------------------------------
 def test_nodegroup_defaults_from_cluster_and_launch_template(aws_client, aws_seed, aws_name):
     eks, ec2 = aws_client("eks"), aws_client("ec2")
