@@ -58,6 +58,7 @@ def _aws(env, service):
 @pytest.fixture
 def private_sandbox(env):  # pylint: disable=unused-argument,redefined-outer-name
     directory = tempfile.mkdtemp(prefix="genai-reset-")
+    os.chmod(directory, 0o755)  # PostgreSQL runs as its own user and must enter it
     try:
         _ctl(directory, "up")
         yield directory
