@@ -41,6 +41,18 @@ def error_code(exc):
         return None
 
 
+def eks_problems(items, code_key='code', message_key='message'):
+    """EKS's account of a failure, one line: an update's errors (errorCode, errorMessage) or a node
+    group's health issues (code, message), each with the resources it names."""
+    parts = []
+    for item in items or []:
+        text = '%s: %s' % (item.get(code_key) or 'Unknown', item.get(message_key) or '(no message)')
+        if item.get('resourceIds'):
+            text += ' (%s)' % ', '.join(item['resourceIds'])
+        parts.append(text)
+    return '; '.join(parts) or 'EKS gave no error detail'
+
+
 def is_not_found(exc, codes=('ResourceNotFoundException', 'NotFoundException', 'NoSuchEntity',
                              'InvalidLaunchTemplateName.NotFoundException',
                              'InvalidLaunchTemplateId.NotFound', 'ParameterNotFound',
@@ -71,6 +83,23 @@ class GenaiAWSModule(AnsibleAWSModule):
             return validator(*args)
         except InputErrors as exc:
             self.fail_input(exc)
+
+    def wait_for_eks_update(self, eks, cluster_name, nodegroup_name, update_id, what, timeout):
+        """Wait for an EKS node group update to end Successful; fail naming the update and EKS's
+        errors when it ends Failed or Cancelled, and after `timeout` seconds."""
+        def probe():
+            try:
+                update = eks.describe_update(name=cluster_name, nodegroupName=nodegroup_name, updateId=update_id,
+                                             aws_retry=True)['update']
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                self.fail_json_aws(exc, msg='Could not describe %s' % what)
+            if update.get('status') in ('Failed', 'Cancelled'):
+                errors = update.get('errors') or []
+                self.fail_json(msg='%s ended %s: %s' % (what, update['status'], eks_problems(errors, 'errorCode', 'errorMessage')),
+                               eks_update={'id': update_id, 'status': update['status'], 'type': update.get('type'), 'errors': errors})
+            return update if update.get('status') == 'Successful' else None
+
+        return self.wait_until('%s to finish' % what, probe, timeout)
 
     def wait_until(self, what, probe, timeout, interval=5, min_interval=0.5):
         """Poll `probe()` until it returns a truthy value; fail with `what` after `timeout` seconds.

@@ -190,7 +190,13 @@ options:
     type: bool
     default: true
   wait_timeout:
-    description: How many seconds to wait.
+    description:
+      - How many seconds to wait.
+      - When they pass, the module fails saying what it waited for; a re-run waits for a node group that is still busy
+        before it changes anything.
+      - A node group that EKS ends C(CREATE_FAILED) or C(DELETE_FAILED) fails the module at once with EKS's health issues
+        (C(nodegroup_status), C(health_issues) in the result); an update that EKS ends C(Failed) or C(Cancelled) fails it with
+        the update id and EKS's errors (C(eks_update)).
     type: int
     default: 1200
   state:
@@ -314,7 +320,7 @@ except ImportError:
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
-from ansible_collections.genai.stack.plugins.module_utils._aws import GenaiAWSModule, is_not_found
+from ansible_collections.genai.stack.plugins.module_utils._aws import GenaiAWSModule, eks_problems, is_not_found
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils import _gpu
 from ansible_collections.genai.stack.plugins.module_utils import _userdata
@@ -958,14 +964,14 @@ class NodegroupManager:
             self.updates.append({'id': update['id'], 'type': update.get('type', 'ConfigUpdate')})
             # EKS refuses a second update while one runs: always wait when a roll follows.
             if self.params['wait'] or roll:
-                self.wait_for_update(update['id'])
+                self.wait_for_update(update['id'], self.updates[-1]['type'])
         if roll:
             update = self._call('roll launch template version %s into node group %s' % (target_version, self.params['name']),
                                 self.eks.update_nodegroup_version, clusterName=self.params['cluster_name'], nodegroupName=self.params['name'],
                                 launchTemplate={'id': template_id, 'version': str(target_version)})['update']
             self.updates.append({'id': update['id'], 'type': update.get('type', 'VersionUpdate')})
             if self.params['wait']:
-                self.wait_for_update(update['id'])
+                self.wait_for_update(update['id'], self.updates[-1]['type'])
         if config or roll or tags_add or tags_remove:
             return self.describe_nodegroup()
         return current
@@ -994,32 +1000,47 @@ class NodegroupManager:
         }
 
     # -- waits ------------------------------------------------------------------------------
+    # What to do about a node group EKS could not create or delete; neither recovers by waiting.
+    FAILED_STATUS_ADVICE = {
+        'CREATE_FAILED': 'EKS does not repair a node group that failed to create: fix the cause, delete it with state=absent and run again',
+        'DELETE_FAILED': 'fix the cause and run state=absent again',
+    }
+
+    def fail_if_failed(self, nodegroup):
+        """Fail, naming the node group and EKS's health issues, when it is CREATE_FAILED or DELETE_FAILED."""
+        status = nodegroup.get('status')
+        if status in self.FAILED_STATUS_ADVICE:
+            issues = (nodegroup.get('health') or {}).get('issues') or []
+            detail = '%s; %s' % (eks_problems(issues), self.FAILED_STATUS_ADVICE[status])
+            self.module.fail_json(msg='node group %s is %s: %s' % (self.params['name'], status, detail),
+                                  nodegroup_status=status, health_issues=issues, actions=self.actions, updates=self.updates)
+
     def wait_for_status(self, status, allow=None):
         allow = allow or (status,)
-        failed = ('CREATE_FAILED', 'DELETE_FAILED')
 
         def probe():
             nodegroup = self.describe_nodegroup()
             if nodegroup is None:
                 self.module.fail_json(msg='node group %s disappeared while waiting for %s' % (self.params['name'], status))
-            if nodegroup.get('status') in failed:
-                issues = (nodegroup.get('health') or {}).get('issues') or []
-                detail = '; '.join(i.get('message', '') for i in issues) or 'no detail'
-                self.module.fail_json(msg='node group %s is %s: %s' % (self.params['name'], nodegroup['status'], detail))
+            self.fail_if_failed(nodegroup)
             return nodegroup if nodegroup.get('status') in allow else None
 
         return self.module.wait_until('node group %s to be %s' % (self.params['name'], status), probe, self.params['wait_timeout'])
 
-    def wait_for_update(self, update_id):
+    def wait_for_deletion(self):
         def probe():
-            update = self._call('describe update %s' % update_id, self.eks.describe_update, name=self.params['cluster_name'],
-                                nodegroupName=self.params['name'], updateId=update_id)['update']
-            if update.get('status') in ('Failed', 'Cancelled'):
-                errors = '; '.join(e.get('errorMessage', '') for e in update.get('errors') or []) or 'no detail'
-                self.module.fail_json(msg='update %s of node group %s %s: %s' % (update_id, self.params['name'], update['status'].lower(), errors))
-            return update if update.get('status') == 'Successful' else None
+            nodegroup = self.describe_nodegroup()
+            if nodegroup is None:
+                return True
+            self.fail_if_failed(nodegroup)
+            return False
 
-        return self.module.wait_until('update %s of node group %s' % (update_id, self.params['name']), probe, self.params['wait_timeout'])
+        return self.module.wait_until('node group %s to be deleted' % self.params['name'], probe, self.params['wait_timeout'])
+
+    def wait_for_update(self, update_id, update_type):
+        return self.module.wait_for_eks_update(self.eks, self.params['cluster_name'], self.params['name'], update_id,
+                                               '%s %s of node group %s' % (update_type, update_id, self.params['name']),
+                                               self.params['wait_timeout'])
 
     # -- absent -----------------------------------------------------------------------------
     def absent(self):
@@ -1039,8 +1060,7 @@ class NodegroupManager:
             return {}
         gone = nodegroup is None
         if nodegroup is not None and self.params['wait']:
-            self.module.wait_until('node group %s to be deleted' % self.params['name'], lambda: self.describe_nodegroup() is None,
-                                   self.params['wait_timeout'])
+            self.wait_for_deletion()
             gone = True
         if template is not None:
             if gone:

@@ -47,7 +47,11 @@ options:
     type: bool
     default: true
   wait_timeout:
-    description: How many seconds to wait.
+    description:
+      - How many seconds to wait.
+      - When they pass, the module fails saying which update it waited for; a later run sees the labels as EKS then reports them.
+      - An update that EKS ends C(Failed) or C(Cancelled) fails the module with the update id and EKS's errors
+        (C(eks_update) in the result).
     type: int
     default: 600
 extends_documentation_fragment:
@@ -173,13 +177,8 @@ def main():
             module.fail_json_aws(exc, msg='Could not update the labels of node group %r' % params['name'])
         result['update_id'] = update['id']
         if params['wait']:
-            def finished():
-                status = eks.describe_update(name=params['cluster_name'], nodegroupName=params['name'], updateId=update['id'],
-                                             aws_retry=True)['update']['status']
-                if status in ('Failed', 'Cancelled'):
-                    module.fail_json(msg='label update %s of node group %s %s' % (update['id'], params['name'], status.lower()))
-                return status == 'Successful'
-            module.wait_until('label update of node group %s' % params['name'], finished, params['wait_timeout'])
+            module.wait_for_eks_update(eks, params['cluster_name'], params['name'], update['id'],
+                                       'label update %s of node group %s' % (update['id'], params['name']), params['wait_timeout'])
         nodegroup = describe()
     elif module.check_mode:
         nodegroup = dict(nodegroup, labels=desired)
