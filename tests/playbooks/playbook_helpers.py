@@ -4,6 +4,8 @@ import os
 import subprocess
 import time
 
+from slowdown import scaled  # tests/tools, on sys.path (tests/playbooks/conftest.py)
+
 
 def kubectl(*args, check=True):
     proc = subprocess.run([os.environ.get('KUBECTL_BIN', 'kubectl')] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -26,8 +28,9 @@ def helm_releases(namespace):
 
 
 def wait_for(predicate, timeout=60):
-    """Poll `predicate` every second; True as soon as it holds, False after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+    """Poll `predicate` every second; True as soon as it holds, False after `timeout` seconds
+    (what an idle machine needs, times GENAI_TEST_SLOWDOWN: see tests/tools/slowdown.py)."""
+    deadline = time.monotonic() + scaled(timeout)
     while not predicate():
         if time.monotonic() > deadline:
             return False

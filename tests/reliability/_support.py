@@ -10,9 +10,15 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tools'))
+
+# Every fixed wait and timeout below is what an idle machine needs, times GENAI_TEST_SLOWDOWN.
+from slowdown import scaled  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
@@ -137,7 +143,7 @@ def run_playbook(playbook, *args, env_extra=None, timeout=1200, kube_user=None, 
     command = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook] + list(args)
     proc = subprocess.run(command, cwd=ROOT, env=playbook_env(env_extra), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE if separate_stderr else subprocess.STDOUT, text=True,
-                          timeout=timeout, check=False)
+                          timeout=scaled(timeout), check=False)
     output = proc.stdout if not separate_stderr else proc.stdout
     run = Run(command[1:], proc.returncode, output, Activity(start_mark, kube_user), time.monotonic() - started)
     if separate_stderr:
@@ -237,7 +243,7 @@ def run_and_kill(playbook, *args, task, trigger, env_extra=None, timeout=900, op
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     killed = False
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while proc.poll() is None and time.monotonic() < deadline:
         # A named operation is the kill point whatever task sends it (the one after a task's last change).
         if task_mark and (operation or not task_over):
@@ -257,14 +263,13 @@ def run_and_kill(playbook, *args, task, trigger, env_extra=None, timeout=900, op
         victims = kill_tree(proc.pid)
     proc.wait()
     if killed:
-        for _unused in range(100):
-            if not any(_running(p) for p in victims):
-                break
+        gone_by = time.monotonic() + scaled(5)
+        while any(_running(p) for p in victims) and time.monotonic() < gone_by:
             time.sleep(0.05)
         survivors = [p for p in victims if _running(p)]
         if survivors:
             raise AssertionError('processes of the killed run still run: %s' % survivors)
-    thread.join(timeout=10)
+    thread.join(timeout=scaled(10))
     run = Run(command[1:], proc.returncode, ''.join(lines), Activity(start_mark), time.monotonic() - started)
     return killed, run
 
@@ -275,7 +280,7 @@ def _faults_request(method, body=None):
     url = os.environ['AWS_ENDPOINT_URL'].rstrip('/') + '/_sandbox/faults'
     request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
                                      headers={'Content-Type': 'application/json'})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=scaled(10)) as response:
         return json.loads(response.read() or b'null')
 
 
@@ -298,7 +303,7 @@ def _component(script, action):
                SANDBOX_PYTHON=os.path.join(VENV_BIN, 'python'))
     env.setdefault('SANDBOX_CACHE', os.path.join(os.path.expanduser('~'), '.cache', 'genai-stack'))
     subprocess.run(['bash', os.path.join(ROOT, 'sandbox', 'components', script), action], cwd=ROOT, env=env,
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=scaled(300))
 
 
 def _pid(name):
@@ -315,7 +320,8 @@ def stop_component_process(name, sig=signal.SIGKILL):
     """Kill one process of the sandbox (kube-apiserver, registry, ...) by its pid file."""
     pid = _pid(name)
     os.kill(pid, sig)
-    for _unused in range(200):
+    deadline = time.monotonic() + scaled(10)
+    while time.monotonic() < deadline:
         if not _alive(pid):
             return pid
         time.sleep(0.05)
@@ -344,23 +350,63 @@ def kubectl(*args, kubeconfig=None, check=True):
     command = [os.environ.get('KUBECTL_BIN', 'kubectl')] + list(args)
     if kubeconfig:
         command[1:1] = ['--kubeconfig', kubeconfig]
-    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120)
+    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=scaled(120))
 
 
 def kubectl_json(*args, **kwargs):
     return json.loads(kubectl(*(list(args) + ['-o', 'json']), **kwargs).stdout)
 
 
+def process_state(pid):
+    """The state letter of /proc/<pid>/stat ('T': stopped by a signal), None when gone."""
+    try:
+        with open('/proc/%d/stat' % pid, encoding='ascii', errors='replace') as handle:
+            return handle.read().rsplit(')', 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def process_running(pid):
+    return _running(pid)
+
+
+def suspend_component(name):
+    """SIGSTOP one process of the sandbox by its pid file; returns its pid once it is stopped.
+
+    The caller resumes it with resume_component in a `finally`; if the test process itself
+    dies first (SIGKILL, a CI timeout), the next `sandboxctl up` resumes every stopped process
+    of the sandbox (tests/sandbox/live/test_resume.py)."""
+    pid = _pid(name)
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + scaled(10)
+    while process_state(pid) != 'T':
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGCONT)
+            raise AssertionError('%s (pid %d) did not stop: state %r' % (name, pid, process_state(pid)))
+        time.sleep(0.02)
+    return pid
+
+
+def resume_component(pid):
+    """SIGCONT a process suspend_component stopped, and wait until it runs again."""
+    os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + scaled(10)
+    while process_state(pid) == 'T':
+        if time.monotonic() > deadline:
+            raise AssertionError('pid %d is still stopped after SIGCONT' % pid)
+        time.sleep(0.02)
+
+
 def helm_releases(namespace):
     """Every release in the namespace, whatever its status (helm list -a)."""
     out = subprocess.run([os.environ.get('HELM_BIN', 'helm'), 'list', '-a', '-n', namespace, '-o', 'json'],
-                         capture_output=True, text=True, check=True, timeout=120).stdout
+                         capture_output=True, text=True, check=True, timeout=scaled(120)).stdout
     return json.loads(out or '[]')
 
 
 def helm_history(name, namespace):
     proc = subprocess.run([os.environ.get('HELM_BIN', 'helm'), 'history', name, '-n', namespace, '-o', 'json'],
-                          capture_output=True, text=True, check=False, timeout=120)
+                          capture_output=True, text=True, check=False, timeout=scaled(120))
     return json.loads(proc.stdout) if proc.returncode == 0 else []
 
 

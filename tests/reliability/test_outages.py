@@ -1,11 +1,20 @@
 """The control plane and the registry go away in the middle of helm_release.
 
-- kube-apiserver is killed while an upgrade (wait: true) is under way and started again a few
-  seconds later; whatever the interrupted run answered, a re-run converges: one release,
-  deployed, with the new values live.
-- the registry is stopped before an install: the task fails with an error that says the chart
-  could not be pulled from the registry, and no release (not even a failed or pending one) is
-  left; with the registry back, a re-run installs cleanly.
+- kube-apiserver is killed while helm is provably in the middle of an upgrade (wait: true):
+  kube-scheduler is paused first, so the upgrade's new pods are never placed and helm, once it
+  has written the Deployment (the last object it applies, seen in the audit log), waits for
+  them; the apiserver is killed at that write, while helm still runs, and stays down until helm
+  has given up (its wait_timeout). helm can record no outcome: the run fails, and once the
+  apiserver is back the upgrade's revision is still pending-upgrade, the proof that the outage
+  interrupted helm. A re-run then recovers through the module's rollback from pending-upgrade
+  and converges: one release, deployed, with the new values live; a further run changes nothing.
+- the registry is stopped before an install (not in the middle of the chart pull: the pull of a
+  small chart takes milliseconds and the module logs in and renders before it installs, so no
+  reliable point inside it can be observed from outside): the task fails with an error that says
+  the chart could not be pulled from the registry, and no release (not even a failed or pending
+  one) is left; with the registry back, a re-run installs cleanly.
+
+Waits are those of an idle machine times GENAI_TEST_SLOWDOWN (tests/tools/slowdown.py).
 """
 import os
 import tempfile
@@ -16,17 +25,24 @@ import pytest
 import yaml
 
 import _support
+from _support import scaled
 
 NAMESPACE = 'rel-outage'
+# How long helm waits for the upgrade's pods, which is how long the apiserver stays down: it is
+# killed as soon as helm starts this wait and started again once helm has given up. Not scaled:
+# an outage longer than the node monitor grace period (40 s) makes the controller-manager mark
+# every kwok Node unknown and its pods not Ready, which kwok never undoes, so the re-run could
+# never become Ready. The kill needs only the audit-log poll that sees the Deployment written.
+UPGRADE_WAIT = 8
 
 
-def _playbook(directory, name, release, message, wait=True, state='present'):
+def _playbook(directory, name, release, message, wait=True, state='present', wait_timeout=120):
     task = {
         'name': release, 'release_namespace': NAMESPACE, 'create_namespace': True, 'state': state,
         'chart_ref': "oci://{{ lookup('env', 'SANDBOX_REGISTRY') }}/charts/gpu-echo",
         'registry_username': "{{ lookup('env', 'SANDBOX_REGISTRY_USER') }}",
         'registry_password': "{{ lookup('env', 'SANDBOX_REGISTRY_PASSWORD') }}",
-        'plain_http': True, 'wait': wait, 'wait_timeout': '120s',
+        'plain_http': True, 'wait': wait, 'wait_timeout': '%ds' % wait_timeout,
         'values': {'gpu': {'enabled': False}, 'message': message, 'replicaCount': 2},
     }
     if state == 'absent':
@@ -38,13 +54,18 @@ def _playbook(directory, name, release, message, wait=True, state='present'):
     return path
 
 
-def _wait_api(timeout=120):
-    deadline = time.monotonic() + timeout
+def _poll(predicate, seconds, interval=0.2):
+    """True as soon as `predicate` holds, False when `seconds` (already scaled) are over."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if _support.kubectl('get', '--raw', '/readyz', check=False).returncode == 0:
+        if predicate():
             return True
-        time.sleep(1)
+        time.sleep(interval)
     return False
+
+
+def _api_ready():
+    return _support.kubectl('get', '--raw', '/readyz', check=False).returncode == 0
 
 
 def _live_message(release):
@@ -52,70 +73,105 @@ def _live_message(release):
     return [cm.get('data', {}) for cm in configmaps]
 
 
+def _helm_processes(verb, release):
+    """Pids of running `helm <verb> <release> ...` processes (the module's child), from /proc."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as handle:
+                argv = [a.decode(errors='replace') for a in handle.read().split(b'\0') if a]
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]).startswith('helm') and argv[1:3] == [verb, release]:
+            found.append(int(entry))
+    return found
+
+
 @pytest.fixture
 def workdir():
     with tempfile.TemporaryDirectory(prefix='rel-outage-') as tmp:
         yield tmp
     # Wait: the next test installs into the same namespace, which must not be Terminating.
-    _support.kubectl('delete', 'namespace', NAMESPACE, '--ignore-not-found', '--wait=true', '--timeout=180s', check=False)
+    _support.kubectl('delete', 'namespace', NAMESPACE, '--ignore-not-found', '--wait=true',
+                     '--timeout=%ds' % scaled(180), check=False)
 
 
-def test_apiserver_restarted_during_upgrade(workdir):
+def test_apiserver_killed_while_helm_waits_for_an_upgrade(workdir):  # pylint: disable=too-many-locals
     release = 'rel-apiserver'
+    paused = None
     try:
         install = _support.run_playbook(_playbook(workdir, 'install.yml', release, 'first'))
         assert install.returncode == 0, install
-        upgrade_path = _playbook(workdir, 'upgrade.yml', release, 'second')
+        assert [h['status'] for h in _support.helm_history(release, NAMESPACE)] == ['deployed']
+        upgrade_path = _playbook(workdir, 'upgrade.yml', release, 'second', wait_timeout=UPGRADE_WAIT)
 
-        # Kill kube-apiserver at the upgrade's first write, start it again 3 s later.
-        restarted = {}
-
-        def outage():
-            start = _support.mark()
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                if any(w['resource'] != 'namespaces' for w in _support.kube_writes(start)):
-                    restarted['killed_pid'] = _support.stop_component_process('kube-apiserver')
-                    time.sleep(3)
-                    _support.start_kube()
-                    restarted['ready'] = _wait_api()
-                    return
-                time.sleep(0.05)
-
-        thread = threading.Thread(target=outage, daemon=True)
+        # The scheduler paused, the upgrade's new pods are never placed, so never Ready: helm,
+        # once it has applied the objects, stays in its wait until the kill.
+        paused = _support.suspend_component('kube-scheduler')
+        start = _support.mark()
+        upgrade = {}
+        thread = threading.Thread(target=lambda: upgrade.setdefault('run', _support.run_playbook(upgrade_path)), daemon=True)
         thread.start()
-        interrupted = _support.run_playbook(upgrade_path)
-        thread.join(timeout=400)
-        assert restarted.get('killed_pid'), 'the upgrade made no write: %r' % interrupted
-        assert restarted.get('ready'), 'kube-apiserver did not come back'
 
-        rerun = _support.run_playbook(upgrade_path)
-        assert rerun.returncode == 0, rerun
+        # The Deployment is the last object helm applies; its write (audit log) is where helm
+        # starts to wait. Kill the apiserver right there.
+        def deployment_written():
+            return any(w['resource'] == 'deployments' and (w['name'] or '').startswith(release) for w in _support.kube_writes(start))
+        seen = _poll(deployment_written, scaled(240), interval=0.05)
+        helm_pids = _helm_processes('upgrade', release)
+        if seen:
+            _support.stop_component_process('kube-apiserver')
+        assert seen, 'the upgrade wrote no Deployment: %r' % upgrade.get('run')
+        # The kill came first: helm was still running once the apiserver was gone.
+        assert helm_pids and any(_support.process_running(pid) for pid in helm_pids), 'helm ended before the apiserver was killed'
+
+        # The apiserver stays down until helm has given up (its wait ran out): it can record nothing.
+        assert _poll(lambda: not any(_support.process_running(pid) for pid in helm_pids), scaled(UPGRADE_WAIT + 60)), \
+            'helm still runs %s s after the kill' % scaled(UPGRADE_WAIT + 60)
+        _support.start_kube()
+        assert _poll(_api_ready, scaled(120), interval=1), 'kube-apiserver did not come back'
+        _support.resume_component(paused)
+        paused = None
+        thread.join(timeout=scaled(300))
+        assert not thread.is_alive(), 'the interrupted upgrade did not end'
+        interrupted = upgrade['run']
+
+        # helm's own word: the upgrade failed (its wait ran out against an apiserver that was gone).
+        assert interrupted.returncode != 0 and 'UPGRADE FAILED' in interrupted.output, interrupted
+        history = sorted(_support.helm_history(release, NAMESPACE), key=lambda h: int(h['revision']))
+        compact = [(h.get('revision'), h.get('status'), h.get('description')) for h in history]
+        # The interruption happened: helm never recorded the upgrade's outcome.
+        assert [(h['revision'], h['status']) for h in history] == [(1, 'deployed'), (2, 'pending-upgrade')], compact
+
+        # The same values, with the usual patience (the control plane is catching up after the outage).
+        rerun_path = _playbook(workdir, 'rerun.yml', release, 'second', wait_timeout=int(scaled(120)))
+        rerun = _support.run_playbook(rerun_path, env_extra={'ANSIBLE_STDOUT_CALLBACK': 'json'})
+        result = rerun.json()['plays'][0]['tasks'][0]['hosts']['sandbox']
+        assert rerun.returncode == 0, result
+        assert result.get('recovered') == 'rolled back from pending-upgrade to revision 1', result
+        assert result.get('changed') is True, result
         releases = _support.helm_releases(NAMESPACE)
         assert [(r['name'], r['status']) for r in releases] == [(release, 'deployed')], releases
         history = sorted(_support.helm_history(release, NAMESPACE), key=lambda h: int(h['revision']))
-        # The whole history, compactly (the default repr truncates the revision at fault).
         compact = [(h.get('revision'), h.get('status'), h.get('description')) for h in history]
-        assert history[-1]['status'] == 'deployed', compact
-        assert [h['status'] for h in history].count('deployed') == 1, compact
-        # When the outage cut helm off before it recorded the upgrade's outcome, that revision stays
-        # pending-upgrade in the history: helm's rollback (the module's recovery) supersedes only
-        # deployed revisions, never the interrupted one. Allowed only when a later revision is
-        # helm's rollback past it; any other state is a recovery that did not happen.
-        for index, entry in enumerate(history):
-            if entry['status'] in ('deployed', 'superseded', 'failed'):
-                continue
-            assert entry['status'] == 'pending-upgrade', compact
-            assert any(str(later.get('description', '')).startswith('Rollback to') for later in history[index + 1:]), compact
+        # The interrupted revision stays pending-upgrade (helm's rollback supersedes only deployed
+        # revisions); the rollback to 1, then the upgrade the re-run asked for.
+        assert [(h['revision'], h['status']) for h in history] == [
+            (1, 'superseded'), (2, 'pending-upgrade'), (3, 'superseded'), (4, 'deployed')], compact
+        assert str(history[2].get('description', '')).startswith('Rollback to 1'), compact
         assert any('second' in str(data) for data in _live_message(release)), _live_message(release)
-        again = _support.run_playbook(upgrade_path)
+        again = _support.run_playbook(rerun_path)
         assert again.returncode == 0 and again.changed == 0, again
         _support.record('outages', apiserver_restart={'interrupted_rc': interrupted.returncode, 'rerun_rc': rerun.returncode,
-                                                      'revisions': len(_support.helm_history(release, NAMESPACE))})
+                                                      'revisions': len(history)})
     finally:
+        if paused:
+            _support.resume_component(paused)
         if not _support.component_running('kube-apiserver'):
             _support.start_kube()
-            _wait_api()
+            _poll(_api_ready, scaled(120), interval=1)
         _support.run_playbook(_playbook(workdir, 'down.yml', release, '', state='absent'))
 
 
