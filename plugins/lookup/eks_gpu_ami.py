@@ -68,10 +68,12 @@ class LookupModule(AWSLookupBase):
         ami_type = self.get_option('ami_type')
         ssm = self.client('ssm')
         results = []
+        # An input error names the option at fault as `eks_gpu_ami: <option>: ...`; the versions are
+        # the documented `_terms`.
         for version in terms:
             version = str(version)
             if version not in _gpu.SUPPORTED_KUBERNETES_VERSIONS:
-                raise AnsibleLookupError('eks_gpu_ami: Kubernetes version %r is not supported; use one of %s'
+                raise AnsibleLookupError('eks_gpu_ami: _terms: Kubernetes version %r is not supported; use one of %s'
                                          % (version, ', '.join(_gpu.SUPPORTED_KUBERNETES_VERSIONS)))
             name = _gpu.ssm_parameter_for(ami_type, version)
             try:
@@ -79,7 +81,7 @@ class LookupModule(AWSLookupBase):
             except botocore.exceptions.ClientError as exc:
                 code = exc.response.get('Error', {}).get('Code')
                 if code == 'ParameterNotFound':
-                    raise AnsibleLookupError('eks_gpu_ami: no %s AMI is published for Kubernetes %s (SSM parameter %s not found)'
+                    raise AnsibleLookupError('eks_gpu_ami: _terms: no %s AMI is published for Kubernetes %s (SSM parameter %s not found)'
                                              % (ami_type, version, name))
                 raise AnsibleLookupError('eks_gpu_ami: could not read %s: %s' % (name, exc))
         return results

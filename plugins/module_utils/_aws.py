@@ -19,7 +19,9 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.genai.stack.plugins.module_utils._validation import InputErrors, NamingAnsibleModule, fail_on_input_errors
+from ansible_collections.genai.stack.plugins.module_utils._validation import (
+    InputErrors, NamingAnsibleModule, fail_on_input_errors, fail_on_option,
+)
 
 # Throttling and 5xx are retried with jittered backoff by every call made with aws_retry=True.
 # ResourceInUseException is EKS's answer while a previous update of the node group still runs.
@@ -76,6 +78,10 @@ class GenaiAWSModule(AnsibleAWSModule):
 
     def fail_input(self, errors):
         fail_on_input_errors(self, errors)
+
+    def fail_option(self, option, text, **extra):
+        """Fail for one option at fault; the result names it (`option`, `errors`) as data."""
+        fail_on_option(self, option, text, **extra)
 
     def validate(self, validator, *args):
         """Run a validator that raises InputErrors; fail the module with every problem found."""

@@ -17,6 +17,8 @@ import os
 import re
 import traceback
 
+from ansible_collections.genai.stack.plugins.module_utils._validation import input_error_fields
+
 # The kubernetes library takes a good part of a second to import; it is imported by the functions
 # that talk to the API (get_client, get_object), so validation failures, helm-only paths and the
 # module import itself do not pay for it.
@@ -125,8 +127,8 @@ def get_client(module):
     try:
         return get_api_client(**auth_params(module.params))
     except Exception as exc:  # pylint: disable=broad-except  # kubeconfig errors come in many types
-        module.fail_json(msg='Could not create a Kubernetes client: %s' % exc, option='kubeconfig',
-                         exception=traceback.format_exc())
+        module.fail_json(msg='Could not create a Kubernetes client: %s' % exc, exception=traceback.format_exc(),
+                         **input_error_fields([('kubeconfig', 'could not create a Kubernetes client: %s' % exc)]))
 
 
 def get_object(client, api_version, kind, name, namespace=None):

@@ -65,7 +65,8 @@ class Checker:
             return False
         return True
 
-    def in_range(self, value, option, low=None, high=None):
+    def in_range(self, value, option, low=None, high=None, what=None):
+        """`what` says what the value is ("a percentage") in the message; `option` stays the bare path."""
         if value is None:
             return True
         if low is not None and value < low or high is not None and value > high:
@@ -74,7 +75,7 @@ class Checker:
                 bounds.append('>= %s' % low)
             if high is not None:
                 bounds.append('<= %s' % high)
-            self.error(option, 'must be %s, got %s' % (' and '.join(bounds), value))
+            self.error(option, '%smust be %s, got %s' % ('is %s and ' % what if what else '', ' and '.join(bounds), value))
             return False
         return True
 
@@ -91,10 +92,30 @@ class Checker:
             raise InputErrors(self.errors)
 
 
-def fail_on_input_errors(module, errors):
-    """One failure path for input errors: every message names its option."""
-    module.fail_json(msg='Invalid input: ' + errors.message,
-                     errors=[{'option': o, 'message': m} for o, m in errors.errors])
+def fail_on_input_errors(module, errors, **extra):
+    """One failure path for input errors: every message names its option.
+
+    Besides the message, the result names the options as data, for playbooks and AWX to read
+    without parsing text: `errors` lists `{option, message}` (the option as a path, such as
+    `scaling_config.desired_size`), and `option` is set when a single option is at fault.
+    """
+    module.fail_json(msg='Invalid input: ' + errors.message, **input_error_fields(errors.errors, extra))
+
+
+def fail_on_option(module, option, text, **extra):
+    """Fail for one option at fault (a missing resource, a conflict with what exists): the
+    message reads `<option>: <text>`, and `errors` and `option` carry it as data."""
+    module.fail_json(msg='%s: %s' % (option, text), **input_error_fields([(option, text)], extra))
+
+
+def input_error_fields(errors, extra=None):
+    """The result fields that name the options of input errors, a list of (option, text)."""
+    fields = dict(extra or {})
+    fields['errors'] = [{'option': o, 'message': m} for o, m in errors]
+    options = set(o for o, m in errors)
+    if len(options) == 1:
+        fields['option'] = options.pop()
+    return fields
 
 
 def user_path(value):
@@ -120,3 +141,7 @@ class NamingAnsibleModule(AnsibleModule):
             if named:
                 msg = named[0].args[0] if named[0].args else str(named[0])
         super().fail_json(msg=msg, **kwargs)
+
+    def fail_option(self, option, text, **extra):
+        """Fail for one option at fault; the result names it (`option`, `errors`) as data."""
+        fail_on_option(self, option, text, **extra)

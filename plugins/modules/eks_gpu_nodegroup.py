@@ -325,7 +325,7 @@ from ansible_collections.genai.stack.plugins.module_utils._diff import Differenc
 from ansible_collections.genai.stack.plugins.module_utils import _gpu
 from ansible_collections.genai.stack.plugins.module_utils import _userdata
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
-    AMI_ID, EKS_NAME, IAM_ROLE_ARN, KMS_KEY, LABEL_KEY, SECURITY_GROUP_ID, SUBNET_ID, Checker,
+    AMI_ID, EKS_NAME, IAM_ROLE_ARN, KMS_KEY, LABEL_KEY, SECURITY_GROUP_ID, SUBNET_ID, Checker, input_error_fields,
 )
 
 GPU_TAINT = {'key': 'nvidia.com/gpu', 'value': 'present', 'effect': 'NO_SCHEDULE'}
@@ -520,8 +520,7 @@ class NodegroupManager:
             return self.eks.describe_cluster(name=self.params['cluster_name'], aws_retry=True)['cluster']
         except botocore.exceptions.ClientError as exc:
             if is_not_found(exc):
-                self.module.fail_json(msg='cluster_name: no EKS cluster named %r in %s' % (self.params['cluster_name'], self.module.region),
-                                      errors=[{'option': 'cluster_name', 'message': 'cluster not found'}])
+                self.module.fail_option('cluster_name', 'no EKS cluster named %r in %s' % (self.params['cluster_name'], self.module.region))
             self.module.fail_json_aws(exc, msg='Could not describe EKS cluster %r' % self.params['cluster_name'])
         except botocore.exceptions.BotoCoreError as exc:
             self.module.fail_json_aws(exc, msg='Could not describe EKS cluster %r' % self.params['cluster_name'])
@@ -586,7 +585,7 @@ class NodegroupManager:
             return
         role = self._policy_role(nodegroup)
         if role is None:
-            self.module.fail_json(msg='node_role: needed for node_role_policy', option='node_role')
+            self.module.fail_option('node_role', 'needed for node_role_policy')
         wanted = policy_document(policy['document'])
         current = self.read_role_policy(role, policy['name'])
         if self.tracker.add('node_role_policy', {'role': role, 'name': policy['name'], 'document': current} if current else None,
@@ -624,8 +623,8 @@ class NodegroupManager:
             return ssm.get_parameter(Name=name, aws_retry=True)['Parameter']['Value']
         except botocore.exceptions.ClientError as exc:
             if is_not_found(exc):
-                self.module.fail_json(msg='kubernetes_version: no %s AMI is published for Kubernetes %s (SSM parameter %s not found)'
-                                      % (self.params['ami_type'], version, name))
+                self.module.fail_option('kubernetes_version', 'no %s AMI is published for Kubernetes %s (SSM parameter %s not found)'
+                                        % (self.params['ami_type'], version, name))
             self.module.fail_json_aws(exc, msg='Could not read SSM parameter %s' % name)
 
     def describe_image(self, ami_id):
@@ -637,7 +636,7 @@ class NodegroupManager:
             else:
                 self.module.fail_json_aws(exc, msg='Could not describe AMI %s' % ami_id)
         if not images:
-            self.module.fail_json(msg='ami_id: AMI %s does not exist or is not visible to this account' % ami_id)
+            self.module.fail_option('ami_id', 'AMI %s does not exist or is not visible to this account' % ami_id)
         return images[0]
 
     def check_subnets(self, subnets, cluster):
@@ -645,15 +644,15 @@ class NodegroupManager:
             found = self.ec2.describe_subnets(SubnetIds=subnets, aws_retry=True)['Subnets']
         except botocore.exceptions.ClientError as exc:
             if 'InvalidSubnetID' in (exc.response.get('Error', {}).get('Code') or ''):
-                self.module.fail_json(msg='subnets: %s' % exc.response['Error'].get('Message', 'a subnet does not exist'))
+                self.module.fail_option('subnets', exc.response['Error'].get('Message', 'a subnet does not exist'))
             self.module.fail_json_aws(exc, msg='Could not describe subnets')
         missing = sorted(set(subnets) - {s['SubnetId'] for s in found})
         if missing:
-            self.module.fail_json(msg='subnets: %s do not exist' % ', '.join(missing))
+            self.module.fail_option('subnets', '%s do not exist' % ', '.join(missing))
         vpc = (cluster.get('resourcesVpcConfig') or {}).get('vpcId')
         other = sorted(s['SubnetId'] for s in found if vpc and s.get('VpcId') != vpc)
         if other:
-            self.module.fail_json(msg='subnets: %s are not in the cluster VPC %s' % (', '.join(other), vpc))
+            self.module.fail_option('subnets', '%s are not in the cluster VPC %s' % (', '.join(other), vpc))
         public = sorted(s['SubnetId'] for s in found if s.get('MapPublicIpOnLaunch'))
         if public:
             self.module.warn('subnets %s assign public IPs on launch; GPU nodes are normally kept in private subnets' % ', '.join(public))
@@ -666,21 +665,19 @@ class NodegroupManager:
             role = self.module.client('iam').get_role(RoleName=role_name, aws_retry=True)['Role']
         except botocore.exceptions.ClientError as exc:
             if is_not_found(exc):
-                self.module.fail_json(msg='node_role: IAM role %r does not exist (%s)' % (role_name, self.params['node_role']),
-                                      option='node_role')
+                self.module.fail_option('node_role', 'IAM role %r does not exist (%s)' % (role_name, self.params['node_role']))
             if 'AccessDenied' in (exc.response.get('Error', {}).get('Code') or ''):
                 self.module.warn('node_role: not allowed to read IAM role %r (iam:GetRole), so it was not checked' % role_name)
                 return
             self.module.fail_json_aws(exc, msg='Could not read IAM role %r' % role_name)
         if role.get('Arn') and role['Arn'] != self.params['node_role']:
-            self.module.fail_json(msg='node_role: %s does not match the ARN of role %r (%s)' % (self.params['node_role'], role_name, role['Arn']),
-                                  option='node_role')
+            self.module.fail_option('node_role', '%s does not match the ARN of role %r (%s)' % (self.params['node_role'], role_name, role['Arn']))
         trust = role.get('AssumeRolePolicyDocument')
         if isinstance(trust, str):
             trust = json.loads(unquote(trust))
         if trust and 'ec2.amazonaws.com' not in json.dumps(trust):
-            self.module.fail_json(msg='node_role: IAM role %r cannot be assumed by EC2 (ec2.amazonaws.com is not in its trust policy), '
-                                      'so nodes could not join' % role_name, option='node_role')
+            self.module.fail_option('node_role', 'IAM role %r cannot be assumed by EC2 (ec2.amazonaws.com is not in its trust policy), '
+                                    'so nodes could not join' % role_name)
 
     # -- desired state ----------------------------------------------------------------------
     def desired_labels(self):
@@ -726,11 +723,11 @@ class NodegroupManager:
         cluster = self.describe_cluster()
         nodegroup = self.describe_nodegroup()
         if nodegroup is None and not self.params['node_role']:
-            self.module.fail_json(msg='node_role: required to create node group %r' % self.params['name'])
+            self.module.fail_option('node_role', 'required to create node group %r' % self.params['name'])
         version = self.params['kubernetes_version'] or (cluster.get('version') or '')
         if not self.params['ami_id'] and version not in _gpu.SUPPORTED_KUBERNETES_VERSIONS:
-            self.module.fail_json(msg='kubernetes_version: cluster %s runs Kubernetes %s, which this module does not support (%s)'
-                                  % (cluster['name'], version, ', '.join(_gpu.SUPPORTED_KUBERNETES_VERSIONS)))
+            self.module.fail_option('kubernetes_version', 'cluster %s runs Kubernetes %s, which this module does not support (%s)'
+                                    % (cluster['name'], version, ', '.join(_gpu.SUPPORTED_KUBERNETES_VERSIONS)))
         subnets = self.params['subnets']
         if subnets is None:
             subnets = list((nodegroup or {}).get('subnets') or (cluster.get('resourcesVpcConfig') or {}).get('subnetIds') or [])
@@ -826,19 +823,19 @@ class NodegroupManager:
             problems.append(('capacity_type', 'cannot change the capacity type of existing node group %r (%s)'
                              % (self.params['name'], nodegroup['capacityType'])))
         if problems:
-            self.module.fail_json(msg='; '.join('%s: %s' % p for p in problems), errors=[{'option': o, 'message': m} for o, m in problems])
+            self.module.fail_json(msg='; '.join('%s: %s' % p for p in problems), **input_error_fields(problems))
 
     def check_template_ownership(self, nodegroup, template):
         used = nodegroup.get('launchTemplate') or {}
         if not used:
-            self.module.fail_json(msg='name: node group %r exists without a launch template; it was not created by this module '
-                                      'and cannot be converged in place' % self.params['name'])
+            self.module.fail_option('name', 'node group %r exists without a launch template; it was not created by this module '
+                                    'and cannot be converged in place' % self.params['name'])
         if template is not None and used.get('id') and used['id'] != template['LaunchTemplateId']:
-            self.module.fail_json(msg='launch_template_name: node group %r uses launch template %s, not %s (%s)'
-                                  % (self.params['name'], used.get('id'), self.template_name, template['LaunchTemplateId']))
+            self.module.fail_option('launch_template_name', 'node group %r uses launch template %s, not %s (%s)'
+                                    % (self.params['name'], used.get('id'), self.template_name, template['LaunchTemplateId']))
         if template is None:
-            self.module.fail_json(msg='launch_template_name: node group %r uses launch template %s, but no template named %s exists; '
-                                      'set launch_template_name to its name' % (self.params['name'], used.get('id') or used.get('name'), self.template_name))
+            self.module.fail_option('launch_template_name', 'node group %r uses launch template %s, but no template named %s exists; '
+                                    'set launch_template_name to its name' % (self.params['name'], used.get('id') or used.get('name'), self.template_name))
 
     # -- writes -----------------------------------------------------------------------------
     def _call(self, what, method, **kwargs):

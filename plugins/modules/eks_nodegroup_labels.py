@@ -145,9 +145,8 @@ def main():
         except botocore.exceptions.ClientError as exc:
             if is_not_found(exc):
                 if not cluster_exists():
-                    module.fail_json(msg='cluster_name: no EKS cluster %r in this account and region' % params['cluster_name'],
-                                     option='cluster_name')
-                module.fail_json(msg='name: no node group %r in EKS cluster %r' % (params['name'], params['cluster_name']), option='name')
+                    module.fail_option('cluster_name', 'no EKS cluster %r in this account and region' % params['cluster_name'])
+                module.fail_option('name', 'no node group %r in EKS cluster %r' % (params['name'], params['cluster_name']))
             module.fail_json_aws(exc, msg='Could not describe node group %r' % params['name'])
 
     nodegroup = describe()

@@ -288,7 +288,7 @@ from ansible_collections.genai.stack.plugins.module_utils._kube import (
     secret_drift, value_hash,
 )
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
-    DNS_LABEL, Checker, InputErrors, NamingAnsibleModule, fail_on_input_errors, user_path,
+    DNS_LABEL, Checker, InputErrors, NamingAnsibleModule, fail_on_input_errors, input_error_fields, user_path,
 )
 
 DURATION = re.compile(r'^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$')
@@ -772,7 +772,7 @@ def main():
 
     binary = params.get('binary_path') or module.get_bin_path('helm')
     if not binary:
-        module.fail_json(msg='binary_path: helm was not found on PATH; install helm 3.8+ or set binary_path', option='binary_path')
+        module.fail_option('binary_path', 'helm was not found on PATH; install helm 3.8+ or set binary_path')
     kube = {k: params.get(k) for k in ('kubeconfig', 'context', 'host', 'api_key', 'validate_certs', 'ca_cert')}
     for key in ('kubeconfig', 'context', 'host', 'api_key'):
         kube[key] = kube[key] or os.environ.get('K8S_AUTH_%s' % key.upper()) or None
@@ -790,7 +790,7 @@ def main():
                 runner.prefetch_status(params['name'], params['release_namespace'])
         runner.detect_version()
         if params.get('plain_http') and not runner.flags.plain_http_supported:
-            module.fail_json(msg='plain_http: needs helm 3.13 or newer, %s is %s' % (binary, runner.version_text), option='plain_http')
+            module.fail_option('plain_http', 'needs helm 3.13 or newer, %s is %s' % (binary, runner.version_text))
         manager = ReleaseManager(module, runner)
         result = {}
         if params['state'] == 'absent':
@@ -819,8 +819,12 @@ def main():
             if before:
                 result['revision'] = int(before['revision'])
     except HelmError as exc:
-        module.fail_json(msg=str(exc), option=exc.option, command=runner.commands, helm_version=runner.version_text, stderr=exc.stderr,
-                         recovered=manager.recovered if manager else None, exception=traceback.format_exc())
+        extra = dict(command=runner.commands, helm_version=runner.version_text, stderr=exc.stderr,
+                     recovered=manager.recovered if manager else None, exception=traceback.format_exc())
+        if exc.option:
+            # helm's failure re-told against the option at fault: named as data, like any input error.
+            extra = input_error_fields([(exc.option, str(exc).replace(exc.option + ': ', '', 1))], extra)
+        module.fail_json(msg=str(exc), **extra)
     finally:
         runner.close()
 

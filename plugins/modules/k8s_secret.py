@@ -320,7 +320,7 @@ from ansible_collections.genai.stack.plugins.module_utils._kube import (
     missing_namespace,
 )
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
-    DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, Checker, InputErrors, NamingAnsibleModule, fail_on_input_errors, user_path,
+    DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, Checker, InputErrors, NamingAnsibleModule, fail_on_input_errors, input_error_fields, user_path,
 )
 
 try:
@@ -565,7 +565,8 @@ def format_problem(fmt, value):
 
 def read_aws_secret(module, aws):
     if not HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib('boto3'), option='aws_secret', exception=BOTO3_IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib('boto3'), exception=BOTO3_IMPORT_ERROR,
+                         **input_error_fields([('aws_secret', missing_required_lib('boto3'))]))
     region = aws.get('region') or os.environ.get('AWS_REGION') or os.environ.get('AWS_DEFAULT_REGION')
     try:
         session = boto3.session.Session(profile_name=aws.get('profile'), region_name=region)
@@ -688,7 +689,7 @@ class SecretManager:
         text = missing_namespace(self.module, lambda: self.client, self.namespace, 'namespace',
                                  'create it first (for example with kubernetes.core.k8s)')
         if text:
-            self.fail(text, option='namespace')
+            self.fail(text, **input_error_fields([('namespace', text.replace('namespace: ', '', 1))]))
 
     def resource(self):
         return self.client.resource(self.kind, self.api_version)

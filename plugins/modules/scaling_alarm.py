@@ -619,7 +619,7 @@ def _check_pair(checker, params, label, present):
         if value is None:
             bounded = False
         elif not custom_query:
-            bounded = checker.in_range(value, label(option) + ' (a percentage)', 0, 100) and bounded
+            bounded = checker.in_range(value, label(option), 0, 100, what='a percentage') and bounded
         elif not math.isfinite(value):
             checker.error(label(option), 'must be a finite number')
             bounded = False
