@@ -375,7 +375,7 @@ def suspend_component(name):
 
     The caller resumes it with resume_component in a `finally`; if the test process itself
     dies first (SIGKILL, a CI timeout), the next `sandboxctl up` resumes every stopped process
-    of the sandbox (tests/sandbox/live/test_resume.py)."""
+    of the sandbox (tests/sandbox/live/test_up_resumes_stopped_parts.py)."""
     pid = _pid(name)
     os.kill(pid, signal.SIGSTOP)
     deadline = time.monotonic() + scaled(10)
