@@ -344,19 +344,6 @@ def component_running(name):
         return False
 
 
-# --- counting what exists ---------------------------------------------------------------------
-
-def kubectl(*args, kubeconfig=None, check=True):
-    command = [os.environ.get('KUBECTL_BIN', 'kubectl')] + list(args)
-    if kubeconfig:
-        command[1:1] = ['--kubeconfig', kubeconfig]
-    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=scaled(120))
-
-
-def kubectl_json(*args, **kwargs):
-    return json.loads(kubectl(*(list(args) + ['-o', 'json']), **kwargs).stdout)
-
-
 def process_state(pid):
     """The state letter of /proc/<pid>/stat ('T': stopped by a signal), None when gone."""
     try:
@@ -395,6 +382,19 @@ def resume_component(pid):
         if time.monotonic() > deadline:
             raise AssertionError('pid %d is still stopped after SIGCONT' % pid)
         time.sleep(0.02)
+
+
+# --- counting what exists ---------------------------------------------------------------------
+
+def kubectl(*args, kubeconfig=None, check=True):
+    command = [os.environ.get('KUBECTL_BIN', 'kubectl')] + list(args)
+    if kubeconfig:
+        command[1:1] = ['--kubeconfig', kubeconfig]
+    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=scaled(120))
+
+
+def kubectl_json(*args, **kwargs):
+    return json.loads(kubectl(*(list(args) + ['-o', 'json']), **kwargs).stdout)
 
 
 def helm_releases(namespace):
