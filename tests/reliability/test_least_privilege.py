@@ -63,7 +63,7 @@ def _reset_auth(value):
     url = os.environ['AWS_ENDPOINT_URL'].rstrip('/') + '/moto-api/reset-auth'
     # text/plain: with urllib's default form content type Flask hands moto an empty body.
     request = urllib.request.Request(url, method='POST', data=str(value).encode(), headers={'Content-Type': 'text/plain'})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=_support.scaled(10)) as response:
         return response.read()
 
 
