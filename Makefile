@@ -69,6 +69,7 @@ docs-check: venv
 	tests/docs/check-changelog.sh
 	tests/docs/check-ee.sh
 	tests/docs/check-awx.sh
+	tests/docs/check-generated.sh
 
 # The built tarball installed into a clean path runs the sandbox demo (not the checkout).
 install-check: sandbox

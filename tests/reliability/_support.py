@@ -411,22 +411,103 @@ def helm_history(name, namespace):
 
 
 # --- counts for docs/security.md ---------------------------------------------------------------
+# One run's counts, in tests/output/reliability/counts.json: started afresh by every session
+# (start_counts, from conftest.py), so nothing carries over from an earlier run, and taken only
+# from tests that passed: record() and record_item() keep a test's values pending until conftest's
+# hooks report the test's outcome (test_finished); the values of a test that failed, errored or
+# was skipped are dropped. record_finding() is for what a check found (a leak), which counts
+# whatever the outcome of the test that found it. tests/docs/security_counts.py renders the
+# numbers of docs/security.md from this file.
+
+# RELIABILITY_COUNTS: another file, for the unit tests of this counting (tests/docs/test_generated_docs.py).
+COUNTS_PATH = os.environ.get('RELIABILITY_COUNTS') or os.path.join(OUTPUT_DIR, 'counts.json')
+_COUNTS = {}
+_PENDING = {}
+CURRENT_TEST = None   # the node id of the running test, set by conftest.py
+
+
+def start_counts(run_info):
+    """A new run: forget every count, write the run's description."""
+    _COUNTS.clear()
+    _PENDING.clear()
+    _COUNTS.update({'run': dict(run_info), 'tests': {}})
+    _write_counts()
+
+
+def update_run(**values):
+    _COUNTS.setdefault('run', {}).update(values)
+    _write_counts()
+
+
+def _pending(kind, section, values):
+    if CURRENT_TEST is None:
+        # A fixture's values would belong to no test's outcome: record from the test instead.
+        raise RuntimeError('record() outside a test (section %r): record after the assertions of a test' % section)
+    _PENDING.setdefault(CURRENT_TEST, []).append((kind, section, values))
+
 
 def record(section, **values):
-    """Merge counts into tests/output/reliability/counts.json (what docs/security.md quotes)."""
-    os.makedirs(OUTPUT_DIR, exist_ok=True)
-    path = os.path.join(OUTPUT_DIR, 'counts.json')
-    lock = path + '.lock'
-    with open(lock, 'w', encoding='ascii'):
-        pass
-    data = {}
-    if os.path.exists(path):
-        with open(path, encoding='utf-8') as handle:
-            try:
-                data = json.load(handle)
-            except ValueError:
-                data = {}
-    data.setdefault(section, {}).update(values)
-    with open(path + '.tmp', 'w', encoding='utf-8') as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-    os.replace(path + '.tmp', path)
+    """Set counts of `section`, kept if the calling test passes."""
+    _pending('set', section, values)
+
+
+def record_item(section, key, item):
+    """Append `item` to the list `key` of `section`, kept if the calling test passes."""
+    _pending('add', section, {key: item})
+
+
+def record_finding(section, key, item):
+    """Append what a check found to `section`.`key` at once, whatever the test's outcome."""
+    _apply('add', section, {key: item})
+    _write_counts()
+
+
+def test_finished(nodeid, outcome):
+    """The test's outcome (passed, failed, error, skipped): its pending counts are kept only if passed."""
+    _COUNTS.setdefault('tests', {})[nodeid] = outcome
+    for kind, section, values in _PENDING.pop(nodeid, []):
+        if outcome == 'passed':
+            _apply(kind, section, values)
+    _write_counts()
+
+
+test_finished.__test__ = False   # not a test, despite its name (pytest collects test_* from imports)
+
+
+def counts():
+    """A copy of this run's counts so far."""
+    return json.loads(json.dumps(_COUNTS))
+
+
+def _apply(kind, section, values):
+    target = _COUNTS.setdefault(section, {})
+    for key, value in values.items():
+        if kind == 'set':
+            target[key] = value
+        else:
+            target.setdefault(key, []).append(value)
+
+
+def _write_counts():
+    os.makedirs(os.path.dirname(COUNTS_PATH), exist_ok=True)
+    with open(COUNTS_PATH + '.tmp', 'w', encoding='utf-8') as handle:
+        json.dump(_COUNTS, handle, indent=2, sort_keys=True, default=str)
+    os.replace(COUNTS_PATH + '.tmp', COUNTS_PATH)
+
+
+def faults_answered(runs, service, operation):
+    """The injected faults the journal shows `operation` answered with, the first three requests of
+    each run that sent it (the order the fault tests assert)."""
+    found = []
+    for run in runs:
+        requests = [r for r in run.activity.requests if r.get('service') == service and r.get('operation') == operation]
+        found += [r.get('fault') for r in requests[:3] if r.get('fault')]
+    return found
+
+
+def reruns_past_kill(killed, final_rc):
+    """Of a chain of runs, each the re-run of the one before: how many kills were followed by a run
+    that got past the killed point (the next run was killed at a later point, or the final run
+    after the chain succeeded)."""
+    following = list(killed[1:]) + [final_rc == 0]
+    return sum(1 for was_killed, next_ok in zip(killed, following) if was_killed and next_ok)

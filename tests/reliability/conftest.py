@@ -21,6 +21,10 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 import _support  # noqa: E402  pylint: disable=wrong-import-position
+# This run's counts (docs/security.md): reset per session, kept only for tests that passed. The
+# hooks live in a module of their own so that a unit test can run them without a sandbox.
+from _counts_plugin import (  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+    pytest_runtest_logreport, pytest_runtest_protocol, pytest_sessionfinish, pytest_sessionstart)
 
 CLUSTER = 'sandbox'
 NODEGROUP = 'gpu-nodes'

@@ -50,9 +50,8 @@ def test_operations_derived_from_the_journal(cluster_gpu_lifecycle):
     assert used, 'no mutating AWS operation in the journal of a converge + teardown'
     unlisted = used - set(CANDIDATE_OPERATIONS)
     assert not unlisted, 'mutating operations sent without injected faults (add them to CANDIDATE_OPERATIONS): %s' % unlisted
-    survived = 3 * len(used)
     _support.record('faults', operations=sorted('%s:%s' % x for x in used), operations_count=len(used),
-                    faults_injected_and_survived=survived)
+                    faults_injected=sum(1 for p in FAULTED_PHASES for r in cluster_gpu_lifecycle[p].activity.requests if r.get('fault')))
 
 
 @pytest.mark.parametrize('service,operation', CANDIDATE_OPERATIONS, ids=['%s:%s' % x for x in CANDIDATE_OPERATIONS])
@@ -71,3 +70,5 @@ def test_operation_retried_after_throttling_500_and_503(cluster_gpu_lifecycle, s
         assert first[2].get('fault') == 'ServiceUnavailable', first
         assert any(r['status'] == 200 and not r.get('fault') for r in requests[3:]), (phase, requests)
         assert cluster_gpu_lifecycle[phase].returncode == 0
+    _support.record_item('faults', 'survived', {'operation': '%s:%s' % (service, operation), 'faults': _support.faults_answered(
+        [cluster_gpu_lifecycle[p] for p in FAULTED_PHASES], service, operation)})

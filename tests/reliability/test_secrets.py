@@ -9,6 +9,11 @@ and opea: a failing play after the role (postgres has no later task a variable c
 renders its chart before it writes the Secret); modules: a failing task after k8s_secret, and a
 format check failing on a secret value; cluster_gpu: a non-retryable AWS error after its first
 tasks). Every converge and failure asserts its return code and that Secrets were written.
+
+A run counts as checked (the "runs" of docs/security.md) only when its expected outcome happened:
+the converge, check or teardown succeeded; the forced failure failed with its own error, after
+the secrets were written (not in a preflight, before any secret was used); and its test passed.
+A leak counts whatever the outcome.
 """
 import json
 import os
@@ -21,8 +26,6 @@ import _support
 from conftest import canary
 
 NAMESPACE = 'rel-secrets'
-LEAKS = []
-RUNS = set()
 
 
 def _haystacks(run):
@@ -33,15 +36,30 @@ def _haystacks(run):
     return {'output': run.output, 'journal': journal, 'audit log': audit}
 
 
-def _assert_no_leak(run, secrets, label):
+def _leaks(run, secrets, label):
     found = []
     for where, text in _haystacks(run).items():
         for name, value in secrets.items():
             if value and value in text:
                 found.append('%s: %s in the %s' % (label, name, where))
-    LEAKS.extend(found)
-    _support.record('secrets', leaks_found=len(LEAKS), leaks=LEAKS)
+    for leak in found:
+        _support.record_finding('secrets', 'leaks', leak)
+    return found
+
+
+def _check_run(label, run, secrets, failure_text=None, wrote_secrets=False):
+    """Search the run for the secrets, then count it as checked only if its expected outcome
+    happened: success, or (failure_text) a failure with that text; with wrote_secrets, Secrets
+    were written in the run (the audit log), so a forced failure came after them."""
+    found = _leaks(run, dict(secrets, **_registry_secret()), label)
+    if failure_text is None:
+        assert run.returncode == 0, ('%s: expected to succeed' % label, run)
+    else:
+        assert run.returncode != 0 and failure_text in run.output, ('%s: expected to fail with %r' % (label, failure_text), run)
+    if wrote_secrets:
+        assert _secret_writes(run), ('%s: no Secret was written, so the run did not get as far as the secrets' % label, run)
     assert not found, found
+    _support.record_item('secrets', 'runs', label)
 
 
 def _registry_secret():
@@ -49,21 +67,12 @@ def _registry_secret():
     return {'sandbox registry password': os.environ['SANDBOX_REGISTRY_PASSWORD'], 'sandbox PGPASSWORD': os.environ.get('PGPASSWORD', '')}
 
 
-def _count_run(label):
-    # Counted per session (not merged with an earlier counts.json): the doc quotes one run's counts.
-    RUNS.add(label)
-    _support.record('secrets', runs_checked=sorted(RUNS), runs=len(RUNS))
-
-
 # --- cluster_gpu (runs of the shared lifecycle: converge -vvv --diff, --check, teardown) ------------
 
 @pytest.mark.parametrize('phase', ['converge', 'check', 'teardown'])
 def test_cluster_gpu_runs(cluster_gpu_lifecycle, phase):
     run = cluster_gpu_lifecycle[phase]
-    secrets = {'AWS secret key': cluster_gpu_lifecycle['secret']}
-    secrets.update(_registry_secret())
-    _assert_no_leak(run, secrets, 'cluster_gpu %s' % phase)
-    _count_run('cluster_gpu %s' % phase)
+    _check_run('cluster_gpu %s' % phase, run, {'AWS secret key': cluster_gpu_lifecycle['secret']})
 
 
 def test_cluster_gpu_forced_failure():
@@ -74,12 +83,10 @@ def test_cluster_gpu_forced_failure():
     finally:
         _support.clear_faults()
         down = _support.run_playbook('playbooks/cluster_gpu.yml', '-e', 'cluster_gpu_state=absent')
-    assert run.returncode != 0, run
-    assert 'AccessDenied' in run.output, run
-    secrets = {'AWS secret key': secret}
-    secrets.update(_registry_secret())
-    _assert_no_leak(run, secrets, 'cluster_gpu forced failure')
-    _count_run('cluster_gpu forced failure')
+    # The failure is the injected one, in the alarms task: the run got past the preflight and the
+    # node group (requests signed with the secret key) before it.
+    assert 403 in run.activity.statuses('DescribeAlarms', 'cloudwatch'), ('the run failed before the alarms task', run)
+    _check_run('cluster_gpu forced failure', run, {'AWS secret key': secret}, failure_text='AccessDenied')
     assert down.returncode == 0, down
 
 
@@ -163,13 +170,11 @@ def test_modules_vvv_diff_check_update_and_failure():
             failed = _support.run_playbook(fail_path, '--diff', '-vvv', env_extra=_secret_env(second))
         finally:
             cleanup = _modules_cleanup(tmp)
-    assert create.returncode == 0, create
-    assert failed.returncode != 0 and 'forced failure' in failed.output, failed
-    for label, run, secrets in (('modules --check (create)', check_first, first), ('modules -vvv --diff', create, first),
-                                ('modules --check (update)', check_update, second), ('modules forced failure', failed, second)):
-        secrets = dict(secrets, **_registry_secret())
-        _assert_no_leak(run, secrets, label)
-        _count_run(label)
+    for label, run, secrets, failure, wrote in (
+            ('modules --check (create)', check_first, first, None, False), ('modules -vvv --diff', create, first, None, True),
+            ('modules --check (update)', check_update, second, None, False),
+            ('modules forced failure', failed, second, 'forced failure', True)):
+        _check_run(label, run, secrets, failure_text=failure, wrote_secrets=wrote)
     assert cleanup.returncode == 0, cleanup
 
 
@@ -193,12 +198,10 @@ def test_genai_engine_vvv_diff_check_and_failure(request):
                                        *_engine_vars(rotated))
     finally:
         down = _support.run_playbook('playbooks/genai_engine.yml', '-e', 'genai_engine_state=absent')
-    assert converge.returncode == 0, converge
-    assert failed.returncode != 0, failed
-    for label, run, values in (('genai_engine -vvv --diff', converge, secrets), ('genai_engine --check', check, secrets),
-                               ('genai_engine forced failure', failed, dict(secrets, **{k + '2': v for k, v in rotated.items()}))):
-        _assert_no_leak(run, dict(values, **_registry_secret()), label)
-        _count_run(label)
+    for label, run, values, failure, wrote in (
+            ('genai_engine -vvv --diff', converge, secrets, None, True), ('genai_engine --check', check, secrets, None, False),
+            ('genai_engine forced failure', failed, dict(secrets, **{k + '2': v for k, v in rotated.items()}), '9.9.9', True)):
+        _check_run(label, run, values, failure_text=failure, wrote_secrets=wrote)
     assert down.returncode == 0, down
 
 
@@ -275,12 +278,7 @@ def test_other_roles_converge_and_forced_failure(role, gpu_nodes):  # pylint: di
                 failed = _support.run_playbook(playbook, '-vvv', '--diff', *make_vars(make), *failure)
         finally:
             down = _support.run_playbook(playbook, '-e', '%s_state=absent' % role, *make_vars(make))
-    assert converge.returncode == 0, converge
-    assert _secret_writes(converge), converge
-    assert failed.returncode != 0 and failure_text in failed.output, failed
-    assert _secret_writes(failed), ('the forced failure came before the secrets were written', failed)
-    for label, run in (('%s -vvv --diff' % role, converge), ('%s forced failure' % role, failed), ('%s absent' % role, down)):
-        _assert_no_leak(run, dict(made, **_registry_secret()), label)
-        _count_run(label)
+    for label, run, failure, wrote in (('%s -vvv --diff' % role, converge, None, True),
+                                       ('%s forced failure' % role, failed, failure_text, True), ('%s absent' % role, down, None, False)):
+        _check_run(label, run, made, failure_text=failure, wrote_secrets=wrote)
     assert first != made
-    assert down.returncode == 0, down

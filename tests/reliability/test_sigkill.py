@@ -225,6 +225,7 @@ def test_cluster_gpu_killed_in_each_task_then_converges(cluster_gpu_chain):
     releases = _support.helm_releases('nvidia-device-plugin')
     assert [r['status'] for r in releases] == ['deployed'], releases
     _support.record('sigkill', cluster_gpu_kills=sum(1 for c in chains['runs'] if c['killed']),
+                    cluster_gpu_reruns_past_kill=_support.reruns_past_kill([c['killed'] for c in chains['runs']], final.returncode),
                     cluster_gpu_tasks=sorted({p[0] for p in CLUSTER_GPU_TASKS}),
                     cluster_gpu_kill_points=[_where(c) for c in chains['runs']])
 
@@ -246,6 +247,7 @@ def test_cluster_gpu_killed_during_a_roll_then_converges(cluster_gpu_chain):
     # The node group runs the new version, and the template's default is that version too.
     assert counts['nodegroup_template_version'] == 2 and counts['default_version'] == 2, counts
     _support.record('sigkill', roll_kills=sum(1 for c in chains['roll_runs'] if c['killed']),
+                    roll_reruns_past_kill=_support.reruns_past_kill([c['killed'] for c in chains['roll_runs']], final.returncode),
                     roll_kill_points=[_where(c) for c in chains['roll_runs']], roll_template_versions=counts['template_versions'])
 
 
@@ -263,4 +265,5 @@ def test_engine_killed_in_each_task_then_converges(engine_chain):
     # The generated admin key is generated once and kept, whatever run was killed when.
     assert len(chains['admin_keys']) == 1, chains['admin_keys']
     _support.record('sigkill', engine_kills=sum(1 for c in chains['runs'] if c[1]), engine_tasks=[t for t, _unused in ENGINE_TASKS],
+                    engine_reruns_past_kill=_support.reruns_past_kill([c[1] for c in chains['runs']], final.returncode),
                     engine_release_revisions=state['release_revisions'])

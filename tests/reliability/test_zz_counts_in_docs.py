@@ -1,65 +1,36 @@
-"""docs/security.md quotes the counts of the suite: they must be those of counts.json.
+"""docs/security.md quotes this run's counts: the drift check of the reliability suite.
 
-Named to run last (pytest collects the files of a directory in alphabetical order), after the
-other files have written tests/output/reliability/counts.json. counts.json is merged section by
-section, so after a partial run a section may come from an earlier one: run the whole suite
-before trusting a failure here. A section missing from counts.json fails (never a silent pass).
+Named to run last (pytest collects the files of a directory in alphabetical order). The counts
+are this session's only (conftest.py starts them afresh; _support.record keeps a test's values
+only if the test passed), and tests/docs/security_counts.py renders the doc's generated blocks
+from them; this test fails when the doc's blocks that hold counts differ. The block describing
+the run (dates, durations, load) is the committed run's and is checked by docs-check against
+tests/reliability/last-run-counts.json. After a full run that changed a count, review it and run
+`python tests/docs/security_counts.py --write tests/output/reliability/counts.json`.
 """
-import json
+import glob
+import importlib.util
 import os
-import re
-
-import pytest
 
 import _support
 
-DOC = os.path.join(_support.ROOT, 'docs', 'security.md')
-
-# (label, regex over the doc's counts table, the groups' values from counts.json)
-ROWS = [
-    ('AWS faults retried',
-     r'\| AWS faults retried \| (\d+) mutating operations .*?= (\d+) \| (\d+) \|',
-     lambda c: [c['faults']['operations_count'], c['faults']['faults_injected_and_survived'],
-                c['faults']['faults_injected_and_survived']]),
-    ('SIGKILL, then re-run',
-     r'\| SIGKILL, then re-run \| (\d+) kills \((\d+) points .*?, (\d+) in a roll, (\d+) tasks of genai_engine.*?\| (\d+) re-runs converged',
-     lambda c: [c['sigkill']['cluster_gpu_kills'] + c['sigkill']['roll_kills'] + c['sigkill']['engine_kills'],
-                c['sigkill']['cluster_gpu_kills'], c['sigkill']['roll_kills'], c['sigkill']['engine_kills'],
-                c['sigkill']['cluster_gpu_kills'] + c['sigkill']['roll_kills'] + c['sigkill']['engine_kills']]),
-    ('bad inputs',
-     r'\| bad inputs \| (\d+) cases \((\d+) module, (\d+) lookup, (\d+) role\) \| (\d+) \|',
-     lambda c: [c['bad_inputs']['cases'], c['bad_inputs']['module_cases'], c['bad_inputs']['lookup_cases'],
-                c['bad_inputs']['role_cases'], c['bad_inputs']['passed']]),
-    ('secret leaks',
-     r'\| secret leaks \| (\d+) runs checked .*?\| [^|]*? \| (\d+) ',
-     lambda c: [c['secrets']['runs'], c['secrets']['leaks_found']]),
-    ('least privilege',
-     r'\| least privilege \| (\d+) policy actions \((\d+) called in the cluster_gpu lifecycle, (\d+) never',
-     lambda c: [c['least_privilege']['policy_actions'], c['least_privilege']['called_count'],
-                len(c['least_privilege']['exempt'])]),
-    ('safe defaults',
-     r'\| safe defaults \| \d+ checks; (\d+) secret-like role defaults, (\d+) module argspecs',
-     lambda c: [c['safe_defaults']['secret_like_defaults_checked'], len(c['safe_defaults']['validate_certs_modules'])]),
-]
+_spec = importlib.util.spec_from_file_location('security_counts', os.path.join(_support.ROOT, 'tests', 'docs', 'security_counts.py'))
+security_counts = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(security_counts)
 
 
-def _counts():
-    path = os.path.join(_support.OUTPUT_DIR, 'counts.json')
-    assert os.path.exists(path), 'no %s: run the suite first' % path
-    with open(path, encoding='utf-8') as handle:
-        return json.load(handle)
+def test_the_run_covered_every_file_of_the_suite():
+    # The doc quotes a whole run; a partial one cannot vouch for it (and would show as drift below).
+    files = {os.path.basename(p) for p in glob.glob(os.path.join(os.path.dirname(__file__), 'test_*.py'))}
+    files.discard(os.path.basename(__file__))
+    ran = {nodeid.split('::')[0].rsplit('/', 1)[-1] for nodeid in _support.counts().get('tests', {})}
+    assert files <= ran, 'a partial run (not run: %s): docs/security.md quotes the whole suite; run all of tests/reliability' % sorted(files - ran)
 
 
-@pytest.mark.parametrize('label,pattern,expected', ROWS, ids=[r[0] for r in ROWS])
-def test_doc_counts_are_those_of_counts_json(label, pattern, expected):
-    with open(DOC, encoding='utf-8') as handle:
+def test_doc_counts_are_those_of_this_run():
+    with open(security_counts.DOC, encoding='utf-8') as handle:
         doc = handle.read()
-    match = re.search(pattern, doc)
-    assert match, 'docs/security.md: the counts row %r is not in the expected form %s' % (label, pattern)
-    counts = _counts()
-    try:
-        wanted = expected(counts)
-    except KeyError as exc:
-        pytest.fail('counts.json has no %s for %r (its test did not run or did not get that far)' % (exc, label))
-    quoted = [int(g) for g in match.groups()]
-    assert quoted == wanted, 'docs/security.md row %r quotes %s, counts.json says %s' % (label, quoted, wanted)
+    diff = security_counts.drift(doc, _support.counts(), counts_only=True)
+    assert not diff, ('docs/security.md differs from this run\'s counts (%s); after reviewing them: python '
+                      'tests/docs/security_counts.py --write tests/output/reliability/counts.json\n%s'
+                      % (os.path.relpath(_support.COUNTS_PATH, _support.ROOT), '\n'.join(diff[:60])))
