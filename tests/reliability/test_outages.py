@@ -29,10 +29,10 @@ from _support import scaled
 
 NAMESPACE = 'rel-outage'
 # How long helm waits for the upgrade's pods, which is how long the apiserver stays down: it is
-# killed as soon as helm starts this wait and started again once helm has given up. Not scaled:
-# the kill needs only the audit-log poll that sees the Deployment written, and a longer outage
-# only costs time (past the node monitor grace period it also needs the pod restart below).
-UPGRADE_WAIT = 8
+# killed as soon as the audit log shows the Deployment written (helm's wait starts there) and
+# started again once helm has given up. It must outlast that audit-log poll, slower under load;
+# a longer outage only costs time (past the node monitor grace period, also the pod restart below).
+UPGRADE_WAIT = int(scaled(8))
 
 
 def _playbook(directory, name, release, message, wait=True, state='present', wait_timeout=120):
