@@ -34,14 +34,41 @@ class PlaybookRun:
     def changed(self):
         return sum(host['changed'] for host in self.recap.values())
 
+    @property
+    def admin_writes(self):
+        """Kubernetes writes of the admin user (the playbooks' identity) during the run: a full count."""
+        return self.activity['kube_writes_by_user'].get(sandbox_journal.admin_user(), 0)
+
+    @property
+    def admin_write_sample(self):
+        """The first few of those writes, for messages; never counted from."""
+        return self.activity['kube_write_sample'].get(sandbox_journal.admin_user(), [])
+
+    def assert_wrote(self):
+        """The positive control of a no-write claim: this run (a first converge) did write, as
+        counted by the same code, so a count of zero elsewhere is not a reader seeing nothing."""
+        assert self.admin_writes > 0, 'a first converge recorded no admin write: %r' % self
+
+    def assert_no_write(self, aws=True):
+        """No Kubernetes write of the admin user and (unless aws=False) no mutating AWS request."""
+        assert self.admin_writes == 0, (self.admin_writes, self.admin_write_sample)
+        if aws:
+            assert self.activity['aws_mutating'] == 0, self.activity['aws_mutating_operations']
+
     def __repr__(self):
         return 'PlaybookRun(rc=%s, recap=%s, activity=%s)\n%s' % (self.returncode, self.recap, self.activity, self.output[-6000:])
 
 
 @pytest.fixture(scope='session', autouse=True)
 def sandbox_env():
-    if not os.environ.get('AWS_ENDPOINT_URL') or not os.environ.get('SANDBOX_AWS_JOURNAL'):
+    if not os.environ.get('AWS_ENDPOINT_URL'):
         pytest.fail('the sandbox is not configured: run `make sandbox` and source .sandbox/env (make integration does both)')
+    # Every no-write claim is counted from the journal and the audit log: without them the counts
+    # would be zero whatever the playbooks did, so their absence fails the session.
+    try:
+        sandbox_journal.mark()
+    except sandbox_journal.SandboxLogMissing as exc:
+        pytest.fail('the no-write checks cannot be counted: %s' % exc)
 
 
 @pytest.fixture

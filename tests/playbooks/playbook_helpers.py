@@ -36,3 +36,25 @@ def wait_for(predicate, timeout=60):
             return False
         time.sleep(1)
     return True
+
+
+def assert_absent_previewed(run_playbook, playbook, state_variable, *args, names=(), env_extra=None):
+    """`<role>_state=absent --check --diff`, the preview a user reads before a teardown, on a
+    converged stack: it plans removals (changed > 0), names what would go (each of `names` is in
+    the output), and writes nothing (no admin write to Kubernetes, no mutating AWS request).
+    Returns the run; the caller checks by its own route that the stack is still there."""
+    plan = run_playbook(playbook, '-e', '%s=absent' % state_variable, '--check', '--diff', *args, env_extra=env_extra)
+    assert plan.returncode == 0, plan
+    assert plan.changed > 0, plan
+    plan.assert_no_write()
+    shown = planned_changes(plan.output)
+    missing = [name for name in names if name not in shown]
+    assert not missing, (missing, shown)
+    return plan
+
+
+def planned_changes(output):
+    """The lines of a --check --diff run that show a change: the diff lines (- before, + after)
+    and the `changed:` lines with their loop item. Task names and summaries are left out, so a
+    name found here is one the plan shows as changing, not one a title happens to mention."""
+    return '\n'.join(line for line in output.splitlines() if line.startswith(('-', '+', 'changed: ')))

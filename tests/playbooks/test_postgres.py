@@ -11,10 +11,11 @@ import boto3
 import pytest
 from kubernetes import client, config
 
+from playbook_helpers import assert_absent_previewed
+
 PLAYBOOK = 'playbooks/postgres.yml'
 STORE_NS = 'genai-postgres'
 DB = 'arthur_genai_engine'
-ADMIN = os.environ.get('SANDBOX_KUBE_ADMIN_USER', 'sandbox-admin')
 ADAPTIVE = [
     {'name': DB, 'owner': DB, 'secrets': [{'name': 'postgres-secret', 'namespace': 'arthur', 'type': 'credentials'}]},
     {'name': 'adaptive', 'owner': 'adaptive', 'secrets': [{'name': 'adaptive-db', 'namespace': 'adaptive', 'type': 'url', 'key': 'url'}]},
@@ -77,15 +78,12 @@ def psql(sql, user=None, password=None, database=None, variables=None, script=No
     return subprocess.run(args, input=script, capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
-def _writes(run):
-    return [w for w in run.activity['kube_write_list'] if w['user'] == ADMIN]
-
-
 def test_direct_converge_rerun_check_rotate_and_teardown(run_playbook, core):
     databases = ['-e', json.dumps({'postgres_databases': ADAPTIVE})]
     try:
         first = run_playbook(PLAYBOOK, '-vvv', '--diff', *databases)
         assert first.returncode == 0, first
+        first.assert_wrote()  # the positive control of the no-write checks below
         stored = _secret(core, STORE_NS, 'db-arthur-genai-engine')
         password = stored['password']
         assert len(password) == 32
@@ -106,12 +104,12 @@ def test_direct_converge_rerun_check_rotate_and_teardown(run_playbook, core):
 
         second = run_playbook(PLAYBOOK, *databases)
         assert second.returncode == 0 and second.changed == 0, second
-        assert _writes(second) == [], second
+        assert second.admin_writes == 0, second.admin_write_sample
         assert _secret(core, STORE_NS, 'db-arthur-genai-engine')['password'] == password
 
         check = run_playbook(PLAYBOOK, '--check', '--diff', *databases, '-e', 'postgres_rotate_password=true')
         assert check.returncode == 0 and check.changed > 0, check
-        assert _writes(check) == [], check
+        assert check.admin_writes == 0, check.admin_write_sample
         assert _secret(core, 'arthur', 'postgres-secret')['password'] == password
 
         rotated = run_playbook(PLAYBOOK, *databases, '-e', 'postgres_rotate_password=true')
@@ -120,6 +118,11 @@ def test_direct_converge_rerun_check_rotate_and_teardown(run_playbook, core):
         assert new_password != password
         assert psql('SELECT 1', DB, new_password, DB).returncode == 0
         assert psql('SELECT 1', DB, password, DB).returncode != 0
+
+        # The teardown previewed: planned and named, nothing removed (nor any database dropped).
+        assert_absent_previewed(run_playbook, PLAYBOOK, 'postgres_state', *databases, names=['arthur/postgres-secret', 'adaptive/adaptive-db'])
+        assert _secret(core, 'arthur', 'postgres-secret')['password'] == new_password
+        assert psql('SELECT 1', DB, new_password, DB).returncode == 0
     finally:
         down = run_playbook(PLAYBOOK, '-e', 'postgres_state=absent', *databases)
     assert down.returncode == 0, down
@@ -139,6 +142,7 @@ def test_job_mode_objects_and_script(run_playbook, core):
     try:
         first = run_playbook(PLAYBOOK, '-e', 'postgres_mode=job')
         assert first.returncode == 0, first
+        first.assert_wrote()
         admin = _secret(core, STORE_NS, 'postgres-admin')
         assert admin == {'PGHOST': os.environ['PGHOST'], 'PGPORT': os.environ['PGPORT'], 'PGUSER': os.environ['PGUSER'],
                          'PGPASSWORD': os.environ['PGPASSWORD'], 'PGDATABASE': 'postgres', 'PGSSLMODE': 'disable'}
@@ -164,7 +168,7 @@ def test_job_mode_objects_and_script(run_playbook, core):
 
         second = run_playbook(PLAYBOOK, '-e', 'postgres_mode=job')
         assert second.returncode == 0 and second.changed == 0, second
-        assert _writes(second) == [], second
+        assert second.admin_writes == 0, second.admin_write_sample
     finally:
         down = run_playbook(PLAYBOOK, '-e', 'postgres_state=absent')
     assert down.returncode == 0, down
@@ -194,7 +198,7 @@ def test_preflight_refuses_before_any_change(run_playbook, extra, message):
     run = run_playbook(PLAYBOOK, '-e', extra)
     assert run.returncode != 0, run
     assert message in run.output, run
-    assert _writes(run) == [], run
+    assert run.admin_writes == 0, run.admin_write_sample
     assert run.activity['aws_mutating'] == 0, run
 
 

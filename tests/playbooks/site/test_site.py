@@ -1,12 +1,14 @@
 """site.yml and teardown.yml on the sandbox, as a user runs them.
 
-make test runs this after the molecule scenario, which converges site.yml, checks that a second
-converge reports changed=0 and verifies the stacks. Here: converge again (from whatever state is
-there, empty included), then a re-run must report changed=0 with no mutating AWS request and no
-Kubernetes write by the admin user, `--check --diff` must change nothing, and teardown.yml must
-leave no release, secret, stack namespace, GPU node group, launch template, node-role inline
-policy, alarm or scaling policy (none referring to the GPU Auto Scaling group), dashboard
-ConfigMap, or stack database and owner (the sandbox drops them on absent) behind.
+make test resets the sandbox before this (sandbox/sandboxctl reset), so the first converge starts
+from the seeded, empty sandbox and must write, to AWS and to Kubernetes: that is the positive
+control of every "no write" claim after it, counted by the same code. Then a re-run must report
+changed=0 with no mutating AWS request and no Kubernetes write by the admin user, `--check
+--diff` must change nothing, `teardown.yml --check --diff` must plan the removals (and name them)
+without any write, and the real teardown.yml must leave no release, secret, stack namespace, GPU
+node group, launch template, node-role inline policy, alarm or scaling policy (none referring to
+the GPU Auto Scaling group), dashboard ConfigMap, or stack database and owner (the sandbox drops
+them on absent) behind.
 """
 import json
 import os
@@ -15,19 +17,21 @@ import subprocess
 import boto3
 import yaml
 
+from playbook_helpers import planned_changes
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
-ADMIN = os.environ.get('SANDBOX_KUBE_ADMIN_USER', 'sandbox-admin')
 STACK_NAMESPACES = ['arthur', 'adaptive', 'monitoring', 'opea', 'saxml', 'genai-postgres', 'nvidia-device-plugin']
+# What the teardown's check-mode plan must show going, in its diff or changed items: releases,
+# Secrets, the node group's launch template, its role's inline policy, an alarm.
+PLANNED_REMOVALS = ['adaptive-monitoring', 'adaptive-control-plane-secret', 'arthur/postgres-secret', 'kube-prometheus-stack',
+                    'grafana-admin-credentials', 'sandbox-gpu-nodes', 'genai-stack-cloudwatch-metrics', 'sandbox-gpu-nodes-gpu-scale-out',
+                    'status: deployed']
 
 
 def _kubectl(*args):
     proc = subprocess.run([os.environ.get('KUBECTL_BIN', 'kubectl')] + list(args) + ['-o', 'json'],
                           capture_output=True, text=True, check=True)
     return json.loads(proc.stdout)['items']
-
-
-def _admin_writes(run):
-    return [w for w in run.activity['kube_write_list'] if w['user'] == ADMIN]
 
 
 def _recap(run):
@@ -63,11 +67,42 @@ def _gpu_asg():
             in [{'Key': t['Key'], 'Value': t['Value']} for t in g.get('Tags', [])]]
 
 
+def _assert_new_cluster():
+    """The seeded, empty sandbox (make test resets it before site-check): without it the first
+    converge would have nothing to write and its positive control would fail for that reason."""
+    groups = boto3.client('eks').list_nodegroups(clusterName='sandbox')['nodegroups']
+    namespaces = {n['metadata']['name'] for n in _kubectl('get', 'namespaces')} & set(STACK_NAMESPACES)
+    assert groups == ['sandbox-cpu'] and not namespaces, \
+        'not the empty sandbox (node groups %s, stack namespaces %s): run `sandbox/sandboxctl reset` first' % (groups, sorted(namespaces))
+
+
+def _assert_teardown_previewed(run_playbook, gpu_asgs):
+    """`teardown.yml --check --diff` on the converged site, what a user reads before removing it:
+    every stack's removal planned and named, and not one write, to AWS or to Kubernetes."""
+    releases_before = _kubectl('get', 'secrets', '-A', '-l', 'owner=helm')
+    plan = run_playbook('playbooks/teardown.yml', '--check', '--diff')
+    assert plan.returncode == 0, plan
+    assert _recap(plan)['sandbox']['changed'] > 0, plan
+    plan.assert_no_write()
+    shown = planned_changes(plan.output)
+    missing = [name for name in PLANNED_REMOVALS if name not in shown]
+    assert not missing, (missing, shown)
+    # Nothing was removed, by another route than the journal and the audit log.
+    assert _gpu_asg() == gpu_asgs
+    namespaces = {n['metadata']['name'] for n in _kubectl('get', 'namespaces')}
+    assert set(STACK_NAMESPACES) <= namespaces, set(STACK_NAMESPACES) - namespaces
+    assert len(_kubectl('get', 'secrets', '-A', '-l', 'owner=helm')) == len(releases_before)
+
+
 def test_site_converges_reruns_clean_and_tears_down(run_playbook):
+    _assert_new_cluster()
     try:
         first = run_playbook('site.yml')
         assert first.returncode == 0, first
-        _recap(first)
+        assert _recap(first)['sandbox']['changed'] > 0, first
+        # The positive control: the counters that read zero below do see this converge's writes.
+        first.assert_wrote()
+        assert first.activity['aws_mutating'] > 0, first.activity
         gpu_asgs = _gpu_asg()
         assert len(gpu_asgs) == 1, gpu_asgs
 
@@ -75,15 +110,13 @@ def test_site_converges_reruns_clean_and_tears_down(run_playbook):
         assert again.returncode == 0, again
         _recap(again)
         assert again.changed == 0, again
-        assert again.activity['aws_mutating'] == 0, again.activity['aws_mutating_operations']
-        assert _admin_writes(again) == [], _admin_writes(again)
+        again.assert_no_write()
 
         check = run_playbook('site.yml', '--check', '--diff')
         assert check.returncode == 0, check
         _recap(check)
         assert check.changed == 0, check
-        assert check.activity['aws_mutating'] == 0, check.activity['aws_mutating_operations']
-        assert _admin_writes(check) == [], _admin_writes(check)
+        check.assert_no_write()
 
         # GPU pods of the stacks run on the GPU Nodes that came from the EKS node group.
         gpu_nodes = {n['metadata']['name'] for n in _kubectl('get', 'nodes', '-l', 'capability=gpu')}
@@ -93,6 +126,8 @@ def test_site_converges_reruns_clean_and_tears_down(run_playbook):
         for pod in gpu_pods:
             assert pod['status']['phase'] == 'Running', pod['metadata']['name']
             assert pod['spec']['nodeName'] in gpu_nodes, (pod['metadata']['name'], pod['spec']['nodeName'])
+
+        _assert_teardown_previewed(run_playbook, gpu_asgs)
     finally:
         down = run_playbook('playbooks/teardown.yml')
     assert down.returncode == 0, down
@@ -145,8 +180,7 @@ def test_check_mode_on_a_new_cluster_shows_the_plan_and_changes_nothing(run_play
     assert check.returncode == 0, check
     _recap(check)
     assert check.changed > 0, 'a new cluster must show planned changes'
-    assert check.activity['aws_mutating'] == 0, check.activity['aws_mutating_operations']
-    assert _admin_writes(check) == [], _admin_writes(check)
+    check.assert_no_write()
     # The plan names what it would create, and says which checks it could only report.
     assert 'node group gpu-nodes does not exist yet' in check.output, check
     assert 'check mode: reported, not fatal' in check.output, check
