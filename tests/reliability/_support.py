@@ -38,29 +38,42 @@ def admin_user():
 
 # --- journal and audit log --------------------------------------------------------------------
 
-def _read_lines(path, start=0):
-    if not path or not os.path.exists(path):
-        return []
+class SandboxLogMissing(RuntimeError):
+    """The journal or audit log a count would be taken from is not there."""
+
+
+def _read_lines(variable, start=0):
+    """Non-empty lines of the log named by `variable` from line `start` on. A log that is not
+    configured, missing, or shorter than the mark raises: read as empty, it would make every
+    "nothing was written" check of the suite pass."""
+    path = os.environ.get(variable)
+    if not path:
+        raise SandboxLogMissing('%s is not set: source the sandbox env file' % variable)
+    if not os.path.isfile(path):
+        raise SandboxLogMissing('%s=%s does not exist: is the sandbox up?' % (variable, path))
     with open(path, encoding='utf-8', errors='replace') as handle:
-        lines = handle.read().splitlines()
-    return [line for line in lines[start:] if line.strip()]
+        lines = [line for line in handle.read().splitlines() if line.strip()]
+    if len(lines) < start:
+        raise SandboxLogMissing('%s has %d lines, fewer than the mark (%d): it was replaced or truncated after the mark'
+                                % (variable, len(lines), start))
+    return lines[start:]
 
 
 def mark():
-    return (len(_read_lines(os.environ.get('SANDBOX_AWS_JOURNAL'))),
-            len(_read_lines(os.environ.get('SANDBOX_KUBE_AUDIT'))))
+    return (len(_read_lines('SANDBOX_AWS_JOURNAL')), len(_read_lines('SANDBOX_KUBE_AUDIT')))
 
 
 def aws_requests(since_mark):
-    return [json.loads(x) for x in _read_lines(os.environ.get('SANDBOX_AWS_JOURNAL'), since_mark[0])]
+    return [json.loads(x) for x in _read_lines('SANDBOX_AWS_JOURNAL', since_mark[0])]
 
 
 def kube_events(since_mark):
-    return [json.loads(x) for x in _read_lines(os.environ.get('SANDBOX_KUBE_AUDIT'), since_mark[1])]
+    return [json.loads(x) for x in _read_lines('SANDBOX_KUBE_AUDIT', since_mark[1])]
 
 
 def kube_writes(since_mark, user=None):
-    """Completed write requests of `user` (the admin identity the playbooks use by default)."""
+    """Every completed write request of `user` (the admin identity the playbooks use by default)
+    after the mark, uncapped: no-write claims are counted from it."""
     user = user or admin_user()
     found = []
     for event in kube_events(since_mark):
