@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 import aws_state
-from playbook_helpers import wait_for
+from playbook_helpers import assert_absent_previewed, wait_for
 
 PLAYBOOK = 'playbooks/cluster_gpu.yml'
 CLUSTER = 'sandbox'
@@ -112,6 +112,9 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
         assert SECRET not in first.output
         _assert_retried(first, CONVERGE_OPERATIONS)
         assert first.changed > 0, first
+        # The positive control of the no-write checks below: the same counters see this converge.
+        assert first.activity['aws_mutating'] > 0, first.activity
+        first.assert_wrote()
         assert 'NVIDIA GPU(s) each, 4 in all' in first.output, first
 
         group = _nodegroup()
@@ -153,14 +156,14 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
         second = run_playbook(PLAYBOOK)
         assert second.returncode == 0, second
         assert second.changed == 0, second
-        assert second.activity['aws_mutating'] == 0, second
+        second.assert_no_write()
 
         _assert_verify_fails_clearly(run_playbook)
 
         check = run_playbook(PLAYBOOK, '--check', '--diff', '-e', 'cluster_gpu_gpu_scale_out_threshold=55', '-e', 'cluster_gpu_instance_type=g5.2xlarge')
         assert check.returncode == 0, check
         assert check.changed >= 2, check
-        assert check.activity['aws_mutating'] == 0, check
+        check.assert_no_write()
         assert 'g5.2xlarge' in check.output, check
         assert _alarms()['%s-%s-gpu-scale-out' % (CLUSTER, NODEGROUP)]['Threshold'] == 40.0
 
@@ -177,6 +180,12 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
         _assert_rolled_in_place(restored, after, 'g4dn.2xlarge')
         settled = run_playbook(PLAYBOOK)
         assert settled.returncode == 0 and settled.changed == 0 and settled.activity['aws_mutating'] == 0, settled
+
+        # The teardown previewed: planned and named, nothing removed.
+        assert_absent_previewed(run_playbook, PLAYBOOK, 'cluster_gpu_state', env_extra=secret_env,
+                                names=['%s-%s' % (CLUSTER, NODEGROUP), POLICY, '%s-%s-gpu-scale-out' % (CLUSTER, NODEGROUP), 'status: deployed'])
+        assert _nodegroup() is not None and len(_alarms()) == 4
+        assert sorted(_gpu_nodes().values()) == [1, 1, 1, 1]
     finally:
         sandbox_faults(TEARDOWN_OPERATIONS)
         down = run_playbook(PLAYBOOK, '-e', 'cluster_gpu_state=absent', '-vvv', env_extra=secret_env)

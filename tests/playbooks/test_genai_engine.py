@@ -10,9 +10,10 @@ import uuid
 import pytest
 from kubernetes import client, config
 
+from playbook_helpers import assert_absent_previewed, helm_releases
+
 PLAYBOOK = 'playbooks/genai_engine.yml'
 NS = 'arthur'
-ADMIN = os.environ.get('SANDBOX_KUBE_ADMIN_USER', 'sandbox-admin')
 OPENAI_KEY = 'sk-' + uuid.uuid4().hex
 OPENAI = {'GENAI_ENGINE_OPENAI_KEYS': 'gpt-4o::https://example-openai.invalid/::%s,gpt-35::https://other.invalid/::%s' % (OPENAI_KEY, OPENAI_KEY)}
 SECRETS = {'postgres-secret', 'genai-engine-secret-admin-key', 'genai-engine-secret-open-ai-gpt-model-names-endpoints-keys'}
@@ -54,14 +55,13 @@ def _helm_values():
     return json.loads(out.stdout)
 
 
-def _writes(run):
-    return [w for w in run.activity['kube_write_list'] if w['user'] == ADMIN]
-
-
 def test_cpu_converge_rerun_check_gpu_and_teardown(run_playbook, stack):
     core = stack
     try:
         _converge_and_switch_modes(run_playbook, core)
+        # The teardown previewed: planned and named, nothing removed.
+        assert_absent_previewed(run_playbook, PLAYBOOK, 'genai_engine_state', names=['status: deployed'], env_extra=OPENAI)
+        assert SECRETS <= set(_secrets(core)) and 'arthur-engine' in helm_releases(NS)
     finally:
         down = run_playbook(PLAYBOOK, '-e', 'genai_engine_state=absent')
     assert down.returncode == 0, down
@@ -73,6 +73,7 @@ def test_cpu_converge_rerun_check_gpu_and_teardown(run_playbook, stack):
 def _converge_and_switch_modes(run_playbook, core):
     first = run_playbook(PLAYBOOK, '-vvv', '--diff', env_extra=OPENAI)
     assert first.returncode == 0, first
+    first.assert_wrote()  # the positive control of the no-write checks below
     secrets = _secrets(core)
     assert SECRETS <= set(secrets), sorted(secrets)
     assert 'arthur-repository-credentials' not in secrets
@@ -98,16 +99,17 @@ def _converge_and_switch_modes(run_playbook, core):
 
     second = run_playbook(PLAYBOOK, env_extra=OPENAI)
     assert second.returncode == 0 and second.changed == 0, second
-    assert _writes(second) == [], second
+    assert second.admin_writes == 0, second.admin_write_sample
 
     check = run_playbook(PLAYBOOK, '--check', '--diff', '-e', 'genai_engine_mode=gpu', env_extra=OPENAI)
     assert check.returncode == 0 and check.changed > 0, check
-    assert _writes(check) == [], check
+    assert check.admin_writes == 0, check.admin_write_sample
 
     # GPU mode, with registry credentials: a DaemonSet on the GPU nodes and the pull secret.
     registry = ['-e', 'genai_engine_mode=gpu', '-e', 'genai_engine_registry_username=puller', '-e', 'genai_engine_registry_password=pull-token-123']
     gpu = run_playbook(PLAYBOOK, *registry, env_extra=OPENAI)
     assert gpu.returncode == 0, gpu
+    gpu.assert_wrote()
     pods = _engine_pods(core)
     assert pods and all(node.metadata.labels.get('capability') == 'gpu' for _unused, node in pods)
     assert all(int(node.status.allocatable.get('nvidia.com/gpu', '0')) >= 1 for _unused, node in pods)
@@ -117,7 +119,7 @@ def _converge_and_switch_modes(run_playbook, core):
     assert base64.b64decode(_secrets(core)['genai-engine-secret-admin-key'].data['key']).decode() == admin_key, 'admin key rotated'
     again = run_playbook(PLAYBOOK, *registry, env_extra=OPENAI)
     assert again.returncode == 0 and again.changed == 0, again
-    assert _writes(again) == [], again
+    assert again.admin_writes == 0, again.admin_write_sample
 
 
 BAD_VARS = [
@@ -147,5 +149,5 @@ def test_preflight_refuses_before_any_change(run_playbook, stack, extra, message
     run = run_playbook(PLAYBOOK, '-e', extra, env_extra=OPENAI)
     assert run.returncode != 0, run
     assert message in run.output, run
-    assert _writes(run) == [], run
+    assert run.admin_writes == 0, run.admin_write_sample
     assert OPENAI_KEY not in run.output
