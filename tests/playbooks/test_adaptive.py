@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 import sandbox_journal
-from playbook_helpers import kube_get, kubectl
+from playbook_helpers import assert_absent_previewed, helm_releases, kube_get, kubectl
 
 PLAYBOOK = 'playbooks/adaptive.yml'
 NAMESPACE = 'adaptive'
@@ -78,7 +78,8 @@ def test_converge_rerun_check_verify_and_teardown(run_playbook, gpu_nodes):
 
         for secret in secrets_in_env + [data['cookiesSecret'], data['dbUrl']]:
             assert secret not in first.output
-        assert _admin_writes(mark) > 0
+        assert _admin_writes(mark) > 0  # the positive control of the no-write checks below
+        first.assert_wrote()
 
         mark = sandbox_journal.mark()
         second = run_playbook(PLAYBOOK)
@@ -109,6 +110,12 @@ def test_converge_rerun_check_verify_and_teardown(run_playbook, gpu_nodes):
         assert azure_key not in paths.output
         assert 'storage azure (s3proxy -> Azure account sandboxacct)' in paths.output, paths
         assert _admin_writes(mark) == 0, sandbox_journal.since(mark, kube_user=ADMIN)
+
+        # The teardown previewed: planned and named, nothing removed.
+        assert_absent_previewed(run_playbook, PLAYBOOK, 'adaptive_state',
+                                names=['adaptive-monitoring', 'adaptive-control-plane-secret', 'adaptive-harmony-secret'])
+        assert {r['name'] for r in helm_releases(NAMESPACE).values()} == {'adaptive', 'adaptive-monitoring'}
+        assert kube_get('secret', '-n', NAMESPACE, 'adaptive-control-plane-secret')['data'] == control['data']
     finally:
         down = run_playbook(PLAYBOOK, '-e', 'adaptive_state=absent')
     assert down.returncode == 0, down
