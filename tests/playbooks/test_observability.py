@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client, config
 
 import sandbox_journal
-from playbook_helpers import helm_releases
+from playbook_helpers import assert_absent_previewed, helm_releases
 
 PLAYBOOK = 'playbooks/observability.yml'
 NAMESPACE = 'monitoring'
@@ -50,6 +50,7 @@ def test_converge_rerun_check_and_teardown(run_playbook, kube):
     try:
         first = run_playbook(PLAYBOOK, '-vvv')
         assert first.returncode == 0, first
+        first.assert_wrote()  # the positive control of the no-write checks below
 
         # Generated credentials: strong, stored, never printed.
         grafana = _secret_values(core, 'grafana-admin-credentials')
@@ -106,6 +107,11 @@ def test_converge_rerun_check_and_teardown(run_playbook, kube):
         unchanged = run_playbook(PLAYBOOK, '--check', '--diff')
         assert unchanged.returncode == 0 and unchanged.changed == 0, unchanged
         assert _admin_writes(mark) == 0, unchanged
+
+        # The teardown previewed: planned and named, nothing removed.
+        assert_absent_previewed(run_playbook, PLAYBOOK, 'observability_state', names=sorted(RELEASES) + ['grafana-admin-credentials'])
+        assert set(helm_releases(NAMESPACE)) == RELEASES
+        assert _secret_values(core, 'grafana-admin-credentials') == grafana
     finally:
         down = run_playbook(PLAYBOOK, '-e', 'observability_state=absent')
     assert down.returncode == 0, down
