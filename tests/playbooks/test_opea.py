@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 import sandbox_journal
-from playbook_helpers import kube_get, kubectl
+from playbook_helpers import assert_absent_previewed, helm_releases, kube_get, kubectl
 
 PLAYBOOK = 'playbooks/opea.yml'
 NAMESPACE = 'opea'
@@ -55,6 +55,7 @@ def test_deploy_nvidia_rerun_check_verify_and_teardown(run_playbook, labelled_no
         first = run_playbook(PLAYBOOK, *nvidia, '-vvv', '--diff', env_extra=token_env)
         assert first.returncode == 0, first
         assert first.changed > 0, first
+        first.assert_wrote()  # the positive control of the no-write checks below
         assert TOKEN not in first.output
         assert 'tgi on nvidia.com/gpu' in first.output, first
 
@@ -109,6 +110,12 @@ def test_deploy_nvidia_rerun_check_verify_and_teardown(run_playbook, labelled_no
         assert 'configmap-chatqna-tgi-config.yaml: ConfigMap key HF_TOKEN holds a token' in leak.output, leak
         assert TOKEN not in leak.output
         assert _admin_writes(mark)['kube_writes'] == 0, _admin_writes(mark)
+
+        # The teardown previewed: planned and named, nothing removed.
+        assert_absent_previewed(run_playbook, PLAYBOOK, 'opea_state', names=['status: deployed', 'exists: true'],
+                                env_extra=token_env)
+        assert base64.b64decode(kube_get('secret', '-n', NAMESPACE, SECRET)['data']['HF_TOKEN']).decode() == TOKEN
+        assert RELEASE in helm_releases(NAMESPACE)
     finally:
         down = run_playbook(PLAYBOOK, '-e', 'opea_state=absent', env_extra=token_env)
     assert down.returncode == 0, down

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client, config
 
 import sandbox_journal
-from playbook_helpers import helm_releases, wait_for
+from playbook_helpers import assert_absent_previewed, helm_releases, wait_for
 
 PLAYBOOK = 'playbooks/saxml.yml'
 NAMESPACE = 'saxml'
@@ -63,6 +63,7 @@ def test_gpu_converge_rerun_check_then_tpu_and_teardown(run_playbook, core, tpu_
     try:
         first = run_playbook(PLAYBOOK)
         assert first.returncode == 0, first
+        first.assert_wrote()  # the positive control of the no-write checks below
         gpu_count = len(core.list_node(label_selector='capability=gpu').items)
         assert 'accelerator capacity: %d gpu node(s) with %d nvidia.com/gpu allocatable' % (gpu_count, gpu_count) in first.output, first
 
@@ -108,6 +109,10 @@ def test_gpu_converge_rerun_check_then_tpu_and_teardown(run_playbook, core, tpu_
         assert '--platform_chip=tpuv5e' in container.args and '--platform_topology=2x2' in container.args
         assert '--sax_cell=/sax/tpu-cell' in container.args
         assert json.loads(core.read_namespaced_config_map('saxml-models', NAMESPACE).data['lm2b.json'])['model'] == '/sax/tpu-cell/lm2b'
+
+        # The teardown previewed: planned and named, nothing removed.
+        assert_absent_previewed(run_playbook, PLAYBOOK, 'saxml_state', names=['status: deployed'])
+        assert helm_releases(NAMESPACE)['saxml']['status'] == 'deployed'
     finally:
         down = run_playbook(PLAYBOOK, '-e', 'saxml_state=absent')
     assert down.returncode == 0, down
