@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The numbers of docs/security.md, rendered from one run of the reliability suite.
 
 The reliability suite writes tests/output/reliability/counts.json afresh in every run (conftest.py,
@@ -199,11 +198,11 @@ def block_outages(c):
 def block_bad_inputs(c):
     if not c.has('bad_inputs', 'cases'):
         return 'Last run: %s.\n' % MISSING
+    values = (c.get('bad_inputs', 'cases'), c.get('bad_inputs', 'module_cases'), c.get('bad_inputs', 'lookup_cases'),
+              c.get('bad_inputs', 'role_cases'), c.get('bad_inputs', 'passed'), len(c.get('bad_inputs', 'known_bugs') or []),
+              c.get('bad_inputs', 'kube_writes'), c.get('bad_inputs', 'unattributed_mutating_aws'))
     return ('Last run: %s cases (%s module, %s lookup, %s role cases), %s pass, %d known bugs, %s Kubernetes writes, %s unattributed '
-            'mutating AWS requests.\n' % (c.get('bad_inputs', 'cases'), c.get('bad_inputs', 'module_cases'),
-                                        c.get('bad_inputs', 'lookup_cases'), c.get('bad_inputs', 'role_cases'),
-                                        c.get('bad_inputs', 'passed'), len(c.get('bad_inputs', 'known_bugs') or []),
-                                        c.get('bad_inputs', 'kube_writes'), c.get('bad_inputs', 'unattributed_mutating_aws')))
+            'mutating AWS requests.\n' % values)
 
 
 def block_secrets(c):
@@ -228,8 +227,8 @@ def block_enforcement(c):
     rows = ['| service | an allow-all user\'s call | a call the limited user lacks | enforced |', '|---|---|---|---|']
     enforced = _enforced(probes)
     for service, probe in sorted(probes.items()):
-        rows.append('| %s | %s | %s | %s |' % (service, probe.get('admin_allowed_call'), probe.get('limited_disallowed_call'),
-                                              'yes' if service in enforced else '**no**'))
+        cells = (service, probe.get('admin_allowed_call'), probe.get('limited_disallowed_call'), 'yes' if service in enforced else '**no**')
+        rows.append('| %s | %s | %s | %s |' % cells)
     return '\n'.join(rows) + '\n'
 
 
@@ -282,7 +281,7 @@ def _load(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--write', metavar='COUNTS', help='copy COUNTS to %s and rewrite the doc from it' % os.path.relpath(COMMITTED, ROOT))
     parser.add_argument('--check', action='store_true')
     parser.add_argument('--counts', default=COMMITTED)
