@@ -39,6 +39,17 @@ run_demo() {
     say "make demo run $1: $(( SECONDS - start )) s, changed=$changed"
 }
 
+# The demo needs a sandbox without injected errors: an interrupted test can leave AWS faults or EKS
+# outcomes queued (its cleanup never ran); a user's sandbox has none. Clear them, and say so.
+set -a; . "$ROOT/.sandbox/env"; set +a
+for kind in faults eks-outcomes; do
+    queued="$(curl -fsS -m 10 "$AWS_ENDPOINT_URL/_sandbox/$kind")" || fail "the AWS emulator does not answer at $AWS_ENDPOINT_URL"
+    if python3 -c 'import json, sys; sys.exit(0 if any(json.loads(sys.argv[1]).values()) else 1)' "$queued"; then
+        say "clearing what an earlier test left queued in the emulator's $kind: $queued"
+        curl -fsS -m 10 -X DELETE "$AWS_ENDPOINT_URL/_sandbox/$kind" >/dev/null
+    fi
+done
+
 run_demo 1
 last=1
 first="$(recap_changed "$out/demo-1.log")"
@@ -59,7 +70,6 @@ $hint >"$out/teardown.log" 2>&1 || { tail -n 40 "$out/teardown.log"; fail "'$hin
 changed="$(recap_changed "$out/teardown.log")"
 [[ "$changed" -gt 0 ]] || fail "'$hint' changed nothing, so it removed nothing; log $out/teardown.log"
 
-set -a; . "$ROOT/.sandbox/env"; set +a
 left="$("$KUBECTL_BIN" get secrets -A -l owner=helm -o name)"
 [[ -z "$left" ]] || fail "Helm releases left after '$hint': $left"
 say "'$hint': $(( SECONDS - start )) s, changed=$changed, no Helm release left"
