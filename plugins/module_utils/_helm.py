@@ -391,7 +391,7 @@ def live_lookup(index, obj, default_namespace):
     return found
 
 
-def stored_noop_blocker(chart_ref, chart_repo_url, chart_version, set_values, release):
+def stored_noop_blocker(chart_ref, chart_repo_url, chart_version, set_values, release, post_renderer=None):
     """Why a re-run cannot be decided from the stored release alone (before its values are read), or None.
 
     Only a release that is `deployed`, from a remote chart asked for at an exact version whose
@@ -402,7 +402,7 @@ def stored_noop_blocker(chart_ref, chart_repo_url, chart_version, set_values, re
         return 'no release'
     if release.get('status') != 'deployed':
         return 'release status is %s' % release.get('status')
-    reason = stored_noop_request_blocker(chart_ref, chart_repo_url, chart_version, set_values)
+    reason = stored_noop_request_blocker(chart_ref, chart_repo_url, chart_version, set_values, post_renderer=post_renderer)
     if reason:
         return reason
     name = chart_name(chart_ref, chart_repo_url)
@@ -411,8 +411,11 @@ def stored_noop_blocker(chart_ref, chart_repo_url, chart_version, set_values, re
     return None
 
 
-def stored_noop_request_blocker(chart_ref, chart_repo_url, chart_version, set_values):
+def stored_noop_request_blocker(chart_ref, chart_repo_url, chart_version, set_values, post_renderer=None):
     """The part of stored_noop_blocker that the task's arguments decide alone, before any release is read."""
+    if post_renderer:
+        # Its output may change while chart and values stay the same: only a rendering tells.
+        return 'post_renderer given'
     if chart_source(chart_ref, chart_repo_url) == 'local':
         return 'local chart'
     if not exact_version(chart_version):

@@ -139,6 +139,23 @@ options:
   binary_path:
     description: The helm binary; C(helm) on E(PATH) when not given.
     type: path
+  post_renderer:
+    description:
+      - Path of an executable that helm runs as a post-renderer (C(--post-renderer)): it reads the rendered
+        manifests on stdin and prints the manifests to install on stdout, so objects can be changed in ways the
+        chart's values do not offer (for example to make containers read a variable from a Secret).
+      - Used for every rendering of the chart: install, upgrade, O(state=rendered) (C(helm template)), and the
+        dry run that check mode, diff and the idempotence decision compare with the stored release. Its output
+        is what the release stores, so the release's manifest and history hold what it printed, and the values
+        given here never need to carry what it adds.
+      - The file must exist and be executable by the user running helm; it is checked before helm runs.
+      - "With it, the re-run is never decided from the stored release alone (the executable may change what it
+        prints without any value or chart version changing): the chart is rendered and the manifest compared
+        with the stored one, and a difference upgrades the release."
+      - Needs helm 3 (helm 4 takes post-renderer plugins by name instead of executables). Ignored with
+        O(state=absent).
+    type: path
+    version_added: 0.1.1
 notes:
   - Drift detection uses the C(kubernetes) Python library (imported only when the API is read).
   - "A re-run is decided from the stored release, without logging in to the registry and without pulling or
@@ -322,6 +339,7 @@ def argument_spec():
         registry_password=dict(type='str', no_log=True),
         plain_http=dict(type='bool', default=False),
         binary_path=dict(type='path'),
+        post_renderer=dict(type='path'),
     )
 
 
@@ -340,6 +358,12 @@ def check_options(params):
     if state == 'absent':
         check.raise_if_any()
         return
+    if params.get('post_renderer'):
+        post_renderer = params['post_renderer']
+        if not os.path.isfile(post_renderer):
+            check.error('post_renderer', '%r is not a file' % post_renderer)
+        elif not os.access(post_renderer, os.X_OK):
+            check.error('post_renderer', '%r is not executable (chmod +x it, or copy it with mode 0700)' % post_renderer)
     chart_ref = params.get('chart_ref')
     if not chart_ref:
         check.error('chart_ref', 'is required with state=%s' % state)
@@ -435,6 +459,11 @@ class ReleaseManager:
             args.append('--plain-http')
         return args
 
+    def post_render_args(self):
+        if self.params['state'] == 'absent' or not self.params.get('post_renderer'):
+            return []
+        return ['--post-renderer', self.params['post_renderer']]
+
     def values_args(self):
         args = []
         for path in self.params.get('values_files') or []:
@@ -505,7 +534,7 @@ class ReleaseManager:
         self.registry_login()
         try:
             release = self.helm.run_json(['install', self.name] + self.chart_args() + ['-n', self.namespace]
-                                         + self.values_args() + self.helm.flags.dry_run_client(), record=False)
+                                         + self.values_args() + self.post_render_args() + self.helm.flags.dry_run_client(), record=False)
         except HelmError as exc:
             raise self.fetch_error(exc)
         metadata = release['chart']['metadata']
@@ -589,7 +618,7 @@ class ReleaseManager:
         with `stored_noop_reason` saying why."""
         params = self.params
         self.stored_noop_reason = stored_noop_blocker(params['chart_ref'], params.get('chart_repo_url'), params.get('chart_version'),
-                                                      params.get('set_values'), release)
+                                                      params.get('set_values'), release, post_renderer=params.get('post_renderer'))
         if self.stored_noop_reason:
             return False
         try:
@@ -655,7 +684,8 @@ class ReleaseManager:
         if action is None:
             self.drift, drift_before, drift_after = self.live_drift(stored_manifest)
             self.tracker.add('drift', self.drift, [])
-            if chart_source(self.params['chart_ref'], self.params.get('chart_repo_url')) == 'local':
+            # A local chart's templates, like a post-renderer's output, can change without a new version.
+            if chart_source(self.params['chart_ref'], self.params.get('chart_repo_url')) == 'local' or self.params.get('post_renderer'):
                 self.tracker.add('manifest', value_hash(stored_manifest.strip()), value_hash(desired['manifest'].strip()))
             if self.tracker.has_differences:
                 action = 'upgrade'
@@ -681,7 +711,7 @@ class ReleaseManager:
         return best
 
     def apply(self, action, release):
-        base = ['-n', self.namespace] + self.values_args() + self.operation_args()
+        base = ['-n', self.namespace] + self.values_args() + self.post_render_args() + self.operation_args()
         install = ['install', self.name] + self.chart_args() + base
         if self.params['create_namespace']:
             install.append('--create-namespace')
@@ -706,7 +736,9 @@ class ReleaseManager:
             # Upgrade only if the rolled-back release still differs from what was asked.
             current = self.helm.release(self.name, self.namespace) or {}
             wanted = self.desired()
-            if current.get('chart') == wanted['chart'] and values_equal(self.helm.values(self.name, self.namespace), wanted['values']):
+            if (current.get('chart') == wanted['chart'] and values_equal(self.helm.values(self.name, self.namespace), wanted['values'])
+                    and (not self.params.get('post_renderer')
+                         or value_hash(self.helm.manifest(self.name, self.namespace).strip()) == value_hash(wanted['manifest'].strip()))):
                 return
         self.helm.run(['upgrade', self.name] + self.chart_args() + base + ['--reset-values'] + self.helm.flags.upgrade_extra())
 
@@ -714,7 +746,8 @@ class ReleaseManager:
         render_dir = self.params['render_dir']
         self.registry_login()
         try:
-            _rc, out, _err = self.helm.run(['template', self.name] + self.chart_args() + ['-n', self.namespace] + self.values_args())
+            _rc, out, _err = self.helm.run(['template', self.name] + self.chart_args() + ['-n', self.namespace] + self.values_args()
+                                        + self.post_render_args())
         except HelmError as exc:
             raise self.fetch_error(exc)
         docs = split_documents(to_text(out))
@@ -786,11 +819,15 @@ def main():
             runner.prefetch(VERSION_ARGS)
             runner.prefetch_release(params['name'], params['release_namespace'])
             if params['state'] == 'present' and not stored_noop_request_blocker(
-                    params['chart_ref'], params.get('chart_repo_url'), params.get('chart_version'), params.get('set_values')):
+                    params['chart_ref'], params.get('chart_repo_url'), params.get('chart_version'), params.get('set_values'),
+                    post_renderer=params.get('post_renderer')):
                 runner.prefetch_status(params['name'], params['release_namespace'])
         runner.detect_version()
         if params.get('plain_http') and not runner.flags.plain_http_supported:
             module.fail_option('plain_http', 'needs helm 3.13 or newer, %s is %s' % (binary, runner.version_text))
+        if params.get('post_renderer') and params['state'] != 'absent' and runner.flags.major >= 4:
+            module.fail_option('post_renderer', 'takes an executable, which helm 4 no longer runs (it takes post-renderer plugins); '
+                                                '%s is %s, use helm 3' % (binary, runner.version_text))
         manager = ReleaseManager(module, runner)
         result = {}
         if params['state'] == 'absent':

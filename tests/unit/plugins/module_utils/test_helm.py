@@ -267,6 +267,13 @@ def test_local_chart_directory_is_never_decided_from_the_store(tmp_path):
     assert 'local' in _helm.stored_noop_blocker(str(chart), None, '0.1.0', None, RELEASE)
 
 
+def test_post_renderer_is_never_decided_from_the_store():
+    # Its output can change with the same chart and values: the rendering must be compared.
+    assert 'post_renderer' in _helm.stored_noop_blocker(OCI, None, '0.1.0', None, RELEASE, post_renderer='/tmp/pr')
+    assert 'post_renderer' in _helm.stored_noop_request_blocker(OCI, None, '0.1.0', None, post_renderer='/tmp/pr')
+    assert _helm.stored_noop_request_blocker(OCI, None, '0.1.0', None, post_renderer=None) is None
+
+
 def test_status_resources_flag():
     assert _helm.HelmFlags((3, 19, 0)).status_resources and _helm.HelmFlags((3, 10, 0)).status_resources
     assert not _helm.HelmFlags((3, 9, 4)).status_resources and not _helm.HelmFlags((4, 3, 1)).status_resources

@@ -3,6 +3,7 @@ no-op, drift, recovery, check mode, rendered files) against a fake helm binary a
 import copy
 import json
 import os
+import subprocess
 
 import pytest
 import yaml
@@ -63,6 +64,13 @@ class FakeHelm:
                 values[key] = int(value) if value.isdigit() else value
         return values
 
+    @staticmethod
+    def post_rendered(args, text):
+        """What helm does with --post-renderer: the rendering goes through the executable."""
+        if '--post-renderer' not in args:
+            return text
+        return subprocess.run([args[args.index('--post-renderer') + 1]], input=text, capture_output=True, text=True, check=True).stdout
+
     def __call__(self, module, argv, **kwargs):
         args = argv[1:]
         self.calls.append(args)
@@ -102,20 +110,21 @@ class FakeHelm:
                 return 0, json.dumps(rel['values'] or None), ''
             return 0, rel['manifest'], ''
         if cmd == 'template':
-            return 0, render(name, self.values_from(args)), ''
+            return 0, self.post_rendered(args, render(name, self.values_from(args))), ''
         if cmd == 'install' and any(a.startswith('--dry-run') for a in args):
             values = self.values_from(args)
             return 0, json.dumps({'chart': {'metadata': {'name': 'gpu-echo', 'version': '0.1.0', 'appVersion': '1.0.0'}},
-                                  'config': values, 'manifest': render(name, values)}), ''
+                                  'config': values, 'manifest': self.post_rendered(args, render(name, values))}), ''
         if cmd == 'install':
             values = self.values_from(args)
-            self.releases[name] = {'status': 'deployed', 'revision': 1, 'values': values, 'manifest': render(name, values),
+            self.releases[name] = {'status': 'deployed', 'revision': 1, 'values': values,
+                                   'manifest': self.post_rendered(args, render(name, values)),
                                    'history': [{'revision': 1, 'status': 'deployed'}]}
             return 0, '', ''
         if cmd == 'upgrade':
             values = self.values_from(args)
             rel['revision'] += 1
-            rel.update(status='deployed', values=values, manifest=render(name, values))
+            rel.update(status='deployed', values=values, manifest=self.post_rendered(args, render(name, values)))
             rel['history'].append({'revision': rel['revision'], 'status': 'deployed'})
             return 0, '', ''
         if cmd == 'rollback':
@@ -216,6 +225,9 @@ BAD = [
     ('render_dir', args(state='rendered')),
     ('render_dir', args(render_dir='/tmp')),
     ('render_dir', args(state='rendered', render_dir='/etc/hostname')),
+    ('post_renderer', args(post_renderer='/nonexistent/post-renderer')),
+    ('post_renderer', args(post_renderer=os.path.join(CHART, 'Chart.yaml'))),  # a file, not executable
+    ('post_renderer', args(post_renderer='/tmp')),  # a directory
 ]
 
 
@@ -737,3 +749,54 @@ def test_full_path_sees_a_change_that_masking_or_python_equality_hides(run_modul
     assert full_path_ran(helm) and result['changed'] and helm.writes == ['upgrade'], ran(helm)
     assert helm.releases['echo']['values'] == after
     assert 'Pa55-shown-nowhere' not in json.dumps(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# post_renderer
+
+def post_renderer(tmp_path, label):
+    """An executable that adds a label to every Deployment, as a post-renderer prints it."""
+    path = tmp_path / 'post-render.sh'
+    path.write_text('#!/bin/sh\nsed "s/^kind: Deployment$/kind: Deployment\\n# post-rendered\\nlabel: %s/"\n' % label)
+    path.chmod(0o700)
+    return str(path)
+
+
+def test_post_renderer_is_used_by_every_rendering(run_module, helm, tmp_path):
+    script = post_renderer(tmp_path, 'one')
+    result, failed = run_module(helm_release, oci(helm, post_renderer=script))
+    assert not failed and result['changed'], result
+    rendering = [c for c in helm.calls if c[0] in ('install', 'upgrade', 'template')]
+    assert rendering and all(c[c.index('--post-renderer') + 1] == script for c in rendering)
+    assert 'label: one' in helm.releases['echo']['manifest']
+    run_module(helm_release, oci(helm, post_renderer=script, values={'replicaCount': 3}))
+    upgrade = [c for c in helm.calls if c[0] == 'upgrade'][0]
+    assert upgrade[upgrade.index('--post-renderer') + 1] == script
+    result, failed = run_module(helm_release, args(helm, state='rendered', render_dir=str(tmp_path / 'out'), post_renderer=script))
+    assert not failed and 'label: one' in (tmp_path / 'out' / 'deployment-echo-gpu-echo.yaml').read_text()
+    # uninstall ignores it (nothing is rendered)
+    helm.calls.clear()
+    result, failed = run_module(helm_release, args(helm, state='absent', post_renderer=script))
+    assert not failed and all('--post-renderer' not in c for c in helm.calls)
+
+
+def test_post_renderer_output_change_upgrades_without_a_value_change(run_module, helm, tmp_path):
+    script = post_renderer(tmp_path, 'one')
+    run_module(helm_release, oci(helm, post_renderer=script))
+    helm.calls.clear()
+    result, failed = run_module(helm_release, oci(helm, post_renderer=script))
+    # same output: rendered (never decided from the stored release alone), compared, no write
+    assert not failed and not result['changed'] and helm.writes == [] and full_path_ran(helm), result
+    script = post_renderer(tmp_path, 'two')
+    result, failed = run_module(helm_release, oci(helm, post_renderer=script), check_mode=True)
+    assert not failed and result['changed'] and helm.writes == []
+    result, failed = run_module(helm_release, oci(helm, post_renderer=script))
+    assert not failed and result['changed'] and helm.writes == ['upgrade']
+    assert 'label: two' in helm.releases['echo']['manifest']
+
+
+def test_post_renderer_needs_helm3(run_module, helm, tmp_path):
+    helm.version = 'v4.3.1'
+    result, failed = run_module(helm_release, oci(helm, post_renderer=post_renderer(tmp_path, 'one')))
+    assert failed and result['errors'][0]['option'] == 'post_renderer' and 'helm 4' in result['msg']
+    assert helm.writes == []
