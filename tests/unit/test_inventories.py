@@ -181,9 +181,9 @@ def _gpu_pods(hv):
             defaults.update(yaml.safe_load(handle))
     var = dict(defaults, **hv)
     per_harmony = int(var['adaptive_harmony_gpus_per_replica'])
-    pods = {'adaptive harmony': (per_harmony, int(var['adaptive_harmony_replicas']))}
+    pods = {}
     for pool in var['adaptive_compute_pools']:
-        pods['adaptive pool ' + pool['name']] = (int(pool.get('gpusPerReplica', per_harmony)), int(pool['minReplicaCount']))
+        pods['adaptive pool ' + pool['name']] = (int(pool.get('gpusPerReplica', per_harmony)), int(pool['replicas']))
     if var['opea_hardware'] == 'nvidia':
         for component in var['opea_accelerated_components']['nvidia']:
             pods['opea ' + component] = (int(var['opea_llm_accelerators']) if component == 'tgi' else 1, 1)
