@@ -141,11 +141,11 @@ options:
     type: path
   post_renderer:
     description:
-      - Path of an executable that helm runs as a post-renderer (C(--post-renderer)): it reads the rendered
+      - "Path of an executable that helm runs as a post-renderer (C(--post-renderer)): it reads the rendered
         manifests on stdin and prints the manifests to install on stdout, so objects can be changed in ways the
-        chart's values do not offer (for example to make containers read a variable from a Secret).
-      - Used for every rendering of the chart: install, upgrade, O(state=rendered) (C(helm template)), and the
-        dry run that check mode, diff and the idempotence decision compare with the stored release. Its output
+        chart's values do not offer (for example to make containers read a variable from a Secret)."
+      - Used for every rendering of the chart (install, upgrade, O(state=rendered) with C(helm template), and the
+        dry run that check mode, diff and the idempotence decision compare with the stored release). Its output
         is what the release stores, so the release's manifest and history hold what it printed, and the values
         given here never need to carry what it adds.
       - The file must exist and be executable by the user running helm; it is checked before helm runs.
@@ -747,7 +747,7 @@ class ReleaseManager:
         self.registry_login()
         try:
             _rc, out, _err = self.helm.run(['template', self.name] + self.chart_args() + ['-n', self.namespace] + self.values_args()
-                                        + self.post_render_args())
+                                           + self.post_render_args())
         except HelmError as exc:
             raise self.fetch_error(exc)
         docs = split_documents(to_text(out))
