@@ -62,7 +62,7 @@ def test_deploy_nvidia_rerun_check_verify_and_teardown(run_playbook, labelled_no
         # By another route: helm's view, the Secret, the ConfigMaps, the pods and their nodes.
         releases = json.loads(subprocess.run([os.environ['HELM_BIN'], 'list', '-n', NAMESPACE, '-o', 'json'], stdout=subprocess.PIPE,
                                              text=True, check=True).stdout)
-        assert [(r['name'], r['chart'], r['status']) for r in releases] == [(RELEASE, 'chatqna-1.3.0', 'deployed')]
+        assert [(r['name'], r['chart'], r['status']) for r in releases] == [(RELEASE, 'chatqna-1.4.0', 'deployed')]
         secret = kube_get('secret', '-n', NAMESPACE, SECRET)
         assert base64.b64decode(secret['data']['HF_TOKEN']).decode() == TOKEN
         for config in kube_get('configmaps', '-n', NAMESPACE)['items']:
