@@ -257,7 +257,7 @@ def test_role_values_use_only_keys_the_chart_has(chart):
 def test_chart_mirror_contract(extra, repository, login):
     render = templar(extra)
     assert render('{{ opea_chart_repository }}') == repository
-    assert (render('{{ opea_registry_username }}'), render('{{ opea_registry_password }}'), render('{{ opea_plain_http | bool }}')) == login
+    assert (render('{{ opea_registry_username }}'), render('{{ opea_registry_password }}'), render('{{ _opea_plain_http }}')) == login
     # What the role's tasks pass as chart_ref (tasks/present.yml, scan.yml and export.yml).
     for name in ('present', 'scan', 'export'):
         with open(os.path.join(ROLE, 'tasks', name + '.yml')) as handle:
