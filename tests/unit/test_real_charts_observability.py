@@ -218,7 +218,7 @@ def test_no_mirror_means_the_vendors_repositories():
     plugin = role_values('cluster_gpu')
     assert plugin('cluster_gpu_device_plugin_chart_ref') == 'nvidia-device-plugin'
     assert plugin('cluster_gpu_device_plugin_chart_repo_url') == 'https://nvidia.github.io/k8s-device-plugin'
-    assert plugin('cluster_gpu_device_plugin_plain_http | bool') is False
+    assert plugin('_cluster_gpu_device_plugin_plain_http') is False
 
 
 MIRROR = {'genai_stack_chart_mirror': 'oci://registry.example.com/genai-charts/', 'genai_stack_chart_mirror_username': 'puller',
@@ -239,13 +239,13 @@ def test_the_mirror_gives_chart_refs_and_login():
     assert plugin('cluster_gpu_device_plugin_chart_repo_url') == ''
     assert plugin('cluster_gpu_device_plugin_registry_username') == 'puller'
     assert plugin('cluster_gpu_device_plugin_registry_password') == 'secret'
-    assert plugin('cluster_gpu_device_plugin_plain_http | bool') is True
+    assert plugin('_cluster_gpu_device_plugin_plain_http') is True
 
 
 def test_explicit_role_settings_win_over_the_mirror():
     explicit = dict(MIRROR, observability_opensearch_chart_ref='oci://other/os', observability_opensearch_chart_repo_url='',
                     observability_registry_plain_http=False, cluster_gpu_device_plugin_chart_ref='./plugin',
-                    cluster_gpu_device_plugin_registry_username='me')
+                    cluster_gpu_device_plugin_registry_username='me', cluster_gpu_device_plugin_plain_http=False)
     releases = observability_releases(explicit)
     assert releases['opensearch']['chart_ref'] == 'oci://other/os'
     assert releases['fluent_bit']['chart_ref'] == 'oci://registry.example.com/genai-charts/fluent-bit'
@@ -253,6 +253,7 @@ def test_explicit_role_settings_win_over_the_mirror():
     plugin = role_values('cluster_gpu', explicit)
     assert plugin('cluster_gpu_device_plugin_chart_ref') == './plugin'
     assert plugin('cluster_gpu_device_plugin_registry_username') == 'me'
+    assert plugin('_cluster_gpu_device_plugin_plain_http') is False
 
 
 # ---- observability: every option the role offers, rendered
