@@ -135,6 +135,51 @@ subjects:
 YAML
 }
 
+# Where the apiserver's connections into the cluster network go (admission webhooks, aggregated
+# APIs, kubelet logs/exec): nowhere. kwok runs no containers, so no webhook server ever listens
+# behind a chart's webhook Service; on a real cluster the operator would answer. Left direct,
+# the apiserver would dial the Service's ClusterIP (10.96/16, no kube-proxy here): on a host
+# whose network drops such packets every create waits the webhook's timeoutSeconds (10 s per
+# webhook for kube-prometheus-stack's PrometheusRules), and on a 10/8 corporate network it could
+# reach a stranger's machine. An HTTP CONNECT proxy on a unix socket that nothing listens on makes
+# every such dial fail at once, with the socket's name in the error, so each webhook's
+# failurePolicy decides at once: Ignore admits the object (with a warning in the apiserver log),
+# Fail refuses it, as a real cluster whose webhook server is down would.
+egress_config() {
+  cat >"$K/egress-selector.yaml" <<YAML
+apiVersion: apiserver.k8s.io/v1beta1
+kind: EgressSelectorConfiguration
+egressSelections:
+- name: cluster
+  connection:
+    proxyProtocol: HTTPConnect
+    transport:
+      uds:
+        udsName: $K/no-pod-network-in-the-sandbox.sock
+YAML
+  rm -f "$K/no-pod-network-in-the-sandbox.sock"
+}
+
+# The default StorageClass, as EKS clusters have one (gp2/gp3 through the EBS CSI driver): charts
+# ask PersistentVolumeClaims with no storageClassName (opensearch's data volume). The controller-
+# manager's in-tree hostPath provisioner (--enable-hostpath-provisioner) creates a PersistentVolume
+# for each claim, bound by its PV controller; WaitForFirstConsumer as on EKS, so the claim binds
+# once the scheduler picked a Node for the Pod. Nothing mounts it (kwok runs no containers); the
+# provisioner only makes an empty directory /tmp/hostpath_pv/<uid> and removes it with the PV.
+storage_class() {
+  "$KUBEBIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" apply -f - >/dev/null <<'YAML'
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  labels: {sandbox.genai.stack/managed: "true"}
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: WaitForFirstConsumer
+YAML
+}
+
 api_ready() {
   curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://127.0.0.1:$API_PORT/readyz" | grep -q ok
@@ -150,6 +195,7 @@ up() {
   KWOK_PORT=$(port_of kwok "$PORTS")
   pki
   audit_policy
+  egress_config
   kubeconfig "$ADMIN_KUBECONFIG" admin sandbox-admin
   kubeconfig "$K/controller-manager.kubeconfig" controller-manager system:kube-controller-manager
   kubeconfig "$K/scheduler.kubeconfig" scheduler system:kube-scheduler
@@ -177,9 +223,11 @@ up() {
     --authorization-mode Node,RBAC --anonymous-auth=false --allow-privileged=true \
     --audit-policy-file "$K/audit-policy.yaml" --audit-log-path "$AUDIT_LOG" \
     --audit-log-format json --audit-log-mode blocking --audit-log-maxsize 0 \
+    --egress-selector-config-file "$K/egress-selector.yaml" \
     --enable-priority-and-fairness=false --profiling=false --v 1
   wait_for kube-apiserver 120 api_ready
   rbac
+  storage_class
 
   start_proc kube-controller-manager "$LOGS" "$RUN" "$KUBEBIN/kube-controller-manager" \
     --kubeconfig "$K/controller-manager.kubeconfig" \
@@ -189,6 +237,7 @@ up() {
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
     --use-service-account-credentials=true --cluster-name sandbox \
+    --enable-hostpath-provisioner \
     --profiling=false --v 1
   start_proc kube-scheduler "$LOGS" "$RUN" "$KUBEBIN/kube-scheduler" \
     --kubeconfig "$K/scheduler.kubeconfig" \
