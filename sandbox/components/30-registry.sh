@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # OCI registry (distribution v3) on loopback, plain HTTP, htpasswd (bcrypt) auth; the test charts
 # under tests/fixtures/charts/*/ are pushed to oci://$SANDBOX_REGISTRY/charts.
+# A chart mirror at oci://$SANDBOX_REGISTRY/mirror holds one chart per pin of
+# playbooks/vars/chart_pins.yml: the vendor's real package when GENAI_STACK_CHART_DIR has it (copied
+# by playbooks/chart_mirror.yml), else the stand-in of the same name and version; the stand-ins'
+# names are in $SANDBOX_DIR/registry/standins and SANDBOX_STANDIN_CHARTS.
 # State: $SANDBOX_DIR/registry (storage, htpasswd, generated password); helm's own files for the
 # push live in $SANDBOX_DIR/registry/helm, never in the user's helm configuration.
 set -euo pipefail
@@ -72,6 +76,91 @@ push_charts() {
   rm -rf "$tmp"
 }
 
+# "<name> <version> <real package or stand-in directory>" for each pinned chart: the package from
+# GENAI_STACK_CHART_DIR when it is there, else the fixture whose Chart.yaml has the same name and
+# version ("-" when there is none).
+mirror_plan() {
+  "$PY" - "$REPO_ROOT" "${GENAI_STACK_CHART_DIR:-}" <<'PY'
+import glob, os, sys
+import yaml
+root, chart_dir = sys.argv[1], sys.argv[2]
+with open(os.path.join(root, 'playbooks/vars/chart_pins.yml')) as handle:
+    pins = yaml.safe_load(handle)['genai_stack_chart_pins']
+standins = {}
+for chart_yaml in sorted(glob.glob(os.path.join(root, 'tests/fixtures/charts/*/Chart.yaml'))):
+    with open(chart_yaml) as handle:
+        meta = yaml.safe_load(handle)
+    standins[(str(meta['name']), str(meta['version']))] = os.path.dirname(chart_yaml)
+for pin in pins:
+    name, version = str(pin['name']), str(pin['version'])
+    real = os.path.join(chart_dir, '%s-%s.tgz' % (name, version)) if chart_dir else ''
+    if real and os.path.isfile(real):
+        print(name, version, 'real', real)
+    else:
+        print(name, version, 'standin', standins.get((name, version), '-'))
+PY
+}
+
+# Fills oci://$REG/mirror. What was pushed for each chart is remembered in $R/mirror-pushed/<name>
+# (the package's or the stand-in's sum), so a re-up with nothing changed pushes nothing and runs
+# no playbook.
+fill_mirror() {
+  local plan name version kind src sum tmp real=() standin_names=() want=()
+  if [[ -n "${GENAI_STACK_CHART_DIR:-}" ]]; then
+    # A misspelt directory would quietly leave every chart a stand-in: refuse it instead.
+    [[ -d "$GENAI_STACK_CHART_DIR" ]] || { echo "30-registry: GENAI_STACK_CHART_DIR=$GENAI_STACK_CHART_DIR is not a directory" >&2; return 1; }
+    GENAI_STACK_CHART_DIR="$(cd "$GENAI_STACK_CHART_DIR" && pwd)"
+  fi
+  plan="$(mirror_plan)" || return 1
+  mkdir -p "$R/mirror-pushed"
+  tmp="$(mktemp -d)"
+  helm_env
+  while read -r name version kind src; do
+    if [[ "$kind" == real ]]; then
+      sum="real $(sha256sum "$src" | cut -c1-64)"
+      [[ "$(cat "$R/mirror-pushed/$name" 2>/dev/null)" == "$sum" ]] || real+=("$name")
+      want+=("$name $sum")
+      continue
+    fi
+    if [[ "$src" == - ]]; then
+      echo "30-registry: no stand-in chart $name $version in tests/fixtures/charts and none in GENAI_STACK_CHART_DIR; the mirror lacks it" >&2
+      continue
+    fi
+    standin_names+=("$name")
+    sum="standin $(cd "$src" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64)"
+    [[ "$(cat "$R/mirror-pushed/$name" 2>/dev/null)" == "$sum" ]] && continue
+    "$HELM" package "$src" -d "$tmp/$name" >/dev/null
+    "$HELM" push "$tmp/$name"/*.tgz "oci://127.0.0.1:$PORT/mirror" --plain-http >/dev/null 2>"$tmp/err" \
+      || { cat "$tmp/err" >&2; rm -rf "$tmp"; return 1; }
+    echo "$sum" >"$R/mirror-pushed/$name"
+    echo "30-registry: mirror holds the stand-in $name $version"
+  done <<<"$plan"
+  if (( ${#real[@]} )); then
+    # The vendors' packages go through the collection's own playbook, as a user's mirror would be
+    # filled; overwrite replaces a stand-in pushed before under the same version. The password
+    # goes in a private vars file, never on the command line.
+    local ap="$REPO_ROOT/.venv/bin/ansible-playbook"
+    [[ -x "$ap" ]] || { echo "30-registry: $ap missing (make venv) to copy the charts of GENAI_STACK_CHART_DIR" >&2; rm -rf "$tmp"; return 1; }
+    (umask 077; printf '%s' "$PASSWORD" | "$PY" -c 'import json, sys; print(json.dumps(dict(
+        genai_stack_chart_mirror=sys.argv[1], genai_stack_chart_mirror_username=sys.argv[2],
+        genai_stack_chart_mirror_password=sys.stdin.read(), genai_stack_chart_mirror_plain_http=True,
+        genai_stack_chart_dir=sys.argv[3], genai_stack_chart_mirror_charts=sys.argv[5:],
+        genai_stack_chart_mirror_overwrite=True, genai_stack_chart_mirror_helm=sys.argv[4])))' \
+      "oci://127.0.0.1:$PORT/mirror" "$USER_NAME" "$GENAI_STACK_CHART_DIR" "$HELM" "${real[@]}" >"$tmp/vars.json")
+    (cd "$REPO_ROOT" && ANSIBLE_CONFIG="$REPO_ROOT/ansible.cfg" "$ap" -i localhost, playbooks/chart_mirror.yml \
+      -e "@$tmp/vars.json" >"$LOGS/chart-mirror.log" 2>&1) \
+      || { tail -30 "$LOGS/chart-mirror.log" >&2; echo "30-registry: playbooks/chart_mirror.yml failed (log: $LOGS/chart-mirror.log)" >&2
+           rm -rf "$tmp"; return 1; }
+    echo "30-registry: mirror holds the vendor's ${real[*]} from $GENAI_STACK_CHART_DIR"
+  fi
+  local entry
+  for entry in "${want[@]}"; do echo "${entry#* }" >"$R/mirror-pushed/${entry%% *}"; done
+  if (( ${#standin_names[@]} )); then printf '%s\n' "${standin_names[@]}"; fi >"$R/standins.tmp"
+  mv "$R/standins.tmp" "$R/standins"
+  STANDINS="$(IFS=,; echo "${standin_names[*]}")"
+  rm -rf "$tmp"
+}
+
 up() {
   [[ -x "$BIN" && -x "$HELM" ]] || { echo "30-registry: binaries missing; run 05-tools first" >&2; return 1; }
   mkdir -p "$R/storage" "$RUN" "$LOGS"; chmod 700 "$R"
@@ -104,10 +193,13 @@ YAML
   OTEL_TRACES_EXPORTER=none OTEL_SDK_DISABLED=true start_proc registry "$LOGS" "$RUN" "$BIN" serve "$R/config.yml"
   wait_for registry 30 registry_ready || { tail -20 "$LOGS/registry.log" >&2; return 1; }
   push_charts
+  fill_mirror
   cat >"$ENV_FILE" <<ENV
 export SANDBOX_REGISTRY="127.0.0.1:$PORT"
 export SANDBOX_REGISTRY_USER="$USER_NAME"
 export SANDBOX_REGISTRY_PASSWORD="$PASSWORD"
+export SANDBOX_CHART_MIRROR="oci://127.0.0.1:$PORT/mirror"
+export SANDBOX_STANDIN_CHARTS="$STANDINS"
 ENV
   chmod 600 "$ENV_FILE"
 }
