@@ -39,7 +39,7 @@ MIN_VERSION = (3, 8, 0)
 AUTH_FAILURE = re.compile(r'\b401\b|\b403\b|unauthorized|authentication required|basic credential not found|denied|forbidden', re.I)
 UNREACHABLE = re.compile(r'connection refused|no such host|i/o timeout|dial tcp|network is unreachable|TLS handshake timeout'
                          r'|server gave HTTP response to HTTPS client|context deadline exceeded', re.I)
-ABSENT = re.compile(r'not found|name unknown|manifest unknown|no chart version found|failed to fetch', re.I)
+ABSENT = re.compile(r'not found|name unknown|manifest unknown|no chart version found', re.I)
 
 
 class MirrorError(Exception):
