@@ -269,7 +269,15 @@ ENV
 }
 
 down() {
-  local p
+  local p d
+  # The hostPath provisioner's empty directories of the volumes still bound (see storage_class):
+  # the PVs go with etcd, so remove their directories while the apiserver can still name them.
+  if [[ -f "$ADMIN_KUBECONFIG" ]] && alive "$RUN/kube-apiserver.pid"; then
+    for d in $("$KUBEBIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" get pv --request-timeout 5s \
+                 -o jsonpath='{range .items[*]}{.spec.hostPath.path}{"\n"}{end}' 2>/dev/null); do
+      [[ "$d" == /tmp/hostpath_pv/* ]] && rmdir "$d" 2>/dev/null || true
+    done
+  fi
   for p in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     stop_proc "$p" "$RUN"
   done
