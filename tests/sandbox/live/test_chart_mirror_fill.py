@@ -26,7 +26,7 @@ PARTS = ("05-tools", "30-registry")
 RUN_PART = 'set -a; for f in "$SANDBOX_DIR"/env.d/*.env; do [[ -e "$f" ]] && . "$f"; done; set +a; bash "$REPO_ROOT/sandbox/components/$1.sh" "$2"'
 VENDOR = pathlib.Path(os.environ.get("GENAI_STACK_CHART_DIR") or REPO.parent / "shared" / "vendor-charts")
 REAL = "dcgm-exporter"  # small, and a chart the stand-ins also have
-REQUIRED = ("SANDBOX_AWS_JOURNAL",)
+REQUIRED = ()  # a private sandbox of its own: nothing from the main one
 
 
 def pins():
