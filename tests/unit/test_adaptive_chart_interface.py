@@ -154,7 +154,8 @@ MODES = {
     'no-monitoring': {'adaptive_monitoring_enabled': False},
     'mirror': {'genai_stack_chart_mirror': 'oci://mirror.example.com/genai-charts/', 'genai_stack_chart_mirror_username': 'mu',
                'genai_stack_chart_mirror_password': 'mp', 'genai_stack_chart_mirror_plain_http': True},
-    'mirror-explicit': {'genai_stack_chart_mirror': 'oci://mirror.example.com/genai-charts', 'adaptive_chart_ref': 'oci://own.example.com/adaptive',
+    'mirror-explicit': {'genai_stack_chart_mirror': 'oci://mirror.example.com/genai-charts', 'genai_stack_chart_mirror_plain_http': True,
+                        'adaptive_chart_ref': 'oci://own.example.com/adaptive',
                         'adaptive_chart_registry_username': 'own', 'adaptive_chart_plain_http': False},
 }
 

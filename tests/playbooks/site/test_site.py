@@ -23,7 +23,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..')
 STACK_NAMESPACES = ['arthur', 'adaptive', 'monitoring', 'opea', 'saxml', 'genai-postgres', 'nvidia-device-plugin']
 # What the teardown's check-mode plan must show going, in its diff or changed items: releases,
 # Secrets, the node group's launch template, its role's inline policy, an alarm.
-PLANNED_REMOVALS = ['adaptive-monitoring', 'adaptive-control-plane-secret', 'arthur/postgres-secret', 'kube-prometheus-stack',
+PLANNED_REMOVALS = ['(item=adaptive)', 'adaptive-control-plane-secret', 'arthur/postgres-secret', 'kube-prometheus-stack',
                     'grafana-admin-credentials', 'sandbox-gpu-nodes', 'genai-stack-cloudwatch-metrics', 'sandbox-gpu-nodes-gpu-scale-out',
                     'status: deployed']
 
