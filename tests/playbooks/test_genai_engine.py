@@ -1,5 +1,5 @@
-"""Role genai_engine through playbooks/genai_engine.yml on the sandbox: the fixture chart
-arthur-engine from the sandbox registry, on the capability=cpu and capability=gpu nodes that
+"""Role genai_engine through playbooks/genai_engine.yml on the sandbox: the chart
+arthur-genai-engine from the sandbox registry (the stand-in, or the vendor's with -e genai_engine_chart_ref=...), on the capability=cpu and capability=gpu nodes that
 playbooks/cluster_gpu.yml labels and creates, with postgres-secret from playbooks/postgres.yml."""
 import base64
 import json
@@ -16,7 +16,11 @@ PLAYBOOK = 'playbooks/genai_engine.yml'
 NS = 'arthur'
 OPENAI_KEY = 'sk-' + uuid.uuid4().hex
 OPENAI = {'GENAI_ENGINE_OPENAI_KEYS': 'gpt-4o::https://example-openai.invalid/::%s,gpt-35::https://other.invalid/::%s' % (OPENAI_KEY, OPENAI_KEY)}
-SECRETS = {'postgres-secret', 'genai-engine-secret-admin-key', 'genai-engine-secret-open-ai-gpt-model-names-endpoints-keys'}
+SECRETS = {'postgres-secret', 'genai-engine-secret-admin-key', 'genai-engine-secret-open-ai-gpt-model-names-endpoints-keys',
+           'genai-engine-secret-store-key'}
+STORE = 'genai-engine-secret-store-key'
+# Extra variables for every run (GENAI_ENGINE_TEST_EXTRA_VARS: JSON, e.g. the real chart pushed to the sandbox registry).
+EXTRA = ['-e', os.environ['GENAI_ENGINE_TEST_EXTRA_VARS']] if os.environ.get('GENAI_ENGINE_TEST_EXTRA_VARS') else []
 
 
 @pytest.fixture(scope='module')
@@ -34,7 +38,7 @@ def stack(request):
     play('playbooks/postgres.yml')
     config.load_kube_config()
     yield client.CoreV1Api()
-    play('playbooks/genai_engine.yml', '-e', 'genai_engine_state=absent')
+    play('playbooks/genai_engine.yml', *EXTRA, '-e', 'genai_engine_state=absent')
     play('playbooks/postgres.yml', '-e', 'postgres_state=absent')
     play('playbooks/cluster_gpu.yml', '-e', 'cluster_gpu_state=absent')
 
@@ -60,10 +64,10 @@ def test_cpu_converge_rerun_check_gpu_and_teardown(run_playbook, stack):
     try:
         _converge_and_switch_modes(run_playbook, core)
         # The teardown previewed: planned and named, nothing removed.
-        assert_absent_previewed(run_playbook, PLAYBOOK, 'genai_engine_state', names=['status: deployed'], env_extra=OPENAI)
+        assert_absent_previewed(run_playbook, PLAYBOOK, 'genai_engine_state', *EXTRA, names=['status: deployed'], env_extra=OPENAI)
         assert SECRETS <= set(_secrets(core)) and 'arthur-engine' in helm_releases(NS)
     finally:
-        down = run_playbook(PLAYBOOK, '-e', 'genai_engine_state=absent')
+        down = run_playbook(PLAYBOOK, *EXTRA, '-e', 'genai_engine_state=absent')
     assert down.returncode == 0, down
     assert NS not in [n.metadata.name for n in core.list_namespace().items]
     listed = subprocess.run([os.environ['HELM_BIN'], 'list', '-A', '-q'], capture_output=True, text=True, check=True).stdout
@@ -71,7 +75,7 @@ def test_cpu_converge_rerun_check_gpu_and_teardown(run_playbook, stack):
 
 
 def _converge_and_switch_modes(run_playbook, core):
-    first = run_playbook(PLAYBOOK, '-vvv', '--diff', env_extra=OPENAI)
+    first = run_playbook(PLAYBOOK, *EXTRA, '-vvv', '--diff', env_extra=OPENAI)
     assert first.returncode == 0, first
     first.assert_wrote()  # the positive control of the no-write checks below
     secrets = _secrets(core)
@@ -79,7 +83,11 @@ def _converge_and_switch_modes(run_playbook, core):
     assert 'arthur-repository-credentials' not in secrets
     admin_key = base64.b64decode(secrets['genai-engine-secret-admin-key'].data['key']).decode()
     db_password = base64.b64decode(secrets['postgres-secret'].data['password']).decode()
-    for secret in (OPENAI_KEY, admin_key, db_password):
+    store_key = base64.b64decode(secrets[STORE].data['key']).decode()
+    # Written by the role, adopted by the release (the chart renders the same Secret with lookup).
+    assert len(store_key) >= 32 and secrets[STORE].metadata.labels.get('app.kubernetes.io/managed-by') == 'Helm'
+    assert secrets[STORE].metadata.annotations.get('meta.helm.sh/release-name') == 'arthur-engine'
+    for secret in (OPENAI_KEY, admin_key, db_password, store_key):
         assert secret not in first.output
     assert base64.b64decode(secrets['genai-engine-secret-open-ai-gpt-model-names-endpoints-keys'].data['keys']).decode() == \
         OPENAI['GENAI_ENGINE_OPENAI_KEYS']
@@ -97,17 +105,17 @@ def _converge_and_switch_modes(run_playbook, core):
     assert values['postgresBYOEndpoint'] == os.environ['PGHOST']
     assert '2 pod(s) Running and Ready' in first.output
 
-    second = run_playbook(PLAYBOOK, env_extra=OPENAI)
+    second = run_playbook(PLAYBOOK, *EXTRA, env_extra=OPENAI)
     assert second.returncode == 0 and second.changed == 0, second
     assert second.admin_writes == 0, second.admin_write_sample
 
-    check = run_playbook(PLAYBOOK, '--check', '--diff', '-e', 'genai_engine_mode=gpu', env_extra=OPENAI)
+    check = run_playbook(PLAYBOOK, *EXTRA, '--check', '--diff', '-e', 'genai_engine_mode=gpu', env_extra=OPENAI)
     assert check.returncode == 0 and check.changed > 0, check
     assert check.admin_writes == 0, check.admin_write_sample
 
     # GPU mode, with registry credentials: a DaemonSet on the GPU nodes and the pull secret.
     registry = ['-e', 'genai_engine_mode=gpu', '-e', 'genai_engine_registry_username=puller', '-e', 'genai_engine_registry_password=pull-token-123']
-    gpu = run_playbook(PLAYBOOK, *registry, env_extra=OPENAI)
+    gpu = run_playbook(PLAYBOOK, *EXTRA, *registry, env_extra=OPENAI)
     assert gpu.returncode == 0, gpu
     gpu.assert_wrote()
     pods = _engine_pods(core)
@@ -117,9 +125,15 @@ def _converge_and_switch_modes(run_playbook, core):
     assert _secrets(core)['arthur-repository-credentials'].type == 'kubernetes.io/dockerconfigjson'
     assert _helm_values()['containerRepositoryCredentialRequired'] is True
     assert base64.b64decode(_secrets(core)['genai-engine-secret-admin-key'].data['key']).decode() == admin_key, 'admin key rotated'
-    again = run_playbook(PLAYBOOK, *registry, env_extra=OPENAI)
+    assert base64.b64decode(_secrets(core)[STORE].data['key']).decode() == store_key, 'secret-store key replaced by the upgrade'
+    again = run_playbook(PLAYBOOK, *EXTRA, *registry, env_extra=OPENAI)
     assert again.returncode == 0 and again.changed == 0, again
     assert again.admin_writes == 0, again.admin_write_sample
+    # A secret-store key other than the one in use is refused before any write.
+    other = run_playbook(PLAYBOOK, *EXTRA, *registry, '-e', 'genai_engine_secret_store_key=' + 'x' * 32, env_extra=OPENAI)
+    assert other.returncode != 0 and 'genai_engine_secret_store_key: differs from the key in Secret arthur/' + STORE in other.output, other
+    assert other.admin_writes == 0, other.admin_write_sample
+    assert base64.b64decode(_secrets(core)[STORE].data['key']).decode() == store_key
 
 
 BAD_VARS = [
@@ -130,7 +144,15 @@ BAD_VARS = [
     ('genai_engine_registry_username=someone', 'genai_engine_registry_password: genai_engine_registry_username and'),
     ('genai_engine_chart_version=2.x', 'genai_engine_chart_version: must pin one chart version'),
     ('genai_engine_namespace=Arthur_NS', 'genai_engine_namespace: must be a DNS label'),
-    ('{"genai_engine_mode": "gpu", "genai_engine_gpu_node_labels": {"capability": "tpu"}}', 'genai_engine_mode: gpu needs nodes labelled capability=tpu'),
+    ('{"genai_engine_mode": "gpu", "genai_engine_gpu_node_labels": {"capability": "gpu", "pool": "tpu"}}',
+     'genai_engine_mode: gpu needs nodes labelled capability=gpu,pool=tpu'),
+    ('{"genai_engine_mode": "gpu", "genai_engine_gpu_node_labels": {"capability": "tpu"}}', 'genai_engine_gpu_node_labels: must contain capability: gpu'),
+    ('genai_engine_secret_store_key=short', 'genai_engine_secret_store_key: must be at least 16'),
+    ('{"genai_engine_ml_engine": true}', 'genai_engine_ml_engine_client_secret: genai_engine_ml_engine_client_id and'),
+    # The chart's own schema, before any write: its message, blamed on the variable that set the value (a database
+    # password is given: the namespace, and postgres-secret with it, is gone after the converge test's teardown).
+    ('{"genai_engine_postgres_password": "pg-password-123", "genai_engine_values": {"genaiEngineUsePIIModelV2": true}}',
+     'genai_engine_values.genaiEngineUsePIIModelV2: the chart arthur-genai-engine 2.1.686 refuses the values'),
     ('{"genai_engine_resources": {"gpus": 1}}', 'genai_engine_resources: keys must be among'),
     ('{"genai_engine_namespace": "arthur-empty"}', 'genai_engine_postgres_password: is empty and Secret arthur-empty/postgres-secret'),
     ('genai_engine_mode=tpu', 'genai_engine_mode'),
@@ -146,7 +168,7 @@ BAD_VARS = [
 
 @pytest.mark.parametrize('extra,message', BAD_VARS, ids=[m.split(':')[0] + str(i) for i, (_unused, m) in enumerate(BAD_VARS)])
 def test_preflight_refuses_before_any_change(run_playbook, stack, extra, message):
-    run = run_playbook(PLAYBOOK, '-e', extra, env_extra=OPENAI)
+    run = run_playbook(PLAYBOOK, *EXTRA, '-e', extra, env_extra=OPENAI)
     assert run.returncode != 0, run
     assert message in run.output, run
     assert run.admin_writes == 0, run.admin_write_sample
