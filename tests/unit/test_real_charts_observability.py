@@ -280,7 +280,7 @@ def _secret_ref(env, name):
     return env[name]['valueFrom']['secretKeyRef']
 
 
-def check_prometheus_stack(objects, get, release):
+def check_prometheus_stack(objects, get):
     name = get('observability_prometheus_stack_release')
     namespace = get('observability_namespace')
     opensearch = get('observability_opensearch_enabled | bool')
@@ -313,7 +313,7 @@ def check_prometheus_stack(objects, get, release):
     assert len(alertmanagers) == (1 if get('observability_alertmanager_enabled | bool') else 0)
 
 
-def check_opensearch(objects, get, release):
+def check_opensearch(objects, get):
     replicas = get('observability_opensearch_replicas | int')
     statefulset = find(objects, 'StatefulSet', 'opensearch-cluster-master')
     assert statefulset['spec']['replicas'] == replicas
@@ -332,7 +332,7 @@ def check_opensearch(objects, get, release):
     assert 9200 in [p['port'] for p in service['spec']['ports']]
 
 
-def check_fluent_bit(objects, get, release):
+def check_fluent_bit(objects, get):
     name = get('observability_fluent_bit_release')
     pod = find(objects, 'DaemonSet', name)['spec']['template']['spec']
     # Logs of the GPU nodes too: the daemon tolerates the GPU taint.
@@ -346,7 +346,7 @@ def check_fluent_bit(objects, get, release):
         assert 'Name stdout' in config and 'Name opensearch' not in config
 
 
-def check_dcgm_exporter(objects, get, release):
+def check_dcgm_exporter(objects, get):
     name = get('observability_dcgm_exporter_release')
     pod = find(objects, 'DaemonSet', name)['spec']['template']['spec']
     selector = get('observability_gpu_node_selector')
@@ -379,7 +379,7 @@ def test_observability_values_on_the_real_charts(option):
         values = release['values']
         assert unknown_keys(values, chart_defaults(package)) == [], 'values %s does not know' % package
         objects = render(package, release['name'], get('observability_namespace'), values)
-        CHECKS[key](objects, get, release)
+        CHECKS[key](objects, get)
 
 
 # ---- cluster_gpu: the NVIDIA device plugin
