@@ -1,5 +1,6 @@
 """Role genai_engine through playbooks/genai_engine.yml on the sandbox: the chart
-arthur-genai-engine from the sandbox registry (the stand-in, or the vendor's with -e genai_engine_chart_ref=...), on the capability=cpu and capability=gpu nodes that
+arthur-genai-engine from the sandbox registry (the stand-in; the vendor's through
+GENAI_ENGINE_TEST_EXTRA_VARS), on the capability=cpu and capability=gpu nodes that
 playbooks/cluster_gpu.yml labels and creates, with postgres-secret from playbooks/postgres.yml."""
 import base64
 import json
@@ -152,7 +153,9 @@ BAD_VARS = [
     # The chart's own schema, before any write: its message, blamed on the variable that set the value (a database
     # password is given: the namespace, and postgres-secret with it, is gone after the converge test's teardown).
     ('{"genai_engine_postgres_password": "pg-password-123", "genai_engine_values": {"genaiEngineUsePIIModelV2": true}}',
-     'genai_engine_values.genaiEngineUsePIIModelV2: the chart arthur-genai-engine 2.1.686 refuses the values'),
+     'genai_engine_values.genaiEngineUsePIIModelV2: helm cannot render the chart arthur-genai-engine 2.1.686 with these values'),
+    # A pinned version the registry (or mirror) lacks, before any write.
+    ('{"genai_engine_chart_version": "9.9.9", "genai_engine_postgres_password": "pg-password-123"}', "genai_engine_chart_version and genai_engine_chart_ref (or genai_stack_chart_mirror): helm cannot render"),
     ('{"genai_engine_resources": {"gpus": 1}}', 'genai_engine_resources: keys must be among'),
     ('{"genai_engine_namespace": "arthur-empty"}', 'genai_engine_postgres_password: is empty and Secret arthur-empty/postgres-secret'),
     ('genai_engine_mode=tpu', 'genai_engine_mode'),
