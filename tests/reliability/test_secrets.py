@@ -194,13 +194,15 @@ def test_genai_engine_vvv_diff_check_and_failure(request):
         converge = _support.run_playbook('playbooks/genai_engine.yml', '-vvv', '--diff', *_engine_vars(secrets))
         check = _support.run_playbook('playbooks/genai_engine.yml', '--check', '--diff', '-vvv', *_engine_vars(secrets))
         rotated = {name: canary(name + 'b') for name in secrets}
-        failed = _support.run_playbook('playbooks/genai_engine.yml', '-vvv', '--diff', '-e', 'genai_engine_chart_version=9.9.9',
+        # A label value the apiserver refuses: it passes the preflight's render, so the failure comes after the secrets.
+        failed = _support.run_playbook('playbooks/genai_engine.yml', '-vvv', '--diff',
+                                       '-e', '{"genai_engine_values": {"arthurGenaiEngineService": {"labels": {"rel": "bad value!"}}}}',
                                        *_engine_vars(rotated))
     finally:
         down = _support.run_playbook('playbooks/genai_engine.yml', '-e', 'genai_engine_state=absent')
     for label, run, values, failure, wrote in (
             ('genai_engine -vvv --diff', converge, secrets, None, True), ('genai_engine --check', check, secrets, None, False),
-            ('genai_engine forced failure', failed, dict(secrets, **{k + '2': v for k, v in rotated.items()}), '9.9.9', True)):
+            ('genai_engine forced failure', failed, dict(secrets, **{k + '2': v for k, v in rotated.items()}), 'bad value!', True)):
         _check_run(label, run, values, failure_text=failure, wrote_secrets=wrote)
     assert down.returncode == 0, down
 
