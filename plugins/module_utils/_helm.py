@@ -87,6 +87,10 @@ _AUTH_FAILURE = re.compile(r'\b401\b|unauthorized|authentication required|basic 
 _VERSION_MISSING = re.compile(r'no chart version found|version ".*" not found|chart ".*" version ".*" not found'
                               r'|:[^\s:]+: not found|improper constraint|invalid version', re.I)
 _UNREACHABLE = re.compile(r'connection refused|no such host|i/o timeout|dial tcp|network is unreachable|TLS handshake timeout', re.I)
+# A rendering that names kinds the cluster does not serve: its CRDs are not installed (yet). Told apart from a missing
+# chart, whose pattern ("not found") this message also matches.
+CRDS_MISSING = re.compile(r'resource mapping not found|no matches for kind|ensure CRDs are installed first', re.I)
+
 _CHART_MISSING = re.compile(r'name unknown|repository name not known|not found|no such file|failed to download'
                             r'|no chart name found|is not a valid chart|chart.yaml file is missing', re.I)
 
@@ -103,6 +107,10 @@ def chart_error(exc, chart_ref, chart_version=None, with_credentials=False, remo
     elif remote and _UNREACHABLE.search(text):
         option = 'chart_ref'
         message = 'chart_ref: the registry or repository of %s could not be reached; nothing was installed (helm: %s)' % (chart_ref, last)
+    elif CRDS_MISSING.search(text):
+        return HelmError('the chart %s renders objects whose CustomResourceDefinitions the cluster does not have; install the CRDs '
+                         '(or the chart that brings them) first (helm: %s)' % (chart_ref, last),
+                         command=exc.command, rc=exc.rc, stderr=exc.stderr)
     elif chart_version and _VERSION_MISSING.search(text):
         option = 'chart_version'
         message = 'chart_version: version %r of %s was not found (helm: %s)' % (chart_version, chart_ref, last)

@@ -221,13 +221,17 @@ def scalars_equal(desired, live):
 
 
 def _empty(value):
-    return value is None or value == {} or value == [] or value == ''
+    """A value the API server does not store: null, empty, or the zero value of a field it serializes with
+    `omitempty` (false, 0): a manifest's `hostNetwork: false` or `initialDelaySeconds: 0` is absent live."""
+    if value is None or value is False or value == {} or value == [] or value == '':
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
 
 
 def drifted_fields(desired, live, path=''):
     """Paths of the fields `desired` sets that differ in `live` (fields only `live` has are ignored).
 
-    Lists are compared element by element and must have the same length; an empty or null
+    Lists are compared element by element and must have the same length; an empty, null, false or zero
     desired field matches an absent live field (the API server drops them).
     """
     if isinstance(desired, dict):

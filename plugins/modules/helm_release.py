@@ -23,7 +23,12 @@ description:
     chart at an exact version is re-run from the stored release alone, without the registry (see the notes)."
   - Drift detection reads every object of the stored manifest from the API and compares the fields the manifest
     sets (fields only the live object has, such as defaults and status, are ignored); a drifted or missing object
-    makes the module upgrade the release, which puts the objects back.
+    makes the module upgrade the release, which puts the objects back. A field the manifest sets to null, empty,
+    V(false) or V(0) matches an absent live field, since the API server does not store such zero values.
+  - "A first install of a chart that brings its own CRDs (its C(crds/) directory) while the cluster does not have them
+    yet cannot be dry-run by helm (its custom resources map to no API); it is then previewed with C(helm template) and
+    C(helm show chart), and the install itself creates the CRDs first, as helm does. For a release already installed,
+    missing CRDs are an error that says so."
   - "Stuck releases are recovered: C(pending-install), C(uninstalling), or C(failed) without any deployed revision
     are uninstalled and installed again; C(pending-upgrade) and C(pending-rollback) are rolled back to the last
     deployed revision and then upgraded if still needed; C(failed) after an upgrade is upgraded again. The result's
@@ -295,8 +300,8 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._helm import (
-    HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_error, chart_source,
-    live_index, live_lookup, mask_values, object_label, oci_registry_host, rendered_file_names, requested_values, set_value_args,
+    CRDS_MISSING, HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_error,
+    chart_source, live_index, live_lookup, mask_values, object_label, oci_registry_host, rendered_file_names, requested_values, set_value_args,
     split_documents, split_manifest, stored_noop_blocker, stored_noop_request_blocker, valid_version_constraint, values_equal,
     VERSION_ARGS,
 )
@@ -520,6 +525,34 @@ class ReleaseManager:
         return chart_error(exc, params['chart_ref'], params.get('chart_version'), with_credentials=bool(params.get('registry_username')),
                            remote=chart_source(params['chart_ref'], params.get('chart_repo_url')) != 'local')
 
+    def desired_before_crds(self):
+        """A first install's preview when the chart's own CRDs (its crds/ directory) are not installed yet.
+
+        helm's dry run maps every rendered object against the cluster's API and so refuses the custom resources
+        of a chart that brings their CRDs (kube-prometheus-stack on a fresh cluster); the real install creates
+        the CRDs first and succeeds. The preview is then rendered client-side (helm template, which needs no
+        mapping) with the chart's metadata from helm show chart; its user values are the ones the module merges
+        itself (set_values are shown as given, not parsed as helm would)."""
+        try:
+            _rc, manifest, _err = self.helm.run(['template', self.name] + self.chart_args() + ['-n', self.namespace]
+                                                + self.values_args() + self.post_render_args(), record=False)
+            _rc, chart_yaml, _err = self.helm.run(['show', 'chart'] + self.chart_args(), record=False)
+        except HelmError as exc:
+            raise self.fetch_error(exc)
+        metadata = yaml.safe_load(to_text(chart_yaml)) or {}
+        try:
+            values = requested_values(self.params.get('values_files'), self.params.get('values'))
+        except (ValueError, OSError):
+            values = dict(self.params.get('values') or {})
+        if self.params.get('set_values'):
+            values['set_values'] = self.params['set_values']
+        return {
+            'chart': '%s-%s' % (metadata.get('name'), metadata.get('version')),
+            'app_version': metadata.get('appVersion'),
+            'values': values,
+            'manifest': to_text(manifest),
+        }
+
     def require_namespace(self):
         """Before an install without create_namespace: a missing namespace is named, nothing is sent."""
         if self.params['create_namespace']:
@@ -529,13 +562,15 @@ class ReleaseManager:
         if text:
             raise HelmError(text, option='release_namespace')
 
-    def desired(self):
+    def desired(self, first_install=False):
         """What helm would install: chart metadata, user values (as helm merges them) and manifest."""
         self.registry_login()
         try:
             release = self.helm.run_json(['install', self.name] + self.chart_args() + ['-n', self.namespace]
                                          + self.values_args() + self.post_render_args() + self.helm.flags.dry_run_client(), record=False)
         except HelmError as exc:
+            if first_install and CRDS_MISSING.search(to_text(exc.stderr or '') or str(exc)):
+                return self.desired_before_crds()
             raise self.fetch_error(exc)
         metadata = release['chart']['metadata']
         return {
@@ -658,7 +693,7 @@ class ReleaseManager:
             self.require_namespace()
         elif self.decide_from_stored(release):
             return None
-        desired = self.desired()
+        desired = self.desired(first_install=release is None)
         status = release.get('status') if release else None
         action = None
         if release is None:

@@ -30,6 +30,28 @@ def test_empty_desired_matches_absent(desired, live):
     assert _kube.drifted_fields(desired, live) == []
 
 
+@pytest.mark.parametrize('desired,live', [
+    # what real charts render and the API server does not store (omitempty zero values): kube-prometheus-stack's
+    # node-exporter `hostNetwork: false`, a probe's `initialDelaySeconds: 0`, a Service's `publishNotReadyAddresses: false`
+    ({'spec': {'hostNetwork': False, 'hostPID': False}}, {'spec': {}}),
+    ({'readinessProbe': {'initialDelaySeconds': 0, 'periodSeconds': 10}}, {'readinessProbe': {'periodSeconds': 10}}),
+    ({'x': 0.0}, {}),
+])
+def test_zero_values_match_absent(desired, live):
+    assert _kube.drifted_fields(desired, live) == []
+
+
+@pytest.mark.parametrize('desired,live,expected', [
+    # a zero value the live object holds as something else, and a non-zero value missing live, are drift
+    ({'spec': {'hostNetwork': False}}, {'spec': {'hostNetwork': True}}, ['spec.hostNetwork']),
+    ({'spec': {'replicas': 0}}, {'spec': {'replicas': 2}}, ['spec.replicas']),
+    ({'spec': {'hostNetwork': True}}, {'spec': {}}, ['spec.hostNetwork']),
+    ({'spec': {'replicas': 1}}, {'spec': {}}, ['spec.replicas']),
+])
+def test_zero_values_still_compared_when_live_has_them(desired, live, expected):
+    assert _kube.drifted_fields(desired, live) == expected
+
+
 @pytest.mark.parametrize('desired,live,equal', [
     (1, '1', True), ('0.5', '500m', True), (0.1, '100m', True), ('1Gi', '1024Mi', True), ('1', '1000m', True),
     ('2', '1', False), (True, 'true', False), ('a', 'b', False), (8080, 8080, True),

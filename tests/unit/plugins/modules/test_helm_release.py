@@ -37,6 +37,8 @@ class FakeHelm:
         self.status_revision_offset = 0
         self.started = []
         self.discarded = []
+        # helm's dry run against a cluster without the CRDs of the custom resources the chart renders.
+        self.crds_missing = False
 
     def start(self, module, argv):
         """HelmRunner._spawn's stand-in: records the read started ahead; it runs when its result is taken."""
@@ -111,7 +113,13 @@ class FakeHelm:
             return 0, rel['manifest'], ''
         if cmd == 'template':
             return 0, self.post_rendered(args, render(name, self.values_from(args))), ''
+        if cmd == 'show':
+            return 0, 'apiVersion: v2\nname: gpu-echo\nversion: 0.1.0\nappVersion: 1.0.0\n', ''
         if cmd == 'install' and any(a.startswith('--dry-run') for a in args):
+            if self.crds_missing:
+                return 1, '', ('Error: INSTALLATION FAILED: unable to build kubernetes objects from release manifest: resource '
+                               'mapping not found for name: "echo" namespace: "" from "": no matches for kind "PrometheusRule" '
+                               'in version "monitoring.coreos.com/v1"\nensure CRDs are installed first')
             values = self.values_from(args)
             return 0, json.dumps({'chart': {'metadata': {'name': 'gpu-echo', 'version': '0.1.0', 'appVersion': '1.0.0'}},
                                   'config': values, 'manifest': self.post_rendered(args, render(name, values))}), ''
@@ -295,6 +303,31 @@ def test_install_noop_drift_and_uninstall(run_module, helm):
     assert '--wait' in uninstall
     result, _failed = run_module(helm_release, args(helm, state='absent'))
     assert not result['changed']
+
+
+def test_first_install_of_a_chart_bringing_its_crds_is_previewed_client_side(run_module, helm):
+    """helm's dry run refuses a chart whose custom resources need the CRDs the install itself creates
+    (kube-prometheus-stack on a fresh cluster): the first install is previewed by helm template, then installed."""
+    helm.crds_missing = True
+    result, failed = run_module(helm_release, args(helm, values={'replicaCount': 2}), check_mode=True, diff=True)
+    assert not failed, result
+    assert result['changed'] and helm.writes == []
+    assert [c[0] for c in helm.calls if c[0] in ('template', 'show')] == ['template', 'show']
+    assert result['diff']['after']['chart'] == 'gpu-echo-0.1.0'
+    assert result['diff']['after']['values'] == {'replicaCount': 2}
+    assert 'Deployment/default/echo-gpu-echo' in result['diff']['after']['objects']
+    result, failed = run_module(helm_release, args(helm, values={'replicaCount': 2}))
+    assert not failed and result['changed'] and helm.writes == ['install']
+
+
+def test_crds_missing_for_an_installed_release_is_told_as_such(run_module, helm):
+    """Only a first install falls back: a release whose CRDs went missing is an error, and not a missing chart."""
+    run_module(helm_release, args(helm, values={'message': 'one'}))
+    helm.crds_missing = True
+    result, failed = run_module(helm_release, args(helm, values={'message': 'two'}), check_mode=True)
+    assert failed
+    assert 'CustomResourceDefinitions' in result['msg'] and 'was not found' not in result['msg']
+    assert helm.writes == ['install']
 
 
 def test_values_change_upgrades_and_check_mode_shows_it(run_module, helm):
