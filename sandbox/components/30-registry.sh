@@ -106,6 +106,13 @@ PY
 # no playbook.
 fill_mirror() {
   local plan name version kind src sum tmp real=() standin_names=() want=()
+  # The sandbox keeps the chart directory it was filled from until GENAI_STACK_CHART_DIR says
+  # otherwise (set and empty: stand-ins): a `make demo` typed after .ci/run must not swap the
+  # vendors' charts for stand-ins under releases installed from them. sandboxctl reset carries it over.
+  if [[ -z "${GENAI_STACK_CHART_DIR+set}" && -s "$R/chart-dir" ]]; then
+    GENAI_STACK_CHART_DIR="$(cat "$R/chart-dir")"
+    echo "30-registry: charts from $GENAI_STACK_CHART_DIR, as when this sandbox was filled (GENAI_STACK_CHART_DIR= for stand-ins only)"
+  fi
   if [[ -n "${GENAI_STACK_CHART_DIR:-}" ]]; then
     # A misspelt directory would quietly leave every chart a stand-in: refuse it instead.
     [[ -d "$GENAI_STACK_CHART_DIR" ]] || { echo "30-registry: GENAI_STACK_CHART_DIR=$GENAI_STACK_CHART_DIR is not a directory" >&2; return 1; }
@@ -157,6 +164,7 @@ fill_mirror() {
   for entry in "${want[@]}"; do echo "${entry#* }" >"$R/mirror-pushed/${entry%% *}"; done
   if (( ${#standin_names[@]} )); then printf '%s\n' "${standin_names[@]}"; fi >"$R/standins.tmp"
   mv "$R/standins.tmp" "$R/standins"
+  printf '%s' "${GENAI_STACK_CHART_DIR:-}" >"$R/chart-dir"
   STANDINS="$(IFS=,; echo "${standin_names[*]}")"
   rm -rf "$tmp"
 }

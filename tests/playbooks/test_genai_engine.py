@@ -155,7 +155,8 @@ BAD_VARS = [
     ('{"genai_engine_postgres_password": "pg-password-123", "genai_engine_values": {"genaiEngineUsePIIModelV2": true}}',
      'genai_engine_values.genaiEngineUsePIIModelV2: helm cannot render the chart arthur-genai-engine 2.1.686 with these values'),
     # A pinned version the registry (or mirror) lacks, before any write.
-    ('{"genai_engine_chart_version": "9.9.9", "genai_engine_postgres_password": "pg-password-123"}', "genai_engine_chart_version and genai_engine_chart_ref (or genai_stack_chart_mirror): helm cannot render"),
+    ('{"genai_engine_chart_version": "9.9.9", "genai_engine_postgres_password": "pg-password-123"}',
+     "genai_engine_chart_version and genai_engine_chart_ref (or genai_stack_chart_mirror): helm cannot render"),
     ('{"genai_engine_resources": {"gpus": 1}}', 'genai_engine_resources: keys must be among'),
     ('{"genai_engine_namespace": "arthur-empty"}', 'genai_engine_postgres_password: is empty and Secret arthur-empty/postgres-secret'),
     ('genai_engine_mode=tpu', 'genai_engine_mode'),

@@ -146,8 +146,9 @@ def test_stand_in_refuses_what_the_real_chart_refuses(tmp_path, values, message)
 BASE = {'adaptive_container_registry': 'registry.example.com', 'adaptive_root_url': 'https://adaptive.example.com'}
 MODES = {
     'defaults': {},
-    'pools': {'adaptive_compute_pools': [{'name': 'Jobs Pool', 'replicas': 2}, {'name': 'inference', 'replicas': 1, 'gpusPerReplica': 2,
-                                                                                 'resources': {'requests': {'cpu': '4', 'memory': '8Gi'}}}],
+    'pools': {'adaptive_compute_pools': [{'name': 'Jobs Pool', 'replicas': 2},
+                                         {'name': 'inference', 'replicas': 1, 'gpusPerReplica': 2,
+                                          'resources': {'requests': {'cpu': '4', 'memory': '8Gi'}}}],
               'adaptive_harmony_gpus_per_replica': 4, 'adaptive_monitoring_persistence_enabled': True,
               'adaptive_monitoring_storage_class': 'gp3'},
     'azure': {'adaptive_storage_backend': 'azure', 'adaptive_azure_storage_account_name': 'acct', 'adaptive_azure_storage_account_key': 'k'},

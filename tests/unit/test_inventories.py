@@ -45,6 +45,8 @@ def _site_roles():
         site = yaml.safe_load(handle)
     roles = []
     for entry in site:
+        if 'ansible.builtin.import_playbook' not in entry:
+            continue  # a play of site.yml's own (the stand-in summary), no role
         with open(os.path.join(ROOT, 'playbooks', entry['ansible.builtin.import_playbook']), encoding='utf-8') as handle:
             for play in yaml.safe_load(handle):
                 for role in play.get('roles', []):

@@ -43,17 +43,20 @@ def fixtures():
     return found
 
 
-def part_env(directory, extra=None):
-    return dict(os.environ, REPO_ROOT=str(REPO), SANDBOX_DIR=directory,
-                SANDBOX_CACHE=os.environ.get("SANDBOX_CACHE") or os.path.expanduser("~/.cache/genai-stack"),
-                SANDBOX_PYTHON=os.environ.get("SANDBOX_PYTHON") or str(REPO / ".venv" / "bin" / "python"), **(extra or {}))
+def part_env(directory, extra=None, unset=()):
+    env = dict(os.environ, REPO_ROOT=str(REPO), SANDBOX_DIR=directory,
+               SANDBOX_CACHE=os.environ.get("SANDBOX_CACHE") or os.path.expanduser("~/.cache/genai-stack"),
+               SANDBOX_PYTHON=os.environ.get("SANDBOX_PYTHON") or str(REPO / ".venv" / "bin" / "python"), **(extra or {}))
+    for name in unset:
+        env.pop(name, None)
+    return env
 
 
-def up(directory, extra=None):
+def up(directory, extra=None, unset=()):
     """The output of starting (or re-starting) the private sandbox's parts."""
     out = ""
     for part in PARTS:
-        proc = subprocess.run(["bash", "-c", RUN_PART, "_", part, "up"], env=part_env(directory, extra), capture_output=True, text=True,
+        proc = subprocess.run(["bash", "-c", RUN_PART, "_", part, "up"], env=part_env(directory, extra, unset), capture_output=True, text=True,
                               timeout=600, check=False)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         out += proc.stdout + proc.stderr
@@ -153,3 +156,27 @@ def test_mirror_holds_the_vendor_package_and_stand_ins_for_the_rest(sandbox_with
     assert log.stat().st_mtime_ns == log_stat
     assert {name: manifest_digest(env, name, pinned[name]) for name in digests} == digests
     assert env_of(directory)["SANDBOX_STANDIN_CHARTS"] == env["SANDBOX_STANDIN_CHARTS"]
+
+
+def test_the_sandbox_keeps_the_chart_directory_it_was_filled_from(sandbox_with_one_vendor_chart, tmp_path):
+    """An up without GENAI_STACK_CHART_DIR (a `make demo` typed after .ci/run) keeps the vendor's package in
+    the mirror, so releases installed from it are never upgraded to a stand-in; set and empty, stand-ins only."""
+    directory, charts, real = sandbox_with_one_vendor_chart
+    up(directory, extra={"GENAI_STACK_CHART_DIR": str(charts)})
+    env = env_of(directory)
+    version = pins()[REAL]
+    vendor_digest = manifest_digest(env, REAL, version)
+
+    kept = up(directory, unset=("GENAI_STACK_CHART_DIR",))
+    assert f"charts from {charts}" in kept, kept
+    assert manifest_digest(env, REAL, version) == vendor_digest
+    assert REAL not in env_of(directory)["SANDBOX_STANDIN_CHARTS"].split(",")
+
+    emptied = up(directory, extra={"GENAI_STACK_CHART_DIR": ""})
+    assert f"mirror holds the stand-in {REAL}" in emptied, emptied
+    assert manifest_digest(env, REAL, version) != vendor_digest
+    assert REAL in env_of(directory)["SANDBOX_STANDIN_CHARTS"].split(",")
+    # ... and it stays so: the emptied choice is remembered too.
+    again = up(directory, unset=("GENAI_STACK_CHART_DIR",))
+    assert "mirror holds" not in again, again
+    assert real.is_file()
