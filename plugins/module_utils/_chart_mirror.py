@@ -17,16 +17,8 @@ import shlex
 import tarfile
 import tempfile
 
-try:
-    import yaml
-    HAS_YAML = True
-    YAML_IMPORT_ERROR = None
-except ImportError as exc:  # the module reports it with missing_required_lib
-    yaml = None
-    HAS_YAML = False
-    YAML_IMPORT_ERROR = exc
-
 from ansible.module_utils.common.text.converters import to_text
+from ansible_collections.genai.stack.plugins.module_utils._helm import yaml
 
 MIRROR = re.compile(r'^oci://[^/\s]+(/[^\s]*[^/\s])?$')
 CHART_NAME = re.compile(r'^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$')

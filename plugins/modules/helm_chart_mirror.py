@@ -211,8 +211,9 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.genai.stack.plugins.module_utils._chart_mirror import (
-    CHART_NAME, EXACT_VERSION, HAS_YAML, MIRROR, YAML_IMPORT_ERROR, MirrorError, MirrorHelm, check_package, file_digest, package_name,
+    CHART_NAME, EXACT_VERSION, MIRROR, MirrorError, MirrorHelm, check_package, file_digest, package_name,
 )
+from ansible_collections.genai.stack.plugins.module_utils._helm import HAS_YAML, YAML_IMPORT_ERROR
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
     Checker, InputErrors, NamingAnsibleModule, fail_on_input_errors, input_error_fields,
 )

@@ -14,15 +14,14 @@ charts/adaptive), written down here and in docs/notes/adaptive-0.48.2-value-keys
 - the collection-wide chart mirror contract: chart reference and registry login follow
   genai_stack_chart_mirror*, and an explicit adaptive_chart_ref still wins.
 """
-import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
+from real_charts import require_helm
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 CHART = os.path.join(ROOT, 'tests', 'fixtures', 'charts', 'adaptive')
@@ -45,18 +44,10 @@ INLINE = {'secrets': {'db': {'username': 'u', 'password': 'p', 'host': 'db:5432'
                       'modelRegistryUrl': 's3://b/m', 'sharedDirectoryUrl': 's3://b/s'}}
 
 
-def _helm():
-    found = os.environ.get('HELM_BIN') or shutil.which('helm') or next(iter(sorted(glob.glob(
-        os.path.expanduser('~/.cache/genai-stack/bin-*/helm')))), None)
-    if not found:
-        pytest.skip('no helm binary (HELM_BIN, PATH or ~/.cache/genai-stack/bin-*/helm): the stand-in cannot be rendered')
-    return found
-
-
 def _render(values, tmp_path, expect_ok=True):
     path = tmp_path / 'values.json'
     path.write_text(json.dumps(values), encoding='utf-8')
-    proc = subprocess.run([_helm(), 'template', 'adaptive', CHART, '--namespace', 'adaptive', '-f', str(path)],
+    proc = subprocess.run([require_helm('the stand-in cannot be rendered'), 'template', 'adaptive', CHART, '--namespace', 'adaptive', '-f', str(path)],
                           capture_output=True, text=True, check=False)
     if expect_ok:
         assert proc.returncode == 0, proc.stderr

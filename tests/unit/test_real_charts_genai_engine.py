@@ -8,7 +8,6 @@ the role promises: every Secret a pod reads is one the role writes (with those k
 on the nodes cluster_gpu labels and nothing taints them, the Service the role verifies is the one
 the chart makes, and the role's chart-mirror variables pick the chart the mode needs.
 """
-import glob
 import json
 import os
 import subprocess
@@ -17,11 +16,11 @@ import sys
 
 import pytest
 import yaml
+from real_charts import CHART_DIR, require_helm
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 ROLE = os.path.join(ROOT, 'roles', 'genai_engine')
 BIN = os.path.dirname(sys.executable)
-CHART_DIR = os.environ.get('GENAI_STACK_CHART_DIR') or os.path.join(ROOT, '..', 'shared', 'vendor-charts')
 VERSION = yaml.safe_load(open(os.path.join(ROLE, 'defaults', 'main.yml'), encoding='utf-8'))['genai_engine_chart_version']
 
 # The modes the role offers: (genai_engine_mode, genai_engine_ml_engine).
@@ -33,13 +32,6 @@ INPUTS = {
     'genai_engine_openai_gpt_names_endpoints_keys': 'gpt::https://x.openai.azure.com/::k',
     'genai_engine_ml_engine_client_id': 'client', 'genai_engine_ml_engine_client_secret': 'secret',
 }
-
-
-def _helm():
-    found = os.environ.get('HELM_BIN') or next(iter(sorted(glob.glob(os.path.expanduser('~/.cache/genai-stack/bin-*/helm')))), None)
-    if not found:
-        pytest.skip('no helm binary (HELM_BIN, or the sandbox tools in ~/.cache/genai-stack): cannot render the real charts')
-    return found
 
 
 def _package(name):
@@ -93,7 +85,8 @@ def _render_now(out, tmp_path):
     chart = _package('arthur-engine' if out['values'].get('arthur-ml-engine') else 'arthur-genai-engine')
     values = tmp_path / 'values.json'
     values.write_text(json.dumps(out['values']), encoding='utf-8')
-    proc = _run([_helm(), 'template', 'arthur-engine', chart, '-n', 'arthur', '-f', str(values), '--kube-version', '1.31.4'])
+    proc = _run([require_helm('cannot render the real charts'), 'template', 'arthur-engine', chart, '-n', 'arthur', '-f', str(values),
+                 '--kube-version', '1.31.4'])
     assert proc.returncode == 0, 'the real chart refuses the role\'s values:\n' + proc.stderr[-4000:]
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
@@ -209,7 +202,7 @@ STAND_IN = os.path.join(ROOT, 'tests', 'fixtures', 'charts', 'arthur-genai-engin
 def _objects_of(chart, values, tmp_path):
     path = tmp_path / 'stand-in-values.json'
     path.write_text(json.dumps(values), encoding='utf-8')
-    proc = _run([_helm(), 'template', 'arthur-engine', chart, '-n', 'arthur', '-f', str(path)])
+    proc = _run([require_helm('cannot render the real charts'), 'template', 'arthur-engine', chart, '-n', 'arthur', '-f', str(path)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 

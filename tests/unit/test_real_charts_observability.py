@@ -8,22 +8,20 @@ objects that carry their settings, no value key the chart does not know, and pod
 would place on the GPU nodes the roles label (and taint) and on no other node.
 """
 import functools
-import glob
 import io
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 
 import pytest
 import yaml
+from real_charts import CHART_DIR, helm_binary
 
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-CHART_DIR = os.environ.get('GENAI_STACK_CHART_DIR') or os.path.join(ROOT, '..', 'shared', 'vendor-charts')
 KUBE_VERSION = '1.31.4'  # the sandbox's apiserver
 # kube-prometheus-stack renders ~2 MB of YAML: the C loader when PyYAML has it.
 YAML_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
@@ -35,16 +33,7 @@ GPU_TAINT = {'key': 'nvidia.com/gpu', 'value': 'present', 'effect': 'NoSchedule'
 EKS_LABELS = {'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'eks.amazonaws.com/nodegroup': 'nodes'}
 
 
-def _helm():
-    found = os.environ.get('HELM_BIN') or shutil.which('helm')
-    if not found:
-        cache = os.environ.get('SANDBOX_CACHE') or os.path.expanduser('~/.cache/genai-stack')
-        candidates = sorted(glob.glob(os.path.join(cache, 'bin-*', 'helm')))
-        found = candidates[-1] if candidates else None
-    return found
-
-
-HELM = _helm()
+HELM = helm_binary()
 
 
 def _need(package):

@@ -12,24 +12,22 @@ not listed here) reads HF_TOKEN from the role's Secret through a secretKeyRef; C
 the CPU nodes; accelerated ones select the accelerator nodes, tolerate them and request what the
 profile promises. The same checks run on the rendering without the post-renderer and must fail there.
 """
-import glob
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
 
 import pytest
 import yaml
+from real_charts import CHART_DIR, helm_binary
 
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 ROLE = os.path.join(ROOT, 'roles', 'opea')
-CHART_DIR = os.environ.get('GENAI_STACK_CHART_DIR') or os.path.join(ROOT, '..', 'shared', 'vendor-charts')
 KUBE_VERSION = '1.31.4'  # the sandbox's apiserver
 TOKEN = 'hf_' + 'RealChartProbe' * 2
 PROFILES = ['xeon', 'gaudi', 'nvidia']
@@ -40,16 +38,7 @@ FREE_FORM = {'resources', 'nodeSelector', 'affinity', 'tolerations'}
 KNOWN_READERS = {'chatqna-tgi', 'chatqna-tei', 'chatqna-teirerank', 'chatqna-data-prep', 'chatqna-retriever-usvc'}
 
 
-def _helm():
-    found = os.environ.get('HELM_BIN') or shutil.which('helm')
-    if not found:
-        cache = os.environ.get('SANDBOX_CACHE') or os.path.expanduser('~/.cache/genai-stack')
-        candidates = sorted(glob.glob(os.path.join(cache, 'bin-*', 'helm')))
-        found = candidates[-1] if candidates else None
-    return found
-
-
-HELM = _helm()
+HELM = helm_binary()
 
 
 def templar(extra=None):
