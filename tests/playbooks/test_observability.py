@@ -81,8 +81,11 @@ def test_converge_rerun_check_and_teardown(run_playbook, kube):
             for value in (secret.data or {}).values():
                 assert b'prom-operator' not in base64.b64decode(value)
         dashboards = core.list_namespaced_config_map(NAMESPACE, label_selector='grafana_dashboard=1').items
-        assert sorted(c.metadata.name for c in dashboards) == ['grafana-dashboard-gpu-inference', 'grafana-dashboard-gpu-training']
-        for cm in dashboards:
+        # The role's own two; the real kube-prometheus-stack brings its dashboards too, all named after its release.
+        ours = [c for c in dashboards if c.metadata.name.startswith('grafana-dashboard-')]
+        assert sorted(c.metadata.name for c in ours) == ['grafana-dashboard-gpu-inference', 'grafana-dashboard-gpu-training']
+        assert all(c.metadata.name.startswith('kube-prometheus-stack-') for c in dashboards if c not in ours), dashboards
+        for cm in ours:
             (body,) = cm.data.values()
             assert 'DCGM_FI_DEV_GPU_UTIL' in body and json.loads(body)['panels']
         datasources = core.read_namespaced_config_map('kube-prometheus-stack-grafana-datasource', NAMESPACE).data['datasource.yaml']

@@ -29,7 +29,7 @@ CLUSTER_GPU = 'playbooks/cluster_gpu.yml'
 ENGINE = 'playbooks/genai_engine.yml'
 ENGINE_NS = 'arthur'
 ENGINE_RELEASE = 'arthur-engine'
-ENGINE_SECRETS = {'postgres-secret', 'genai-engine-secret-admin-key',
+ENGINE_SECRETS = {'postgres-secret', 'genai-engine-secret-admin-key', 'genai-engine-secret-store-key',
                   'genai-engine-secret-open-ai-gpt-model-names-endpoints-keys', 'arthur-repository-credentials'}
 # The seeded CPU node group's label, so the engine's chain does not depend on cluster_gpu's.
 ENGINE_VARS = ['-e', '{"genai_engine_cpu_node_labels": {"sandbox/pool": "cpu"}}',
@@ -58,6 +58,7 @@ ROLL_KILLS = [
 HOLD = {'code': 'ThrottlingException', 'status': 400, 'times': 200}
 ENGINE_TASKS = [
     ('Create the namespace', 'kube'),
+    ('Secret-store key (adopted by the release)', 'kube'),
     ('Database credentials (postgres-secret)', 'kube'),
     ('Admin key', 'kube'),
     ('OpenAI GPT model names, endpoints and keys', 'kube'),
