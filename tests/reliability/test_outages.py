@@ -97,16 +97,34 @@ def _restart_pods_the_outage_left_not_ready(release):
     (40 s; under load the restart alone can take that long) has the controller-manager mark
     every Node unknown and its pods not Ready. A kubelet reports its pods Ready again once its
     Node is back; kwok does not, so the re-run's rollback would wait for pods that never become
-    Ready. Once the Nodes are Ready again, such pods are deleted and their ReplicaSet starts new
-    ones, which kwok makes Ready."""
-    assert _poll(lambda: all(_ready(n['status'].get('conditions')) for n in _support.kubectl_json('get', 'nodes')['items']),
-                 scaled(120), interval=1), 'the Nodes did not become Ready again after the outage'
-    pods = _support.kubectl_json('get', 'pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/instance=%s' % release)['items']
-    stale = [p['metadata']['name'] for p in pods
-             if p['spec'].get('nodeName') and p['status'].get('phase') == 'Running' and not _ready(p['status'].get('conditions'))]
-    if stale:
-        _support.kubectl('delete', 'pods', '-n', NAMESPACE, '--wait=false', *stale)
-    return stale
+    Ready. Such pods are deleted and their ReplicaSet starts new ones, which kwok makes Ready.
+
+    The controller-manager may do this only some seconds after the apiserver is back (its
+    informers first re-list, then its monitor compares heartbeats it saw before the outage), and
+    the Nodes' stored status still says Ready until then. So one look is not enough: this acts
+    like the kubelets until the Nodes and the release's pods have stayed Ready for a while."""
+    deleted = []
+    settle = scaled(20)
+    deadline = time.monotonic() + scaled(240)
+    quiet_since = None
+    while time.monotonic() < deadline:
+        nodes = _support.kubectl_json('get', 'nodes')['items']
+        pods = _support.kubectl_json('get', 'pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/instance=%s' % release)['items']
+        stale = [p['metadata']['name'] for p in pods
+                 if p['spec'].get('nodeName') and p['status'].get('phase') == 'Running' and not _ready(p['status'].get('conditions'))]
+        if not all(_ready(n['status'].get('conditions')) for n in nodes):
+            quiet_since = None
+        elif stale:
+            _support.kubectl('delete', 'pods', '-n', NAMESPACE, '--wait=false', *stale)
+            deleted.extend(stale)
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= settle:
+            return deleted
+        time.sleep(1)
+    raise AssertionError('the Nodes and the pods of %s were not Ready for %d s in a row after the outage (deleted so far: %s)'
+                         % (release, settle, deleted))
 
 
 @pytest.fixture
