@@ -9,16 +9,10 @@ import time
 import uuid
 
 
+from _kube import kubectl
+
 REQUIRED = ("KUBECONFIG", "KUBECTL_BIN", "SANDBOX_KUBE_AUDIT", "SANDBOX_KUBE_ADMIN_USER",
             "SANDBOX_KUBECONFIG_UNPRIVILEGED")
-
-
-def kubectl(env, *args, kubeconfig=None, check=True, input=None):
-    cmd = [env["KUBECTL_BIN"], "--kubeconfig", kubeconfig or env["KUBECONFIG"], *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=60, check=False)
-    if check and r.returncode:
-        raise AssertionError(f"{cmd} failed: {r.stderr}")
-    return r
 
 
 def test_server_version_is_1_31(env):

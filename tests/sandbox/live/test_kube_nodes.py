@@ -1,11 +1,11 @@
 """Live test of the node mirror (component 40-nodes): EKS node groups in the AWS emulator
 appear as Kubernetes Nodes, follow scaling and deletion, and take GPU pods."""
 import json
-import subprocess
-import time
 import uuid
 
 import pytest
+
+from _kube import kubectl, ready as _ready, wait
 
 REQUIRED = ("KUBECONFIG", "KUBECTL_BIN", "AWS_ENDPOINT_URL", "AWS_REGION", "SANDBOX_KUBE_AUDIT")
 
@@ -17,32 +17,9 @@ def eks(env):
     return boto3.client("eks", region_name=env["AWS_REGION"])
 
 
-def kubectl(env, *args, check=True, input=None):
-    cmd = [env["KUBECTL_BIN"], "--kubeconfig", env["KUBECONFIG"], *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=60, check=False)
-    if check and r.returncode:
-        raise AssertionError(f"{cmd} failed: {r.stderr}")
-    return r
-
-
 def nodes_of(env, nodegroup):
     out = kubectl(env, "get", "nodes", "-l", f"eks.amazonaws.com/nodegroup={nodegroup}", "-o", "json").stdout
     return json.loads(out)["items"]
-
-
-def wait(pred, timeout, what):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def _ready(node):
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
 
 
 @pytest.fixture

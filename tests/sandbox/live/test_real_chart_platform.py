@@ -8,42 +8,17 @@ Run against a running sandbox: `sandbox/sandboxctl up && . .sandbox/env && pytes
 import json
 import os
 import subprocess
-import time
 import uuid
 
 import pytest
+
+from _kube import get, kubectl, ready, wait
 
 REQUIRED = ("KUBECONFIG", "KUBECTL_BIN", "HELM_BIN")
 
 CHART_DIR = os.environ.get("GENAI_STACK_CHART_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "..", "..", "shared", "vendor-charts")
 OPENSEARCH = os.path.join(CHART_DIR, "opensearch-3.6.0.tgz")
-
-
-def kubectl(env, *args, check=True, input=None):
-    cmd = [env["KUBECTL_BIN"], "--kubeconfig", env["KUBECONFIG"], *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=60, check=False)
-    if check and r.returncode:
-        raise AssertionError(f"{cmd} failed: {r.stderr}")
-    return r
-
-
-def get(env, *args):
-    return json.loads(kubectl(env, "get", *args, "-o", "json").stdout)
-
-
-def wait(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def ready(pod):
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
 
 
 @pytest.fixture
