@@ -13,6 +13,15 @@ Both install the CloudWatch agent with the `nvidia_gpu` measurements and append 
 that the GPU scaling alarm's Metrics Insights query filters on (ClusterName, NodegroupName,
 NodegroupType). Instance metadata is read with IMDSv2 session tokens only.
 
+The agent is never a condition of the node joining the cluster: a failed step of its set-up (the
+package repository out of reach, IMDS not answering, the agent refusing its configuration) is
+written to the console (cloud-init's output, also in /var/log/cloud-init-output.log) and to
+AGENT_FAILED_MARKER, and the script goes on. On AL2 bootstrap.sh runs first, so the join does not
+even wait for the package manager. On AL2023 nodeadm joins the node after cloud-init's scripts
+(nodeadm-run.service is ordered after cloud-final.service, without requiring it to succeed); the
+install is bounded by AGENT_INSTALL_TIMEOUT seconds so that an unreachable repository delays the
+join by at most that long.
+
 Rendering is deterministic (fixed MIME boundary, sorted keys) so an unchanged input renders the
 same bytes and never causes a new launch template version.
 """
@@ -26,6 +35,11 @@ CWAGENT_NAMESPACE = 'CWAgent'
 GPU_METRIC_DIMENSIONS = ('ClusterName', 'NodegroupName', 'NodegroupType')
 BOUNDARY = '==GENAISTACK-BOUNDARY=='
 CWAGENT_CONFIG_PATH = '/opt/aws/amazon-cloudwatch-agent/etc/genai-stack-gpu.json'
+CWAGENT_CTL = '/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl'
+BOOTSTRAP_SH = '/etc/eks/bootstrap.sh'
+STATE_DIR = '/var/lib/genai-stack'
+AGENT_FAILED_MARKER = STATE_DIR + '/cloudwatch-agent.failed'
+AGENT_INSTALL_TIMEOUT = 300
 
 TAINT_EFFECT_TO_KUBELET = {'NO_SCHEDULE': 'NoSchedule', 'NO_EXECUTE': 'NoExecute', 'PREFER_NO_SCHEDULE': 'PreferNoSchedule'}
 
@@ -73,10 +87,14 @@ def _kubelet_flags(labels, taints):
 
 
 def _shell_part(cluster_name, nodegroup_name, region, interval, package_manager, bootstrap_lines):
+    """The shell part: the CloudWatch agent's set-up, which may fail without stopping the script,
+    and `bootstrap_lines` (AL2's bootstrap.sh call), which run first and must succeed."""
     config = json.dumps(cloudwatch_agent_config(cluster_name, nodegroup_name, region, interval), indent=2, sort_keys=True)
     lines = [
         '#!/bin/bash',
         '# Rendered by genai.stack.eks_gpu_nodegroup: CloudWatch agent with NVIDIA GPU metrics.',
+        '# The node joins the cluster whether or not the agent can be set up: a failed step is',
+        '# written to the console and to %s, and the script goes on.' % AGENT_FAILED_MARKER,
         'set -euo pipefail',
         '',
         '# Instance metadata through IMDSv2 session tokens only (the launch template requires them).',
@@ -84,19 +102,43 @@ def _shell_part(cluster_name, nodegroup_name, region, interval, package_manager,
         '  curl -sf -X PUT "http://169.254.169.254/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 300"',
         '}',
         'imds_get() {',
-        '  curl -sf -H "X-aws-ec2-metadata-token: $(imds_token)" "http://169.254.169.254/latest/meta-data/$1"',
+        '  local token',
+        '  token="$(imds_token)" || return 1',
+        '  curl -sf -H "X-aws-ec2-metadata-token: ${token}" "http://169.254.169.254/latest/meta-data/$1"',
         '}',
-        'INSTANCE_ID="$(imds_get instance-id)"',
-        'echo "genai.stack: configuring GPU metrics on ${INSTANCE_ID}"',
         '',
-        '%s install -y amazon-cloudwatch-agent' % package_manager,
-        'mkdir -p "$(dirname %s)"' % CWAGENT_CONFIG_PATH,
-        "cat > %s <<'CWAGENT'" % CWAGENT_CONFIG_PATH,
+        '# Runs one step of the agent set-up; on failure says which and why, and returns 1.',
+        'agent_step() {',
+        '  "$@" && return 0',
+        '  local rc=$?',
+        '  echo "genai.stack: CloudWatch agent not set up, the node has no GPU metrics: \'$*\' exited ${rc}" >&2',
+        '  { mkdir -p %s && echo "$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ) \'$*\' exited ${rc}" > %s; } || true' % (STATE_DIR, AGENT_FAILED_MARKER),
+        '  return 1',
+        '}',
+        'write_agent_config() {',
+        '  mkdir -p "$(dirname %s)" || return 1' % CWAGENT_CONFIG_PATH,
+        "  cat > %s <<'CWAGENT'" % CWAGENT_CONFIG_PATH,
         config,
         'CWAGENT',
-        '/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:%s' % CWAGENT_CONFIG_PATH,
+        '}',
+        'setup_cloudwatch_agent() {',
+        '  local instance_id',
+        '  instance_id="$(imds_get instance-id)" || instance_id="(instance id unknown: IMDS did not answer)"',
+        '  echo "genai.stack: configuring GPU metrics on ${instance_id}"',
+        '  agent_step timeout %d %s install -y amazon-cloudwatch-agent || return 1' % (AGENT_INSTALL_TIMEOUT, package_manager),
+        '  agent_step write_agent_config || return 1',
+        '  agent_step %s -a fetch-config -m ec2 -s -c file:%s || return 1' % (CWAGENT_CTL, CWAGENT_CONFIG_PATH),
+        '  echo "genai.stack: CloudWatch agent running with %s"' % CWAGENT_CONFIG_PATH,
+        '}',
     ]
-    lines.extend(bootstrap_lines)
+    if bootstrap_lines:
+        lines.append('')
+        lines.append('# Join the cluster first: the node must not wait for, or depend on, the package repository.')
+        lines.extend(line for line in bootstrap_lines if line)
+    lines.extend([
+        '',
+        'setup_cloudwatch_agent || echo "genai.stack: continuing without the CloudWatch agent (see %s)" >&2' % AGENT_FAILED_MARKER,
+    ])
     return '\n'.join(lines) + '\n'
 
 
@@ -134,8 +176,7 @@ def render_bootstrap(cluster, nodegroup_name, region, labels, taints, interval=6
     """AL2 user data calling /etc/eks/bootstrap.sh."""
     flags = _kubelet_flags(labels, taints)
     bootstrap = [
-        '',
-        '/etc/eks/bootstrap.sh %s \\' % cluster['name'],
+        '%s %s \\' % (BOOTSTRAP_SH, cluster['name']),
         '  --b64-cluster-ca %s \\' % cluster['certificateAuthority']['data'],
         '  --apiserver-endpoint %s \\' % cluster['endpoint'],
         '  --dns-cluster-ip %s%s' % (dns_cluster_ip(cluster['serviceIpv4Cidr']), ' \\' if flags else ''),
