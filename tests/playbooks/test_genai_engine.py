@@ -177,3 +177,31 @@ def test_preflight_refuses_before_any_change(run_playbook, stack, extra, message
     assert message in run.output, run
     assert run.admin_writes == 0, run.admin_write_sample
     assert OPENAI_KEY not in run.output
+
+
+# The secrets' dry run (k8s_secret in check mode) fails: its whole message is kept, and it is blamed on
+# the Secret's variable only when k8s_secret names an option of the data; a connection that does not
+# work (a missing kubeconfig, an unknown context) is blamed on the kubeconfig. None needs the stack:
+# each fails before the role reads anything of it.
+KUBECONFIG_BLAME = 'genai_engine preflight: kubeconfig (K8S_AUTH_KUBECONFIG or KUBECONFIG, context K8S_AUTH_CONTEXT): '
+BLAME_CASES = [
+    ('openai-format', ['-e', 'genai_engine_openai_gpt_names_endpoints_keys=gpt-4o:https://x.invalid:key'], {},
+     'genai_engine preflight: genai_engine_openai_gpt_names_endpoints_keys: format: key \'keys\' (openai_endpoints): '
+     'entry 1 has 1 "::"-separated fields, expected NAME::ENDPOINT::KEY'),
+    ('kubeconfig-missing', [], {'K8S_AUTH_KUBECONFIG': '/nonexistent/genai-test/kubeconfig'},
+     KUBECONFIG_BLAME + "kubeconfig (from K8S_AUTH_KUBECONFIG): '/nonexistent/genai-test/kubeconfig' is not a readable file"),
+    ('context-unknown', [], {'K8S_AUTH_CONTEXT': 'no-such-context-genai-test'},
+     KUBECONFIG_BLAME + 'Could not create a Kubernetes client: '),
+]
+
+
+@pytest.mark.parametrize('args,env,message', [c[1:] for c in BLAME_CASES], ids=[c[0] for c in BLAME_CASES])
+def test_preflight_blames_the_variable_at_fault_with_the_whole_message(run_playbook, args, env, message):
+    run = run_playbook(PLAYBOOK, *EXTRA, *args, env_extra=dict(OPENAI, **env))
+    assert run.returncode != 0, run
+    assert message in run.output, run
+    failures = [line for line in run.output.splitlines() if 'genai_engine preflight:' in line]
+    if env:
+        assert not any('genai_engine_openai_gpt_names_endpoints_keys' in line or 'genai_engine_admin_key' in line for line in failures), failures
+    assert run.admin_writes == 0, run.admin_write_sample
+    assert OPENAI_KEY not in run.output
