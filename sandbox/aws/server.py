@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable
 
 from . import protocol
 from .faults import FaultError, FaultQueue
+from .iam_enforce import Denied, Enforcer
 from .journal import Journal
 from .outcomes import BOOK, OutcomeBook, OutcomeError
 
@@ -57,8 +58,10 @@ def _read_body(environ: dict[str, Any]) -> bytes:
 
 class SandboxMiddleware:
     def __init__(self, app: Callable, journal: Journal, faults: FaultQueue,
-                 outcomes: OutcomeBook = BOOK):
+                 outcomes: OutcomeBook = BOOK, iam: Enforcer | None = None):
         self.app = app
+        # IAM enforcement (iam_enforce.py): SANDBOX_AWS_IAM, or /_sandbox/iam at run time.
+        self.iam = iam if iam is not None else Enforcer()
         self.journal = journal
         self.faults = faults
         # The book patches.patch_eks_outcomes consumes (one per process).
@@ -106,6 +109,17 @@ class SandboxMiddleware:
                 except (ValueError, OutcomeError) as exc:
                     return self._json(start_response, 400, {"error": str(exc)})
             return self._json(start_response, 405, {"error": "GET, POST or DELETE"})
+        if path == "/_sandbox/iam":
+            if method == "GET":
+                return self._json(start_response, 200, self.iam.state())
+            if method in ("POST", "PUT"):
+                try:
+                    spec = json.loads(_read_body(environ) or b"null")
+                    self.iam.set_mode((spec or {}).get("mode"))
+                    return self._json(start_response, 200, self.iam.state())
+                except (ValueError, AttributeError) as exc:
+                    return self._json(start_response, 400, {"error": str(exc)})
+            return self._json(start_response, 405, {"error": "GET or POST"})
         return self._json(start_response, 404, {"error": f"no such sandbox endpoint: {path}"})
 
     # -- AWS requests ----------------------------------------------------------------------
@@ -146,6 +160,20 @@ class SandboxMiddleware:
         # signs as `sandbox-nodemirror`) can be told apart from the code under test.
         client = protocol.access_key_id(headers)
 
+        if not internal:
+            try:
+                self.iam.authorize(service, operation, method, path, query, headers, body)
+            except Exception as exc:  # noqa: BLE001 - a bug of the authoriser: an AWS-shaped 500 naming it
+                denied = exc if isinstance(exc, Denied) else Denied(
+                    "InternalFailure", f"the sandbox's IAM enforcement failed: {exc!r}", status=500)
+                proto = protocol.detect_protocol(service, method, path, headers, body, query)
+                status, resp_headers, resp_body = protocol.error_response(
+                    proto, denied.code, denied.message, denied.status, headers.get("content-type", ""))
+                self.journal.record(service, operation, mutating, status, client=client,
+                                    denied=denied.action or denied.code)
+                start_response(f"{status} Forbidden", resp_headers)
+                return [resp_body]
+
         fault = None if internal else self.faults.take(service, operation)
         if fault:
             proto = protocol.detect_protocol(service, method, path, headers, body, query)
@@ -157,11 +185,12 @@ class SandboxMiddleware:
             return [resp_body]
 
         def recording_start_response(status: str, resp_headers: list, exc_info: Any = None):
+            try:
+                code = int(status.split(" ", 1)[0])
+            except ValueError:
+                code = 0
+            self.iam.after(service, operation, code)
             if not internal:
-                try:
-                    code = int(status.split(" ", 1)[0])
-                except ValueError:
-                    code = 0
                 self.journal.record(service, operation, mutating, code, client=client)
             return start_response(status, resp_headers, exc_info)
 
