@@ -30,6 +30,8 @@ BIN = "/root/.cache/genai-stack"
       "/w/.sandbox/aws/journal.jsonl"], "/w/.sandbox"),
     (["/w/.venv/bin/python3.11", "/w/sandbox/kube/nodemirror.py", "--kubeconfig", "/w/.sandbox/kube/nodemirror.kubeconfig"],
      "/w/.sandbox"),
+    (["/w/.venv/bin/python", "/w/sandbox/cloudwatch/evaluator.py", "--clock", "/w/.sandbox-x/cloudwatch/clock.json",
+      "--history", "/w/.sandbox-x/cloudwatch/history.jsonl", "--interval", "10"], "/w/.sandbox-x"),
 ])
 def test_sandbox_processes_name_their_directory(argv, directory):
     assert orphans.sandbox_dir(argv) == directory
