@@ -16,6 +16,11 @@ JOURNAL="$STATE/journal.jsonl"
 LOG="$SANDBOX_DIR/logs/aws.log"
 ENV_FILE="$SANDBOX_DIR/env.d/10-aws.env"
 CLUSTERS="${SANDBOX_EKS_CLUSTERS:-1}"
+# IAM enforcement (sandbox/aws/iam_enforce.py): users (default) checks requests signed by IAM
+# users' keys and lets other keys act as the account root; strict also refuses keys that are no
+# IAM user's (the env then holds the keys of an administrator user, sandbox-admin); off: none.
+export SANDBOX_AWS_IAM="${SANDBOX_AWS_IAM:-users}"
+ADMIN_FILE="$STATE/admin-keys"
 export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 port() { [[ -s "$PORT_FILE" ]] && cat "$PORT_FILE"; }
@@ -50,14 +55,43 @@ pick_port() {
   "$SANDBOX_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# strict: an IAM user with AdministratorAccess, made once per emulator process (state is in memory).
+admin_keys() {
+  local marker
+  marker="pid=$(server_pid || true)"
+  if [[ -s "$ADMIN_FILE" && "$(head -1 "$ADMIN_FILE")" == "$marker" ]]; then
+    return 0
+  fi
+  {
+    echo "$marker"
+    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-2 \
+      "$SANDBOX_PYTHON" - "http://127.0.0.1:$(port)" <<'PY'
+import sys
+import boto3
+iam = boto3.client("iam", endpoint_url=sys.argv[1])
+iam.create_user(UserName="sandbox-admin")
+iam.attach_user_policy(UserName="sandbox-admin", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+key = iam.create_access_key(UserName="sandbox-admin")["AccessKey"]
+print(key["AccessKeyId"])
+print(key["SecretAccessKey"])
+PY
+  } >"$ADMIN_FILE.tmp" && mv "$ADMIN_FILE.tmp" "$ADMIN_FILE"
+}
+
 write_env() {
-  local p tmp
+  local p tmp key_id=testing secret=testing
   p="$(port)"
   tmp="$ENV_FILE.tmp"
+  if [[ "$SANDBOX_AWS_IAM" == strict ]]; then
+    admin_keys
+    key_id="$(sed -n 2p "$ADMIN_FILE")"
+    secret="$(sed -n 3p "$ADMIN_FILE")"
+  fi
   cat >"$tmp" <<EOF
 export AWS_ENDPOINT_URL=http://127.0.0.1:$p
-export AWS_ACCESS_KEY_ID=testing
-export AWS_SECRET_ACCESS_KEY=testing
+export AWS_ACCESS_KEY_ID=$key_id
+export AWS_SECRET_ACCESS_KEY=$secret
+export SANDBOX_AWS_IAM=$SANDBOX_AWS_IAM
 export AWS_REGION=us-east-2
 export AWS_DEFAULT_REGION=us-east-2
 export SANDBOX_AWS_JOURNAL=$JOURNAL
@@ -88,7 +122,7 @@ stop() {
     done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
   fi
-  rm -f "$PID_FILE" "$SEEDED_FILE"
+  rm -f "$PID_FILE" "$SEEDED_FILE" "$ADMIN_FILE"
 }
 
 up() {
