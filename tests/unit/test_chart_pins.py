@@ -55,12 +55,32 @@ def test_listed_version_is_the_role_default(pin):
     assert pin['name'] in role_text(role), '%s: roles/%s never names this chart' % (pin['name'], role)
 
 
+# Charts whose vendor publishes no chart repository: the mirror takes them from a chart directory only, and the
+# role that installs them has no vendor reference to fall back on without a mirror.
+SOURCELESS = {'ai-ml-observability': 'observability_reference_chart_ref'}
+
+
 def test_each_chart_once_with_a_source():
     names = [pin['name'] for pin in PINS]
     assert len(names) == len(set(names))
     for pin in PINS:
         assert isinstance(pin['version'], str), '%s: quote the version (YAML may read it as a number)' % pin['name']
+        if 'source' not in pin:
+            assert pin['name'] in SOURCELESS and 'repo_url' not in pin, '%s: no source (a chart only a chart directory can give)' % pin['name']
+            continue
         if pin['source'].startswith('oci://'):
             assert pin['source'].rsplit('/', 1)[1] == pin['name'] and 'repo_url' not in pin
         else:
             assert pin['source'] == pin['name'] and pin['repo_url'].startswith('https://')
+
+
+@pytest.mark.parametrize('name', sorted(SOURCELESS))
+def test_sourceless_chart_has_no_vendor_default(name):
+    """Without a mirror, the role's reference for a chart with no published repository is empty (its preflight asks for
+    a path), never a made-up repository."""
+    (pin,) = [p for p in PINS if p['name'] == name]
+    assert 'source' not in pin
+    role = pin['pin'].split('_')[0]
+    defaults = load(os.path.join(ROOT, 'roles', role, 'defaults', 'main.yml'))
+    ref = defaults[SOURCELESS[name]]
+    assert "else ''" in ref and 'http' not in ref and '/' + name in ref, ref
