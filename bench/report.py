@@ -20,6 +20,9 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 DOCS = os.path.join(ROOT, 'docs')
 STATE = {True: 'met', False: '**missed**', None: 'pending'}
+# bench/run.py site_charts()'s labels, in a sentence.
+CHART_LABELS = {'real charts': 'the vendors\' real charts', 'stand-in charts only': 'the project\'s stand-in charts only',
+                'not recorded': 'charts it did not record'}
 
 
 def _fmt(value, digits=2):
@@ -136,18 +139,81 @@ def markdown(results, results_path, plot_ok, candidate=None):
         out.append('')
     site = s.get('site')
     if site:
-        out += ['## 5. The whole site', '', 'site.yml imports today: %s.' % ', '.join(site.get('imports') or []), '',
-                '| | wall (s) | AWS requests | mutating | Kubernetes writes | tasks changed |', '|---|---|---|---|---|---|']
+        out += ['## 5. The whole site', '', 'site.yml imports today: %s.' % ', '.join(site.get('imports') or []), '']
+        out += _site_charts(site.get('charts') or {}, (results.get('sources') or {}).get('site'))
+        out += ['| | wall (s) | AWS requests | mutating | Kubernetes writes | tasks changed |', '|---|---|---|---|---|---|']
         for phase in ('first', 'noop'):
             row = site[phase]
             out.append('| %s | %s | %s | %s | %s | %s |' % ('first converge' if phase == 'first' else 'no-op re-run', _fmt(row['wall_s']),
                                                          _fmt(row['aws_requests']), _fmt(row['aws_mutating']), _fmt(row['kube_writes']),
                                                          _fmt(row['tasks_changed'])))
         out.append('')
+        out += _site_other_charts(results, site)
     out += _method(results)
     out += _profile(results)
     out += _proposals(results, candidate)
     return '\n'.join(out) + '\n'
+
+
+def _release_list(names):
+    return ', '.join(names) if names else 'none'
+
+
+def _site_charts(charts, source):
+    """What the site's figures ran on: the vendors' real charts or the stand-ins, as bench/charts.py
+    measured it (the mirror's digests, the releases' stored charts), never assumed."""
+    if not charts.get('recorded'):
+        return ['**Charts: not recorded.** The run these figures come from (%s) did not record which charts it installed%s, so '
+                'they are not figures of the vendors\' real charts and are not to be compared with a real-chart run.' % (
+                    '`%s`' % source if source else 'this run',
+                    ' (%s)' % charts['error'] if charts.get('error') else ' (bench/run.py records them since 2026-12-05)'), '']
+    by_source = charts.get('by_source') or {}
+    if charts.get('real_charts'):
+        head = ('**Charts: the vendors\' real charts**, from the sandbox\'s chart mirror filled from `%s` (%s). '
+                'Measured after the first converge: each release\'s stored chart (its description and templates) compared '
+                'with the vendor\'s package, the stand-in and the collection\'s own chart of the same name and version, and '
+                'the mirror\'s chart digests with the packages\' sha256.' % (charts.get('chart_dir'), charts.get('chart_dir_source')))
+    else:
+        head = ('**Charts: the project\'s stand-ins only** (chart directory: %s). No release ran a vendor\'s chart, so '
+                'these figures are not those of the real charts and are not to be compared with a real-chart run.' % (
+                    '`%s`' % charts['chart_dir'] if charts.get('chart_dir') else 'none'))
+    out = [head, '',
+           '- the vendor\'s package: %s' % _release_list(by_source.get('vendor')),
+           '- a stand-in: %s%s' % (_release_list(by_source.get('stand-in')),
+                                   ' (charts without a vendor package in the chart directory: %s)' % ', '.join(charts['no_vendor_package'])
+                                   if by_source.get('stand-in') and charts.get('no_vendor_package') else ''),
+           '- the collection\'s own chart: %s' % _release_list(by_source.get('collection'))]
+    if by_source.get('unknown'):
+        out.append('- **matching no known chart**: %s' % _release_list(by_source.get('unknown')))
+    said = charts.get('summary_standins')
+    if said is None:
+        out.append('- site.yml\'s stand-in summary did not run')
+    else:
+        out.append('- site.yml\'s stand-in summary named: %s; the mirror holds as stand-ins: %s (%s)' % (
+            _release_list(said), _release_list(charts.get('mirror_standins')),
+            'the same' if charts.get('summary_agrees') else '**they differ**'))
+    return out + ['']
+
+
+def _site_other_charts(results, site):
+    """The previous full site run on other charts, labelled as such: shown for what the charts
+    change, never as a like-for-like comparison."""
+    label = (site.get('charts') or {}).get('label')
+
+    def other(data):
+        import run  # bench/run.py: site_charts()
+        comp = (data.get('comparisons') or {}).get('site') or {}
+        return comp.get('first') and comp.get('noop') and run.site_charts(comp.get('charts')).get('label') != label
+    path, data = _earlier_run(results, other)
+    if data is None:
+        return []
+    import run  # bench/run.py: site_charts()
+    comp = data['comparisons']['site']
+    return ['Not like for like, for what the charts change: the previous full run with site figures (`%s`, %s) ran on %s: '
+            'first converge %s s, %s Kubernetes writes, %s tasks changed; no-op re-run %s s, %s writes. Its site.yml imported %s.' % (
+                path, data.get('started'), CHART_LABELS.get(run.site_charts(comp.get('charts'))['label'], 'charts of unknown kind'),
+                _fmt(comp['first'].get('wall_s')), _fmt(comp['first'].get('kube_writes')), _fmt(comp['first'].get('tasks_changed')),
+                _fmt(comp['noop'].get('wall_s')), _fmt(comp['noop'].get('kube_writes')), ', '.join(comp.get('imports') or [])), '']
 
 
 def _measured_text(key, target):
@@ -386,15 +452,15 @@ def _walk(node):
 def plot(results, path, log):
     """A PNG with wall-time panels; drawn by the bench venv's python (matplotlib)."""
     s = results.get('summary') or {}
-    data = {'gpu': s.get('gpu'), 'helm': s.get('helm'), 'fleet': s.get('fleet'), 'manual': s.get('manual')}
+    data = {'gpu': s.get('gpu'), 'helm': s.get('helm'), 'fleet': s.get('fleet'), 'manual': s.get('manual'), 'site': s.get('site')}
     script = r'''
 import json, sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 d = json.load(open(sys.argv[1]))
-panels = [k for k in ("gpu", "helm", "fleet") if d.get(k)]
-fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5 * max(len(panels), 1), 4))
+panels = [k for k in ("gpu", "helm", "fleet", "site") if d.get(k)]
+fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.5 * max(len(panels), 1), 4))
 if len(panels) <= 1:
     axes = [axes]
 for ax, key in zip(axes, panels):
@@ -418,6 +484,15 @@ for ax, key in zip(axes, panels):
         ax.bar([i + 0.2 for i in x], theirs, 0.4, label="kubernetes.core.helm")
         ax.set_xticks(list(x)); ax.set_xticklabels(labels); ax.set_title("Helm, gpu-echo chart"); ax.set_ylabel("wall time (s)")
         ax.legend(fontsize=8)
+    elif key == "site":
+        labels = ["first converge", "no-op re-run"]
+        walls = [d["site"][p]["wall_s"] or 0 for p in ("first", "noop")]
+        ax.bar(labels, walls, 0.5, color="tab:green")
+        for i, p in enumerate(("first", "noop")):
+            ax.annotate("%s writes" % d["site"][p]["kube_writes"], (i, walls[i]), ha="center", va="bottom", fontsize=8)
+        label = (d["site"].get("charts") or {}).get("label") or "not recorded"
+        ax.set_title("site.yml (%s)" % ("charts not recorded" if label == "not recorded" else label))
+        ax.set_ylabel("wall time (s)")
     else:
         sizes = sorted(d["fleet"], key=int)
         xs = [int(s) for s in sizes]

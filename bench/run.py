@@ -40,6 +40,7 @@ sys.path.insert(0, BENCH)
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'tools'))
 
 import awsproxy  # noqa: E402
+import charts  # noqa: E402
 
 COMPARISONS = ('gpu', 'manual', 'fleet', 'helm', 'site')
 FLEET_SIZES = (1, 4, 16)
@@ -91,9 +92,10 @@ def read_env_file(path):
     return env
 
 
-def start_private_sandbox(sandbox_dir, clusters, log):
-    env = dict(os.environ, SANDBOX_DIR=sandbox_dir, SANDBOX_EKS_CLUSTERS=str(clusters))
-    log('starting a private sandbox in %s with %d clusters' % (sandbox_dir, clusters))
+def start_private_sandbox(sandbox_dir, clusters, log, chart_dir=''):
+    """chart_dir: the vendors' chart packages its mirror is filled from ('' for stand-ins only)."""
+    env = dict(os.environ, SANDBOX_DIR=sandbox_dir, SANDBOX_EKS_CLUSTERS=str(clusters), GENAI_STACK_CHART_DIR=chart_dir)
+    log('starting a private sandbox in %s with %d clusters, charts from %s' % (sandbox_dir, clusters, chart_dir or 'stand-ins only'))
     subprocess.run([os.path.join(ROOT, 'sandbox', 'sandboxctl'), 'up'], env=env, check=True, cwd=ROOT,
                    stdout=subprocess.DEVNULL)
     return read_env_file(os.path.join(sandbox_dir, 'env'))
@@ -201,8 +203,9 @@ class Harness:
         env.update(extra or {})
         return env
 
-    def measure(self, label, argv, extra_env=None, ansible=True, check=True):
-        """Run one command; wall time, AWS requests (proxy), journal window, kube writes."""
+    def measure(self, label, argv, extra_env=None, ansible=True, check=True, messages_of=None):
+        """Run one command; wall time, AWS requests (proxy), journal window, kube writes.
+        messages_of: a task name prefix whose messages are kept (task_messages)."""
         env = self.child_env(extra_env)
         if ansible:
             env['ANSIBLE_STDOUT_CALLBACK'] = 'ansible.builtin.json'
@@ -238,7 +241,7 @@ class Harness:
         result['kube_writes'] = len(writes)
         result['kube_write_list'] = writes[:40]
         if ansible:
-            result.update(parse_ansible_json(proc.stdout, records))
+            result.update(parse_ansible_json(proc.stdout, records, messages_of))
         else:
             result['stdout_tail'] = proc.stdout[-1500:]
         if proc.returncode != 0:
@@ -252,7 +255,7 @@ class Harness:
             self.log('    failed: %s' % json.dumps(result.get('failures') or result.get('stderr_tail'))[:1500])
         return result
 
-    def playbook(self, label, playbook, inventory=None, extra_vars=None, forks=None, check=True, extra_env=None):
+    def playbook(self, label, playbook, inventory=None, extra_vars=None, forks=None, check=True, extra_env=None, messages_of=None):
         argv = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook]
         if inventory:
             argv += ['-i', inventory]
@@ -260,12 +263,16 @@ class Harness:
             argv += ['--forks', str(forks)]
         if extra_vars:
             argv += ['-e', json.dumps(extra_vars)]
-        return self.measure(label, argv, extra_env=extra_env, check=check)
+        return self.measure(label, argv, extra_env=extra_env, check=check, messages_of=messages_of)
 
 
-def parse_ansible_json(stdout, records):
-    """Counts from the json callback: tasks changed, per-task durations and the API time in them."""
+def parse_ansible_json(stdout, records, messages_of=None):
+    """Counts from the json callback: tasks changed, per-task durations and the API time in them;
+    with messages_of, the messages of the tasks whose name starts so (task_messages: one per host
+    that ran it, [] when every host skipped it, None when no such task ran)."""
     out = {'tasks_changed': None}
+    if messages_of:
+        out['task_messages'] = None
     start = stdout.find('{')
     try:
         data = json.loads(stdout[start:]) if start >= 0 else None
@@ -288,6 +295,9 @@ def parse_ansible_json(stdout, records):
             name = info.get('name')
             if any(h.get('changed') for h in hosts.values()):
                 changed_tasks.append(name)
+            if messages_of and (name or '').startswith(messages_of):
+                out['task_messages'] = (out['task_messages'] or []) + [
+                    str(h.get('msg')) for h in hosts.values() if not h.get('skipped') and 'msg' in h]
             for host, res in hosts.items():
                 if res.get('failed') or res.get('unreachable'):
                     failures.append({'task': name, 'host': host, 'msg': str(res.get('msg'))[:400]})
@@ -533,9 +543,11 @@ def run_helm(h, repeat, tmp, smoke=False):
     return res
 
 
-def run_site(h, smoke, tmp):
+def run_site(h, smoke, tmp, chart_dir='', chart_dir_source=None):
     """Comparison 5: site.yml first converge and no-op re-run (whatever site.yml has today), with
-    the default inventory (inventories/sandbox, Kubernetes steps on) as `make demo` runs it."""
+    the default inventory (inventories/sandbox, Kubernetes steps on) as `make demo` runs it, on the
+    charts of the sandbox's mirror. Which charts those were is measured after the first converge
+    (bench/charts.py: the mirror's digests, the releases' stored charts, site.yml's stand-in summary)."""
     with open(os.path.join(ROOT, 'playbooks', 'site.yml'), encoding='utf-8') as handle:
         imported = re.findall(r'import_playbook:\s*(\S+)', handle.read())
     extra = None
@@ -546,7 +558,17 @@ def run_site(h, smoke, tmp):
     res = {'imports': imported}
     h.log('site: site.yml imports %s' % ', '.join(imported))
     try:
-        res['first'] = h.playbook('site.yml first converge', os.path.join(ROOT, 'site.yml'), None, extra)
+        res['first'] = h.playbook('site.yml first converge', os.path.join(ROOT, 'site.yml'), None, extra,
+                                  messages_of=charts.SUMMARY_TASK)
+        try:
+            res['charts'] = charts.record(h.env, h.child_env(), chart_dir, chart_dir_source, res['first'].get('task_messages'))
+            by_source = res['charts']['releases_by_source']
+            h.log('site: charts from %s; vendor: %s; stand-in: %s; collection: %s; unknown: %s' % (
+                chart_dir or 'stand-ins only', ', '.join(by_source['vendor']) or 'none', ', '.join(by_source['stand-in']) or 'none',
+                ', '.join(by_source['collection']) or 'none', ', '.join(by_source['unknown']) or 'none'))
+        except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as exc:
+            res['charts'] = {'error': repr(exc), 'chart_dir': chart_dir or None, 'chart_dir_source': chart_dir_source}
+            h.log('site: the charts could not be recorded: %r' % exc)
         if not smoke:
             res['noop'] = h.playbook('site.yml no-op re-run', os.path.join(ROOT, 'site.yml'), None, extra)
     finally:
@@ -567,6 +589,23 @@ def _ratio(ours, theirs):
     if ours is None or theirs in (None, 0):
         return None
     return round(ours / theirs, 3)
+
+
+def site_charts(record):
+    """What the site's figures ran on, for the page: real charts or stand-ins (from bench/charts.py's
+    record; a run without one says so instead of passing for either)."""
+    if not record or record.get('error'):
+        return {'recorded': False, 'label': 'not recorded', 'error': (record or {}).get('error'),
+                'chart_dir': (record or {}).get('chart_dir')}
+    by_source = record.get('releases_by_source') or {}
+    real = bool(by_source.get('vendor'))
+    missing_package = sorted(name for name, entry in (record.get('mirror') or {}).items() if not entry.get('vendor_package_digest'))
+    return {'recorded': True, 'real_charts': real, 'label': 'real charts' if real else 'stand-in charts only',
+            'chart_dir': record.get('chart_dir'), 'chart_dir_source': record.get('chart_dir_source'),
+            'releases': [{k: r.get(k) for k in ('release', 'namespace', 'chart', 'version', 'source')} for r in record.get('releases') or []],
+            'by_source': {k: list(v) for k, v in by_source.items()},
+            'no_vendor_package': missing_package, 'mirror_standins': record.get('mirror_standins'),
+            'summary_standins': record.get('summary_standins'), 'summary_agrees': record.get('summary_agrees')}
 
 
 def summarise(results):
@@ -661,6 +700,7 @@ def summarise(results):
         summary['site'] = {phase: {k: (s.get(phase) or {}).get(k) for k in ('wall_s', 'aws_requests', 'aws_mutating', 'kube_writes', 'tasks_changed', 'rc')}
                            for phase in ('first', 'noop')}
         summary['site']['imports'] = s.get('imports')
+        summary['site']['charts'] = site_charts(s.get('charts'))
         if 'noop_zero_mutations' in targets and s.get('noop'):
             targets['noop_zero_mutations']['site'] = {'aws_mutating': s['noop'].get('aws_mutating'), 'kube_writes': s['noop'].get('kube_writes')}
             targets['noop_zero_mutations']['met'] = targets['noop_zero_mutations']['met'] and s['noop'].get('aws_mutating') == 0 \
@@ -753,11 +793,22 @@ def main(argv=None):
     max_clusters = max(sizes + [3])
 
     if sandbox_mode == 'private':
-        env = start_private_sandbox(args.sandbox_dir, max(max_clusters, 3), log)
-    elif os.environ.get('AWS_ENDPOINT_URL') and os.environ.get('SANDBOX_AWS_JOURNAL'):
-        env = {k: v for k, v in os.environ.items() if k.startswith(('AWS_', 'SANDBOX_', 'KUBECONFIG', 'HELM', 'KUBECTL', 'PATH'))}
+        # The vendors' real charts, as .ci/run gives them to the sandbox (GENAI_STACK_CHART_DIR, else
+        # ../shared/vendor-charts when it exists; set and empty: the stand-ins only).
+        chart_dir, chart_dir_source = charts.choose_chart_dir(os.environ)
+        env = start_private_sandbox(args.sandbox_dir, max(max_clusters, 3), log, chart_dir)
+        recorded = charts.sandbox_chart_dir(args.sandbox_dir)
     else:
-        env = read_env_file(os.path.join(ROOT, '.sandbox', 'env'))
+        if os.environ.get('AWS_ENDPOINT_URL') and os.environ.get('SANDBOX_AWS_JOURNAL'):
+            env = {k: v for k, v in os.environ.items() if k.startswith(('AWS_', 'SANDBOX_', 'KUBECONFIG', 'HELM', 'KUBECTL', 'PATH'))}
+        else:
+            env = read_env_file(os.path.join(ROOT, '.sandbox', 'env'))
+        # The running sandbox was filled from the directory it recorded, whatever this shell says.
+        recorded = charts.sandbox_chart_dir(charts.sandbox_dir_of(env))
+        chart_dir, chart_dir_source = charts.choose_chart_dir(os.environ) if recorded is None else (recorded, 'the running sandbox\'s record')
+    if recorded is not None and recorded != chart_dir:  # what the sandbox did wins over what was asked
+        log('the sandbox says its mirror was filled from %r, not %r' % (recorded, chart_dir))
+        chart_dir, chart_dir_source = recorded, '%s; the sandbox recorded %r' % (chart_dir_source, recorded)
     clusters = ['sandbox'] + ['sandbox-%d' % i for i in range(2, max_clusters + 1)]
     if sandbox_mode == 'running':
         clusters = ['sandbox']  # the shared sandbox has one cluster; names below keep out of others' way
@@ -783,7 +834,7 @@ def main(argv=None):
         if 'helm' in only:
             results['comparisons']['helm'] = run_helm(harness, repeat, tmp, args.smoke)
         if 'site' in only:
-            results['comparisons']['site'] = run_site(harness, args.smoke, tmp)
+            results['comparisons']['site'] = run_site(harness, args.smoke, tmp, chart_dir, chart_dir_source)
         if args.candidate_role:
             results['comparisons']['candidate'] = run_candidate(harness, clusters[-1], args.candidate_role, repeat, tmp)
     except Exception as exc:  # noqa: BLE001 - keep what was measured

@@ -187,6 +187,60 @@ def test_site_comparison(smoke_results):
     assert results['summary']['failed_runs'] == []
 
 
+def _pins():
+    import yaml  # pylint: disable=import-outside-toplevel
+    with open(os.path.join(ROOT, 'playbooks', 'vars', 'chart_pins.yml'), encoding='utf-8') as handle:
+        return {str(p['name']): str(p['version']) for p in yaml.safe_load(handle)['genai_stack_chart_pins']}
+
+
+def test_site_records_its_charts(smoke_results):
+    """The site's figures say what they ran on: for each release, the vendor's package, a stand-in
+    or the collection's own chart (from the chart the release stored), the mirror's content per pin,
+    the chart directory, and site.yml's stand-in summary; all of it consistent with itself and with
+    the sandbox's own list of stand-ins (SANDBOX_STANDIN_CHARTS)."""
+    results = smoke_results[1]
+    charts = results['comparisons']['site'].get('charts')
+    assert charts, 'the site results do not say which charts they ran on'
+    assert 'error' not in charts, charts.get('error')
+    assert 'chart_dir' in charts and charts['chart_dir_source'], charts
+    pins = _pins()
+    assert set(charts['mirror']) == set(pins), 'the mirror record is not one entry per pin'
+    for name, entry in charts['mirror'].items():
+        assert entry['version'] == pins[name], name
+        assert entry['source'] in ('vendor', 'stand-in', 'absent', 'unknown'), (name, entry)
+        if entry['digest'] and entry['vendor_package_digest']:
+            assert (entry['source'] == 'vendor') == (entry['digest'] == entry['vendor_package_digest']), (name, entry)
+    releases = charts['releases']
+    assert releases, 'no helm release recorded after the first converge of the site'
+    sources = {}
+    for release in releases:
+        assert release['source'] in ('vendor', 'stand-in', 'collection'), ('a release on a chart matching none known', release)
+        if release['chart'] in pins:
+            assert release['version'] == pins[release['chart']], release
+        sources.setdefault(release['source'], []).append('%s (%s %s)' % (release['release'], release['chart'], release['version']))
+        # The release ran what the mirror holds for its chart.
+        mirrored = charts['mirror'].get(release['chart'])
+        if mirrored and release['source'] in ('vendor', 'stand-in'):
+            assert mirrored['source'] == release['source'], (release, mirrored)
+    assert {k: sorted(v) for k, v in sources.items()} == {k: v for k, v in charts['releases_by_source'].items() if v}
+    assert charts['real_charts'] == bool(sources.get('vendor'))
+    if not charts['chart_dir']:
+        assert not sources.get('vendor'), 'vendor charts without a chart directory'
+    # Another route: the sandbox's own list of the charts it mirrored as stand-ins.
+    env_standins = sorted(n for n in (_sandbox_env().get('SANDBOX_STANDIN_CHARTS') or '').split(',') if n)
+    assert charts['mirror_standins'] == env_standins, (charts['mirror_standins'], env_standins)
+    for release in releases:
+        if release['chart'] in pins:
+            assert (release['source'] == 'stand-in') == (release['chart'] in env_standins), release
+    assert charts['summary_standins'] == env_standins and charts['summary_agrees'] is True, \
+        ('site.yml\'s summary named other stand-ins than the mirror holds', charts['summary_standins'], env_standins)
+    summary = results['summary']['site']['charts']
+    assert summary['recorded'] and summary['real_charts'] == charts['real_charts']
+    text = report.markdown(results, smoke_results[2], False)
+    label = "**Charts: the vendors' real charts**" if charts['real_charts'] else "**Charts: the project's stand-ins only**"
+    assert label in text, 'the page does not say what the site ran on'
+
+
 def _judged_here(key, target):
     """The verdict on a target, recomputed here from its own figures (not from bench/run.py)."""
     measured = target.get('measured')
