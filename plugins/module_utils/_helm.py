@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import tempfile
 
@@ -157,9 +158,21 @@ class HelmFlags:
         # scale, the drift this module corrects) needs --force-conflicts.
         return ['--force-conflicts'] if self.major >= 4 else []
 
+    def force(self):
+        # helm 4 calls helm 3's --force (replace objects that cannot be patched) --force-replace.
+        return ['--force-replace'] if self.major >= 4 else ['--force']
+
     @property
     def plain_http_supported(self):
         return self.version >= (3, 13, 0)
+
+    @property
+    def take_ownership_supported(self):
+        return self.version >= (3, 17, 0)
+
+    @property
+    def skip_schema_validation_supported(self):
+        return self.version >= (3, 16, 0)
 
     @property
     def status_resources(self):
@@ -399,7 +412,7 @@ def live_lookup(index, obj, default_namespace):
     return found
 
 
-def stored_noop_blocker(chart_ref, chart_repo_url, chart_version, set_values, release, post_renderer=None):
+def stored_noop_blocker(chart_ref, chart_repo_url, chart_version, set_values, release, post_renderer=None, values_reused=False):
     """Why a re-run cannot be decided from the stored release alone (before its values are read), or None.
 
     Only a release that is `deployed`, from a remote chart asked for at an exact version whose
@@ -410,7 +423,8 @@ def stored_noop_blocker(chart_ref, chart_repo_url, chart_version, set_values, re
         return 'no release'
     if release.get('status') != 'deployed':
         return 'release status is %s' % release.get('status')
-    reason = stored_noop_request_blocker(chart_ref, chart_repo_url, chart_version, set_values, post_renderer=post_renderer)
+    reason = stored_noop_request_blocker(chart_ref, chart_repo_url, chart_version, set_values, post_renderer=post_renderer,
+                                         values_reused=values_reused)
     if reason:
         return reason
     name = chart_name(chart_ref, chart_repo_url)
@@ -419,8 +433,11 @@ def stored_noop_blocker(chart_ref, chart_repo_url, chart_version, set_values, re
     return None
 
 
-def stored_noop_request_blocker(chart_ref, chart_repo_url, chart_version, set_values, post_renderer=None):
+def stored_noop_request_blocker(chart_ref, chart_repo_url, chart_version, set_values, post_renderer=None, values_reused=False):
     """The part of stored_noop_blocker that the task's arguments decide alone, before any release is read."""
+    if values_reused:
+        # The release's values are merged under the given ones: helm's own upgrade dry run tells the result.
+        return 'values reused'
     if post_renderer:
         # Its output may change while chart and values stay the same: only a rendering tells.
         return 'post_renderer given'
@@ -450,10 +467,239 @@ def changed_objects(before, after, default_namespace):
 
 
 def set_value_args(set_values):
+    """The --set flags of set_values. Kept for callers that show what helm would be given; helm_release never
+    puts them on a command line (apply_set_values writes their result into a values file instead)."""
     args = []
     for item in set_values or []:
         args.extend([SET_FLAGS[item.get('value_type') or 'raw'], item['value']])
     return args
+
+
+# -- --set, --set-string, --set-json and --set-file read as helm reads them (its strvals syntax) --------------
+#
+# helm_release never passes set_values on helm's command line (any user of the host could read them in `ps`):
+# it applies them itself, in helm's order (every json item, then raw, then string, then file, each type in
+# list order, over the merged values files and values), and gives helm the result as a values file.
+# tests/sandbox/live/test_helm_precedence.py checks the result against both real helm binaries.
+
+SET_ORDER = ('json', 'raw', 'string', 'file')
+_MAX_INDEX = 65536
+_MAX_NESTING = 30
+
+
+class SetValuesError(ValueError):
+    """A set_values item helm would refuse; the message names keys, never values."""
+
+
+def _typed(text, as_string):
+    """A --set value's type as helm infers it: true/false/null (any case), 0, decimal int64 not starting with 0."""
+    if as_string:
+        return text
+    lowered = text.lower()
+    if lowered in ('true', 'false'):
+        return lowered == 'true'
+    if lowered == 'null':
+        return None
+    if text == '0':
+        return 0
+    if text and text[0] != '0' and re.match(r'^[-+]?[0-9]+$', text):
+        number = int(text)
+        if -2 ** 63 <= number < 2 ** 63:
+            return number
+    return text
+
+
+class _SetParser:
+    """One `key=value[,key=value...]` item applied into a values mapping, in place."""
+
+    def __init__(self, text, data, kind, read_file=None):
+        self.text = text
+        self.pos = 0
+        self.data = data
+        self.kind = kind
+        self.read_file = read_file
+
+    def eof(self):
+        return self.pos >= len(self.text)
+
+    def until(self, stops):
+        """Characters up to one of stops (a backslash escapes the next one): (text, stop or None at the end)."""
+        out = []
+        while self.pos < len(self.text):
+            char = self.text[self.pos]
+            self.pos += 1
+            if char in stops:
+                return ''.join(out), char
+            if char == '\\':
+                if self.pos >= len(self.text):
+                    return ''.join(out), None
+                out.append(self.text[self.pos])
+                self.pos += 1
+                continue
+            out.append(char)
+        return ''.join(out), None
+
+    def value(self, raw):
+        if self.kind == 'file':
+            return self.read_file(raw)
+        return _typed(raw, self.kind == 'string')
+
+    def parse(self):
+        while not self.eof():
+            self.key(self.data, 0)
+
+    def json_value(self):
+        """A JSON value at the cursor (an empty one is null), then blanks and one comma skipped."""
+        rest = self.text[self.pos:]
+        stripped = rest.lstrip()
+        if not stripped or stripped.startswith(','):
+            self.pos += len(rest) - len(stripped) + (1 if stripped else 0)
+            return None
+        try:
+            value, end = json.JSONDecoder().raw_decode(stripped)
+        except ValueError:
+            raise SetValuesError('is not valid JSON')
+        self.pos += len(rest) - len(stripped) + end
+        while not self.eof() and self.text[self.pos].isspace():
+            self.pos += 1
+        if not self.eof() and self.text[self.pos] == ',':
+            self.pos += 1
+        return value
+
+    def assigned(self):
+        """The value after `=`: JSON, a `{a,b}` list, or a scalar up to the next comma."""
+        if self.kind == 'json':
+            return self.json_value()
+        if self.eof():
+            return ''
+        if self.text[self.pos] == '{':
+            self.pos += 1
+            items = []
+            while True:
+                raw, stop = self.until(',}')
+                if stop is None:
+                    raise SetValuesError("a list must end with '}'")
+                items.append(self.value(raw))
+                if stop == '}':
+                    if not self.eof() and self.text[self.pos] == ',':
+                        self.pos += 1
+                    return items
+        raw, _stop = self.until(',')
+        return self.value(raw)
+
+    def key(self, data, level):
+        name, stop = self.until('=[,.')
+        if stop is None:
+            if not name:
+                return
+            raise SetValuesError('key %r has no value' % name)
+        if stop == ',':
+            raise SetValuesError('key %r has no value (cannot end with ,)' % name)
+        if stop == '=':
+            value = self.assigned()
+            if name:
+                data[name] = value
+            return
+        if stop == '.':
+            level += 1
+            if level > _MAX_NESTING:
+                raise SetValuesError('a key is nested deeper than %d levels' % _MAX_NESTING)
+            inner = data.get(name, {}) if name in data else {}
+            if not isinstance(inner, dict):
+                raise SetValuesError('key %r is not a map' % name)
+            self.key(inner, level)
+            if not inner:
+                raise SetValuesError('key map %r has no value' % name)
+            if name:
+                data[name] = inner
+            return
+        # stop == '[': a list index
+        existing = data.get(name, []) if name in data else []
+        if not isinstance(existing, list):
+            raise SetValuesError('key %r is not a list' % name)
+        items = self.list_item(existing, self.index(), level)
+        if name:
+            data[name] = items
+
+    def index(self):
+        raw, stop = self.until(']')
+        if stop is None or not re.match(r'^[-+]?[0-9]+$', raw):
+            raise SetValuesError('a list index must be a number in [...]')
+        number = int(raw)
+        if number < 0:
+            raise SetValuesError('negative list index %d' % number)
+        if number > _MAX_INDEX:
+            raise SetValuesError('list index %d is greater than %d' % (number, _MAX_INDEX))
+        return number
+
+    @staticmethod
+    def put(items, index, value):
+        items = list(items)
+        if len(items) <= index:
+            items.extend([None] * (index + 1 - len(items)))
+        items[index] = value
+        return items
+
+    def list_item(self, items, index, level):
+        rest, stop = self.until('[.=')
+        if rest:
+            raise SetValuesError('unexpected %r after a list index' % rest)
+        if stop is None:
+            raise SetValuesError('a list index has no value')
+        if stop == '=':
+            return self.put(items, index, self.assigned())
+        if stop == '[':
+            inner = items[index] if len(items) > index and items[index] is not None else []
+            if not isinstance(inner, list):
+                raise SetValuesError('a list element is not a list')
+            return self.put(items, index, self.list_item(inner, self.index(), level))
+        inner = items[index] if len(items) > index and isinstance(items[index], dict) else {}
+        self.key(inner, level)
+        return self.put(items, index, inner)
+
+
+def apply_set_values(base, set_values, read_file=None):
+    """`base` (the merged values files and values, not modified) with set_values applied as helm applies them:
+    by type (json, raw, string, file), each type in list order. read_file(path) gives a `file` item's content.
+    SetValuesError(index, message) names the item at fault."""
+    data = json.loads(json.dumps(base or {}))
+    items = list(enumerate(set_values or []))
+    for kind in SET_ORDER:
+        for index, item in items:
+            if (item.get('value_type') or 'raw') != kind:
+                continue
+            try:
+                _SetParser(item['value'], data, kind, read_file).parse()
+            except SetValuesError as exc:
+                raise SetValuesError(index, str(exc))
+            except RecursionError:
+                raise SetValuesError(index, 'is nested too deeply')
+    return data
+
+
+def mask_paths(values, secrets):
+    """`values` with every leaf under a key path that `secrets` (a mapping) gives replaced by the mask."""
+    if not isinstance(values, dict) or not isinstance(secrets, dict):
+        return values
+    masked = dict(values)
+    for key, secret in secrets.items():
+        if key not in masked:
+            continue
+        if isinstance(secret, dict) and isinstance(masked[key], dict) and secret:
+            masked[key] = mask_paths(masked[key], secret)
+        else:
+            masked[key] = mask_values(masked[key], mask_all=True)
+    return masked
+
+
+def write_private(path, text):
+    """Write a file only its owner can read, created so (never readable by others, not even briefly); an
+    existing file is replaced. The caller removes it."""
+    if os.path.lexists(path):
+        os.remove(path)
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o600)
+    with os.fdopen(handle, 'wb') as out:
+        out.write(text if isinstance(text, bytes) else text.encode('utf-8'))
 
 
 def display_command(argv, mask_all=False):
@@ -577,12 +823,21 @@ class HelmRunner:
         for command in started.values():
             command.discard()
 
+    def cleanup(self):
+        """Stop the reads started ahead and delete the private directory (values files, registry configuration):
+        called on every exit path of the module, so nothing of the values outlives the task."""
+        self.close()
+        private, self._private = self._private, None
+        if private:
+            shutil.rmtree(private, ignore_errors=True)
+        self.env.pop('HELM_REGISTRY_CONFIG', None)
+
     @property
     def version_text(self):
         return 'v%d.%d.%d' % self.version if self.version else None
 
     def private_dir(self):
-        """A temporary directory for this run only (registry configuration, values file); removed with the module's tmpdir."""
+        """A temporary directory (mode 0700) for this run only (registry configuration, values files); removed by cleanup."""
         if self._private is None:
             self._private = tempfile.mkdtemp(prefix='helm-release-', dir=getattr(self.module, 'tmpdir', None))
         return self._private
@@ -591,9 +846,7 @@ class HelmRunner:
         """A registry configuration in the private directory: logins never touch the user's helm configuration."""
         if 'HELM_REGISTRY_CONFIG' not in self.env:
             path = os.path.join(self.private_dir(), 'registry-config.json')
-            with open(path, 'w') as handle:
-                handle.write('{"auths": {}}\n')
-            os.chmod(path, 0o600)
+            write_private(path, '{"auths": {}}\n')
             self.env['HELM_REGISTRY_CONFIG'] = path
         return self.env['HELM_REGISTRY_CONFIG']
 

@@ -33,10 +33,13 @@ description:
     are uninstalled and installed again; C(pending-upgrade) and C(pending-rollback) are rolled back to the last
     deployed revision and then upgraded if still needed; C(failed) after an upgrade is upgraded again. The result's
     RV(recovered) says what was done."
-  - "Values precedence, lowest first: the chart's defaults, O(values_files) in their order, O(values), then
-    O(set_values) as helm applies them (by type, see there). Maps merge key by key, any other value (a list, a
-    scalar, a null) replaces; a null removes the chart default's key. Upgrades pass C(--reset-values), so the
-    release's values are exactly these."
+  - "Values precedence, lowest first: the chart's defaults, O(values_files) in their order, O(values),
+    O(secret_values), then O(set_values) as helm applies them (by type, see there). Maps merge key by key, any other
+    value (a list, a scalar, a null) replaces; a null removes the chart default's key. Upgrades pass
+    C(--reset-values) (unless O(reuse_values) or O(reset_values=false)), so the release's values are exactly these."
+  - "No value is ever on helm's command line (which every user of the host can read in C(ps)): O(values),
+    O(secret_values) and the result of O(set_values) go to one values file of mode 0600 in a private temporary
+    directory, removed when the task ends, whether it succeeds, fails or raises."
   - Check mode and diff need no helm plugin; the chart is rendered with a client-side dry run and compared with
     the stored manifest. Secret data in diffs is shown as sha256 prefixes.
   - Registry logins (O(registry_username), O(registry_password)) go to a registry configuration in a temporary
@@ -79,9 +82,24 @@ options:
         not given. A malformed constraint fails before helm runs; a version the registry does not have fails naming this option.
     type: str
   values:
-    description: Values, merged over O(values_files).
+    description:
+      - Values, merged over O(values_files).
+      - Not C(no_log) (ansible-core would then mask every output string equal to any of its leaves, such as V(2)
+        or V(true), and hide the whole option from the invocation); put secrets in O(secret_values).
+        Leaves under secret-looking keys (password, secret, token, key, credential, auth) are masked in the result
+        and the diff.
     type: dict
     default: {}
+    aliases: [release_values]
+  secret_values:
+    description:
+      - Values that are secrets, merged over O(values) (and under O(set_values)), key by key as maps merge.
+      - C(no_log), so ansible-core keeps them out of the invocation, logs and output; every key path given here is
+        masked in the result's RV(values) and in the diff, whose C(values_digest) still tells a changed secret.
+      - Give only secrets here, since every output string equal to one of them is masked (a leaf such as V(true) would
+        mask every C(true)).
+    type: dict
+    version_added: 0.1.1
   values_files:
     description: Values files on the controller, in increasing precedence.
     type: list
@@ -89,10 +107,16 @@ options:
     default: []
   set_values:
     description:
-      - Values given like C(--set), applied after O(values_files) and O(values).
+      - Values given like C(--set), applied after O(values_files), O(values) and O(secret_values).
       - "helm applies them by type, whatever their order in this list: every V(json) item, then every V(raw),
         then every V(string), then every V(file), each type in list order; a key given with two types takes the
         later type's value (V(string) over V(raw))."
+      - "They are never passed to helm as C(--set) flags: the module applies them as helm does (its key syntax,
+        list indexes, C({a,b}) lists and type inference) over the merged values files and values, and gives helm the
+        result as its values file. An item helm would refuse (C(a.b) where C(a) is not a map, a key with no value)
+        fails before helm runs, naming it; with them, a values file that helm may read differently (see the notes)
+        is refused naming O(values_files)."
+      - Not C(no_log) (see O(values)); a secret belongs in O(secret_values).
     type: list
     elements: dict
     suboptions:
@@ -113,9 +137,12 @@ options:
       - V(rendered) writes the output of C(helm template) under O(render_dir), one C(<kind>-<name>.yaml) file per
         object (lowercase; C(<kind>-<namespace>-<name>.yaml) when two objects would share a name) and removes every
         other C(.yaml) file there, so the directory always mirrors the chart. Nothing is installed.
+      - Each file written is created with mode 0600 (a rendered Secret holds values) through a temporary file that
+        is removed if writing fails.
     type: str
     choices: [present, absent, rendered]
     default: present
+    aliases: [release_state]
   render_dir:
     description: Directory for O(state=rendered); created when missing.
     type: path
@@ -127,6 +154,7 @@ options:
     description: Timeout of helm operations, as a duration (V(300s), V(5m0s)).
     type: str
     default: 5m0s
+    aliases: [timeout]
   atomic:
     description: Roll back (or uninstall, on install) when the operation fails; implies waiting.
     type: bool
@@ -161,13 +189,101 @@ options:
         O(state=absent).
     type: path
     version_added: 0.1.1
+  skip_crds:
+    description:
+      - Do not install the chart's CRDs (its C(crds/) directory; C(--skip-crds)) on a first install.
+      - helm installs those CRDs on a first install only and never upgrades them, and the release stores none of them,
+        so this changes nothing a re-run compares; with it, a first install of a chart whose CRDs the cluster lacks
+        fails as helm fails.
+    type: bool
+    default: false
+    version_added: 0.1.1
+  dependency_update:
+    description:
+      - Update the chart's dependencies (its C(charts/) directory, from C(Chart.yaml)) before rendering
+        (C(--dependency-update)), for every rendering (install, upgrade, dry runs, O(state=rendered)).
+      - With a local chart this writes its C(charts/) directory and C(Chart.lock), also in check mode (helm does it
+        before rendering); the manifest comparison of local charts then shows what the new dependencies render.
+    type: bool
+    default: false
+    aliases: [dep_up]
+    version_added: 0.1.1
+  force:
+    description:
+      - Upgrades replace objects that cannot be patched (helm 3 C(--force), helm 4 C(--force-replace)). Ignored on
+        a first install, like kubernetes.core.helm.
+      - Unlike kubernetes.core.helm, it does not upgrade a release that is unchanged (no value, chart or live
+        object differs), so the module stays idempotent; a drifted object already makes it upgrade.
+    type: bool
+    default: false
+    version_added: 0.1.1
+  take_ownership:
+    description:
+      - Install and upgrade adopt objects that exist without belonging to the release (C(--take-ownership)) instead
+        of failing on them. Needs helm 3.17 or newer (checked before anything is installed).
+    type: bool
+    default: false
+    version_added: 0.1.1
+  reset_values:
+    description:
+      - Upgrades reset the release's values to the ones given here (C(--reset-values)); the default, unless
+        O(reuse_values=true).
+      - V(false) without O(reuse_values) leaves it to helm (C(helm upgrade) without either flag), which keeps the
+        release's values only when no values at all are given.
+      - V(true) together with O(reuse_values=true) is refused (helm would silently reset).
+    type: bool
+    version_added: 0.1.1
+  reuse_values:
+    description:
+      - Upgrades keep the release's values and merge the given ones over them (C(--reuse-values)).
+      - The no-op decision, check mode and diff then use helm's own upgrade dry run (C(helm upgrade --dry-run=client
+        --reuse-values)), so they compare the values helm would store; the re-run is never decided from the stored
+        release alone.
+    type: bool
+    version_added: 0.1.1
+  history_max:
+    description:
+      - Revisions kept per release by upgrades (C(--history-max)); V(0) keeps all. helm's own default (10) when not
+        given. Applies to upgrades only (helm's install has no such flag), so it is not part of the no-op decision.
+    type: int
+    version_added: 0.1.1
+  skip_schema_validation:
+    description:
+      - Do not validate the values against the chart's C(values.schema.json) (C(--skip-schema-validation)), for every
+        rendering, dry runs included. Needs helm 3.16 or newer (checked before anything is installed).
+    type: bool
+    default: false
+    version_added: 0.1.1
+  insecure_skip_tls_verify:
+    description:
+      - Skip the TLS certificate check of the chart download (C(--insecure-skip-tls-verify); C(--insecure) for the
+        registry login).
+      - The API server's certificate is a separate matter, see O(validate_certs).
+    type: bool
+    default: false
+    version_added: 0.1.1
+  update_repo_cache:
+    description:
+      - Refresh the index of the repository of a C(repo/chart) O(chart_ref) (C(helm repo update <repo>)) before the
+        chart is read, also in check mode (it writes helm's local cache, not the cluster).
+      - Ignored for a chart from O(chart_repo_url) (whose index helm always reads afresh) and for an C(oci://) or
+        local chart (which have no index).
+    type: bool
+    default: false
+    version_added: 0.1.1
+  context:
+    description:
+      - The kubeconfig context to use. When not given, E(K8S_AUTH_CONTEXT) or the current context.
+    type: str
+    aliases: [kube_context]
 notes:
   - Drift detection uses the C(kubernetes) Python library (imported only when the API is read).
   - "A re-run is decided from the stored release, without logging in to the registry and without pulling or
     rendering the chart, when all of these hold: O(state=present); the release is C(deployed); O(chart_ref) is
     remote (C(oci://), C(repo/chart), or a chart name with O(chart_repo_url)); O(chart_version) is an exact
     version (V(1.2.3), V(v1.2.3), V(1.2.3-rc.1+b)) and the release's chart is C(<name>-<chart_version>), the name
-    being the last segment of O(chart_ref); O(set_values) is empty; the values of O(values_files) and O(values),
+    being the last segment of O(chart_ref); O(set_values) is empty; neither O(reuse_values) nor O(reset_values=false);
+    the values of O(values_files), O(values) and O(secret_values),
     merged as helm merges them, equal the release's user-supplied values (C(helm get values)); and no live object
     drifted. It then runs C(helm version), C(helm list) and C(helm status --show-resources) (helm 3.10 to 3.x; with
     helm 4, C(helm get values), C(helm get manifest) and one API read per object). This assumes a published chart
@@ -175,6 +291,10 @@ notes:
   - "The module starts its first reads together (C(helm version), C(helm list) and, when the conditions above may hold,
     C(helm status --show-resources)) and takes each result when it needs it; a read it does not use is stopped, and
     none is used after the module changed the release. All of them are read-only, so check mode is unaffected."
+  - "Options of kubernetes.core.helm taken with the same meaning: O(skip_crds), O(dependency_update), O(force) (see
+    there), O(take_ownership), O(timeout) (O(wait_timeout)), O(reset_values), O(reuse_values), O(history_max),
+    O(skip_schema_validation), O(insecure_skip_tls_verify), O(update_repo_cache), O(post_renderer), and the spellings
+    O(release_state), O(release_values), O(kube_context)."
   - "Anything else renders the chart as before (registry login, C(helm install --dry-run=client)): a local chart
     path (its templates may change without a version bump), a version constraint or no O(chart_version), O(set_values),
     different values or chart, a release that is not C(deployed), drift, or a values file that helm may read
@@ -202,6 +322,35 @@ EXAMPLES = r"""
         value_type: string
     wait: true
     atomic: true
+
+- name: A database password kept out of logs, output and helm's command line
+  genai.stack.helm_release:
+    name: arthur-engine
+    release_namespace: arthur
+    chart_ref: oci://ghcr.io/arthur-ai/arthur-engine/charts/arthur-engine
+    chart_version: 2.1.0
+    values:
+      replicaCount: 2
+    secret_values:
+      postgresql:
+        password: "{{ vault_engine_db_password }}"
+
+- name: The way kubernetes.core.helm spells it, with its upgrade options
+  genai.stack.helm_release:
+    release_name: dcgm-exporter
+    release_namespace: monitoring
+    release_state: present
+    chart_ref: nvidia/dcgm-exporter
+    chart_version: 4.1.1
+    update_repo_cache: true
+    release_values:
+      serviceMonitor:
+        enabled: true
+    kube_context: prod
+    timeout: 10m
+    history_max: 5
+    take_ownership: true
+    skip_crds: true
 
 - name: DCGM exporter from a classic repository
   genai.stack.helm_release:
@@ -266,7 +415,8 @@ drift:
   elements: str
   sample: [Deployment/default/echo-gpu-echo spec.replicas]
 command:
-  description: The helm command lines run, in order (registry passwords never appear; C(--set) values of secret-looking keys are masked).
+  description:
+    - The helm command lines run, in order. No value is on them (values go to a private values file), nor any registry password.
   returned: always
   type: list
   elements: str
@@ -300,10 +450,10 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._helm import (
-    CRDS_MISSING, HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, changed_objects, chart_error,
-    chart_source, live_index, live_lookup, mask_values, object_label, oci_registry_host, rendered_file_names, requested_values, set_value_args,
-    split_documents, split_manifest, stored_noop_blocker, stored_noop_request_blocker, valid_version_constraint, values_equal,
-    VERSION_ARGS,
+    CRDS_MISSING, HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, SetValuesError, apply_set_values,
+    changed_objects, chart_error, chart_source, live_index, live_lookup, load_values_file, mask_paths, mask_values, merge_values, object_label,
+    oci_registry_host, rendered_file_names, requested_values, split_documents, split_manifest, stored_noop_blocker, stored_noop_request_blocker,
+    user_values, valid_version_constraint, values_equal, write_private, VERSION_ARGS,
 )
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
     api_error_message, check_connection, drifted_fields, get_client, get_object, kube_argument_spec, mask_secret, missing_namespace, project,
@@ -321,31 +471,82 @@ def values_digest(values):
     return value_hash(json.dumps(values, sort_keys=True))
 
 
+def read_set_file(path):
+    """A `file` item of set_values: the file's content as a string, as helm's --set-file reads it."""
+    with open(user_path(path), 'rb') as handle:
+        return to_text(handle.read(), errors='replace')
+
+
+def composed_values(params):
+    """The values file the module gives helm after O(values_files), or None when there is nothing to give:
+    `values`, then `secret_values` merged over it; with set_values, the values files' and these merged values
+    with set_values applied as helm applies them (so nothing of them goes on a command line).
+    ValueError naming the option (`values_files` or `set_values[i].value`) when it cannot be composed as helm would."""
+    own = merge_values(params.get('values') or {}, params.get('secret_values') or {})
+    if not params.get('set_values'):
+        return own or None
+    files = []
+    for path in params.get('values_files') or []:
+        try:
+            files.append(load_values_file(path))
+        except (ValueError, OSError) as exc:
+            raise ValueError('values_files', '%r may read differently in helm than here, so set_values cannot be applied over it '
+                                             '(quote its scalars such as y, n, 1e3; %s)' % (path, type(exc).__name__))
+    try:
+        return apply_set_values(user_values(files, own), params['set_values'], read_file=read_set_file)
+    except SetValuesError as exc:
+        index, message = exc.args
+        raise ValueError('set_values[%d].value' % index, message)
+    except OSError as exc:
+        raise ValueError('set_values', 'a file of a value_type=file item could not be read (%s)' % type(exc).__name__)
+
+
+def values_reused(params, release):
+    """True when an upgrade of `release` keeps its values under the given ones (reuse_values, or reset_values=false as
+    helm does it); the preview is then helm's own upgrade dry run."""
+    if release is None or release.get('status') not in ('deployed', 'failed', 'superseded'):
+        return False
+    return bool(params.get('reuse_values')) or params.get('reset_values') is False
+
+
 def argument_spec():
-    return kube_argument_spec(
+    spec = kube_argument_spec(
         name=dict(type='str', required=True, aliases=['release_name']),
         release_namespace=dict(type='str', default='default', aliases=['namespace']),
         create_namespace=dict(type='bool', default=False),
         chart_ref=dict(type='path'),
         chart_repo_url=dict(type='str'),
         chart_version=dict(type='str'),
-        values=dict(type='dict', default={}),
+        values=dict(type='dict', default={}, aliases=['release_values']),
+        secret_values=dict(type='dict', no_log=True),
         values_files=dict(type='list', elements='path', default=[]),
         set_values=dict(type='list', elements='dict', options=dict(
             value=dict(type='str', required=True),
             value_type=dict(type='str', choices=['raw', 'string', 'json', 'file'], default='raw'),
         )),
-        state=dict(type='str', choices=['present', 'absent', 'rendered'], default='present'),
+        state=dict(type='str', choices=['present', 'absent', 'rendered'], default='present', aliases=['release_state']),
         render_dir=dict(type='path'),
         wait=dict(type='bool', default=False),
-        wait_timeout=dict(type='str', default='5m0s'),
+        wait_timeout=dict(type='str', default='5m0s', aliases=['timeout']),
         atomic=dict(type='bool', default=False),
         registry_username=dict(type='str'),
         registry_password=dict(type='str', no_log=True),
         plain_http=dict(type='bool', default=False),
         binary_path=dict(type='path'),
         post_renderer=dict(type='path'),
+        skip_crds=dict(type='bool', default=False),
+        dependency_update=dict(type='bool', default=False, aliases=['dep_up']),
+        force=dict(type='bool', default=False),
+        take_ownership=dict(type='bool', default=False),
+        reset_values=dict(type='bool'),
+        reuse_values=dict(type='bool'),
+        history_max=dict(type='int'),
+        skip_schema_validation=dict(type='bool', default=False),
+        insecure_skip_tls_verify=dict(type='bool', default=False),
+        update_repo_cache=dict(type='bool', default=False),
     )
+    spec['context'] = dict(spec['context'], aliases=['kube_context'])
+    return spec
 
 
 def check_options(params):
@@ -369,9 +570,17 @@ def check_options(params):
             check.error('post_renderer', '%r is not a file' % post_renderer)
         elif not os.access(post_renderer, os.X_OK):
             check.error('post_renderer', '%r is not executable (chmod +x it, or copy it with mode 0700)' % post_renderer)
+    if params.get('history_max') is not None:
+        check.require(params['history_max'] >= 0, 'history_max', 'must be 0 (no limit) or more, got %d' % params['history_max'])
+    if params.get('reuse_values') and params.get('reset_values'):
+        check.error('reset_values', 'reset_values=true discards the values reuse_values=true asks to keep; set one of them')
     chart_ref = params.get('chart_ref')
     if not chart_ref:
         check.error('chart_ref', 'is required with state=%s' % state)
+    elif chart_ref.startswith('-'):
+        # helm would read it as an option (argv injection), whatever else chart_ref is.
+        check.error('chart_ref', '%r begins with "-", which helm would read as an option; a local chart beginning with "-" '
+                                 'is given as ./%s' % (chart_ref, chart_ref))
     else:
         source = chart_source(chart_ref, params.get('chart_repo_url'))
         if source == 'oci':
@@ -416,6 +625,11 @@ def check_options(params):
                 check.error(option, 'value of %r is not valid JSON' % key)
         elif item['value_type'] == 'file':
             check.require(os.path.isfile(user_path(value)), option, 'file %r of key %r does not exist' % (value, key))
+    if not check.errors:
+        try:
+            composed_values(params)
+        except ValueError as exc:
+            check.error(exc.args[0], exc.args[1])
     if state == 'rendered':
         render_dir = params.get('render_dir')
         if not render_dir:
@@ -451,6 +665,10 @@ class ReleaseManager:
         self.stored_noop = None
         self.stored_noop_reason = None
 
+    def masked(self, values):
+        """Values safe to show: secret-looking keys (every leaf with no_log) and every key path of secret_values masked."""
+        return mask_paths(mask_values(values, self.mask_all), self.params.get('secret_values') or {})
+
     # -- arguments ----------------------------------------------------------------------------
 
     def chart_args(self):
@@ -462,6 +680,8 @@ class ReleaseManager:
             args += ['--version', params['chart_version']]
         if params.get('plain_http') and self.helm.flags.plain_http_supported:
             args.append('--plain-http')
+        if params.get('insecure_skip_tls_verify'):
+            args.append('--insecure-skip-tls-verify')
         return args
 
     def post_render_args(self):
@@ -470,17 +690,51 @@ class ReleaseManager:
         return ['--post-renderer', self.params['post_renderer']]
 
     def values_args(self):
+        """-f for each values file, then the module's own values file (mode 0600 in the private directory, removed
+        at the end of the task): values, secret_values and, applied as helm applies them, set_values. No value is
+        ever an argument of helm (a command line is readable by every user of the host)."""
         args = []
         for path in self.params.get('values_files') or []:
             args += ['-f', path]
-        if self.params.get('values'):
-            if self._values_file is None:
+        if self._values_file is None:
+            composed = composed_values(self.params)  # checked before helm first ran
+            self._values_file = ''
+            if composed:
                 self._values_file = os.path.join(self.helm.private_dir(), 'values.json')
-                with open(self._values_file, 'w') as handle:
-                    json.dump(self.params['values'], handle)
-                os.chmod(self._values_file, 0o600)
+                write_private(self._values_file, json.dumps(composed))
+        if self._values_file:
             args += ['-f', self._values_file]
-        return args + set_value_args(self.params.get('set_values'))
+        return args
+
+    def render_args(self):
+        """Flags of every rendering of the chart (install, upgrade, their dry runs, template)."""
+        args = []
+        if self.params['dependency_update']:
+            args.append('--dependency-update')
+        if self.params['skip_schema_validation']:
+            args.append('--skip-schema-validation')
+        return args + self.post_render_args()
+
+    def write_args(self):
+        """Flags of the install and upgrade that change the cluster."""
+        args = []
+        if self.params['skip_crds']:
+            args.append('--skip-crds')
+        if self.params['take_ownership']:
+            args.append('--take-ownership')
+        return args
+
+    def upgrade_args(self, release):
+        """Flags of upgrades only: how the release's values are kept, --force, --history-max."""
+        if values_reused(self.params, release):
+            args = ['--reuse-values'] if self.params.get('reuse_values') else []
+        else:
+            args = ['--reset-values']
+        if self.params['force']:
+            args += self.helm.flags.force()
+        if self.params.get('history_max') is not None:
+            args += ['--history-max', str(self.params['history_max'])]
+        return args
 
     def operation_args(self):
         args = []
@@ -499,13 +753,23 @@ class ReleaseManager:
         return self._client
 
     def registry_login(self):
-        """Log in to the chart's OCI registry, once, right before helm first needs it."""
+        """Log in to the chart's OCI registry (or refresh the chart's repository with update_repo_cache), once, right
+        before helm first needs the chart."""
         params = self.params
-        if self._logged_in or not params.get('registry_username'):
+        if self._logged_in:
+            return
+        self._logged_in = True
+        if params.get('update_repo_cache') and chart_source(params['chart_ref'], params.get('chart_repo_url')) == 'repo':
+            # Only helm's local cache of that repository's index is written; nothing of the cluster.
+            try:
+                self.helm.run(['repo', 'update', params['chart_ref'].split('/', 1)[0]])
+            except HelmError as exc:
+                raise HelmError('update_repo_cache: the repository of %s could not be updated (%s)' % (params['chart_ref'], exc),
+                                command=exc.command, rc=exc.rc, stderr=exc.stderr, option='update_repo_cache')
+        if not params.get('registry_username'):
             return
         self.helm.login(oci_registry_host(params['chart_ref']), params['registry_username'], params['registry_password'],
-                        plain_http=params['plain_http'])
-        self._logged_in = True
+                        plain_http=params['plain_http'], insecure=params.get('insecure_skip_tls_verify'))
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -532,20 +796,18 @@ class ReleaseManager:
         of a chart that brings their CRDs (kube-prometheus-stack on a fresh cluster); the real install creates
         the CRDs first and succeeds. The preview is then rendered client-side (helm template, which needs no
         mapping) with the chart's metadata from helm show chart; its user values are the ones the module merges
-        itself (set_values are shown as given, not parsed as helm would)."""
+        itself (with set_values applied as helm applies them)."""
         try:
             _rc, manifest, _err = self.helm.run(['template', self.name] + self.chart_args() + ['-n', self.namespace]
-                                                + self.values_args() + self.post_render_args(), record=False)
+                                                + self.values_args() + self.render_args(), record=False)
             _rc, chart_yaml, _err = self.helm.run(['show', 'chart'] + self.chart_args(), record=False)
         except HelmError as exc:
             raise self.fetch_error(exc)
         metadata = yaml.safe_load(to_text(chart_yaml)) or {}
         try:
-            values = requested_values(self.params.get('values_files'), self.params.get('values'))
+            values = requested_values(self.params.get('values_files'), composed_values(self.params))
         except (ValueError, OSError):
-            values = dict(self.params.get('values') or {})
-        if self.params.get('set_values'):
-            values['set_values'] = self.params['set_values']
+            values = composed_values(self.params) or {}
         return {
             'chart': '%s-%s' % (metadata.get('name'), metadata.get('version')),
             'app_version': metadata.get('appVersion'),
@@ -562,12 +824,17 @@ class ReleaseManager:
         if text:
             raise HelmError(text, option='release_namespace')
 
-    def desired(self, first_install=False):
-        """What helm would install: chart metadata, user values (as helm merges them) and manifest."""
+    def desired(self, first_install=False, current=None):
+        """What helm would install: chart metadata, user values (as helm merges them) and manifest. When the upgrade
+        keeps the release's values (reuse_values, reset_values=false), helm's own upgrade dry run tells them."""
         self.registry_login()
+        if values_reused(self.params, current):
+            command = ['upgrade', self.name] + self.chart_args() + ['-n', self.namespace] + self.values_args() + self.render_args() \
+                + (['--reuse-values'] if self.params.get('reuse_values') else [])
+        else:
+            command = ['install', self.name] + self.chart_args() + ['-n', self.namespace] + self.values_args() + self.render_args()
         try:
-            release = self.helm.run_json(['install', self.name] + self.chart_args() + ['-n', self.namespace]
-                                         + self.values_args() + self.post_render_args() + self.helm.flags.dry_run_client(), record=False)
+            release = self.helm.run_json(command + self.helm.flags.dry_run_client(), record=False)
         except HelmError as exc:
             if first_install and CRDS_MISSING.search(to_text(exc.stderr or '') or str(exc)):
                 return self.desired_before_crds()
@@ -653,11 +920,12 @@ class ReleaseManager:
         with `stored_noop_reason` saying why."""
         params = self.params
         self.stored_noop_reason = stored_noop_blocker(params['chart_ref'], params.get('chart_repo_url'), params.get('chart_version'),
-                                                      params.get('set_values'), release, post_renderer=params.get('post_renderer'))
+                                                      params.get('set_values'), release, post_renderer=params.get('post_renderer'),
+                                                      values_reused=values_reused(params, release))
         if self.stored_noop_reason:
             return False
         try:
-            wanted = requested_values(params.get('values_files'), params.get('values'))
+            wanted = requested_values(params.get('values_files'), composed_values(params))
         except (ValueError, OSError) as exc:
             self.stored_noop_reason = 'a values file may read differently in helm (%s)' % type(exc).__name__
             return False
@@ -677,7 +945,7 @@ class ReleaseManager:
             self.stored_noop_reason = 'live drift'
             return False
         # The same records as the full path's no-op, so changed and diff read alike.
-        masked = mask_values(stored_values, self.mask_all)
+        masked = self.masked(stored_values)
         self.tracker.add('status', 'deployed', 'deployed')
         self.tracker.add('chart', release['chart'], release['chart'])
         self.tracker.add('values', masked, masked)
@@ -693,7 +961,7 @@ class ReleaseManager:
             self.require_namespace()
         elif self.decide_from_stored(release):
             return None
-        desired = self.desired(first_install=release is None)
+        desired = self.desired(first_install=release is None, current=release)
         status = release.get('status') if release else None
         action = None
         if release is None:
@@ -711,7 +979,7 @@ class ReleaseManager:
                 action = 'upgrade'
         self.tracker.add('status', status, 'deployed')
         self.tracker.add('chart', stored_chart, desired['chart'])
-        self.tracker.add('values', mask_values(stored_values, self.mask_all), mask_values(desired['values'], self.mask_all))
+        self.tracker.add('values', self.masked(stored_values), self.masked(desired['values']))
         if release is not None and not values_equal(stored_values, desired['values']) and not self.tracker.has_differences:
             # A change the masked copies cannot show (a new password: both sides are the mask) or Python's ==
             # misses (True == 1): told by digests, so it is upgraded without the values showing in the diff.
@@ -746,7 +1014,7 @@ class ReleaseManager:
         return best
 
     def apply(self, action, release):
-        base = ['-n', self.namespace] + self.values_args() + self.post_render_args() + self.operation_args()
+        base = ['-n', self.namespace] + self.values_args() + self.render_args() + self.write_args() + self.operation_args()
         install = ['install', self.name] + self.chart_args() + base
         if self.params['create_namespace']:
             install.append('--create-namespace')
@@ -770,19 +1038,19 @@ class ReleaseManager:
             self.helm.run(['rollback', self.name, str(target), '-n', self.namespace] + rollback_wait)
             # Upgrade only if the rolled-back release still differs from what was asked.
             current = self.helm.release(self.name, self.namespace) or {}
-            wanted = self.desired()
+            wanted = self.desired(current=current)
             if (current.get('chart') == wanted['chart'] and values_equal(self.helm.values(self.name, self.namespace), wanted['values'])
                     and (not self.params.get('post_renderer')
                          or value_hash(self.helm.manifest(self.name, self.namespace).strip()) == value_hash(wanted['manifest'].strip()))):
                 return
-        self.helm.run(['upgrade', self.name] + self.chart_args() + base + ['--reset-values'] + self.helm.flags.upgrade_extra())
+        self.helm.run(['upgrade', self.name] + self.chart_args() + base + self.upgrade_args(release) + self.helm.flags.upgrade_extra())
 
     def rendered(self):
         render_dir = self.params['render_dir']
         self.registry_login()
         try:
             _rc, out, _err = self.helm.run(['template', self.name] + self.chart_args() + ['-n', self.namespace] + self.values_args()
-                                           + self.post_render_args())
+                                           + self.render_args())
         except HelmError as exc:
             raise self.fetch_error(exc)
         docs = split_documents(to_text(out))
@@ -811,10 +1079,14 @@ class ReleaseManager:
             os.makedirs(render_dir, exist_ok=True)
             for name, text in wanted.items():
                 if existing.get(name) != text:
+                    # Mode 0600 from creation (a rendered Secret holds the values' secrets), and no .tmp left on error.
                     tmp = os.path.join(render_dir, '.%s.tmp' % name)
-                    with open(tmp, 'wb') as handle:
-                        handle.write(to_bytes(text))
-                    os.replace(tmp, os.path.join(render_dir, name))
+                    try:
+                        write_private(tmp, to_bytes(text))
+                        os.replace(tmp, os.path.join(render_dir, name))
+                    finally:
+                        if os.path.lexists(tmp):
+                            os.remove(tmp)
             for name in stale:
                 os.remove(os.path.join(render_dir, name))
         chart = None
@@ -855,7 +1127,7 @@ def main():
             runner.prefetch_release(params['name'], params['release_namespace'])
             if params['state'] == 'present' and not stored_noop_request_blocker(
                     params['chart_ref'], params.get('chart_repo_url'), params.get('chart_version'), params.get('set_values'),
-                    post_renderer=params.get('post_renderer')):
+                    post_renderer=params.get('post_renderer'), values_reused=bool(params.get('reuse_values')) or params.get('reset_values') is False):
                 runner.prefetch_status(params['name'], params['release_namespace'])
         runner.detect_version()
         if params.get('plain_http') and not runner.flags.plain_http_supported:
@@ -863,6 +1135,11 @@ def main():
         if params.get('post_renderer') and params['state'] != 'absent' and runner.flags.major >= 4:
             module.fail_option('post_renderer', 'takes an executable, which helm 4 no longer runs (it takes post-renderer plugins); '
                                                 '%s is %s, use helm 3' % (binary, runner.version_text))
+        if params['state'] != 'absent':
+            if params.get('take_ownership') and not runner.flags.take_ownership_supported:
+                module.fail_option('take_ownership', 'needs helm 3.17 or newer, %s is %s' % (binary, runner.version_text))
+            if params.get('skip_schema_validation') and not runner.flags.skip_schema_validation_supported:
+                module.fail_option('skip_schema_validation', 'needs helm 3.16 or newer, %s is %s' % (binary, runner.version_text))
         manager = ReleaseManager(module, runner)
         result = {}
         if params['state'] == 'absent':
@@ -873,8 +1150,7 @@ def main():
             desired = manager.present()
             result.update(recovered=manager.recovered, drift=manager.drift)
             if module.check_mode and not manager.stored_noop:
-                result.update(chart=desired['chart'], app_version=desired['app_version'],
-                              values=mask_values(desired['values'], module.no_log))
+                result.update(chart=desired['chart'], app_version=desired['app_version'], values=manager.masked(desired['values']))
         if manager.stored_noop:
             # Decided from the stored release: the result is what was read, no second list or get values.
             result.update(manager.stored_noop)
@@ -884,7 +1160,7 @@ def main():
             if after:
                 result.update(revision=int(after['revision']), chart=after.get('chart'), app_version=after.get('app_version'))
                 if params['state'] == 'present':
-                    result['values'] = mask_values(runner.values(params['name'], params['release_namespace']), module.no_log)
+                    result['values'] = manager.masked(runner.values(params['name'], params['release_namespace']))
         elif params['state'] == 'present':
             before = runner.release(params['name'], params['release_namespace'])
             result['status'] = before.get('status') if before else None
@@ -898,7 +1174,8 @@ def main():
             extra = input_error_fields([(exc.option, str(exc).replace(exc.option + ': ', '', 1))], extra)
         module.fail_json(msg=str(exc), **extra)
     finally:
-        runner.close()
+        # Every exit path (success, a failure told by fail_json, any exception): values files and registry configuration go.
+        runner.cleanup()
 
     result.update(changed=manager.tracker.has_differences, command=runner.commands, helm_version=runner.version_text)
     if module._diff:

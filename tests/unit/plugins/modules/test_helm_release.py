@@ -32,6 +32,7 @@ class FakeHelm:
         self.version = version
         self.releases = {}
         self.calls = []
+        self.files = {}
         self.stdin = []
         self.status_fails = False
         self.status_revision_offset = 0
@@ -76,6 +77,11 @@ class FakeHelm:
     def __call__(self, module, argv, **kwargs):
         args = argv[1:]
         self.calls.append(args)
+        for i, arg in enumerate(args[:-1]):
+            if arg == '-f':
+                # What helm read, with its mode: the module removes its own values file when the task ends.
+                with open(args[i + 1]) as handle:
+                    self.files[args[i + 1]] = (handle.read(), os.stat(args[i + 1]).st_mode & 0o777)
         if kwargs.get('data') is not None:
             self.stdin.append(kwargs['data'])
         cmd = args[0]
@@ -344,9 +350,10 @@ def test_values_change_upgrades_and_check_mode_shows_it(run_module, helm):
 
 
 def test_precedence_files_then_values_then_set(run_module, helm, tmp_path):
-    """The order the module hands helm: each values file in order, `values` as the last -f file, then the
-    --set flags in order. What helm makes of it (deep maps, lists, nulls, --set paths and types, --set
-    flags applied by type) is checked against real helm in tests/sandbox/live/test_helm_precedence.py."""
+    """The order the module hands helm: each values file in order, then its own values file (0600) holding the
+    files' and `values`' merge with set_values applied as helm applies them; no --set flag. What helm makes of it
+    (deep maps, lists, nulls, --set paths and types, --set flags applied by type) is checked against real helm in
+    tests/sandbox/live/test_helm_precedence.py."""
     first, second = tmp_path / 'a.yaml', tmp_path / 'b.yaml'
     first.write_text('message: file-a\nreplicaCount: 4\n')
     second.write_text('message: file-b\n')
@@ -355,9 +362,10 @@ def test_precedence_files_then_values_then_set(run_module, helm, tmp_path):
     install = [c for c in helm.calls if c[0] == 'install' and '--dry-run=client' not in c][0]
     flags = [(a, install[i + 1]) for i, a in enumerate(install) if a in ('-f', '--set', '--set-string')]
     assert flags[:2] == [('-f', str(first)), ('-f', str(second))]
-    with open(flags[2][1]) as handle:
-        assert flags[2][0] == '-f' and json.load(handle) == {'replicaCount': 6}
-    assert flags[3:] == [('--set', 'message=from-set'), ('--set-string', 'tag=1')]
+    text, mode = helm.files[flags[2][1]]
+    assert flags[2][0] == '-f' and mode == 0o600
+    assert json.loads(text) == {'replicaCount': 6, 'message': 'from-set', 'tag': '1'}
+    assert len(flags) == 3 and not os.path.exists(flags[2][1])
 
 
 @pytest.mark.parametrize('status,history,expected,recovered', [
