@@ -110,7 +110,7 @@ class GenaiAWSModule(AnsibleAWSModule):
     def wait_until(self, what, probe, timeout, interval=5, min_interval=0.5):
         """Poll `probe()` until it returns a truthy value; fail with `what` after `timeout` seconds.
 
-        The poll interval starts small (the sandbox is fast) and grows to `interval`.
+        The poll interval starts at `min_interval`, so that a quick change is seen quickly, and doubles up to `interval`.
         """
         deadline = time.monotonic() + timeout
         delay = min_interval

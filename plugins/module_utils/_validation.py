@@ -28,7 +28,86 @@ LABEL_KEY = re.compile(r'^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 LABEL_VALUE = re.compile(r'^(' + _LABEL_NAME + r')?$')
 DNS_SUBDOMAIN = re.compile(r'^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$')
 DNS_LABEL = re.compile(r'^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$')
+# The taint effects of the EKS API (Kubernetes' NoSchedule, NoExecute, PreferNoSchedule).
 TAINT_EFFECTS = ('NO_SCHEDULE', 'NO_EXECUTE', 'PREFER_NO_SCHEDULE')
+
+# Kubernetes' rules for a qualified name (label and taint keys) and a label value (label and taint
+# values): an optional prefix that is a DNS subdomain of at most 253 characters, a slash, then a name
+# of at most 63 characters; a value of at most 63 characters, possibly empty.
+_SUBDOMAIN = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')
+_NAME_PART = re.compile(r'^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$')
+_NAME_RULE = 'letters, digits, -, _ and ., starting and ending with a letter or digit'
+NAME_MAX = 63
+PREFIX_MAX = 253
+
+# What a kubelet may put on its own Node (--node-labels): in the kubernetes.io and k8s.io
+# namespaces only these keys, and keys under the kubelet.kubernetes.io and node.kubernetes.io
+# namespaces (or their subdomains); it refuses to start with any other key of those namespaces.
+# node-restriction.kubernetes.io/ is reserved for administrators: the NodeRestriction admission
+# plugin refuses it from kubelets too. Source: the kubelet's well-known labels (k8s.io/kubelet
+# pkg/apis) and https://kubernetes.io/docs/reference/access-authn-authz/admission-controllers/#noderestriction
+KUBELET_LABELS = frozenset((
+    'kubernetes.io/hostname', 'kubernetes.io/os', 'kubernetes.io/arch',
+    'beta.kubernetes.io/os', 'beta.kubernetes.io/arch', 'beta.kubernetes.io/instance-type',
+    'node.kubernetes.io/instance-type', 'topology.kubernetes.io/zone', 'topology.kubernetes.io/region',
+    'failure-domain.beta.kubernetes.io/zone', 'failure-domain.beta.kubernetes.io/region',
+))
+KUBELET_LABEL_NAMESPACES = ('kubelet.kubernetes.io', 'node.kubernetes.io')
+_RESERVED_NAMESPACES = ('kubernetes.io', 'k8s.io')
+
+
+def _in_namespace(namespace, parent):
+    return namespace == parent or namespace.endswith('.' + parent)
+
+
+def qualified_name_problem(key):
+    """Why `key` is not a valid Kubernetes label or taint key, or None."""
+    if not isinstance(key, str) or not key:
+        return 'must be a non-empty string'
+    parts = key.split('/')
+    if len(parts) > 2:
+        return 'has more than one /'
+    name = parts[-1]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            return 'has an empty prefix before /'
+        if len(prefix) > PREFIX_MAX:
+            return 'has a prefix of %d characters (at most %d)' % (len(prefix), PREFIX_MAX)
+        if not _SUBDOMAIN.match(prefix):
+            return 'has a prefix %r that is not a DNS subdomain (lowercase letters, digits, - and .)' % prefix
+    if not name:
+        return 'has an empty name'
+    if len(name) > NAME_MAX:
+        return 'has a name of %d characters (at most %d)' % (len(name), NAME_MAX)
+    if not _NAME_PART.match(name):
+        return 'has a name %r with characters outside the rule (%s)' % (name, _NAME_RULE)
+    return None
+
+
+def label_value_problem(value):
+    """Why `value` is not a valid Kubernetes label value, or None (the empty string is valid)."""
+    if not isinstance(value, str):
+        return 'must be a string, got %r' % (value,)
+    if len(value) > NAME_MAX:
+        return 'is %d characters long (at most %d)' % (len(value), NAME_MAX)
+    if value and not _NAME_PART.match(value):
+        return 'has characters outside the rule (%s)' % _NAME_RULE
+    return None
+
+
+def kubelet_label_problem(key):
+    """Why a kubelet started with --node-labels holding `key` would refuse it, or None."""
+    namespace = key.split('/', 1)[0] if '/' in key else ''
+    if _in_namespace(namespace, 'node-restriction.kubernetes.io'):
+        return ('uses the node-restriction.kubernetes.io/ prefix, which is reserved for administrators: the NodeRestriction '
+                'admission plugin refuses it from a kubelet; label the Nodes through the API instead')
+    if key in KUBELET_LABELS or any(_in_namespace(namespace, allowed) for allowed in KUBELET_LABEL_NAMESPACES):
+        return None
+    if any(_in_namespace(namespace, reserved) for reserved in _RESERVED_NAMESPACES):
+        return ('is in the %s namespace, where the kubelet accepts in --node-labels only the keys under %s and %s; '
+                'it would refuse to start' % (namespace, ', '.join(n + '/' for n in KUBELET_LABEL_NAMESPACES), ', '.join(sorted(KUBELET_LABELS))))
+    return None
 
 
 class InputErrors(Exception):
@@ -79,13 +158,21 @@ class Checker:
             return False
         return True
 
-    def labels(self, labels, option):
+    def labels(self, labels, option, kubelet=False):
+        """Kubernetes' rules for label keys and values; with `kubelet`, also what the kubelet
+        refuses in --node-labels. Each error names the offending key."""
         for key, value in (labels or {}).items():
-            self.match(LABEL_KEY, key, option, 'a valid Kubernetes label key')
-            if not isinstance(value, str):
-                self.error(option, 'value of %r must be a string, got %r' % (key, value))
-            else:
-                self.match(LABEL_VALUE, value, option, 'a valid Kubernetes label value (key %r)' % key)
+            problem = qualified_name_problem(key)
+            if problem:
+                self.error(option, 'key %r is not a valid Kubernetes label key: it %s' % (key, problem))
+                continue
+            if kubelet:
+                problem = kubelet_label_problem(key)
+                if problem:
+                    self.error(option, 'key %r: it %s' % (key, problem))
+            problem = label_value_problem(value)
+            if problem:
+                self.error(option, 'value of key %r is not a valid Kubernetes label value: it %s' % (key, problem))
 
     def raise_if_any(self):
         if self.errors:

@@ -22,7 +22,11 @@ description:
     measurements C(utilization_gpu), C(utilization_memory), C(memory_total), C(memory_used),
     C(memory_free) and C(power_draw), with the dimensions C(ClusterName), C(NodegroupName) and
     C(NodegroupType=gpu) that M(genai.stack.scaling_alarm) queries. Instance metadata is read with
-    IMDSv2 tokens; the template requires IMDSv2 and encrypts the root volume.
+    IMDSv2 tokens; the template requires IMDSv2, limits the metadata response to O(metadata_hop_limit) network hops,
+    encrypts the root volume and, with O(detailed_monitoring), turns on EC2 detailed monitoring.
+  - Every new launch template version is written whole, never derived from an earlier version, so a setting
+    removed from the task (for example O(security_groups) or O(kms_key_id)) is gone from the next version
+    instead of being inherited; one new version, and the run after it makes none.
   - A change of user data (for example O(cloudwatch_metrics_interval)), AMI or instance type creates a
     new launch template version and rolls it into the same node group with C(UpdateNodegroupVersion).
     A change of scaling only is sent with C(UpdateNodegroupConfig) alone.
@@ -33,6 +37,8 @@ description:
     The kubelet then registers only the labels and taints that the rendered user data passes to it
     (C(--node-labels), C(--register-with-taints)); the node group's own labels and taints are what EKS
     reports for the group (C(DescribeNodegroup)).
+  - Once the node group exists, a re-run keeps its current desired size, which autoscalers own (see the notes);
+    O(enforce_desired_size) sets it from O(scaling_config.desired_size) every run instead.
   - Nothing is ever recreated. Immutable settings (subnets, node role, capacity type) are refused with
     an error before any change.
   - O(state=absent) deletes the node group, waits for it to go, then deletes the launch template.
@@ -106,9 +112,44 @@ options:
     description: KMS key for the root volume. The account's default EBS key when not given.
     type: str
   security_groups:
-    description: Security group ids for the nodes, in addition to what EKS attaches.
+    description:
+      - Security group ids for the nodes.
+      - Without this option the launch template names no security group and EKS attaches the cluster security group
+        to the nodes. When a launch template names security groups, EKS attaches no other group, so nodes with only
+        these groups may not reach the control plane nor each other and never join. The module therefore adds the
+        cluster security group (C(resourcesVpcConfig.clusterSecurityGroupId) of C(DescribeCluster)) to these
+        groups, unless O(include_cluster_security_group=false).
+      - Removing the option makes a new template version without any security group, so EKS attaches the cluster
+        security group again.
     type: list
     elements: str
+  include_cluster_security_group:
+    description:
+      - With O(security_groups), also attach the cluster security group, as EKS does when the launch template names none.
+      - Set it to V(false) only when O(security_groups) already allow what the cluster security group allows (all
+        traffic between the nodes and the control plane, and between the nodes).
+      - A cluster without a cluster security group (created before EKS had them) gets a warning and only O(security_groups).
+    type: bool
+    default: true
+  detailed_monitoring:
+    description:
+      - Turn on EC2 detailed monitoring of the instances, so C(AWS/EC2) publishes C(CPUUtilization) every minute.
+      - Without it the metric comes every 5 minutes, and an alarm with a shorter period (the 120 s CPU alarm of
+        M(genai.stack.scaling_alarm)) flaps between C(INSUFFICIENT_DATA) and its states. Detailed monitoring is billed per
+        instance metric; turn it off when no alarm reads C(AWS/EC2) metrics faster than every 5 minutes.
+    type: bool
+    default: true
+  metadata_hop_limit:
+    description:
+      - How many network hops the instance metadata (IMDSv2) response may travel (C(HttpPutResponseHopLimit)).
+      - V(1), the default, keeps the node's metadata, and so the node role's credentials, away from pods that do not
+        run in the host network. Pods that read instance metadata themselves (an AWS SDK without IAM roles for service
+        accounts or EKS Pod Identity, some agents and operators) then fail to get credentials or the region; give them
+        IRSA or Pod Identity.
+      - V(2) lets every pod on the node read the metadata and use the node role's credentials, and everything the node
+        role may do; choose it only when such pods cannot be given their own role.
+    type: int
+    default: 1
   capacity_type:
     description: On-demand or spot capacity. Cannot change on an existing node group.
     type: str
@@ -128,13 +169,32 @@ options:
         type: int
         default: 2
       desired_size:
-        description: Desired number of nodes, between O(scaling_config.min_size) and O(scaling_config.max_size).
+        description:
+          - Desired number of nodes, between O(scaling_config.min_size) and O(scaling_config.max_size).
+          - Used when the node group is created. Later runs keep the node group's current desired size, moved into the
+            new range when O(scaling_config.min_size) or O(scaling_config.max_size) change, unless O(enforce_desired_size).
         type: int
         default: 1
+  enforce_desired_size:
+    description:
+      - Set the desired size of an existing node group to O(scaling_config.desired_size) on every run, undoing what the
+        scaling alarms or the Cluster Autoscaler did since the last run.
+      - By default (V(false)) the current desired size is kept, as C(eksctl) does and as Terraform's
+        C(ignore_changes = [scaling_config[0].desired_size]) recommends for autoscaled node groups.
+    type: bool
+    default: false
   labels:
     description:
       - Kubernetes labels of the nodes, set both on the node group (C(UpdateNodegroupConfig)) and on the kubelet
         (C(--node-labels) in the user data).
+      - Checked before any request. A key is an optional DNS subdomain prefix and C(/), then a name of at most 63
+        letters, digits, C(-), C(_) and C(.) starting and ending alphanumeric; EKS allows at most 63 characters for the
+        whole key and 1 to 63 for a value (same characters as a name).
+      - The kubelet refuses to start with a key in the C(kubernetes.io) or C(k8s.io) namespaces (or their subdomains)
+        unless it is under C(kubelet.kubernetes.io/) or C(node.kubernetes.io/) or one of the labels it sets itself
+        (C(kubernetes.io/hostname), C(kubernetes.io/os), C(kubernetes.io/arch), C(topology.kubernetes.io/zone),
+        C(topology.kubernetes.io/region) and their legacy C(beta) and C(failure-domain.beta) forms).
+        C(node-restriction.kubernetes.io/) keys are for administrators only and are refused too.
       - A change creates a new launch template version and rolls it, which replaces the nodes (see the description).
     type: dict
     default: {capability: gpu}
@@ -148,11 +208,11 @@ options:
     default: []
     suboptions:
       key:
-        description: Taint key.
+        description: Taint key, with the rules of a label key (at most 63 characters for EKS).
         type: str
         required: true
       value:
-        description: Taint value.
+        description: Taint value, with the rules of a label value (at most 63 characters, may be empty).
         type: str
       effect:
         description: Taint effect.
@@ -208,8 +268,14 @@ notes:
   - Updates of one node group are serialised by EKS; when both the configuration and the template
     change, the module applies the configuration first and waits for it before rolling the template,
     whatever O(wait) says.
-  - O(scaling_config.desired_size) is enforced on every run. Autoscalers that change the desired size
-    are reset by a re-run with a different value; give the value they converge to, or manage sizes elsewhere.
+  - "Scaling: the step-scaling policies of M(genai.stack.scaling_alarm) and the Cluster Autoscaler both move the desired
+    capacity of the node group's Auto Scaling group (EKS reports it as C(scaling_config.desired_size)) within
+    O(scaling_config.min_size) and O(scaling_config.max_size); this module keeps what they set and only moves it into a
+    changed range. The two can share a node group: each acts on its own signal (a CloudWatch alarm; pending or
+    idle pods), both within the same bounds, so give the bounds, not a desired size, as the contract.
+    The Cluster Autoscaler finds the group by the tags of O(cluster_autoscaler_tags); it also scales in
+    nodes it judges idle while an alarm may scale out, so keep the alarms' thresholds and the autoscaler's
+    C(--scale-down-utilization-threshold) from contradicting each other, or use one of the two."
   - "A re-run reads: DescribeCluster, DescribeNodegroup, the AMI parameter (SSM GetParameter, unless O(ami_id)),
     the launch template version the node group runs (DescribeLaunchTemplateVersions) and, with O(node_role_policy),
     GetRolePolicy. The template listing and DescribeImages are read only when that version differs from what is asked."
@@ -320,12 +386,15 @@ except ImportError:
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
 from ansible_collections.genai.stack.plugins.module_utils._aws import GenaiAWSModule, eks_problems, is_not_found
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils import _gpu
 from ansible_collections.genai.stack.plugins.module_utils import _userdata
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
-    AMI_ID, EKS_NAME, IAM_ROLE_ARN, KMS_KEY, LABEL_KEY, SECURITY_GROUP_ID, SUBNET_ID, Checker, input_error_fields,
+    AMI_ID, EKS_NAME, IAM_ROLE_ARN, KMS_KEY, NAME_MAX, SECURITY_GROUP_ID, SUBNET_ID, TAINT_EFFECTS, Checker, input_error_fields,
+    label_value_problem, qualified_name_problem,
 )
 
 GPU_TAINT = {'key': 'nvidia.com/gpu', 'value': 'present', 'effect': 'NO_SCHEDULE'}
@@ -377,15 +446,9 @@ def validate_params(params):
             check.error('scaling_config.min_size', 'must not exceed max_size (%s > %s)' % (lo, hi))
         elif not lo <= want <= hi:
             check.error('scaling_config.desired_size', 'must be between min_size and max_size (%s not in [%s, %s])' % (want, lo, hi))
-    check.labels(params['labels'], 'labels')
-    seen = set()
-    for taint in params['taints']:
-        check.match(LABEL_KEY, taint['key'], 'taints', 'a valid taint key')
-        if taint.get('value'):
-            check.match(LABEL_KEY, taint['value'], 'taints', 'a valid taint value')
-        if (taint['key'], taint['effect']) in seen:
-            check.error('taints', 'taint %s:%s is listed twice' % (taint['key'], taint['effect']))
-        seen.add((taint['key'], taint['effect']))
+    check.in_range(params['metadata_hop_limit'], 'metadata_hop_limit', 1, 64)
+    _check_labels(check, params['labels'] or {})
+    _check_taints(check, params['taints'])
     for key, value in (params['tags'] or {}).items():
         if not isinstance(value, str):
             check.error('tags', 'value of tag %r must be a string' % key)
@@ -395,6 +458,36 @@ def validate_params(params):
     if template_name is not None and not (3 <= len(template_name) <= LT_NAME_MAX and all(c.isalnum() or c in '()./_-' for c in template_name)):
         check.error('launch_template_name', '%r is not a valid launch template name (3-128 of letters, digits and ( ) . / _ -)' % template_name)
     check.raise_if_any()
+
+
+def _check_labels(check, labels):
+    """Kubernetes' and the kubelet's rules, then the EKS API's lengths (labels go to both)."""
+    errors_before = len(check.errors)
+    check.labels(labels, 'labels', kubelet=True)
+    if len(check.errors) > errors_before:
+        return
+    for key, value in labels.items():
+        if len(key) > NAME_MAX:
+            check.error('labels', 'key %r is %d characters long; EKS allows at most %d for a node group label key' % (key, len(key), NAME_MAX))
+        if not value:
+            check.error('labels', 'value of key %r is empty; EKS requires 1 to %d characters for a node group label value' % (key, NAME_MAX))
+
+
+def _check_taints(check, taints):
+    seen = set()
+    for taint in taints:
+        key = taint['key']
+        problem = qualified_name_problem(key) or (len(key) > NAME_MAX and 'is %d characters long (EKS allows at most %d)' % (len(key), NAME_MAX))
+        if problem:
+            check.error('taints', 'key %r is not a valid taint key: it %s' % (key, problem))
+        problem = label_value_problem(taint['value'] or '')
+        if problem:
+            check.error('taints', 'value of taint %r is not a valid taint value: it %s' % (key, problem))
+        if taint['effect'] not in TAINT_EFFECTS:
+            check.error('taints', 'effect of taint %r must be one of %s, got %r' % (key, ', '.join(TAINT_EFFECTS), taint['effect']))
+        if (key, taint['effect']) in seen:
+            check.error('taints', 'taint %s:%s is listed twice' % (key, taint['effect']))
+        seen.add((key, taint['effect']))
 
 
 def _check_role_policy(check, policy, state):
@@ -458,7 +551,7 @@ def _normalise_template_data(data):
     metadata = data.get('MetadataOptions') or {}
     tag_specs = {}
     for spec in data.get('TagSpecifications') or []:
-        # Only the resource types the module sets; the emulator also echoes the template's own tags here.
+        # Only the resource types the module sets are compared.
         if spec.get('ResourceType') in ('instance', 'volume'):
             tag_specs[spec['ResourceType']] = {t['Key']: t['Value'] for t in spec.get('Tags') or []}
     return {
@@ -473,6 +566,7 @@ def _normalise_template_data(data):
         },
         'TagSpecifications': tag_specs,
         'SecurityGroupIds': sorted(data.get('SecurityGroupIds') or []),
+        'Monitoring': bool((data.get('Monitoring') or {}).get('Enabled')),
     }
 
 
@@ -490,6 +584,8 @@ def _template_summary(normalised, version=None):
         'root_volume': {'size': root.get('VolumeSize'), 'type': root.get('VolumeType'), 'encrypted': root.get('Encrypted'),
                         'kms_key_id': root.get('KmsKeyId')},
         'http_tokens': normalised['MetadataOptions'].get('HttpTokens'),
+        'metadata_hop_limit': normalised['MetadataOptions'].get('HttpPutResponseHopLimit'),
+        'detailed_monitoring': normalised.get('Monitoring'),
         'security_group_ids': normalised.get('SecurityGroupIds'),
         'tags': (normalised.get('TagSpecifications') or {}).get('instance', {}),
     }
@@ -498,6 +594,90 @@ def _template_summary(normalised, version=None):
 def _taints_key(taints):
     return sorted(({'key': t['key'], 'value': t.get('value') or None, 'effect': t['effect']} for t in taints or []),
                   key=lambda t: (t['key'], t['effect']))
+
+
+# -- planning: current and desired state in, changes out (no AWS calls) -----------------------
+def node_security_groups(user_groups, cluster, include_cluster_group=True):
+    """The security groups the launch template names, and a warning or None.
+
+    No groups asked: none named, so EKS attaches the cluster security group. Groups asked: EKS
+    attaches nothing else, so the cluster security group is added (unless told not to)."""
+    if not user_groups:
+        return [], None
+    groups = set(user_groups)
+    warning = None
+    if include_cluster_group:
+        cluster_group = (cluster.get('resourcesVpcConfig') or {}).get('clusterSecurityGroupId')
+        if cluster_group:
+            groups.add(cluster_group)
+        else:
+            warning = ('security_groups: cluster %s reports no cluster security group, so the nodes get only %s; '
+                       'make sure they allow the control plane and the other nodes' % (cluster.get('name'), ', '.join(sorted(groups))))
+    return sorted(groups), warning
+
+
+def plan_scaling(current, min_size, max_size, desired_size, enforce=False):
+    """The scaling config to ask for. A node group that exists keeps its desired size (autoscalers
+    own it), moved only into a new [min, max]; `enforce` or a new node group takes desired_size."""
+    if current is None or enforce or current.get('desiredSize') is None:
+        want = desired_size
+    else:
+        want = min(max(current['desiredSize'], min_size), max_size)
+    return {'minSize': min_size, 'maxSize': max_size, 'desiredSize': want}
+
+
+def plan_label_update(current, wanted):
+    """UpdateNodegroupConfig's labels payload (addOrUpdateLabels, removeLabels), or None."""
+    current = current or {}
+    payload = {}
+    add = {k: v for k, v in wanted.items() if current.get(k) != v}
+    remove = sorted(k for k in current if k not in wanted)
+    if add:
+        payload['addOrUpdateLabels'] = add
+    if remove:
+        payload['removeLabels'] = remove
+    return payload or None
+
+
+def _taint_request(taint):
+    return {k: v for k, v in taint.items() if v is not None}
+
+
+def plan_taint_update(current, wanted):
+    """UpdateNodegroupConfig's taints payload (addOrUpdateTaints, removeTaints), or None."""
+    now, want = _taints_key(current), _taints_key(wanted)
+    if now == want:
+        return None
+    payload = {}
+    wanted_keys = {(t['key'], t['effect']) for t in want}
+    add = [_taint_request(t) for t in want if t not in now]
+    remove = [_taint_request(t) for t in now if (t['key'], t['effect']) not in wanted_keys]
+    if add:
+        payload['addOrUpdateTaints'] = add
+    if remove:
+        payload['removeTaints'] = remove
+    return payload
+
+
+def plan_config_update(current, desired):
+    """The UpdateNodegroupConfig arguments that bring `current` (DescribeNodegroup) to `desired`
+    (scalingConfig, labels, taints); empty when nothing differs."""
+    config = {}
+    if (current.get('scalingConfig') or {}) != desired['scalingConfig']:
+        config['scalingConfig'] = desired['scalingConfig']
+    labels = plan_label_update(current.get('labels'), desired['labels'])
+    if labels:
+        config['labels'] = labels
+    taints = plan_taint_update(current.get('taints'), desired['taints'])
+    if taints:
+        config['taints'] = taints
+    return config
+
+
+def plan_tag_update(current, wanted):
+    """Tags to add or change, and tag keys to remove (AWS's own aws: tags are never removed)."""
+    add, remove = compare_aws_tags(current or {}, wanted, purge_tags=True)
+    return add, sorted(remove)
 
 
 class NodegroupManager:
@@ -697,6 +877,7 @@ class NodegroupManager:
         return tags
 
     def desired_template_data(self, cluster, ami_id, root_device):
+        """The whole LaunchTemplateData of the version the nodes should run, and its user data."""
         flavour = _gpu.AMI_TYPES[self.params['ami_type']][1]
         user_data = _userdata.render(flavour, cluster, self.params['name'], self.module.region,
                                      self.desired_labels(), self.desired_taints(), self.params['cloudwatch_metrics_interval'])
@@ -710,18 +891,49 @@ class NodegroupManager:
             'InstanceType': self.params['instance_type'],
             'UserData': base64.b64encode(user_data.encode('utf-8')).decode('ascii'),
             'BlockDeviceMappings': [{'DeviceName': root_device, 'Ebs': ebs}],
-            'MetadataOptions': {'HttpTokens': 'required', 'HttpEndpoint': 'enabled', 'HttpPutResponseHopLimit': 2},
+            'MetadataOptions': {'HttpTokens': 'required', 'HttpEndpoint': 'enabled',
+                                'HttpPutResponseHopLimit': self.params['metadata_hop_limit']},
+            'Monitoring': {'Enabled': self.params['detailed_monitoring']},
             'TagSpecifications': [{'ResourceType': 'instance', 'Tags': _tags_list(instance_tags)},
                                   {'ResourceType': 'volume', 'Tags': _tags_list(instance_tags)}],
         }
-        if self.params['security_groups']:
-            data['SecurityGroupIds'] = sorted(self.params['security_groups'])
+        groups, warning = node_security_groups(self.params['security_groups'], cluster, self.params['include_cluster_security_group'])
+        if warning:
+            self.module.warn(warning)
+        if groups:
+            data['SecurityGroupIds'] = groups
         return data, user_data
 
     # -- present ----------------------------------------------------------------------------
     def present(self):
         cluster = self.describe_cluster()
         nodegroup = self.describe_nodegroup()
+        subnets = self.check_before_writes(cluster, nodegroup)
+        version = self.params['kubernetes_version'] or (cluster.get('version') or '')
+        ami_id = self.resolve_ami(version)
+        template, in_use, target_version, desired_data, user_data = self.plan_template(cluster, nodegroup, ami_id)
+        self.converge_role_policy(nodegroup)
+        template_id, target_version = self.converge_template(template, in_use, target_version, desired_data)
+        if nodegroup is None:
+            nodegroup = self.create_nodegroup(subnets, template_id, target_version)
+        else:
+            nodegroup = self.update_nodegroup(nodegroup, template_id, target_version)
+
+        asg_name = ''
+        for group in ((nodegroup or {}).get('resources') or {}).get('autoScalingGroups') or []:
+            asg_name = group.get('name') or ''
+            break
+        return {
+            'nodegroup': camel_dict_to_snake_dict(nodegroup or {}, ignore_list=['labels', 'tags']),
+            'launch_template': {'id': template_id, 'name': self.template_name, 'version': target_version},
+            'ami_id': ami_id,
+            'gpus_per_node': _gpu.gpu_count(self.params['instance_type']),
+            'autoscaling_group_name': asg_name,
+            'user_data': user_data,
+        }
+
+    def check_before_writes(self, cluster, nodegroup):
+        """Everything that can be refused before the first write; returns the subnets to use."""
         if nodegroup is None and not self.params['node_role']:
             self.module.fail_option('node_role', 'required to create node group %r' % self.params['name'])
         version = self.params['kubernetes_version'] or (cluster.get('version') or '')
@@ -735,8 +947,11 @@ class NodegroupManager:
             self.check_subnets(subnets, cluster)
             self.check_node_role()
         self.check_immutable(nodegroup, subnets)
+        return subnets
 
-        ami_id = self.resolve_ami(version)
+    def plan_template(self, cluster, nodegroup, ami_id):
+        """Which template version the node group should run: (template, in_use, target_version,
+        desired data, user data); target_version is None when a new version is needed."""
         # A re-run reads the version the node group runs, by the id and number DescribeNodegroup
         # gave, first: when it already is what is asked, the template listing and the AMI
         # lookup are not needed (the AMI is in use, and the version names its root device).
@@ -762,27 +977,25 @@ class NodegroupManager:
                 self.check_template_ownership(nodegroup, template)
             latest = str(template['LatestVersionNumber']) if template else None
             known = self.template_version_data(template['LaunchTemplateId'], [in_use, latest]) if template else {}
-            # Which version should the node group run? Reuse one that already matches (a re-run
-            # after an interrupted roll must not add a duplicate version).
-            target_version = None
-            for candidate in (in_use, latest):
-                if candidate and known.get(candidate) == desired_norm:
-                    target_version = candidate
-                    break
+            # Reuse a version that already matches (a re-run after an interrupted roll must not
+            # add a duplicate version).
+            target_version = next((c for c in (in_use, latest) if c and known.get(c) == desired_norm), None)
         before_version = in_use or latest
         self.tracker.add('launch_template', _template_summary(known.get(before_version), before_version),
                          _template_summary(desired_norm, target_version or ('(new)' if template is None else '(next)')))
-        self.converge_role_policy(nodegroup)
+        return template, in_use, target_version, desired_data, user_data
 
+    def converge_template(self, template, in_use, target_version, desired_data):
+        """Create the template or its new version, or make a reused version the default; returns (id, version)."""
         template_id = template['LaunchTemplateId'] if template else None
         if template is None:
             self.actions.append('create launch template %s' % self.template_name)
             if not self.check_mode:
                 template_id, target_version = self.create_template(desired_data)
         elif target_version is None:
-            self.actions.append('create version %s of launch template %s' % (int(latest) + 1, self.template_name))
+            self.actions.append('create version %s of launch template %s' % (int(template['LatestVersionNumber']) + 1, self.template_name))
             if not self.check_mode:
-                target_version = self.create_template_version(template_id, latest, desired_data)
+                target_version = self.create_template_version(template_id, desired_data)
         elif target_version != in_use and template.get('DefaultVersionNumber') is not None \
                 and str(template['DefaultVersionNumber']) != target_version:
             # A run stopped between CreateLaunchTemplateVersion and ModifyLaunchTemplate left the
@@ -790,25 +1003,7 @@ class NodegroupManager:
             self.actions.append('set the default version of launch template %s to %s' % (self.template_name, target_version))
             if not self.check_mode:
                 self.set_default_template_version(template_id, target_version)
-
-        if nodegroup is None:
-            nodegroup = self.create_nodegroup(subnets, template_id, target_version)
-        else:
-            nodegroup = self.update_nodegroup(nodegroup, template_id, target_version)
-
-        asg_name = ''
-        for group in ((nodegroup or {}).get('resources') or {}).get('autoScalingGroups') or []:
-            asg_name = group.get('name') or ''
-            break
-        result = {
-            'nodegroup': camel_dict_to_snake_dict(nodegroup or {}, ignore_list=['labels', 'tags']),
-            'launch_template': {'id': template_id, 'name': self.template_name, 'version': target_version},
-            'ami_id': ami_id,
-            'gpus_per_node': _gpu.gpu_count(self.params['instance_type']),
-            'autoscaling_group_name': asg_name,
-            'user_data': user_data,
-        }
-        return result
+        return template_id, target_version
 
     def check_immutable(self, nodegroup, subnets):
         if nodegroup is None:
@@ -851,9 +1046,11 @@ class NodegroupManager:
         created = result['LaunchTemplate']
         return created['LaunchTemplateId'], str(created['LatestVersionNumber'])
 
-    def create_template_version(self, template_id, source_version, data):
+    def create_template_version(self, template_id, data):
+        # The whole data, with no SourceVersion: EC2 would copy every setting `data` leaves out
+        # from the source version, so a removed setting (security groups, KMS key) would stay.
         result = self._call('create a version of launch template %s' % self.template_name, self.ec2.create_launch_template_version,
-                            LaunchTemplateId=template_id, SourceVersion=str(source_version), LaunchTemplateData=data,
+                            LaunchTemplateId=template_id, LaunchTemplateData=data,
                             VersionDescription='genai.stack.eks_gpu_nodegroup')
         version = str(result['LaunchTemplateVersion']['VersionNumber'])
         self.set_default_template_version(template_id, version)
@@ -865,12 +1062,11 @@ class NodegroupManager:
                    LaunchTemplateId=template_id, DefaultVersion=version)
 
     def create_nodegroup(self, subnets, template_id, version):
-        scaling = self.params['scaling_config']
         planned = {
             'nodegroupName': self.params['name'],
             'clusterName': self.params['cluster_name'],
             'status': 'CREATING',
-            'scalingConfig': {'minSize': scaling['min_size'], 'maxSize': scaling['max_size'], 'desiredSize': scaling['desired_size']},
+            'scalingConfig': self.desired_scaling(None),
             'subnets': subnets,
             'nodeRole': self.params['node_role'],
             'labels': self.desired_labels(),
@@ -887,18 +1083,22 @@ class NodegroupManager:
                       subnets=subnets, nodeRole=self.params['node_role'], labels=planned['labels'], tags=planned['tags'],
                       capacityType=self.params['capacity_type'], launchTemplate={'id': template_id, 'version': version})
         if planned['taints']:
-            kwargs['taints'] = [{k: v for k, v in t.items() if v is not None} for t in planned['taints']]
+            kwargs['taints'] = [_taint_request(t) for t in planned['taints']]
         self._call('create node group %s' % self.params['name'], self.eks.create_nodegroup, **kwargs)
         if self.params['wait']:
             return self.wait_for_status('ACTIVE')
         return self.describe_nodegroup()
 
-    def update_nodegroup(self, nodegroup, template_id, target_version):
+    def desired_scaling(self, nodegroup):
         scaling = self.params['scaling_config']
+        return plan_scaling((nodegroup or {}).get('scalingConfig') if nodegroup else None, scaling['min_size'], scaling['max_size'],
+                            scaling['desired_size'], self.params['enforce_desired_size'])
+
+    def update_nodegroup(self, nodegroup, template_id, target_version):
         current = nodegroup
         desired = dict(current)
         desired.update({
-            'scalingConfig': {'minSize': scaling['min_size'], 'maxSize': scaling['max_size'], 'desiredSize': scaling['desired_size']},
+            'scalingConfig': self.desired_scaling(current),
             'labels': self.desired_labels(),
             'taints': self.desired_taints(),
             'tags': self._merged_tags(current.get('tags') or {}),
@@ -911,35 +1111,9 @@ class NodegroupManager:
             else:
                 current = self.wait_for_status('ACTIVE', allow=('ACTIVE', 'DEGRADED'))
 
-        config = {}
-        current_scaling = current.get('scalingConfig') or {}
-        if current_scaling != desired['scalingConfig']:
-            config['scalingConfig'] = desired['scalingConfig']
-        labels_now, labels_want = current.get('labels') or {}, desired['labels']
-        add_labels = {k: v for k, v in labels_want.items() if labels_now.get(k) != v}
-        remove_labels = sorted(k for k in labels_now if k not in labels_want)
-        if add_labels or remove_labels:
-            config['labels'] = {}
-            if add_labels:
-                config['labels']['addOrUpdateLabels'] = add_labels
-            if remove_labels:
-                config['labels']['removeLabels'] = remove_labels
-        taints_now, taints_want = _taints_key(current.get('taints')), _taints_key(desired['taints'])
-        if taints_now != taints_want:
-            add = [t for t in taints_want if t not in taints_now]
-            remove = [t for t in taints_now if (t['key'], t['effect']) not in {(w['key'], w['effect']) for w in taints_want}]
-            config['taints'] = {}
-            if add:
-                config['taints']['addOrUpdateTaints'] = [{k: v for k, v in t.items() if v is not None} for t in add]
-            if remove:
-                config['taints']['removeTaints'] = [{k: v for k, v in t.items() if v is not None} for t in remove]
-
-        tags_now, tags_want = current.get('tags') or {}, desired['tags']
-        tags_add = {k: v for k, v in tags_want.items() if tags_now.get(k) != v}
-        tags_remove = sorted(k for k in tags_now if k not in tags_want)
-
+        config = plan_config_update(current, desired)
+        tags_add, tags_remove = plan_tag_update(current.get('tags'), desired['tags'])
         roll = target_version is None or str((current.get('launchTemplate') or {}).get('version')) != str(target_version)
-
         if config:
             self.actions.append('update node group %s configuration (%s)' % (self.params['name'], ', '.join(sorted(config))))
         if tags_add or tags_remove:
@@ -948,30 +1122,30 @@ class NodegroupManager:
             self.actions.append('roll launch template version %s into node group %s' % (target_version or '(next)', self.params['name']))
         if self.check_mode:
             return desired
-
-        if tags_add or tags_remove:
-            arn = current['nodegroupArn']
-            if tags_add:
-                self._call('tag node group %s' % self.params['name'], self.eks.tag_resource, resourceArn=arn, tags=tags_add)
-            if tags_remove:
-                self._call('untag node group %s' % self.params['name'], self.eks.untag_resource, resourceArn=arn, tagKeys=tags_remove)
+        self.apply_tags(current['nodegroupArn'], tags_add, tags_remove)
         if config:
-            update = self._call('update node group %s' % self.params['name'], self.eks.update_nodegroup_config,
-                                clusterName=self.params['cluster_name'], nodegroupName=self.params['name'], **config)['update']
-            self.updates.append({'id': update['id'], 'type': update.get('type', 'ConfigUpdate')})
             # EKS refuses a second update while one runs: always wait when a roll follows.
-            if self.params['wait'] or roll:
-                self.wait_for_update(update['id'], self.updates[-1]['type'])
+            self.start_update('update node group %s' % self.params['name'], self.eks.update_nodegroup_config, 'ConfigUpdate',
+                              self.params['wait'] or roll, **config)
         if roll:
-            update = self._call('roll launch template version %s into node group %s' % (target_version, self.params['name']),
-                                self.eks.update_nodegroup_version, clusterName=self.params['cluster_name'], nodegroupName=self.params['name'],
-                                launchTemplate={'id': template_id, 'version': str(target_version)})['update']
-            self.updates.append({'id': update['id'], 'type': update.get('type', 'VersionUpdate')})
-            if self.params['wait']:
-                self.wait_for_update(update['id'], self.updates[-1]['type'])
+            self.start_update('roll launch template version %s into node group %s' % (target_version, self.params['name']),
+                              self.eks.update_nodegroup_version, 'VersionUpdate', self.params['wait'],
+                              launchTemplate={'id': template_id, 'version': str(target_version)})
         if config or roll or tags_add or tags_remove:
             return self.describe_nodegroup()
         return current
+
+    def apply_tags(self, arn, tags_add, tags_remove):
+        if tags_add:
+            self._call('tag node group %s' % self.params['name'], self.eks.tag_resource, resourceArn=arn, tags=tags_add)
+        if tags_remove:
+            self._call('untag node group %s' % self.params['name'], self.eks.untag_resource, resourceArn=arn, tagKeys=tags_remove)
+
+    def start_update(self, what, method, default_type, wait, **kwargs):
+        update = self._call(what, method, clusterName=self.params['cluster_name'], nodegroupName=self.params['name'], **kwargs)['update']
+        self.updates.append({'id': update['id'], 'type': update.get('type', default_type)})
+        if wait:
+            self.wait_for_update(update['id'], self.updates[-1]['type'])
 
     def _merged_tags(self, current_tags):
         wanted = self.desired_tags()
@@ -1087,17 +1261,21 @@ def main():
         disk_size=dict(type='int', default=60),
         kms_key_id=dict(type='str'),
         security_groups=dict(type='list', elements='str'),
+        include_cluster_security_group=dict(type='bool', default=True),
+        detailed_monitoring=dict(type='bool', default=True),
+        metadata_hop_limit=dict(type='int', default=1),
         capacity_type=dict(type='str', default='ON_DEMAND', choices=['ON_DEMAND', 'SPOT']),
         scaling_config=dict(type='dict', default={}, options=dict(
             min_size=dict(type='int', default=1),
             max_size=dict(type='int', default=2),
             desired_size=dict(type='int', default=1),
         )),
+        enforce_desired_size=dict(type='bool', default=False),
         labels=dict(type='dict', default={'capability': 'gpu'}),
         taints=dict(type='list', elements='dict', default=[], options=dict(
             key=dict(type='str', required=True, no_log=False),
             value=dict(type='str'),
-            effect=dict(type='str', required=True, choices=['NO_SCHEDULE', 'NO_EXECUTE', 'PREFER_NO_SCHEDULE']),
+            effect=dict(type='str', required=True, choices=list(TAINT_EFFECTS)),
         )),
         gpu_taint=dict(type='bool', default=False),
         tags=dict(type='dict', default={}, aliases=['resource_tags']),

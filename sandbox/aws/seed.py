@@ -8,7 +8,11 @@
   (AmazonEKSWorkerNodePolicy, AmazonEKS_CNI_Policy, AmazonEC2ContainerRegistryReadOnly) with an
   instance profile of the same name;
 - N EKS clusters (``--clusters`` or SANDBOX_EKS_CLUSTERS, default 1): ``sandbox``, ``sandbox-2``,
-  ... at Kubernetes 1.31, each with a CPU node group ``<cluster>-cpu`` (m5.xlarge, 2/2/2).
+  ... at Kubernetes 1.31, each with a CPU node group ``<cluster>-cpu`` (m5.xlarge, 2/2/2);
+- for each cluster, the cluster security group EKS creates with a cluster (``eks-cluster-sg-<cluster>``,
+  all traffic from itself, all traffic out) and reports as ``resourcesVpcConfig.clusterSecurityGroupId``
+  in DescribeCluster, which moto does not: EKS attaches it to managed nodes whose launch template
+  names no security group, and a template that names some must name it too.
 
 Its requests carry ``x-sandbox-internal`` and are not journaled.
 """
@@ -107,6 +111,45 @@ def seed_role(iam, name: str, service: str, policies: list[str], profile: bool) 
     return arn
 
 
+def _with_cluster_security_group(group_id: str):
+    """A before-sign hook that adds clusterSecurityGroupId to UpdateClusterConfig's body: the field
+    is read-only in EKS's API (botocore drops it), and moto keeps the resourcesVpcConfig it is sent."""
+    def hook(request, **_):
+        body = json.loads(request.data or b"{}")
+        body.setdefault("resourcesVpcConfig", {})["clusterSecurityGroupId"] = group_id
+        request.data = json.dumps(body).encode()
+    return hook
+
+
+def seed_cluster_security_group(ec2, eks, name: str, vpc_id: str) -> str:
+    config = eks.describe_cluster(name=name)["cluster"].get("resourcesVpcConfig") or {}
+    if config.get("clusterSecurityGroupId"):
+        return config["clusterSecurityGroupId"]
+    group_name = f"eks-cluster-sg-{name}"
+    found = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                  {"Name": "group-name", "Values": [group_name]}])
+    if found["SecurityGroups"]:
+        group_id = found["SecurityGroups"][0]["GroupId"]
+    else:
+        group_id = ec2.create_security_group(
+            GroupName=group_name, VpcId=vpc_id,
+            Description=f"Cluster security group of EKS cluster {name}: control plane and nodes",
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": [
+                {"Key": "Name", "Value": group_name},
+                {"Key": f"kubernetes.io/cluster/{name}", "Value": "owned"}]}])["GroupId"]
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[{
+            "IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group_id}]}])
+    keep = {k: config[k] for k in ("subnetIds", "securityGroupIds", "endpointPublicAccess",
+                                    "endpointPrivateAccess", "publicAccessCidrs") if k in config}
+    hook = _with_cluster_security_group(group_id)
+    eks.meta.events.register("before-sign.eks.UpdateClusterConfig", hook)
+    try:
+        eks.update_cluster_config(name=name, resourcesVpcConfig=keep)
+    finally:
+        eks.meta.events.unregister("before-sign.eks.UpdateClusterConfig", hook)
+    return group_id
+
+
 def seed(endpoint: str, clusters: int) -> dict[str, object]:
     c = _clients(endpoint)
     ec2, iam, eks = c["ec2"], c["iam"], c["eks"]
@@ -124,6 +167,7 @@ def seed(endpoint: str, clusters: int) -> dict[str, object]:
                                tags={"sandbox": "true"})
             ec2.create_tags(Resources=subnet_ids,
                             Tags=[{"Key": f"kubernetes.io/cluster/{name}", "Value": "shared"}])
+        seed_cluster_security_group(ec2, eks, name, vpc_id)
         nodegroup = f"{name}-cpu"
         if nodegroup not in eks.list_nodegroups(clusterName=name)["nodegroups"]:
             eks.create_nodegroup(clusterName=name, nodegroupName=nodegroup,
