@@ -91,6 +91,8 @@ class FakeHelm:
             return 0, self.version, ''
         if cmd == 'registry':
             return 0, '', 'Login Succeeded'
+        if cmd == 'repo':
+            return 0, '', 'Update Complete.'
         if cmd == 'list':
             found = [{'name': n, 'namespace': 'default', 'revision': str(r['revision']), 'status': r['status'],
                       'chart': r.get('chart', 'gpu-echo-0.1.0'), 'app_version': '1.0.0'} for n, r in self.releases.items()]
