@@ -5,13 +5,15 @@
 
 The Kubernetes side of genai.stack modules: the connection options shared with kubernetes.core,
 an API client built by kubernetes.core's own client code, and helpers that compare and mask
-Kubernetes objects (secret values are only ever shown as short sha256 prefixes).
+Kubernetes objects (secret values are only ever shown as fingerprints: `Fingerprints`, keyed per run,
+for anything a user sees of a Secret's values; `value_hash`, unkeyed, only for content that is not secret).
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import importlib
 import os
 import re
@@ -165,25 +167,54 @@ def api_error_message(exc):
 
 
 def value_hash(value):
-    """`sha256:<16 hex>` of a value (bytes or str): what diffs and results show instead of values."""
+    """`sha256:<16 hex>` of a value (bytes or str), unkeyed: for comparing content that is not secret
+    (values files, manifests). A secret value's fingerprint is `Fingerprints.of`: an unkeyed hash of a
+    human-chosen password can be tested against guesses offline by anyone who reads the output."""
     if isinstance(value, str):
         value = value.encode('utf-8')
     return 'sha256:' + hashlib.sha256(value).hexdigest()[:16]
 
 
 def hashed(data):
-    """A dict of secret values as hashes, keys kept."""
+    """A dict of values as unkeyed hashes, keys kept (see value_hash: not for secret values)."""
     return {key: value_hash(value) for key, value in sorted((data or {}).items())}
 
 
-def mask_secret(obj):
-    """A copy of a Secret manifest whose `data` and `stringData` values are hashes."""
+class Fingerprints:
+    """Fingerprints of secret values: `hmac-sha256:<16 hex>`, an HMAC-SHA256 under a random key made
+    for this run of the module and never returned or logged.
+
+    Two fingerprints of one run compare (the before and after of a diff show which keys change), but
+    a fingerprint cannot be tested against guessed values offline, and the same value has another
+    fingerprint in every run, Secret and task, so logs kept by AWX or CI tell nothing about it.
+    """
+
+    PREFIX = 'hmac-sha256:'
+
+    def __init__(self, key=None):
+        self._key = key if key is not None else os.urandom(32)
+
+    def of(self, value):
+        if isinstance(value, str):
+            value = value.encode('utf-8')
+        return self.PREFIX + hmac.new(self._key, value, hashlib.sha256).hexdigest()[:16]
+
+    def of_data(self, data):
+        """A dict of secret values as fingerprints, keys kept, sorted."""
+        return {key: self.of(value) for key, value in sorted((data or {}).items())}
+
+
+def mask_secret(obj, fingerprints=None):
+    """A copy of a Secret manifest whose `data` and `stringData` values are fingerprints: keyed
+    (`Fingerprints.of`) when `fingerprints` is given, else unkeyed `value_hash` (kept for callers
+    that do not pass one yet; they should)."""
     if not isinstance(obj, dict) or obj.get('kind') != 'Secret':
         return obj
+    digest = fingerprints.of if fingerprints is not None else value_hash
     masked = copy.deepcopy(obj)
     for field in ('data', 'stringData'):
         if isinstance(masked.get(field), dict):
-            masked[field] = {k: value_hash(str(v)) for k, v in masked[field].items()}
+            masked[field] = {k: digest(str(v)) for k, v in masked[field].items()}
     return masked
 
 

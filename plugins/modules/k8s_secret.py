@@ -14,15 +14,21 @@ author:
 description:
   - Creates, updates or deletes an Opaque, docker-registry or TLS C(Secret), or an External Secrets Operator
     C(ExternalSecret) that makes the operator create the Secret.
-  - The data comes from O(data) (plain strings; the module encodes them), O(data_files), an AWS Secrets Manager
-    secret (O(aws_secret)), O(docker_registry) or O(tls). When several sources give the same key, the later one
-    in that list wins.
+  - The data comes from O(aws_secret) (an AWS Secrets Manager secret), O(data_files), O(data) (base64-encoded
+    values, as in a Secret's C(data)), O(string_data) (plain text, as in a Secret's C(stringData)),
+    O(docker_registry) or O(tls). When several sources give the same key, the later one in that list wins, except
+    that a key may not be in both O(data) and O(string_data).
+  - Since 0.2.0 O(data) has the meaning it has in Kubernetes and in M(kubernetes.core.k8s) (base64-encoded values);
+    before, it took plain text, which is now O(string_data). A value of O(data) that is not valid base64 fails the
+    task naming C(data.<key>) and pointing to O(string_data), before anything is read or written.
   - The whole input, including the format checks O(required_keys), O(min_length) and O(format), is validated
     before the first request that changes anything; every problem is reported at once, naming its option and
     never showing a value.
   - The live Secret is read first and compared on its decoded values; nothing is written, not even a no-op
     update, when it already matches.
-  - Diffs and results show the keys and a sha256 prefix of each value, never a value.
+  - Results show the keys, never a value. With C(--diff), the diff and RV(secret.hashes) show a fingerprint of each
+    value, an HMAC-SHA256 under a random key made for this run and never shown; fingerprints of one result compare
+    (which keys change), but cannot be tested against guessed values, nor matched across runs.
   - The Secret's data is exactly the given keys (keys not given are removed); O(labels) and O(annotations) are
     added or updated and other labels and annotations are left alone. A change of O(type), or a change of an
     immutable Secret, deletes and recreates the Secret because Kubernetes refuses to update either.
@@ -55,8 +61,22 @@ options:
     type: str
   data:
     description:
-      - Keys and plain (not base64) string values. Numbers are written as their decimal text.
+      - Keys and base64-encoded values, as in a Kubernetes Secret's C(data) (standard alphabet with padding; line breaks
+        are ignored). Use it for binary values or values kept base64-encoded (the content of a C(.b64) file, a Secret's
+        C(data) copied from a manifest).
+      - A value that is not valid base64 fails naming C(data.<key>); plain text goes in O(string_data).
+      - A value that is valid base64 but decodes to bytes that are not UTF-8 text is written, with a warning naming
+        C(data.<key>), because plain text can happen to be valid base64 (for example a 16-character password of letters and
+        digits), and is then decoded to other bytes.
+      - Changed in 0.2.0 (before, plain text; see the changelog's porting guide).
     type: dict
+  string_data:
+    description:
+      - Keys and plain text values, as in a Kubernetes Secret's C(stringData); the module encodes them. Numbers are
+        written as their decimal text.
+      - A key may not be in both O(data) and O(string_data).
+    type: dict
+    version_added: 0.2.0
   data_files:
     description:
       - Keys and paths of files on the controller whose content (bytes, unchanged) becomes the value.
@@ -197,7 +217,7 @@ EXAMPLES = r"""
   genai.stack.k8s_secret:
     name: genai-engine-secrets
     namespace: arthur
-    data:
+    string_data:
       open_ai_gpt_model_names_endpoints_keys: "{{ vault_openai_endpoints }}"
       postgres_password: "{{ vault_db_password }}"
     required_keys: [open_ai_gpt_model_names_endpoints_keys, postgres_password]
@@ -230,9 +250,18 @@ EXAMPLES = r"""
     aws_secret:
       secret_id: prod/adaptive/db
       region: us-east-2
-    data:
-      sslmode: require
+    string_data:
+      sslmode: verify-full
     min_length: 8
+
+- name: A binary keystore given base64-encoded, as in a Secret's data
+  genai.stack.k8s_secret:
+    name: engine-keystore
+    namespace: arthur
+    data:
+      keystore.jks: "{{ lookup('ansible.builtin.file', 'files/keystore.jks.b64') }}"
+    string_data:
+      keystore-password: "{{ vault_keystore_password }}"
 
 - name: Let the External Secrets Operator keep the cookie secret in sync
   genai.stack.k8s_secret:
@@ -281,9 +310,14 @@ secret:
       elements: str
       sample: [open_ai_gpt_model_names_endpoints_keys, postgres_password]
     hashes:
-      description: Each key with C(sha256:) and the first 16 hex digits of the sha256 of its value (Secrets only).
+      description:
+        - Each key with C(hmac-sha256:) and the first 16 hex digits of the HMAC-SHA256 of its value under a random key
+          made for this run and never shown (Secrets only, and only with C(--diff)).
+        - Comparable with the fingerprints of the same result's diff only; the same value has another fingerprint in
+          every run. Before 0.2.0 an unkeyed sha256 prefix, returned always.
       type: dict
-      sample: {postgres_password: "sha256:5e884898da280471"}
+      returned: with C(--diff)
+      sample: {postgres_password: "hmac-sha256:9c1e0a7f3b52d846"}
     spec:
       description: The ExternalSecret's spec (ExternalSecrets only).
       type: dict
@@ -305,6 +339,7 @@ actions:
 """
 
 import base64
+import binascii
 import json
 import os
 import re
@@ -316,7 +351,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
-    SECRET_DATA_KEY, api_error_message, check_connection, get_client, get_object, hashed, kube_argument_spec, drifted_fields,
+    SECRET_DATA_KEY, Fingerprints, api_error_message, check_connection, get_client, get_object, kube_argument_spec, drifted_fields,
     missing_namespace,
 )
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
@@ -347,6 +382,7 @@ def argument_spec():
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         type=dict(type='str'),
         data=dict(type='dict', no_log=True),
+        string_data=dict(type='dict', no_log=True),
         data_files=dict(type='dict'),
         aws_secret=dict(type='dict', no_log=False, options=dict(
             secret_id=dict(type='str', required=True, no_log=False),
@@ -387,7 +423,7 @@ def argument_spec():
 
 MUTUALLY_EXCLUSIVE = [
     ['docker_registry', 'tls'],
-    ['external_secret', 'data'], ['external_secret', 'data_files'], ['external_secret', 'aws_secret'],
+    ['external_secret', 'data'], ['external_secret', 'string_data'], ['external_secret', 'data_files'], ['external_secret', 'aws_secret'],
     ['external_secret', 'docker_registry'], ['external_secret', 'tls'],
     ['external_secret', 'required_keys'], ['external_secret', 'min_length'], ['external_secret', 'format'],
 ]
@@ -411,10 +447,23 @@ def check_options(params):
         check.raise_if_any()
         return
 
+    string_data = params.get('string_data') or {}
     for key, value in (params.get('data') or {}).items():
-        _check_key(check, 'data', key)
+        if not _check_key(check, 'data', key):
+            continue
+        option = 'data.%s' % key
+        if not isinstance(value, str):
+            check.error(option, 'must be a base64-encoded string, as in a Secret\'s data, got a %s; plain text and numbers go in string_data.%s'
+                        % (type(value).__name__, key))
+        elif decode_data_value(value) is None:
+            check.error(option, 'is not valid base64: data takes base64-encoded values, as a Kubernetes Secret\'s data does '
+                        '(since genai.stack 0.2.0); give plain text in string_data.%s instead' % key)
+        if key in string_data:
+            check.error(option, 'is also given in string_data.%s; give each key once (data: base64-encoded, string_data: plain text)' % key)
+    for key, value in string_data.items():
+        _check_key(check, 'string_data', key)
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            check.error('data', 'value of key %r must be a string or a number, got a %s' % (key, type(value).__name__))
+            check.error('string_data', 'value of key %r must be a string or a number, got a %s' % (key, type(value).__name__))
     for key, path in (params.get('data_files') or {}).items():
         _check_key(check, 'data_files', key)
         if not isinstance(path, str) or not os.path.isfile(user_path(path)):
@@ -477,8 +526,27 @@ def check_options(params):
 
 
 def _check_key(check, option, key):
-    if not isinstance(key, str) or not SECRET_DATA_KEY.match(key):
-        check.error(option, '%r is not a valid Secret key (letters, digits, "-", "_" and ".")' % (key,))
+    return check.require(isinstance(key, str) and SECRET_DATA_KEY.match(key), option,
+                         '%r is not a valid Secret key (letters, digits, "-", "_" and ".")' % (key,))
+
+
+def decode_data_value(value):
+    """The bytes of a `data` value, or None when Kubernetes would refuse it as base64 (the standard alphabet
+    with padding; line breaks are skipped, as Go's decoder does)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value.replace('\r', '').replace('\n', ''), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _is_utf8(value):
+    try:
+        value.decode('utf-8')
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _is_count(value):
@@ -605,6 +673,11 @@ def desired_data(module, params):
         with open(user_path(path), 'rb') as handle:
             data[key] = handle.read()
     for key, value in (params.get('data') or {}).items():
+        data[key] = decode_data_value(value)
+        if not _is_utf8(data[key]):
+            module.warn('data.%s: decodes to bytes that are not UTF-8 text; if it is plain text that happens to be valid base64, '
+                        'give it in string_data.%s (data takes base64-encoded values)' % (key, key))
+    for key, value in (params.get('string_data') or {}).items():
         data[key] = to_bytes(value if isinstance(value, str) else str(value))
     secret_type = params.get('type') or 'Opaque'
     registry = params.get('docker_registry')
@@ -662,6 +735,7 @@ class SecretManager:
         else:
             self.kind, self.api_version = 'Secret', 'v1'
         self.tracker = DifferenceTracker()
+        self.fingerprints = Fingerprints()
         self.actions = []
         self._client = None
 
@@ -733,7 +807,7 @@ class SecretManager:
             live_data[key] = base64.b64decode(value or '')
         self.tracker.add('exists', live is not None, True)
         self.tracker.add('type', (live or {}).get('type'), secret_type)
-        self.tracker.add('data', hashed(live_data) if live else {}, hashed(data))
+        self.tracker.add('data', self.fingerprints.of_data(live_data) if live else {}, self.fingerprints.of_data(data))
         labels, annotations = self._metadata_changes(live_meta)
         body = {
             'apiVersion': 'v1', 'kind': 'Secret', 'type': secret_type,
@@ -756,11 +830,13 @@ class SecretManager:
             result = self.write('replace', lambda: resource.replace(body=body, namespace=self.namespace))
         result = result.to_dict() if hasattr(result, 'to_dict') else result
         meta = (result or body)['metadata']
-        return {
-            'kind': 'Secret', 'name': self.name, 'namespace': self.namespace, 'type': secret_type,
-            'keys': sorted(data), 'hashes': hashed(data),
+        secret = {
+            'kind': 'Secret', 'name': self.name, 'namespace': self.namespace, 'type': secret_type, 'keys': sorted(data),
             'labels': meta.get('labels') or {}, 'annotations': meta.get('annotations') or {},
         }
+        if self.module._diff:
+            secret['hashes'] = self.fingerprints.of_data(data)
+        return secret
 
     def present_external(self):
         spec = external_secret_body(self.params)

@@ -159,3 +159,17 @@ def test_get_object_not_found_is_none_and_other_errors_propagate():
         def to_dict(self):
             return {'kind': 'ConfigMap'}
     assert _kube.get_object(_Client(_Resource(found=Found())), 'v1', 'ConfigMap', 'c', 'ns') == {'kind': 'ConfigMap'}
+
+
+def test_fingerprints_are_hmac_under_a_key_of_their_own():
+    import hashlib
+    import hmac
+    key = b'k' * 32
+    assert _kube.Fingerprints(key).of('abc') == 'hmac-sha256:' + hmac.new(key, b'abc', hashlib.sha256).hexdigest()[:16]
+    assert _kube.Fingerprints(key).of(b'abc') == _kube.Fingerprints(key).of('abc')
+    one, two = _kube.Fingerprints(), _kube.Fingerprints()
+    assert one.of('abc') == one.of('abc') and one.of('abc') != two.of('abc')
+    assert one.of_data({'b': '1', 'a': '2'}) == {'a': one.of('2'), 'b': one.of('1')}
+    assert _kube.value_hash('abc')[len('sha256:'):] not in one.of('abc')
+    masked = _kube.mask_secret({'kind': 'Secret', 'data': {'a': 'x'}}, fingerprints=one)
+    assert masked['data']['a'] == one.of('x')

@@ -104,15 +104,15 @@ def assert_never_shows(result, *values):
 # bad inputs: each fails before any client exists, naming its option
 
 BAD_INPUTS = [
-    ('name', base(name='Engine_Secrets', data={'a': 'b'})),
-    ('namespace', base(namespace='Arthur NS', data={'a': 'b'})),
-    ('data', base(data={'bad key!': 'x'})),
-    ('data', base(data={'nested': {'a': 1}})),
-    ('data', base(data={'flag': True})),
+    ('name', base(name='Engine_Secrets', string_data={'a': 'b'})),
+    ('namespace', base(namespace='Arthur NS', string_data={'a': 'b'})),
+    ('string_data', base(string_data={'bad key!': 'x'})),
+    ('string_data', base(string_data={'nested': {'a': 1}})),
+    ('string_data', base(string_data={'flag': True})),
     ('data_files', base(data_files={'cert': '/nonexistent/file.pem'})),
     ('data_files', base(data_files={'a b': '/etc/hostname'})),
-    ('labels', base(data={'a': 'b'}, labels={'app': 'has space'})),
-    ('annotations', base(data={'a': 'b'}, annotations={'bad key/with/slashes': 'x'})),
+    ('labels', base(string_data={'a': 'b'}, labels={'app': 'has space'})),
+    ('annotations', base(string_data={'a': 'b'}, annotations={'bad key/with/slashes': 'x'})),
     ('type', base(type='Opaque', docker_registry={'server': 'ghcr.io', 'username': 'u', 'password': SECRET_VALUE})),
     ('docker_registry.server', base(docker_registry={'server': 'not a host', 'username': 'u', 'password': SECRET_VALUE})),
     ('docker_registry.password', base(docker_registry={'server': 'ghcr.io', 'username': 'u', 'password': ''})),
@@ -123,16 +123,16 @@ BAD_INPUTS = [
     ('external_secret.refresh_interval', base(external_secret={'secret_store': 's', 'remote_key': 'k', 'refresh_interval': 'hourly'})),
     ('external_secret.remote_key', base(external_secret={'secret_store': 's', 'remote_key': ' '})),
     ('external_secret.target_name', base(external_secret={'secret_store': 's', 'remote_key': 'k', 'target_name': 'UPPER'})),
-    ('required_keys', base(data={'a': SECRET_VALUE}, required_keys=['a', 'b'])),
-    ('min_length', base(data={'cookie': 'short-' + SECRET_VALUE[:3]}, min_length={'cookie': 64})),
-    ('min_length', base(data={'a': 'b'}, min_length=-1)),
-    ('min_length', base(data={'a': SECRET_VALUE}, min_length={'missing': 3})),
-    ('format', base(data={'ep': SECRET_VALUE}, format={'ep': 'openai_endpoints'})),
-    ('format', base(data={'ep': 'gpt::ftp://x.example::sk-1'}, format={'ep': 'openai_endpoints'})),
-    ('format', base(data={'ep': 'gpt::https://x.example::'}, format={'ep': 'openai_endpoints'})),
-    ('format', base(data={'ep': ENDPOINTS}, format={'ep': 'yaml'})),
-    ('format', base(data={'u': 'not-a-url ' + SECRET_VALUE}, format={'u': 'url'})),
-    ('format', base(data={'a': 'b'}, format={'missing': 'json'})),
+    ('required_keys', base(string_data={'a': SECRET_VALUE}, required_keys=['a', 'b'])),
+    ('min_length', base(string_data={'cookie': 'short-' + SECRET_VALUE[:3]}, min_length={'cookie': 64})),
+    ('min_length', base(string_data={'a': 'b'}, min_length=-1)),
+    ('min_length', base(string_data={'a': SECRET_VALUE}, min_length={'missing': 3})),
+    ('format', base(string_data={'ep': SECRET_VALUE}, format={'ep': 'openai_endpoints'})),
+    ('format', base(string_data={'ep': 'gpt::ftp://x.example::sk-1'}, format={'ep': 'openai_endpoints'})),
+    ('format', base(string_data={'ep': 'gpt::https://x.example::'}, format={'ep': 'openai_endpoints'})),
+    ('format', base(string_data={'ep': ENDPOINTS}, format={'ep': 'yaml'})),
+    ('format', base(string_data={'u': 'not-a-url ' + SECRET_VALUE}, format={'u': 'url'})),
+    ('format', base(string_data={'a': 'b'}, format={'missing': 'json'})),
 ]
 
 
@@ -147,7 +147,7 @@ def test_bad_input_fails_naming_option_before_any_write(run_module, no_api, opti
 
 @pytest.mark.parametrize('args,words', [
     (base(docker_registry={'server': 'ghcr.io', 'username': 'u', 'password': 'p'}, tls={'cert': CERT, 'key': KEY}), 'docker_registry|tls'),
-    (base(data={'a': 'b'}, external_secret={'secret_store': 's', 'remote_key': 'k'}), 'external_secret|data'),
+    (base(string_data={'a': 'b'}, external_secret={'secret_store': 's', 'remote_key': 'k'}), 'external_secret|string_data'),
     (base(external_secret={'secret_store': 's', 'remote_key': 'k'}, min_length=3), 'external_secret|min_length'),
     (base(tls={'cert': CERT, 'cert_file': '/x', 'key': KEY}), 'cert|cert_file'),
 ])
@@ -157,9 +157,9 @@ def test_exclusive_options_fail_naming_both(run_module, no_api, args, words):
 
 
 def test_all_problems_reported_at_once(run_module, no_api):
-    result, failed = run_module(k8s_secret, base(name='BAD', namespace='BAD', data={'bad key': 'x'}, min_length='x'))
+    result, failed = run_module(k8s_secret, base(name='BAD', namespace='BAD', string_data={'bad key': 'x'}, min_length='x'))
     assert failed
-    assert {'name', 'namespace', 'data', 'min_length'} <= {e['option'] for e in result['errors']}
+    assert {'name', 'namespace', 'string_data', 'min_length'} <= {e['option'] for e in result['errors']}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_pem_and_json_formats():
 # life cycle against the stand-in API
 
 def test_create_rerun_update_and_delete(run_module, api):
-    args = base(data={'openai': ENDPOINTS, 'port': 5432}, format={'openai': 'openai_endpoints'},
+    args = base(string_data={'openai': ENDPOINTS, 'port': 5432}, format={'openai': 'openai_endpoints'},
                 required_keys=['openai'], min_length={'openai': 10}, labels={'app': 'genai'})
     result, failed = run_module(k8s_secret, args, diff=True)
     assert not failed and result['changed']
@@ -210,7 +210,7 @@ def test_create_rerun_update_and_delete(run_module, api):
     assert base64.b64decode(stored['data']['port']).decode() == '5432'
     assert stored['type'] == 'Opaque'
     assert result['secret']['keys'] == ['openai', 'port']
-    assert result['diff']['after']['data']['openai'].startswith('sha256:')
+    assert result['diff']['after']['data']['openai'].startswith('hmac-sha256:')
     assert_never_shows(result, ENDPOINTS, 'sk-abcdef')
 
     api.calls.clear()
@@ -221,7 +221,7 @@ def test_create_rerun_update_and_delete(run_module, api):
 
     # a label added by someone else is kept; a key removed from the task is removed from the Secret
     api.objects[('Secret', 'arthur', 'engine-secrets')]['metadata']['labels']['team'] = 'ml'
-    args['data'] = {'openai': ENDPOINTS}
+    args['string_data'] = {'openai': ENDPOINTS}
     result, failed = run_module(k8s_secret, args, check_mode=True, diff=True)
     assert result['changed'] and api.writes == []
     assert set(result['diff']['before']['data']) == {'openai', 'port'}
@@ -241,7 +241,7 @@ def test_create_rerun_update_and_delete(run_module, api):
 
 
 def test_check_mode_create_makes_no_write(run_module, api):
-    result, failed = run_module(k8s_secret, base(data={'a': SECRET_VALUE}), check_mode=True, diff=True)
+    result, failed = run_module(k8s_secret, base(string_data={'a': SECRET_VALUE}), check_mode=True, diff=True)
     assert not failed and result['changed']
     assert api.writes == [] and not [key for key in api.objects if key[0] != 'Namespace']
     assert result['diff']['before']['exists'] is False
@@ -264,7 +264,7 @@ def test_docker_registry_secret(run_module, api):
 
 
 def test_type_change_recreates(run_module, api):
-    run_module(k8s_secret, base(data={'tls.crt': CERT, 'tls.key': KEY}))
+    run_module(k8s_secret, base(string_data={'tls.crt': CERT, 'tls.key': KEY}))
     api.calls.clear()
     result, failed = run_module(k8s_secret, base(tls={'cert': CERT, 'key': KEY}))
     assert not failed and result['changed']
@@ -325,7 +325,7 @@ def aws_env(monkeypatch):
 def test_aws_secret_keys_become_data(run_module, api, aws_env):
     sm = boto3.client('secretsmanager', region_name='us-east-2')
     sm.create_secret(Name='prod/db', SecretString=json.dumps({'password': SECRET_VALUE, 'port': 5432, 'user': 'app'}))
-    args = base(aws_secret={'secret_id': 'prod/db'}, data={'user': 'override'}, min_length={'password': 12})
+    args = base(aws_secret={'secret_id': 'prod/db'}, string_data={'user': 'override'}, min_length={'password': 12})
     result, failed = run_module(k8s_secret, args, diff=True)
     assert not failed, result
     stored = api.objects[('Secret', 'arthur', 'engine-secrets')]
@@ -347,7 +347,7 @@ def test_aws_secret_errors_name_option(run_module, api, aws_env):
 
 def test_no_log_covers_secret_options():
     spec = k8s_secret.argument_spec()
-    assert spec['data']['no_log'] is True
+    assert spec['data']['no_log'] is True and spec['string_data']['no_log'] is True
     assert spec['docker_registry']['options']['password']['no_log'] is True
     assert spec['tls']['options']['key']['no_log'] is True
     assert spec['api_key']['no_log'] is True
@@ -356,7 +356,7 @@ def test_no_log_covers_secret_options():
 @pytest.mark.parametrize('check_mode', [False, True])
 def test_missing_namespace_is_named_before_any_write(run_module, api, check_mode, capsys):
     del api.objects[('Namespace', None, 'arthur')]
-    result, failed = run_module(k8s_secret, base(data={'password': SECRET_VALUE}), check_mode=check_mode)
+    result, failed = run_module(k8s_secret, base(string_data={'password': SECRET_VALUE}), check_mode=check_mode)
     assert api.writes == []
     assert ('get', 'Namespace', 'arthur') in api.calls
     if check_mode:
@@ -376,3 +376,93 @@ def test_dict_option_with_suboptions_given_a_string_names_the_option(run_module,
     result, failed = run_module(k8s_secret, base(**{option: 'three'}))
     assert failed
     assert result['msg'].startswith("argument '%s' is of type str" % option), result['msg']
+
+
+# ---------------------------------------------------------------------------------------------
+# data is base64 (as in a Kubernetes Secret and kubernetes.core.k8s), string_data is plain text
+
+def _b64(value):
+    return base64.b64encode(value if isinstance(value, bytes) else value.encode()).decode()
+
+
+def test_data_is_base64_and_string_data_plain_text(run_module, api):
+    blob = b'\x00\x01\xfekeystore'
+    args = base(data={'keystore': _b64(blob), 'token': _b64(SECRET_VALUE)},
+                string_data={'password': SECRET_VALUE + '-p', 'port': 5432}, min_length={'token': 20})
+    result, failed = run_module(k8s_secret, args)
+    assert not failed and result['changed'], result
+    stored = api.objects[('Secret', 'arthur', 'engine-secrets')]['data']
+    # Each value encoded once: what data gave is stored as is, string_data is encoded by the module.
+    assert stored['keystore'] == _b64(blob) and stored['token'] == _b64(SECRET_VALUE)
+    assert base64.b64decode(stored['password']).decode() == SECRET_VALUE + '-p'
+    assert base64.b64decode(stored['port']).decode() == '5432'
+    assert_never_shows(result, SECRET_VALUE, _b64(SECRET_VALUE))
+    # The format checks read the decoded value: 20 characters or more.
+    api.calls.clear()
+    result, failed = run_module(k8s_secret, dict(args, min_length={'token': len(SECRET_VALUE) + 1}))
+    assert failed and result['option'] == 'min_length' and api.writes == []
+    # Line breaks inside a base64 value (base64's 76-column output) are skipped, as Kubernetes does.
+    wrapped = _b64(SECRET_VALUE * 4)
+    wrapped = '\n'.join(wrapped[i:i + 76] for i in range(0, len(wrapped), 76)) + '\n'
+    result, failed = run_module(k8s_secret, base(data={'long': wrapped}))
+    assert not failed
+    assert base64.b64decode(api.objects[('Secret', 'arthur', 'engine-secrets')]['data']['long']).decode() == SECRET_VALUE * 4
+
+
+AMBIGUOUS = [
+    ('plain text in data', {'data': {'password': SECRET_VALUE}}, 'data.password',
+     'is not valid base64: data takes base64-encoded values', 'string_data.password'),
+    ('padding missing', {'data': {'token': _b64('abcd')[:-2]}}, 'data.token', 'is not valid base64', 'string_data.token'),
+    ('a number in data', {'data': {'port': 5432}}, 'data.port', 'must be a base64-encoded string', 'string_data.port'),
+    ('the same key in both', {'data': {'password': _b64(SECRET_VALUE)}, 'string_data': {'password': SECRET_VALUE}},
+     'data.password', 'is also given in string_data.password', 'give each key once'),
+]
+
+
+@pytest.mark.parametrize('args,option,words,hint', [a[1:] for a in AMBIGUOUS], ids=[a[0] for a in AMBIGUOUS])
+def test_ambiguous_data_fails_naming_the_key_before_any_request(run_module, no_api, args, option, words, hint):
+    result, failed = run_module(k8s_secret, base(**args))
+    assert failed, result
+    assert result['option'] == option and result['errors'][0]['option'] == option, result
+    assert result['msg'].startswith('Invalid input: %s: %s' % (option, words)), result['msg']
+    assert hint in result['msg']
+    assert_never_shows(result, SECRET_VALUE, _b64(SECRET_VALUE))
+
+
+def test_base64_that_decodes_to_non_text_is_written_with_a_warning(run_module, api, capsys):
+    # 16 letters and digits: a plain password that happens to be valid base64 (12 bytes, not UTF-8).
+    password = 'Zq9xW3vB7kLmP0s2'
+    result, failed = run_module(k8s_secret, base(data={'password': password}))
+    assert not failed
+    warnings = ' '.join(result.get('warnings', [])) + capsys.readouterr().err
+    assert 'data.password: decodes to bytes that are not UTF-8 text' in warnings and 'string_data.password' in warnings
+    assert password not in warnings
+    # Text that is base64 of text: no warning.
+    result, failed = run_module(k8s_secret, base(name='other', data={'password': _b64(password)}))
+    warnings = ' '.join(result.get('warnings', [])) + capsys.readouterr().err
+    assert not failed and 'decodes to bytes' not in warnings
+
+
+# ---------------------------------------------------------------------------------------------
+# fingerprints: keyed per run, returned only with --diff
+
+def test_fingerprints_are_keyed_per_run_and_only_with_diff(run_module, api):
+    import hashlib
+    args = base(string_data={'password': SECRET_VALUE})
+    plain, failed = run_module(k8s_secret, args)
+    assert not failed and 'hashes' not in plain['secret'] and 'diff' not in plain
+    assert set(plain['secret']) >= {'keys', 'name', 'type'}
+
+    # With --diff: a fingerprint per key, the same in the diff and in the result, and not the unkeyed sha256
+    # that anyone could test guesses against.
+    first, failed = run_module(k8s_secret, dict(args, string_data={'password': SECRET_VALUE + '-2'}), diff=True)
+    second, failed = run_module(k8s_secret, dict(args, string_data={'password': SECRET_VALUE + '-2'}), diff=True)
+    fingerprint = first['secret']['hashes']['password']
+    assert fingerprint.startswith('hmac-sha256:') and len(fingerprint) == len('hmac-sha256:') + 16
+    assert fingerprint == first['diff']['after']['data']['password']
+    assert first['diff']['before']['data']['password'] != fingerprint  # the value changed in this run
+    unkeyed = hashlib.sha256((SECRET_VALUE + '-2').encode()).hexdigest()[:16]
+    assert unkeyed not in json.dumps(first) and unkeyed not in json.dumps(second)
+    # Unchanged in the second run: before and after compare within it, but its fingerprints are another run's.
+    assert not second['changed'] and second['diff']['before'] == second['diff']['after']
+    assert second['secret']['hashes']['password'] != fingerprint
