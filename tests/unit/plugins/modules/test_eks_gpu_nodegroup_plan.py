@@ -191,7 +191,7 @@ def test_removed_settings_are_not_inherited_by_the_next_version(run_module, monk
 
 @mock_aws
 def test_a_rerun_keeps_the_desired_size_an_autoscaler_set(run_module, monkeypatch):
-    image, _ = _account()
+    image = _account()[0]
     args = dict(BASE, ami_id=image, wait=False, scaling_config={'min_size': 1, 'max_size': 4, 'desired_size': 2})
     result, failed = run_module(ng, args)
     assert not failed, result
@@ -201,7 +201,7 @@ def test_a_rerun_keeps_the_desired_size_an_autoscaler_set(run_module, monkeypatc
     result, failed = run_module(ng, args, diff=True)
     assert not failed, result
     assert result['changed'] is False, result['actions']
-    assert 'UpdateNodegroupConfig' not in [o for o, _ in recorder.calls]
+    assert 'UpdateNodegroupConfig' not in [call[0] for call in recorder.calls]
     # A lower max moves the desired size into the range, and only then is it written.
     result, failed = run_module(ng, dict(args, scaling_config={'min_size': 1, 'max_size': 3, 'desired_size': 2}), check_mode=True, diff=True)
     assert not failed, result
