@@ -27,6 +27,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 CHARTS = os.path.join(ROOT, 'tests', 'fixtures', 'charts')
 # A distinctive token for each test session: it must never reach the output nor a ConfigMap.
 TOKEN = 'hf_' + uuid.uuid4().hex
+MIRROR = os.environ.get('SANDBOX_CHART_MIRROR', '')
+# The sandbox's chart mirror holds the vendor's chatqna (GENAI_STACK_CHART_DIR had it), not the stand-in.
+VENDOR_CHATQNA = 'chatqna' not in os.environ.get('SANDBOX_STANDIN_CHARTS', 'chatqna').split(',')
 
 
 def _nodes(selector):
@@ -70,7 +73,7 @@ def test_deploy_nvidia_rerun_check_verify_and_teardown(run_playbook, labelled_no
         pods = kube_get('pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/instance=%s' % RELEASE)['items']
         by_component = {p['metadata']['labels']['app.kubernetes.io/name']: p for p in pods}
         expected = ['chatqna', 'data-prep', 'redis-vector-db', 'retriever-usvc', 'tei', 'teirerank', 'tgi']
-        if 'chatqna' not in os.environ.get('SANDBOX_STANDIN_CHARTS', 'chatqna').split(','):
+        if VENDOR_CHATQNA:
             expected += ['chatqna-ui', 'nginx']  # the vendor's chart also runs its UI and the nginx in front
         assert sorted(by_component) == sorted(expected)
         for name, pod in by_component.items():
@@ -213,6 +216,15 @@ BAD_RUNS = [
     ({'opea_mode': 'export', 'opea_export_profiles': ['arm'], 'opea_export_workloads': ['codegen']},
      ['opea_export_dir: is required with opea_mode export', 'opea_export_profiles: must list some of',
       'opea_export_workloads: must list some of']),
+    # The chart's own judgement (a render of what would be installed), blamed on the variable to change: a
+    # pinned version the chart mirror lacks, and values the chart refuses (ChatQnA has no values.schema.json;
+    # the vendor's chart fails without an LLM backend, the stand-in only on a value of the wrong type).
+    ({'opea_chart_version': '9.9.9'}, ['opea_chart_version: helm cannot render the chart %s/chatqna 9.9.9' % MIRROR]),
+    ({'opea_values': {'tgi': {'enabled': False}}},
+     ['opea_values: helm cannot render the chart %s/chatqna 1.4.0' % MIRROR, 'ChatQnA needs a LLM inference backend!'])
+    if VENDOR_CHATQNA else
+    ({'opea_values': {'tgi': {'image': 'tgi:latest'}}},
+     ['opea_values.tgi: helm cannot render the chart %s/chatqna 1.4.0' % MIRROR, "can't evaluate field repository"]),
 ]
 
 
@@ -224,5 +236,20 @@ def test_preflight_refuses_before_any_change(run_playbook, labelled_nodes, token
     for message in messages:
         assert message in run.output, (message, run)
     assert 'Install or upgrade ChatQnA' not in run.output, run
+    assert TOKEN not in run.output
+    assert _admin_writes(mark)['kube_writes'] == 0, _admin_writes(mark)
+
+
+def test_export_refuses_before_any_write(run_playbook, token_env, tmp_path):
+    """Export mode renders every profile and workload before writing any: a value that a component chart
+    (rendered on its own) refuses fails the run with nothing written, naming the variable."""
+    export = tmp_path / 'manifests'
+    mark = sandbox_journal.mark()
+    run = run_playbook(PLAYBOOK, '-e', 'opea_mode=export', '-e', 'opea_export_dir=%s' % export,
+                       '-e', json.dumps({'opea_export_workloads': ['tgi'], 'opea_values': {'tgi': {'image': 'tgi:latest'}}}), env_extra=token_env)
+    assert run.returncode != 0, run
+    assert 'opea_values.tgi: helm cannot render the chart %s/tgi 1.4.0 (profile xeon) with the values the role would export' % MIRROR in run.output, run
+    assert "can't evaluate field repository" in run.output, run
+    assert not export.exists(), sorted(str(p) for p in export.rglob('*'))
     assert TOKEN not in run.output
     assert _admin_writes(mark)['kube_writes'] == 0, _admin_writes(mark)
