@@ -45,7 +45,8 @@ options:
     description:
       - Several pairs on the same Auto Scaling group, in place of O(name) and the per-pair options at the top
         level. Each entry is converged as if its options were given at the top level.
-      - O(period), O(evaluation_periods), O(estimated_instance_warmup), O(treat_missing_data), O(state) and
+      - O(period), O(evaluation_periods), O(estimated_instance_warmup), O(treat_missing_data), O(state), the
+        notifications (O(alarm_actions), O(ok_actions), O(insufficient_data_actions), O(purge_actions)) and
         the group (O(autoscaling_group_name), or O(cluster_name) and O(nodegroup_name)) apply to every pair.
       - Mutually exclusive with O(name), O(metric), O(query), O(query_dimensions), O(scale_out_threshold),
         O(scale_in_threshold) and O(alarm_description).
@@ -202,9 +203,45 @@ options:
       - When not given, a description stating group, metric, threshold and period is generated.
       - At most 1024 characters including the suffix.
     type: str
+  alarm_actions:
+    description:
+      - ARNs of SNS topics notified when an alarm goes into the C(ALARM) state, set on both alarms (of every pair
+        of O(alarms)), in addition to the alarm's scaling policy, which is always in its C(AlarmActions).
+      - "Each an SNS topic ARN, C(arn:<partition>:sns:<region>:<account id>:<topic name>), of the alarms' region
+        (CloudWatch notifies topics of the alarm's own region only); at most 4, as CloudWatch takes 5 actions per state."
+      - A topic of another account is accepted (its access policy must allow C(cloudwatch.amazonaws.com) to publish);
+        when the account of the alarms is known from an existing alarm or policy, the module warns about it.
+      - Actions that are already on an alarm and not listed here are kept unless O(purge_actions=true).
+    type: list
+    elements: str
+  ok_actions:
+    description:
+      - ARNs of SNS topics notified when an alarm goes back to the C(OK) state, set on both alarms (of every pair).
+      - Same rules as O(alarm_actions); at most 5.
+    type: list
+    elements: str
+  insufficient_data_actions:
+    description:
+      - ARNs of SNS topics notified when an alarm goes into the C(INSUFFICIENT_DATA) state, set on both alarms (of every pair).
+      - Same rules as O(alarm_actions); at most 5.
+    type: list
+    elements: str
+  purge_actions:
+    description:
+      - V(false) keeps the actions that are already on an alarm (set by another tool, or by an earlier run with other
+        topics) and adds those of O(alarm_actions), O(ok_actions) and O(insufficient_data_actions).
+      - V(true) makes each alarm's actions exactly the given topics plus, in C(AlarmActions), its scaling policy;
+        an action list that is not given becomes empty.
+      - Either way an out-of-date ARN of the alarm's own scaling policy (a policy of the same name that was
+        recreated) is replaced by the current one.
+      - With V(false), the module fails before any write when the kept and the given actions of a state exceed
+        CloudWatch's limit of 5, naming the option.
+    type: bool
+    default: false
 notes:
-  - The alarms' only actions are the policies; C(OKActions) and C(InsufficientDataActions) set by other
-    tools are removed when an alarm is written.
+  - Each alarm's C(AlarmActions) always hold its scaling policy. Notifications are the SNS topics of
+    O(alarm_actions), O(ok_actions) and O(insufficient_data_actions); actions set by other tools are kept
+    unless O(purge_actions=true).
   - In check mode, when a policy does not exist yet, the alarm is compared with a placeholder ARN;
     RV(placeholder_arns) lists the policies concerned.
   - "Permissions: C(autoscaling:DescribeAutoScalingGroups), C(autoscaling:DescribePolicies),
@@ -262,6 +299,27 @@ EXAMPLES = r"""
     query: SELECT MAX(ApproximateNumberOfMessagesVisible) FROM SCHEMA("AWS/SQS", QueueName) WHERE QueueName = 'jobs'
     scale_out_threshold: 100
     scale_in_threshold: 5
+
+- name: Notify an on-call topic when the GPU node group scales out or in, and when it is back to normal
+  genai.stack.scaling_alarm:
+    name: sandbox-gpu-nodes-gpu
+    cluster_name: sandbox
+    nodegroup_name: gpu-nodes
+    metric: gpu
+    alarm_actions:
+      - arn:aws:sns:us-east-2:123456789012:gpu-scaling
+    ok_actions:
+      - arn:aws:sns:us-east-2:123456789012:gpu-scaling
+
+- name: Exactly these notifications (actions added by other tools are removed; the policies stay)
+  genai.stack.scaling_alarm:
+    name: sandbox-gpu-nodes-gpu
+    cluster_name: sandbox
+    nodegroup_name: gpu-nodes
+    metric: gpu
+    alarm_actions:
+      - arn:aws:sns:us-east-2:123456789012:gpu-scaling
+    purge_actions: true
 
 - name: Remove the alarms and policies
   genai.stack.scaling_alarm:
@@ -364,9 +422,24 @@ alarms:
       type: int
       sample: 1
     alarm_actions:
-      description: ARNs run when the alarm fires (the policy).
+      description:
+        - ARNs run when the alarm goes into C(ALARM), sorted; the scaling policy's is always one of them (a placeholder
+          in check mode when the policy does not exist yet), the others are SNS topics.
       type: list
       elements: str
+      sample:
+        - arn:aws:autoscaling:us-east-2:123456789012:scalingPolicy:1f2e...:autoScalingGroupName/eks-gpu:policyName/x-scale-out
+        - arn:aws:sns:us-east-2:123456789012:gpu-scaling
+    ok_actions:
+      description: ARNs notified when the alarm goes back to C(OK), sorted.
+      type: list
+      elements: str
+      sample: [arn:aws:sns:us-east-2:123456789012:gpu-scaling]
+    insufficient_data_actions:
+      description: ARNs notified when the alarm goes into C(INSUFFICIENT_DATA), sorted.
+      type: list
+      elements: str
+      sample: []
 placeholder_arns:
   description: Policies whose ARN is not known yet because they would be created (check mode only).
   returned: always
@@ -424,6 +497,14 @@ INHERITED_OPTIONS = ('scale_out_adjustment', 'scale_in_adjustment')
 # Request limits: PolicyNames of DescribePolicies, AlarmNames of DescribeAlarms and DeleteAlarms.
 POLICY_NAMES_PER_REQUEST = 50
 ALARM_NAMES_PER_REQUEST = 100
+# Notification options and the alarm fields they set; CloudWatch takes at most 5 ARNs in each field.
+ACTION_OPTIONS = (('alarm_actions', 'AlarmActions'), ('ok_actions', 'OKActions'), ('insufficient_data_actions', 'InsufficientDataActions'))
+ACTION_FIELDS = dict(ACTION_OPTIONS)
+MAX_ACTIONS = 5
+# arn:<partition>:sns:<region>:<account>:<topic>; topic names are 1-256 letters, digits, - and _ (.fifo for FIFO topics).
+SNS_TOPIC_ARN = re.compile(r'^arn:(?P<partition>aws[a-z-]*):sns:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+):(?P<account>\d{12}):'
+                           r'(?P<topic>[A-Za-z0-9_-]{1,256}|[A-Za-z0-9_-]{1,251}\.fifo)$')
+ARN_ACCOUNT = re.compile(r'^arn:[a-z-]+:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,7 +551,45 @@ def _check_text(checker, value, option, max_length, pattern=None, what=None):
         checker.error(option, 'must not contain control characters')
 
 
-def check_input(params):
+def partition_of(region):
+    """The ARN partition of a region (aws-cn, aws-us-gov, aws-iso...; aws for the commercial regions)."""
+    for prefix, partition in (('cn-', 'aws-cn'), ('us-gov-', 'aws-us-gov'), ('us-isob-', 'aws-iso-b'), ('us-iso-', 'aws-iso'),
+                              ('eu-isoe-', 'aws-iso-e'), ('us-isof-', 'aws-iso-f')):
+        if (region or '').startswith(prefix):
+            return partition
+    return 'aws'
+
+
+def check_actions(checker, params, region):
+    """SNS topic ARNs of alarm_actions, ok_actions and insufficient_data_actions: format, no repeats,
+    the alarms' region and partition (CloudWatch notifies topics of the alarm's own region only)."""
+    for option in ACTION_FIELDS:
+        arns = params.get(option)
+        if arns is None:
+            continue
+        # The scaling policy takes one place of AlarmActions.
+        limit = MAX_ACTIONS - 1 if option == 'alarm_actions' else MAX_ACTIONS
+        if len(arns) > limit:
+            checker.error(option, 'CloudWatch takes at most %d actions per state%s; got %d'
+                          % (MAX_ACTIONS, ', one of them the scaling policy' if option == 'alarm_actions' else '', len(arns)))
+        seen = set()
+        for index, arn in enumerate(arns):
+            label = '%s[%d]' % (option, index)
+            match = SNS_TOPIC_ARN.match(arn or '')
+            if not match:
+                checker.error(label, '%r is not an SNS topic ARN (arn:<partition>:sns:<region>:<account id>:<topic name>)' % arn)
+                continue
+            if arn in seen:
+                checker.error(label, '%s is listed twice' % arn)
+            seen.add(arn)
+            if region and match.group('region') != region:
+                checker.error(label, 'topic %s is in region %s, the alarms in %s; CloudWatch notifies topics of the alarm\'s own region only'
+                              % (arn, match.group('region'), region))
+            elif region and match.group('partition') != partition_of(region):
+                checker.error(label, 'partition %s does not match region %s (partition %s)' % (match.group('partition'), region, partition_of(region)))
+
+
+def check_input(params, region=None):
     """Validate the whole input without AWS access; raise InputErrors naming every bad option.
 
     Returns the resolved settings of every pair under `pairs` (one entry without O(alarms)): the
@@ -514,6 +633,7 @@ def check_input(params):
                             'period x evaluation_periods must not exceed one day (%d s), got %d s' % (ONE_DAY, period * evaluation_periods))
         if params['estimated_instance_warmup'] is not None:
             checker.in_range(params['estimated_instance_warmup'], 'estimated_instance_warmup', 0)
+        check_actions(checker, params, region)
     # Problems with a top-level option that several pairs inherit are reported once.
     checker.errors = list(dict.fromkeys(checker.errors))
     checker.raise_if_any()
@@ -745,7 +865,28 @@ def describe_alarm(direction, params, settings, autoscaling_group_name):
                params['evaluation_periods'], params['period']))
 
 
-def desired_alarm(direction, name, expression, params, settings, autoscaling_group_name, policy_arn):
+def is_policy_arn_named(arn, policy_name):
+    """True for an Auto Scaling policy ARN of a policy called `policy_name` (of any group)."""
+    return arn.startswith('arn:') and ':autoscaling:' in arn and arn.endswith(':policyName/' + policy_name)
+
+
+def desired_actions(params, existing, policy_name, policy_arn):
+    """The alarm's actions per field: the policy (in AlarmActions, always), the given topics and, unless
+    purge_actions, every action already there, except an out-of-date ARN of the same policy."""
+    actions = {}
+    for option, field in ACTION_OPTIONS:
+        wanted = list(params.get(option) or [])
+        if field == 'AlarmActions':
+            wanted.append(policy_arn)
+        if not params.get('purge_actions'):
+            wanted.extend(arn for arn in (existing or {}).get(field) or [] if not is_policy_arn_named(arn, policy_name))
+        actions[option] = sorted(set(wanted))
+    return actions
+
+
+def desired_alarm(direction, name, expression, params, settings, autoscaling_group_name, policy_arn, existing=None):
+    """The alarm as it should be; `existing` (the DescribeAlarms entry) gives the actions that are kept."""
+    actions = desired_actions(params, existing, name, policy_arn)
     return {
         'name': name,
         'description': describe_alarm(direction, params, settings, autoscaling_group_name),
@@ -755,9 +896,9 @@ def desired_alarm(direction, name, expression, params, settings, autoscaling_gro
         'evaluation_periods': params['evaluation_periods'],
         'treat_missing_data': params['treat_missing_data'],
         'actions_enabled': True,
-        'alarm_actions': [policy_arn],
-        'ok_actions': [],
-        'insufficient_data_actions': [],
+        'alarm_actions': actions['alarm_actions'],
+        'ok_actions': actions['ok_actions'],
+        'insufficient_data_actions': actions['insufficient_data_actions'],
     }
 
 
@@ -940,6 +1081,7 @@ class ScalingAlarm:
             pair['expression'] = render_query(params['metric'], group, pair['settings']['dimensions'])
         group, policies = self.locate(group, tolerate_missing=False)
         alarms = self.read_alarms()
+        self.check_kept_actions(policies, alarms)
 
         arns, wrote_policy = {}, False
         for pair in self.pairs:
@@ -969,13 +1111,46 @@ class ScalingAlarm:
         for pair in self.pairs:
             for direction in DIRECTIONS:
                 name = pair['names'][direction]
-                after = desired_alarm(direction, name, pair['expression'], pair['params'], pair['settings'], group, arns[name])
+                after = desired_alarm(direction, name, pair['expression'], pair['params'], pair['settings'], group, arns[name],
+                                      alarms.get(name))
+                pair.setdefault('desired', {})[direction] = after
                 if self.track(pair, 'scale_%s_alarm' % direction, normalise_alarm(alarms.get(name)), after) and not check_mode:
                     self._put_alarm(after)
                     wrote_alarm = True
         if wrote_alarm:
             alarms = self.read_alarms()
         return self.result(group, policies, alarms, arns)
+
+    def check_kept_actions(self, policies, alarms):
+        """Before any write: the actions kept (purge_actions=false) and the given ones must fit CloudWatch's
+        limit per state; a topic of another account than the alarms' is allowed (its access policy decides) but said."""
+        errors = []
+        for pair in self.pairs:
+            for direction in DIRECTIONS:
+                name = pair['names'][direction]
+                # The policy's ARN may not be known yet; any ARN of its name counts the same.
+                actions = desired_actions(self.params, alarms.get(name), name, placeholder_arn(self.module.region, '-', name))
+                for option, field in ACTION_OPTIONS:
+                    if len(actions[option]) > MAX_ACTIONS:
+                        ours = set(self.params.get(option) or [])
+                        kept = len(actions[option]) - len(ours) - (1 if field == 'AlarmActions' else 0)
+                        errors.append((option, 'alarm %s would have %d %s, CloudWatch takes at most %d: %d set by another tool are '
+                                               'kept unless purge_actions=true' % (name, len(actions[option]), field, MAX_ACTIONS, kept)))
+        if errors:
+            self.module.fail_input(InputErrors(errors))
+        accounts = set()
+        for resource, key in [(a, 'AlarmArn') for a in alarms.values()] + [(p, 'PolicyARN') for p in policies.values()]:
+            match = ARN_ACCOUNT.match(resource.get(key) or '')
+            if match:
+                accounts.add(match.group(1))
+        if len(accounts) != 1:
+            return  # not checkable before the first policy or alarm exists
+        account = accounts.pop()
+        for option in ACTION_FIELDS:
+            for arn in self.params.get(option) or []:
+                if SNS_TOPIC_ARN.match(arn).group('account') != account:
+                    self.module.warn('%s: topic %s is in another account than the alarms (%s); its access policy must allow '
+                                     'cloudwatch.amazonaws.com to publish to it' % (option, arn, account))
 
     def _put_policy(self, group, policy):
         try:
@@ -1048,7 +1223,9 @@ class ScalingAlarm:
                     'expression': normalise_expression(pair['expression']),
                     'period': self.params['period'],
                     'evaluation_periods': self.params['evaluation_periods'],
-                    'alarm_actions': [policy.get('PolicyARN') or arns[name]],
+                    'alarm_actions': pair['desired'][direction]['alarm_actions'],
+                    'ok_actions': pair['desired'][direction]['ok_actions'],
+                    'insufficient_data_actions': pair['desired'][direction]['insufficient_data_actions'],
                 })
         return {'autoscaling_group_name': group, 'policies': policy_list, 'alarms': alarm_list, 'placeholder_arns': self.placeholders}
 
@@ -1093,6 +1270,10 @@ def argument_spec():
         estimated_instance_warmup=dict(type='int'),
         treat_missing_data=dict(type='str', choices=['missing', 'ignore', 'breaching', 'notBreaching'], default='missing'),
         alarm_description=dict(type='str'),
+        alarm_actions=dict(type='list', elements='str'),
+        ok_actions=dict(type='list', elements='str'),
+        insufficient_data_actions=dict(type='list', elements='str'),
+        purge_actions=dict(type='bool', default=False),
     )
 
 
@@ -1110,7 +1291,7 @@ def main():
         required_one_of=[('autoscaling_group_name', 'cluster_name'), ('name', 'alarms')],
         supports_check_mode=True,
     )
-    settings = module.validate(check_input, module.params)
+    settings = module.validate(check_input, module.params, module.region)
     module.exit_json(**ScalingAlarm(module, settings).run())
 
 

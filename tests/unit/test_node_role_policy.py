@@ -142,7 +142,7 @@ def load_policy():
 @pytest.mark.parametrize('flavour', FLAVOURS)
 def test_every_dimension_the_agent_appends_is_resolvable_with_the_node_role(flavour):
     config = agent_config(flavour)
-    requests, problems, _ = agent_needs(config)
+    requests, problems = agent_needs(config)[:2]
     assert problems == []
     policy = load_policy()
     refused = ['%s %s' % (action, context or '') for action, context in requests if not allowed(policy, action, context)]
@@ -151,8 +151,8 @@ def test_every_dimension_the_agent_appends_is_resolvable_with_the_node_role(flav
 
 @pytest.mark.parametrize('flavour', FLAVOURS)
 def test_the_policy_allows_nothing_the_agent_does_not_need(flavour):
-    requests, _, _ = agent_needs(agent_config(flavour))
-    needed_actions = set(action for action, _ in requests)
+    requests = agent_needs(agent_config(flavour))[0]
+    needed_actions = set(request[0] for request in requests)
     policy = load_policy()
     granted = set()
     for statement in _listed(policy['Statement']):
@@ -169,7 +169,7 @@ def test_the_policy_allows_nothing_the_agent_does_not_need(flavour):
 def test_the_agent_namespace_is_the_one_the_gpu_alarm_reads():
     for flavour in FLAVOURS:
         config = agent_config(flavour)
-        _, _, carried = agent_needs(config)
+        carried = agent_needs(config)[2]
         namespace = config['metrics'].get('namespace', AGENT_DEFAULT_NAMESPACE)
         query = scaling_alarm.render_query('gpu', dimensions=scaling_alarm.default_dimensions('demo', 'gpu-nodes'))
         assert ' FROM %s WHERE ' % namespace in query
@@ -195,6 +195,6 @@ def test_a_dimension_the_agent_would_not_resolve_is_reported():
     config = agent_config('nodeadm')
     config['metrics']['append_dimensions']['InstanceId'] = '${aws:InstanceID}'
     config['metrics']['aggregation_dimensions'].append(['Team'])
-    _, problems, _ = agent_needs(config)
+    problems = agent_needs(config)[1]
     assert any('append_dimensions.InstanceId' in p for p in problems)
     assert any('Team' in p for p in problems)

@@ -227,11 +227,11 @@ def test_expression_whitespace_is_not_significant():
 # normalisation and comparison
 
 
-def _desired_alarm(**params):
+def _desired_alarm(existing=None, **params):
     base = dict(scaling_alarm_defaults(), metric='gpu', cluster_name='c', nodegroup_name='n')
     base.update(params)
     settings = scaling_alarm.check_input(base)
-    return scaling_alarm.desired_alarm('out', 'x-scale-out', 'SELECT AVG(a) FROM b', base, settings, 'asg', 'arn:policy')
+    return scaling_alarm.desired_alarm('out', 'x-scale-out', 'SELECT AVG(a) FROM b', base, settings, 'asg', 'arn:policy', existing)
 
 
 def _as_described(alarm):
@@ -275,11 +275,15 @@ def test_single_metric_alarm_of_the_same_name_differs():
     assert scaling_alarm.normalise_alarm(described) != desired
 
 
-def test_extra_actions_differ_so_the_write_removes_them():
-    desired = _desired_alarm()
-    described = _as_described(desired)
+def test_actions_of_other_tools_are_kept_unless_purged():
+    described = _as_described(_desired_alarm())
     described['OKActions'] = ['arn:aws:sns:us-east-2:1:topic']
-    assert scaling_alarm.normalise_alarm(described) != desired
+    kept = _desired_alarm(existing=described)
+    assert kept['ok_actions'] == ['arn:aws:sns:us-east-2:1:topic']
+    assert scaling_alarm.normalise_alarm(described) == kept
+    purged = _desired_alarm(existing=described, purge_actions=True)
+    assert purged['ok_actions'] == [] and purged['alarm_actions'] == ['arn:policy']
+    assert scaling_alarm.normalise_alarm(described) != purged
 
 
 def test_policy_normalisation_defaults_enabled_and_aggregation():
@@ -438,7 +442,9 @@ def test_drifted_alarm_is_repaired(run_module, cloud, api_calls):
     assert before['metrics'][0]['period'] == 300 and after['metrics'][0]['period'] == 120
     assert before['evaluation_periods'] == 3 and after['evaluation_periods'] == 1
     repaired = _alarms(cloud, alarm['AlarmName'])[alarm['AlarmName']]
-    assert repaired['AlarmActions'] == [_policies(cloud)['sandbox-sandbox-cpu-gpu-scale-in']['PolicyARN']]
+    # The policy is back; the topic another tool put there is kept (purge_actions defaults to false).
+    assert sorted(repaired['AlarmActions']) == sorted([_policies(cloud)['sandbox-sandbox-cpu-gpu-scale-in']['PolicyARN'],
+                                                       'arn:aws:sns:us-east-2:123456789012:elsewhere'])
 
 
 def test_gpu_pair_for_an_explicit_group_uses_query_dimensions(run_module, cloud):
