@@ -1,17 +1,23 @@
 """Role observability through playbooks/observability.yml on the sandbox inventory, as a user runs it.
 
 Needs GPU nodes for the DCGM exporter: the module converges playbooks/cluster_gpu.yml first and
-removes it again at the end.
+removes it again at the end. Both chart modes: the per-component releases (the default) and the
+reference architecture's own chart (observability_chart_mode=reference), which needs the sandbox's
+mirror to hold ai-ml-observability 0.1.0 (filled from GENAI_STACK_CHART_DIR).
 """
 import base64
 import json
 import os
+import subprocess
+import urllib.error
+import urllib.request
 
 import pytest
+import yaml
 from kubernetes import client, config
 
 import sandbox_journal
-from playbook_helpers import assert_absent_previewed, helm_releases
+from playbook_helpers import assert_absent_previewed, helm_releases, kube_get
 
 PLAYBOOK = 'playbooks/observability.yml'
 NAMESPACE = 'monitoring'
@@ -134,6 +140,17 @@ BAD_VARS = [
     ('{"observability_gpu_node_selector": {}}', 'observability_gpu_node_selector: must select the GPU nodes'),
     ('{"observability_opensearch_enabled": false}', 'observability_fluent_bit_enabled: fluent-bit ships logs to OpenSearch'),
     ('observability_state=sideways', 'observability_state'),
+    # The charts' own judgement (a check-mode render before any write), naming the variable to change.
+    ('observability_dcgm_exporter_chart_version=9.9.9', 'observability preflight: observability_dcgm_exporter_chart_version and'
+     ' observability_dcgm_exporter_chart_ref (or genai_stack_chart_mirror): helm cannot render the chart dcgm-exporter 9.9.9'),
+    ('{"observability_opensearch_values": {"persistence": "yes"}}',
+     'observability preflight: observability_opensearch_values.persistence: helm cannot render the chart opensearch 3.6.0'),
+    ('{"observability_chart_mode": "reference", "observability_reference_values": {"opensearch": {"credentials": {"adminPassword": "x"}}}}',
+     'observability_reference_values: must not carry credentials'),
+    ('{"observability_chart_mode": "reference", "observability_reference_values": {"fluentbit": "on"}}',
+     'observability preflight: observability_reference_values.fluentbit: helm cannot render the chart ai-ml-observability 0.1.0'),
+    ('{"observability_chart_mode": "reference", "genai_stack_chart_mirror": ""}',
+     'observability_reference_chart_ref: is empty: the reference architecture'),
 ]
 
 
@@ -145,3 +162,91 @@ def test_preflight_refuses_before_any_change(run_playbook, extra, message):
     assert message in run.output, run
     assert _admin_writes(mark) == 0, run
     assert run.activity['aws_mutating'] == 0, run
+
+
+REFERENCE = ('-e', 'observability_chart_mode=reference')
+REFERENCE_RELEASES = {'ai-ml-observability', 'dcgm-exporter'}
+CHART_DEFAULTS = ('admin123', 'prom-operator')
+
+
+def _mirror_has_reference_chart():
+    """Whether the sandbox's chart mirror holds ai-ml-observability 0.1.0 (asked through the registry's API)."""
+    url = 'http://%s/v2/mirror/ai-ml-observability/tags/list' % os.environ['SANDBOX_REGISTRY']
+    request = urllib.request.Request(url, headers={'Authorization': 'Basic ' + base64.b64encode(
+        ('%s:%s' % (os.environ['SANDBOX_REGISTRY_USER'], os.environ['SANDBOX_REGISTRY_PASSWORD'])).encode()).decode()})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return '0.1.0' in json.loads(response.read()).get('tags', [])
+    except urllib.error.HTTPError:
+        return False
+
+
+def _helm_get_all(release):
+    return subprocess.run([os.environ.get('HELM_BIN', 'helm'), 'get', 'all', release, '-n', NAMESPACE],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_reference_chart_converge_rerun_check_and_teardown(run_playbook, kube):
+    """The reference architecture's chart: converges, re-runs with changed=0, check mode writes nothing, no default or
+    generated password in `helm get all` or any ConfigMap, verify passes (it runs in every converge), absent leaves nothing."""
+    if not _mirror_has_reference_chart():
+        pytest.skip('the sandbox chart mirror lacks ai-ml-observability 0.1.0 (start the sandbox with GENAI_STACK_CHART_DIR '
+                    'naming a folder with its package)')
+    core, _apps = kube
+    try:
+        first = run_playbook(PLAYBOOK, *REFERENCE, '-vvv')
+        assert first.returncode == 0, first
+        first.assert_wrote()
+        assert 'reference mode' in first.output
+
+        grafana = _secret_values(core, 'grafana-admin-credentials')
+        opensearch = _secret_values(core, 'opensearch-admin-credentials')
+        dashboards = _secret_values(core, 'opensearch-dashboards-credentials')
+        passwords = [grafana['admin-password'], opensearch['password'], dashboards['password']]
+        assert all(len(p) >= 32 for p in passwords)
+        assert opensearch['hash'].startswith('$2') and dashboards['hash'].startswith('$2')
+        for value in passwords:
+            assert value not in first.output
+
+        releases = helm_releases(NAMESPACE)
+        assert set(releases) == REFERENCE_RELEASES and {r['status'] for r in releases.values()} == {'deployed'}, releases
+        # No default and no generated password in what helm keeps (values, manifests, hooks, notes) ...
+        everything = _helm_get_all('ai-ml-observability')
+        for value in CHART_DEFAULTS + tuple(passwords):
+            assert value not in everything
+        # ... the security config carries the stored hashes (the operator reads it), the chart's own credential
+        # Secret is not there, and the OpenSearchCluster names the role's Secret.
+        config = core.read_namespaced_secret('securityconfig-secret', NAMESPACE).data['internal_users.yml']
+        users = yaml.safe_load(base64.b64decode(config))
+        assert users['admin']['hash'] == opensearch['hash'] and users['dashboarduser']['hash'] == dashboards['hash']
+        assert 'admin-credentials-secret' not in {s.metadata.name for s in core.list_namespaced_secret(NAMESPACE).items}
+        cluster = kube_get('opensearchclusters.opensearch.opster.io', 'opensearch', '-n', NAMESPACE)
+        assert cluster['spec']['security']['config']['adminCredentialsSecret']['name'] == 'opensearch-admin-credentials'
+        # No password in any ConfigMap of the namespace; the datasource reads it from Grafana's environment.
+        for config_map in core.list_namespaced_config_map(NAMESPACE).items:
+            text = json.dumps(config_map.data or {})
+            for value in CHART_DEFAULTS + tuple(passwords):
+                assert value not in text, config_map.metadata.name
+        datasource = core.read_namespaced_config_map('opensearch-datasource', NAMESPACE).data['opensearch-datasource.yaml']
+        assert 'basicAuthPassword: ${OPENSEARCH_PASSWORD}' in datasource
+
+        mark = sandbox_journal.mark()
+        second = run_playbook(PLAYBOOK, *REFERENCE)
+        assert second.returncode == 0 and second.changed == 0, second
+        assert _admin_writes(mark) == 0, second
+        assert _secret_values(core, 'opensearch-admin-credentials') == opensearch
+
+        mark = sandbox_journal.mark()
+        check = run_playbook(PLAYBOOK, *REFERENCE, '--check', '-e', 'observability_prometheus_retention=30d')
+        assert check.returncode == 0 and check.changed >= 1, check
+        assert _admin_writes(mark) == 0, check
+    finally:
+        down = run_playbook(PLAYBOOK, *REFERENCE, '-e', 'observability_state=absent')
+    assert down.returncode == 0, down
+    assert helm_releases(NAMESPACE) == {}
+    assert NAMESPACE not in _namespaces(core)
+    # Nothing of the release is left cluster-wide (its ClusterRoles, cluster inputs, the OpenSearch operator's CRDs).
+    left = [item['metadata']['name'] for kind in ('clusterroles', 'clusterrolebindings', 'customresourcedefinitions')
+            for item in kube_get(kind)['items']
+            if (item['metadata'].get('annotations') or {}).get('meta.helm.sh/release-name') == 'ai-ml-observability']
+    assert left == []

@@ -18,7 +18,7 @@ import sys
 import pytest
 import yaml
 from real_charts import CHART_DIR, helm_binary
-from test_real_charts_observability import KUBE_VERSION, YAML_LOADER, role_values
+from test_real_charts_observability import KUBE_VERSION, YAML_LOADER, chart_defaults, role_values
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 PACKAGE = os.path.join(CHART_DIR, 'ai-ml-observability-0.1.0.tgz')
@@ -93,7 +93,24 @@ def _find(objects, kind, name):
     return found[0]
 
 
+def _coalesce(values, defaults):
+    """Values over the chart's defaults as helm merges them for COMPUTED VALUES: maps recursively, null deletes."""
+    merged = dict(defaults)
+    for key, value in values.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _coalesce(value, merged[key])
+        else:
+            merged[key] = value
+    return merged
+
+
 def test_no_default_or_supplied_credential_in_values_or_output(rendered):
+    # `helm get all` prints the values merged over the chart's defaults too (COMPUTED VALUES).
+    computed = json.dumps(_coalesce(rendered['values'], chart_defaults('ai-ml-observability-0.1.0')))
+    for secret in DEFAULTS:
+        assert secret not in computed, 'the computed values carry %r' % secret
     values_text = json.dumps(rendered['values'])
     for secret in DEFAULTS + tuple(SUPPLIED.values()):
         assert secret not in values_text, 'the values carry %r' % secret
