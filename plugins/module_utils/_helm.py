@@ -159,8 +159,9 @@ class HelmFlags:
         return ['--force-conflicts'] if self.major >= 4 else []
 
     def force(self):
-        # helm 4 calls helm 3's --force (replace objects that cannot be patched) --force-replace.
-        return ['--force-replace'] if self.major >= 4 else ['--force']
+        # helm 4 calls helm 3's --force (replace objects that cannot be patched) --force-replace, which it runs
+        # client-side only (it refuses it with server-side apply, its default for releases it installed).
+        return ['--force-replace', '--server-side=false'] if self.major >= 4 else ['--force']
 
     @property
     def plain_http_supported(self):

@@ -210,8 +210,10 @@ options:
     version_added: 0.1.1
   force:
     description:
-      - Upgrades replace objects that cannot be patched (helm 3 C(--force), helm 4 C(--force-replace)). Ignored on
-        a first install, like kubernetes.core.helm.
+      - Upgrades replace objects that cannot be patched (helm 3 C(--force); helm 4 C(--force-replace) with
+        C(--server-side=false), since helm 4 replaces client-side only, instead of C(--force-conflicts)). Ignored on a
+        first install, like kubernetes.core.helm. On helm 4 the release's later upgrades then default (C(auto)) to
+        client-side apply, as helm records it.
       - Unlike kubernetes.core.helm, it does not upgrade a release that is unchanged (no value, chart or live
         object differs), so the module stays idempotent; a drifted object already makes it upgrade.
     type: bool
@@ -707,12 +709,15 @@ class ReleaseManager:
         return args
 
     def render_args(self):
-        """Flags of every rendering of the chart (install, upgrade, their dry runs, template)."""
+        """Flags of every rendering of the chart (install, upgrade, their dry runs, template; helm 3.17+ and 4 take them all)."""
         args = []
         if self.params['dependency_update']:
             args.append('--dependency-update')
         if self.params['skip_schema_validation']:
             args.append('--skip-schema-validation')
+        if self.params['take_ownership']:
+            # The dry run, too, refuses objects that exist without belonging to the release.
+            args.append('--take-ownership')
         return args + self.post_render_args()
 
     def write_args(self):
@@ -720,8 +725,6 @@ class ReleaseManager:
         args = []
         if self.params['skip_crds']:
             args.append('--skip-crds')
-        if self.params['take_ownership']:
-            args.append('--take-ownership')
         return args
 
     def upgrade_args(self, release):
@@ -1043,7 +1046,9 @@ class ReleaseManager:
                     and (not self.params.get('post_renderer')
                          or value_hash(self.helm.manifest(self.name, self.namespace).strip()) == value_hash(wanted['manifest'].strip()))):
                 return
-        self.helm.run(['upgrade', self.name] + self.chart_args() + base + self.upgrade_args(release) + self.helm.flags.upgrade_extra())
+        # helm 4 takes --force-replace or --force-conflicts, not both; replacing takes every field back anyway.
+        extra = [] if self.params['force'] and self.helm.flags.major >= 4 else self.helm.flags.upgrade_extra()
+        self.helm.run(['upgrade', self.name] + self.chart_args() + base + self.upgrade_args(release) + extra)
 
     def rendered(self):
         render_dir = self.params['render_dir']

@@ -41,9 +41,9 @@ def test_render_flags_on_every_rendering_write_flags_on_install_and_upgrade(run_
     installed(run_module, helm, **options)
     installed(run_module, helm, values={'replicaCount': 2}, **options)
     for call in dry_runs(helm) + real_calls(helm, 'install') + real_calls(helm, 'upgrade'):
-        assert '--dependency-update' in call and '--skip-schema-validation' in call, call
+        assert '--dependency-update' in call and '--skip-schema-validation' in call and '--take-ownership' in call, call
     for call in real_calls(helm, 'install') + real_calls(helm, 'upgrade'):
-        assert '--skip-crds' in call and '--take-ownership' in call, call
+        assert '--skip-crds' in call, call
     assert real_calls(helm, 'upgrade'), helm.calls
 
 
@@ -59,6 +59,8 @@ def test_force_and_history_max_are_upgrade_only(run_module, helm, version, flag)
     installed(run_module, helm, force=True, history_max=3, values={'replicaCount': 2})
     upgrade = real_calls(helm, 'upgrade')[0]
     assert flag in upgrade and upgrade[upgrade.index('--history-max') + 1] == '3'
+    assert '--force-conflicts' not in upgrade  # helm 4 refuses it with --force-replace
+    assert ('--server-side=false' in upgrade) == (version.startswith('v4'))  # helm 4 replaces client-side only
 
 
 def test_insecure_skip_tls_verify_on_chart_reads_and_login(run_module, helm):
