@@ -114,7 +114,7 @@ def _modules_playbook(directory, secrets, fail_after):
     tasks = [
         {'name': 'namespace', 'kubernetes.core.k8s': {'kind': 'Namespace', 'name': NAMESPACE, 'api_version': 'v1'}},
         {'name': 'opaque', 'genai.stack.k8s_secret': {'name': 'rel-opaque', 'namespace': NAMESPACE,
-                                                      'data': {'password': secrets['data'], 'keys': 'gpt::https://x.example/::%s' % secrets['openai']},
+                                                      'string_data': {'password': secrets['data'], 'keys': 'gpt::https://x.example/::%s' % secrets['openai']},
                                                       'format': {'keys': 'openai_endpoints'}, 'min_length': 12}},
         {'name': 'registry', 'genai.stack.k8s_secret': {'name': 'rel-docker', 'namespace': NAMESPACE,
                                                         'docker_registry': {'server': 'ghcr.io', 'username': 'rel', 'password': secrets['dockerpw']}}},
@@ -132,7 +132,7 @@ def _modules_playbook(directory, secrets, fail_after):
             'name': 'sandbox-cpu', 'cluster_name': 'sandbox', 'labels': {'rel-secrets': 'yes'},
             'access_key': 'AKIARELSECRETS', 'secret_key': secrets['awskey']}},
         {'name': 'a format check fails on a secret value', 'genai.stack.k8s_secret': {
-            'name': 'rel-bad-format', 'namespace': NAMESPACE, 'data': {'keys': 'no-separators-%s' % secrets['badformat']},
+            'name': 'rel-bad-format', 'namespace': NAMESPACE, 'string_data': {'keys': 'no-separators-%s' % secrets['badformat']},
             'format': {'keys': 'openai_endpoints'}}, 'ignore_errors': True},
     ]
     if fail_after:
