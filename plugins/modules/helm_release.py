@@ -116,7 +116,9 @@ options:
         result as its values file. An item helm would refuse (C(a.b) where C(a) is not a map, a key with no value)
         fails before helm runs, naming it; with them, a values file that helm may read differently (see the notes)
         is refused naming O(values_files)."
-      - Not C(no_log) (see O(values)); a secret belongs in O(secret_values).
+      - "C(value) is C(no_log): ansible-core keeps each C(key=value) string out of the invocation and logs (with
+        -vvv too), and the keys they set are masked in the result's RV(values) and in the diff (whose
+        C(values_digest) still tells a change). Values to be seen in diffs belong in O(values)."
     type: list
     elements: dict
     suboptions:
@@ -523,7 +525,7 @@ def argument_spec():
         secret_values=dict(type='dict', no_log=True),
         values_files=dict(type='list', elements='path', default=[]),
         set_values=dict(type='list', elements='dict', options=dict(
-            value=dict(type='str', required=True),
+            value=dict(type='str', required=True, no_log=True),
             value_type=dict(type='str', choices=['raw', 'string', 'json', 'file'], default='raw'),
         )),
         state=dict(type='str', choices=['present', 'absent', 'rendered'], default='present', aliases=['release_state']),
@@ -660,6 +662,7 @@ class ReleaseManager:
         self.drift = []
         self._client = None
         self._values_file = None
+        self._set_paths = None
         self._logged_in = False
         self._stored = {}
         self._drift_of = None
@@ -668,8 +671,17 @@ class ReleaseManager:
         self.stored_noop_reason = None
 
     def masked(self, values):
-        """Values safe to show: secret-looking keys (every leaf with no_log) and every key path of secret_values masked."""
-        return mask_paths(mask_values(values, self.mask_all), self.params.get('secret_values') or {})
+        """Values safe to show: secret-looking keys (every leaf with no_log) and every key path of secret_values and of
+        set_values masked."""
+        shown = mask_paths(mask_values(values, self.mask_all), self.params.get('secret_values') or {})
+        if self.params.get('set_values'):
+            if self._set_paths is None:
+                try:
+                    self._set_paths = apply_set_values({}, self.params['set_values'], read_file=lambda path: '')
+                except SetValuesError:
+                    self._set_paths = {}
+            shown = mask_paths(shown, self._set_paths)
+        return shown
 
     # -- arguments ----------------------------------------------------------------------------
 

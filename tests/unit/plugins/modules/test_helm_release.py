@@ -348,7 +348,8 @@ def test_values_change_upgrades_and_check_mode_shows_it(run_module, helm):
     assert set(result['diff']['after']['objects']) == {'ConfigMap/default/echo-gpu-echo'}
     result, _failed = run_module(helm_release, args(helm, values={'message': 'two'}, set_values=[{'value': 'replicaCount=3'}]))
     assert result['changed'] and helm.writes == ['upgrade']
-    assert result['values'] == {'message': 'two', 'replicaCount': 3}
+    assert result['values'] == {'message': 'two', 'replicaCount': _helm.MASK}  # set_values are no_log: their keys masked
+    assert helm.releases['echo']['values'] == {'message': 'two', 'replicaCount': 3}
 
 
 def test_precedence_files_then_values_then_set(run_module, helm, tmp_path):
