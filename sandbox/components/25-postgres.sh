@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # PostgreSQL 15 from Debian's packages (postgresql-15), in a private data directory on a free
-# loopback port, password authentication only (scram-sha-256, also on the local socket).
-# State: $SANDBOX_DIR/postgres (data/, the generated superuser password, the port, the log).
+# loopback port, password authentication only (scram-sha-256, also on the local socket), TLS with
+# a certificate for 127.0.0.1 and localhost from a CA of this sandbox (clients verify it with
+# sslmode=verify-full and SANDBOX_POSTGRES_CA, as they verify an RDS instance with its CA bundle).
+# State: $SANDBOX_DIR/postgres (data/, tls/, the generated superuser password, the port, the log).
 # PostgreSQL refuses to run as root: as root the cluster belongs to the `postgres` user the
 # package creates, and every pg_ctl/initdb call runs as that user.
 set -euo pipefail
@@ -53,6 +55,28 @@ check_account() {
     || die "user '$RUN_AS' cannot enter $parent; PostgreSQL cannot run as root, so the sandbox directory's parents must be traversable (chmod o+x) or SANDBOX_DIR must live elsewhere"
 }
 
+# A CA of the sandbox and the server's certificate (SAN IP:127.0.0.1, DNS:localhost), made once.
+make_certificates() {
+  local tls="$P/tls"
+  [[ -s "$tls/ca.crt" && -s "$tls/server.crt" && -s "$tls/server.key" ]] && return 0
+  command -v openssl >/dev/null || die "openssl is needed to make the server's TLS certificate"
+  mkdir -p "$tls"
+  (
+    umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=genai.stack sandbox PostgreSQL CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" -keyout "$tls/ca.key" -out "$tls/ca.crt" >/dev/null 2>&1
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+      -keyout "$tls/server.key" -out "$tls/server.csr" >/dev/null 2>&1
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$tls/server.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$tls/server.ext" -out "$tls/server.crt" >/dev/null 2>&1
+  ) || die "openssl could not make the TLS certificates in $tls"
+  chmod 644 "$tls/ca.crt" "$tls/server.crt"
+  if [[ -n "$RUN_AS" ]]; then chown "$RUN_AS" "$tls" "$tls/server.key" "$tls/server.crt"; fi
+}
+
 running() { as_owner "$PG_BIN/pg_ctl" status -D "$DATA" >/dev/null 2>&1; }
 
 ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" -d postgres -U "$SUPERUSER"; }
@@ -75,6 +99,10 @@ listen_addresses = '127.0.0.1'
 port = $PORT
 unix_socket_directories = '$SOCKETS'
 password_encryption = 'scram-sha-256'
+ssl = on
+ssl_cert_file = '$P/tls/server.crt'
+ssl_key_file = '$P/tls/server.key'
+ssl_min_protocol_version = 'TLSv1.2'
 max_connections = 50
 shared_buffers = 32MB
 fsync = off
@@ -101,9 +129,13 @@ up() {
   fi
   mkdir -p "$SOCKETS"
   init_cluster
+  make_certificates
   write_config
   ln -sfn "$LOG" "$SANDBOX_DIR/logs/postgres.log"
-  if ! running; then
+  if running; then
+    # A sandbox started before its configuration changed (TLS came later) takes it without a restart.
+    as_owner "$PG_BIN/pg_ctl" reload -D "$DATA" -s >/dev/null || true
+  else
     # Own session, so the server outlives the shell that started it.
     as_owner setsid "$PG_BIN/pg_ctl" start -D "$DATA" -l "$LOG" -w -t 60 -s >/dev/null \
       || { tail -20 "$LOG" >&2; die "the server did not start"; }
@@ -115,6 +147,7 @@ export PGPORT=$PORT
 export PGUSER=$SUPERUSER
 export PGPASSWORD="$PASSWORD"
 export PGDATABASE=postgres
+export SANDBOX_POSTGRES_CA="$P/tls/ca.crt"
 export SANDBOX_POSTGRES_BIN="$PG_BIN"
 ENV
 )

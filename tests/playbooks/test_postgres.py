@@ -1,6 +1,10 @@
 """Role postgres through playbooks/postgres.yml on the sandbox: the sandbox's PostgreSQL 15
 (direct mode), the in-cluster Job (job mode: objects checked, and its SQL run here with psql,
-because kwok completes Job pods without running them) and the optional RDS instance."""
+because kwok completes Job pods without running them) and the optional RDS instance.
+
+TLS is verified (sslmode verify-full against the sandbox's CA, SANDBOX_POSTGRES_CA), and the
+owners' passwords reach the server only as SCRAM-SHA-256 verifiers: the server logs every
+statement of the administrative login during these tests, and the log never holds a password."""
 import base64
 import json
 import os
@@ -67,10 +71,13 @@ def _namespace_exists(core, name):
         raise
 
 
-def psql(sql, user=None, password=None, database=None, variables=None, script=None):
+def psql(sql, user=None, password=None, database=None, variables=None, script=None, env_extra=None, ssl=None):
     env = dict(os.environ, PGPASSFILE=os.devnull, PGCONNECT_TIMEOUT='5')
     if user:
         env.update(PGUSER=user, PGPASSWORD=password, PGDATABASE=database)
+    if ssl:
+        env.update(PGSSLMODE=ssl, PGSSLROOTCERT=os.environ['SANDBOX_POSTGRES_CA'])
+    env.update(env_extra or {})
     args = [os.path.join(os.environ['SANDBOX_POSTGRES_BIN'], 'psql'), '-X', '-w', '-A', '-t', '-v', 'ON_ERROR_STOP=1']
     for key, value in (variables or {}).items():
         args += ['-v', '%s=%s' % (key, value)]
@@ -78,7 +85,28 @@ def psql(sql, user=None, password=None, database=None, variables=None, script=No
     return subprocess.run(args, input=script, capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
-def test_direct_converge_rerun_check_rotate_and_teardown(run_playbook, core):
+@pytest.fixture
+def statement_log():
+    """Every statement of the administrative login is logged while the test runs (log_statement=all
+    for that role, as a server that logs DDL would); yields a reader of what was logged since."""
+    log = os.path.join(os.path.dirname(os.path.dirname(os.environ['SANDBOX_POSTGRES_CA'])), 'postgres.log')
+    start = os.path.getsize(log)
+    user = os.environ['PGUSER']
+    assert psql('ALTER ROLE %s SET log_statement = \'all\'' % user).returncode == 0
+
+    def since():
+        with open(log, encoding='utf-8', errors='replace') as handle:
+            handle.seek(start)
+            return handle.read()
+    yield since
+    psql('ALTER ROLE %s RESET log_statement' % user)
+
+
+def _verifier(role):
+    return psql("SELECT rolpassword FROM pg_authid WHERE rolname = '%s'" % role).stdout.strip()
+
+
+def test_direct_converge_rerun_check_rotate_and_teardown(run_playbook, core, statement_log):
     databases = ['-e', json.dumps({'postgres_databases': ADAPTIVE})]
     try:
         first = run_playbook(PLAYBOOK, '-vvv', '--diff', *databases)
@@ -90,22 +118,33 @@ def test_direct_converge_rerun_check_rotate_and_teardown(run_playbook, core):
         assert password not in first.output
         assert os.environ['PGPASSWORD'] not in first.output
 
-        # Another route: the owner logs in with the password of the engine's secret.
+        # The server got the verifier made on the controller, never the password: pg_authid holds it, and the
+        # statement that set it is in the server's log (the positive control) without the password.
+        verifier = _verifier(DB)
+        assert verifier.startswith('SCRAM-SHA-256$4096:') and verifier == stored['password_verifier']
+        logged = statement_log()
+        assert verifier in logged and 'PASSWORD' in logged.upper()
+        adaptive_password = _secret(core, STORE_NS, 'db-adaptive')['password']
+        assert password not in logged and adaptive_password not in logged
+
+        # Another route: the owner logs in with the password of the engine's secret, over TLS verified as
+        # the role's connections are (verify-full against the sandbox's CA).
         engine = _secret(core, 'arthur', 'postgres-secret')
         assert engine == {'username': DB, 'password': password}
-        login = psql('SELECT current_user, current_database()', DB, password, DB)
-        assert login.returncode == 0 and login.stdout.strip() == '%s|%s' % (DB, DB), login.stderr
+        login = psql('SELECT current_user, current_database(), ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()', DB, password, DB, ssl='verify-full')
+        assert login.returncode == 0 and login.stdout.strip() == '%s|%s|t' % (DB, DB), login.stderr
         owner = psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '%s'" % DB)
         assert owner.stdout.strip() == DB
         assert psql('SHOW server_version_num').stdout.startswith('15')
         url = _secret(core, 'adaptive', 'adaptive-db')['url']
-        adaptive_password = _secret(core, STORE_NS, 'db-adaptive')['password']
-        assert url == 'postgresql://adaptive:%s@%s:%s/adaptive?sslmode=disable' % (adaptive_password, os.environ['PGHOST'], os.environ['PGPORT'])
+        assert url == 'postgresql://adaptive:%s@%s:%s/adaptive?sslmode=verify-full' % (
+            adaptive_password, os.environ['PGHOST'], os.environ['PGPORT'])
 
         second = run_playbook(PLAYBOOK, *databases)
         assert second.returncode == 0 and second.changed == 0, second
         assert second.admin_writes == 0, second.admin_write_sample
         assert _secret(core, STORE_NS, 'db-arthur-genai-engine')['password'] == password
+        assert _verifier(DB) == verifier  # kept while the password matches it: no new salt, no change
 
         check = run_playbook(PLAYBOOK, '--check', '--diff', *databases, '-e', 'postgres_rotate_password=true')
         assert check.returncode == 0 and check.changed > 0, check
@@ -118,6 +157,8 @@ def test_direct_converge_rerun_check_rotate_and_teardown(run_playbook, core):
         assert new_password != password
         assert psql('SELECT 1', DB, new_password, DB).returncode == 0
         assert psql('SELECT 1', DB, password, DB).returncode != 0
+        assert _verifier(DB).startswith('SCRAM-SHA-256$') and _verifier(DB) != verifier
+        assert new_password not in statement_log()
 
         # The teardown previewed: planned and named, nothing removed (nor any database dropped).
         assert_absent_previewed(run_playbook, PLAYBOOK, 'postgres_state', *databases, names=['arthur/postgres-secret', 'adaptive/adaptive-db'])
@@ -135,7 +176,7 @@ def test_direct_converge_rerun_check_rotate_and_teardown(run_playbook, core):
     assert again.returncode == 0 and again.changed == 0, again
 
 
-def test_job_mode_objects_and_script(run_playbook, core):
+def test_job_mode_objects_and_script(run_playbook, core, statement_log):
     """kwok marks the Job's pod Succeeded without running psql: the objects are checked here and
     the Job's script is run with psql against the sandbox server, the way the Job would run it."""
     batch = client.BatchV1Api()
@@ -145,7 +186,10 @@ def test_job_mode_objects_and_script(run_playbook, core):
         first.assert_wrote()
         admin = _secret(core, STORE_NS, 'postgres-admin')
         assert admin == {'PGHOST': os.environ['PGHOST'], 'PGPORT': os.environ['PGPORT'], 'PGUSER': os.environ['PGUSER'],
-                         'PGPASSWORD': os.environ['PGPASSWORD'], 'PGDATABASE': 'postgres', 'PGSSLMODE': 'disable'}
+                         'PGPASSWORD': os.environ['PGPASSWORD'], 'PGDATABASE': 'postgres', 'PGSSLMODE': 'verify-full',
+                         'PGSSLROOTCERT': '/etc/genai-postgres/ca.crt'}
+        with open(os.environ['SANDBOX_POSTGRES_CA'], encoding='utf-8') as handle:
+            assert _secret(core, STORE_NS, 'postgres-admin-ca') == {'ca.crt': handle.read()}
         jobs = batch.list_namespaced_job(STORE_NS, label_selector='genai.stack/postgres-setup').items
         assert len(jobs) == 1
         pod = jobs[0].spec.template.spec
@@ -154,17 +198,32 @@ def test_job_mode_objects_and_script(run_playbook, core):
         assert container.env_from[0].secret_ref.name == 'postgres-admin'
         env = {e.name: e for e in container.env}
         assert env['DB_NAME'].value == DB and env['DB_OWNER'].value == DB
-        assert env['DB_PASSWORD'].value_from.secret_key_ref.name == 'db-arthur-genai-engine'
-        assert 'psql' in container.args[0] and '-f /setup/setup.sql' in container.args[0]
-        script_cm = core.read_namespaced_config_map(pod.volumes[0].config_map.name, STORE_NS)
+        # The Job gets the verifier, never the password, and nothing secret is on its command line.
+        assert env['DB_PASSWORD_VERIFIER'].value_from.secret_key_ref.name == 'db-arthur-genai-engine'
+        assert env['DB_PASSWORD_VERIFIER'].value_from.secret_key_ref.key == 'password_verifier'
+        assert 'DB_PASSWORD' not in env
+        assert container.command == ['psql', '-X', '-w', '-v', 'ON_ERROR_STOP=1', '-f', '/setup/setup.sql'] and not container.args
+        assert {m.mount_path for m in container.volume_mounts} == {'/setup', '/etc/genai-postgres'}
+        script_cm = next(core.read_namespaced_config_map(v.config_map.name, STORE_NS) for v in pod.volumes if v.config_map)
         assert jobs[0].status.succeeded == 1  # kwok's doing, not psql's
+        stored = _secret(core, STORE_NS, 'db-arthur-genai-engine')
+        password, verifier = stored['password'], stored['password_verifier']
+        job_text = json.dumps(client.ApiClient().sanitize_for_serialization(jobs[0])) + json.dumps(script_cm.data)
+        assert password not in job_text and verifier not in job_text
 
-        password = _secret(core, STORE_NS, 'db-arthur-genai-engine')['password']
-        variables = {'db': DB, 'owner': DB, 'password': password}
+        job_env = {'DB_NAME': DB, 'DB_OWNER': DB, 'DB_PASSWORD_VERIFIER': verifier,
+                   'PGSSLMODE': 'verify-full', 'PGSSLROOTCERT': os.environ['SANDBOX_POSTGRES_CA']}
         for _unused in range(2):  # the script is idempotent
-            ran = psql(None, variables=variables, script=script_cm.data['setup.sql'])
+            ran = psql(None, script=script_cm.data['setup.sql'], env_extra=job_env)
             assert ran.returncode == 0, ran.stderr
-        assert psql('SELECT current_database()', DB, password, DB).stdout.strip() == DB
+        assert psql('SELECT current_database()', DB, password, DB, ssl='verify-full').stdout.strip() == DB
+        assert _verifier(DB) == verifier
+        logged = statement_log()
+        assert verifier in logged and password not in logged
+        # Given a password instead of a verifier, the script refuses before sending anything.
+        refused = psql(None, script=script_cm.data['setup.sql'], env_extra=dict(job_env, DB_PASSWORD_VERIFIER=password))
+        assert refused.returncode != 0 and 'not a SCRAM-SHA-256 verifier' in refused.stderr, refused
+        assert password not in statement_log()
 
         second = run_playbook(PLAYBOOK, '-e', 'postgres_mode=job')
         assert second.returncode == 0 and second.changed == 0, second
@@ -173,6 +232,16 @@ def test_job_mode_objects_and_script(run_playbook, core):
         down = run_playbook(PLAYBOOK, '-e', 'postgres_state=absent')
     assert down.returncode == 0, down
     assert not _namespace_exists(core, STORE_NS)
+
+
+OTHER_CA = os.path.join(os.environ.get('TMPDIR', '/tmp'), 'genai-test-other-ca.crt')
+
+
+def _other_ca():
+    """A CA that did not sign the sandbox server's certificate."""
+    if not os.path.exists(OTHER_CA):
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+                        '-subj', '/CN=not the sandbox CA', '-keyout', os.devnull, '-out', OTHER_CA], check=True, capture_output=True)
 
 
 BAD_VARS = [
@@ -187,6 +256,10 @@ BAD_VARS = [
     ('{"postgres_databases": [{"name": "a", "owner": "a", "secrets": [{"name": "s", "namespace": "Bad"}]}]}',
      'postgres_databases[].secrets[].namespace: must be DNS labels'),
     ('postgres_admin_password=wrong-password-123', 'postgres_host: 127.0.0.1'),
+    # TLS: verify-full needs the CA bundle, and a server whose certificate another CA signed is refused.
+    ('postgres_ssl_root_cert=', 'postgres_ssl_root_cert: is required with postgres_ssl_mode verify-full'),
+    ('postgres_ssl_root_cert=/nonexistent/ca.pem', "postgres_ssl_root_cert: '/nonexistent/ca.pem' is not a readable file on the controller"),
+    ('postgres_ssl_root_cert=' + OTHER_CA, 'certificate verify failed'),
     ('postgres_mode=sideways', 'postgres_mode'),
     ('{"postgres_rds_enabled": true, "postgres_rds_allocated_storage": 5}', 'postgres_rds_allocated_storage: must be at least 20'),
     ('{"postgres_rds_enabled": true, "postgres_rds_engine_version": "16.3"}', 'postgres_rds_engine_version: must be PostgreSQL 15'),
@@ -195,6 +268,7 @@ BAD_VARS = [
 
 @pytest.mark.parametrize('extra,message', BAD_VARS, ids=[m.split(':')[0] for _unused, m in BAD_VARS])
 def test_preflight_refuses_before_any_change(run_playbook, extra, message):
+    _other_ca()
     run = run_playbook(PLAYBOOK, '-e', extra)
     assert run.returncode != 0, run
     assert message in run.output, run
