@@ -16,10 +16,11 @@ description:
 options:
   _terms:
     description:
-      - Kubernetes versions as C(MAJOR.MINOR) strings, for example C('1.31'); supported are 1.29 to 1.33.
+      - Kubernetes versions as C(MAJOR.MINOR) strings, for example C('1.31'); 1.29 or newer, as far as AWS publishes
+        the AMI parameter (there is no list of versions in the plugin).
       - Quote them. An unquoted C(1.30) is the number 1.3 and is refused as an unsupported version.
-      - An unsupported version fails before any request. A supported version with no parameter for the
-        family (Amazon Linux 2 AMIs stop at 1.32) fails naming the SSM parameter.
+      - A malformed or older version fails before any request. A version with no parameter for the
+        family (not released yet, or Amazon Linux 2 AMIs after 1.32) fails naming the SSM parameter.
     required: true
     type: list
     elements: str
@@ -72,9 +73,9 @@ class LookupModule(AWSLookupBase):
         # the documented `_terms`.
         for version in terms:
             version = str(version)
-            if version not in _gpu.SUPPORTED_KUBERNETES_VERSIONS:
-                raise AnsibleLookupError('eks_gpu_ami: _terms: Kubernetes version %r is not supported; use one of %s'
-                                         % (version, ', '.join(_gpu.SUPPORTED_KUBERNETES_VERSIONS)))
+            problem = _gpu.kubernetes_version_problem(version)
+            if problem:
+                raise AnsibleLookupError('eks_gpu_ami: _terms: Kubernetes version %s' % problem)
             name = _gpu.ssm_parameter_for(ami_type, version)
             try:
                 results.append(ssm.get_parameter(Name=name)['Parameter']['Value'])

@@ -1,11 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: genai.stack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Internal to genai.stack; not a public API. NVIDIA GPU instance types and EKS AMI parameters."""
+"""Internal to genai.stack; not a public API. NVIDIA GPU instance types and EKS AMI parameters.
+
+The tables here answer without a request for what they know; what they do not know is asked from
+AWS: the GPUs of other instance types (EC2 DescribeInstanceTypes, GpuInfo) and whether an AMI is
+published for a Kubernetes version (the EKS AMI's SSM public parameter).
+"""
 
 from __future__ import annotations
 
-# NVIDIA GPUs per instance (public EC2 instance type specifications). AMD (g4ad) and
+import re
+
+# NVIDIA GPUs per instance (public EC2 instance type specifications), known without asking. AMD (g4ad) and
 # Inferentia/Trainium types are deliberately absent: the NVIDIA AMIs and nvidia_gpu metrics do
 # not apply to them.
 NVIDIA_GPUS = {
@@ -34,25 +41,45 @@ AMI_TYPES = {
     'AL2_x86_64_GPU': ('/aws/service/eks/optimized-ami/{version}/amazon-linux-2-gpu/recommended/image_id', 'bootstrap'),
 }
 
-SUPPORTED_KUBERNETES_VERSIONS = ('1.29', '1.30', '1.31', '1.32', '1.33')
+# The oldest Kubernetes minor version accepted. There is no newest: a version is usable once AWS
+# publishes its AMI parameter, which the module reads before any write.
+OLDEST_KUBERNETES_VERSION = (1, 29)
+_KUBERNETES_VERSION = re.compile(r'^(\d+)\.(\d+)$')
+_INSTANCE_TYPE = re.compile(r'^[a-z][a-z0-9-]*\.[a-z0-9-]+$')
 
 
 def gpu_count(instance_type):
-    """NVIDIA GPUs of an instance type, or None when it has none or is unknown."""
+    """NVIDIA GPUs of an instance type the table knows, or None (ask AWS: gpus_from_type_info)."""
     return NVIDIA_GPUS.get(instance_type)
 
 
+def gpus_from_type_info(info):
+    """Whole NVIDIA GPUs of an instance type, from its DescribeInstanceTypes entry (GpuInfo)."""
+    gpus = ((info or {}).get('GpuInfo') or {}).get('Gpus') or []
+    return sum(int(g.get('Count') or 0) for g in gpus if str(g.get('Manufacturer') or '').upper() == 'NVIDIA')
+
+
 def describe_instance_type_problem(instance_type):
-    """Why an instance type cannot back a GPU node group, or None when it can."""
+    """Why an instance type cannot back a GPU node group, when that is known without asking AWS;
+    None when it can, or when only DescribeInstanceTypes can tell (a type the table does not list)."""
     if instance_type in NVIDIA_GPUS:
         return None
-    family = instance_type.split('.', 1)[0] if isinstance(instance_type, str) else ''
-    sizes = sorted(k for k in NVIDIA_GPUS if k.split('.', 1)[0] == family)
-    if sizes:
-        return '%r is not a known size of the %s family (known: %s)' % (instance_type, family, ', '.join(sizes))
-    if family in _KNOWN_NON_GPU_FAMILIES:
-        return '%r has no NVIDIA GPU; use a g4dn, g5, g6, g6e, p3, p4d or p5 size' % instance_type
-    return '%r is not a known EC2 instance type with NVIDIA GPUs' % instance_type
+    if not isinstance(instance_type, str) or not _INSTANCE_TYPE.match(instance_type):
+        return '%r is not an EC2 instance type (family.size, for example g5.xlarge)' % (instance_type,)
+    if instance_type.split('.', 1)[0] in _KNOWN_NON_GPU_FAMILIES:
+        return '%r has no NVIDIA GPU; use a g4dn, g5, g6, g6e, p4d, p5 or newer NVIDIA size' % instance_type
+    return None
+
+
+def kubernetes_version_problem(version):
+    """Why `version` cannot be asked for (format, or older than OLDEST_KUBERNETES_VERSION), or None."""
+    match = _KUBERNETES_VERSION.match(version) if isinstance(version, str) else None
+    oldest = '%d.%d' % OLDEST_KUBERNETES_VERSION
+    if not match:
+        return '%r is not supported: give MAJOR.MINOR, %s or newer' % (version, oldest)
+    if (int(match.group(1)), int(match.group(2))) < OLDEST_KUBERNETES_VERSION:
+        return '%r is not supported: older than %s' % (version, oldest)
+    return None
 
 
 def ssm_parameter_for(ami_type, kubernetes_version):

@@ -85,7 +85,11 @@ options:
     type: list
     elements: str
   instance_type:
-    description: EC2 instance type with NVIDIA GPUs.
+    description:
+      - EC2 instance type with NVIDIA GPUs.
+      - The module knows the GPUs of the common g4dn, g5, g6, g6e, p3, p4 and p5 sizes; any other type (a newer family
+        such as p5en or p6) is read from AWS (C(ec2:DescribeInstanceTypes), C(GpuInfo)) before any change, and refused
+        when it does not exist in the region or has no whole NVIDIA GPU.
     type: str
     default: g4dn.2xlarge
   ami_type:
@@ -102,7 +106,9 @@ options:
   kubernetes_version:
     description:
       - Kubernetes version whose AMI to use, as C(MAJOR.MINOR). Defaults to the cluster's version.
-      - Supported are 1.29 to 1.33.
+      - 1.29 or newer. Whether a version can be used is AWS's answer, not a list in the module, read before any change
+        (unless O(ami_id)) - the EKS optimized-AMI SSM parameter for the version and O(ami_type) must exist; Amazon Linux 2
+        AMIs stop at 1.32.
     type: str
   disk_size:
     description: Size in GiB of the encrypted gp3 root volume.
@@ -386,6 +392,7 @@ except ImportError:
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from ansible_collections.genai.stack.plugins.module_utils._aws import GenaiAWSModule, eks_problems, is_not_found
@@ -430,22 +437,14 @@ def validate_params(params):
         check.error('instance_type', problem)
     check.match(AMI_ID, params['ami_id'], 'ami_id', 'an AMI id (ami-xxxxxxxx)')
     check.match(KMS_KEY, params['kms_key_id'], 'kms_key_id', 'a KMS key id, ARN or alias')
-    version = params['kubernetes_version']
-    if version is not None and version not in _gpu.SUPPORTED_KUBERNETES_VERSIONS:
-        check.error('kubernetes_version', '%r is not supported; use one of %s' % (version, ', '.join(_gpu.SUPPORTED_KUBERNETES_VERSIONS)))
+    if params['kubernetes_version'] is not None:
+        problem = _gpu.kubernetes_version_problem(params['kubernetes_version'])
+        if problem:
+            check.error('kubernetes_version', problem)
     check.in_range(params['disk_size'], 'disk_size', 20, 16384)
     check.in_range(params['cloudwatch_metrics_interval'], 'cloudwatch_metrics_interval', 1, 86400)
     check.in_range(params['wait_timeout'], 'wait_timeout', 1, 86400)
-    scaling = params['scaling_config']
-    lo, hi, want = scaling['min_size'], scaling['max_size'], scaling['desired_size']
-    ok = check.in_range(lo, 'scaling_config.min_size', 0, 1000)
-    ok = check.in_range(hi, 'scaling_config.max_size', 1, 1000) and ok
-    ok = check.in_range(want, 'scaling_config.desired_size', 0, 1000) and ok
-    if ok:
-        if lo > hi:
-            check.error('scaling_config.min_size', 'must not exceed max_size (%s > %s)' % (lo, hi))
-        elif not lo <= want <= hi:
-            check.error('scaling_config.desired_size', 'must be between min_size and max_size (%s not in [%s, %s])' % (want, lo, hi))
+    _check_scaling(check, params['scaling_config'])
     check.in_range(params['metadata_hop_limit'], 'metadata_hop_limit', 1, 64)
     _check_labels(check, params['labels'] or {})
     _check_taints(check, params['taints'])
@@ -458,6 +457,18 @@ def validate_params(params):
     if template_name is not None and not (3 <= len(template_name) <= LT_NAME_MAX and all(c.isalnum() or c in '()./_-' for c in template_name)):
         check.error('launch_template_name', '%r is not a valid launch template name (3-128 of letters, digits and ( ) . / _ -)' % template_name)
     check.raise_if_any()
+
+
+def _check_scaling(check, scaling):
+    lo, hi, want = scaling['min_size'], scaling['max_size'], scaling['desired_size']
+    ok = check.in_range(lo, 'scaling_config.min_size', 0, 1000)
+    ok = check.in_range(hi, 'scaling_config.max_size', 1, 1000) and ok
+    ok = check.in_range(want, 'scaling_config.desired_size', 0, 1000) and ok
+    if ok:
+        if lo > hi:
+            check.error('scaling_config.min_size', 'must not exceed max_size (%s > %s)' % (lo, hi))
+        elif not lo <= want <= hi:
+            check.error('scaling_config.desired_size', 'must be between min_size and max_size (%s not in [%s, %s])' % (want, lo, hi))
 
 
 def _check_labels(check, labels):
@@ -692,6 +703,7 @@ class NodegroupManager:
         self.tracker = DifferenceTracker()
         self.actions = []
         self.updates = []
+        self.gpus_per_node = None
         self.template_name = self.params['launch_template_name'] or '%s-%s' % (self.params['cluster_name'], self.params['name'])
 
     # -- reads ------------------------------------------------------------------------------
@@ -837,6 +849,26 @@ class NodegroupManager:
         if public:
             self.module.warn('subnets %s assign public IPs on launch; GPU nodes are normally kept in private subnets' % ', '.join(public))
 
+    def instance_gpus(self):
+        """NVIDIA GPUs of one instance: from the module's table, else from DescribeInstanceTypes."""
+        instance_type = self.params['instance_type']
+        known = _gpu.gpu_count(instance_type)
+        if known:
+            return known
+        try:
+            found = self.ec2.describe_instance_types(InstanceTypes=[instance_type], aws_retry=True)['InstanceTypes']
+        except is_boto3_error_code(['InvalidInstanceType', 'InvalidParameterValue']):
+            found = []
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:  # pylint: disable=duplicate-except
+            self.module.fail_json_aws(exc, msg='Could not describe instance type %s' % instance_type)
+        if not found:
+            self.module.fail_option('instance_type', '%r is not an EC2 instance type offered in %s' % (instance_type, self.module.region))
+        gpus = _gpu.gpus_from_type_info(found[0])
+        if gpus < 1:
+            self.module.fail_option('instance_type', '%r has no whole NVIDIA GPU (EC2 DescribeInstanceTypes GpuInfo: %s)'
+                                    % (instance_type, (found[0].get('GpuInfo') or {}).get('Gpus') or 'none'))
+        return gpus
+
     def check_node_role(self):
         """Before the launch template is created: EKS refuses a node role that does not exist or
         that EC2 cannot assume, and would leave the new template behind."""
@@ -927,7 +959,7 @@ class NodegroupManager:
             'nodegroup': camel_dict_to_snake_dict(nodegroup or {}, ignore_list=['labels', 'tags']),
             'launch_template': {'id': template_id, 'name': self.template_name, 'version': target_version},
             'ami_id': ami_id,
-            'gpus_per_node': _gpu.gpu_count(self.params['instance_type']),
+            'gpus_per_node': self.gpus_per_node,
             'autoscaling_group_name': asg_name,
             'user_data': user_data,
         }
@@ -937,9 +969,10 @@ class NodegroupManager:
         if nodegroup is None and not self.params['node_role']:
             self.module.fail_option('node_role', 'required to create node group %r' % self.params['name'])
         version = self.params['kubernetes_version'] or (cluster.get('version') or '')
-        if not self.params['ami_id'] and version not in _gpu.SUPPORTED_KUBERNETES_VERSIONS:
-            self.module.fail_option('kubernetes_version', 'cluster %s runs Kubernetes %s, which this module does not support (%s)'
-                                    % (cluster['name'], version, ', '.join(_gpu.SUPPORTED_KUBERNETES_VERSIONS)))
+        if not self.params['ami_id'] and _gpu.kubernetes_version_problem(version):
+            self.module.fail_option('kubernetes_version', 'cluster %s runs Kubernetes %s, which this module does not support (%d.%d or newer)'
+                                    % ((cluster['name'], version) + _gpu.OLDEST_KUBERNETES_VERSION))
+        self.gpus_per_node = self.instance_gpus()
         subnets = self.params['subnets']
         if subnets is None:
             subnets = list((nodegroup or {}).get('subnets') or (cluster.get('resourcesVpcConfig') or {}).get('subnetIds') or [])
@@ -1244,8 +1277,9 @@ class NodegroupManager:
         return {}
 
 
-def main():
-    argument_spec = dict(
+def module_argument_spec():
+    """The options of the module (DOCUMENTATION describes each)."""
+    return dict(
         name=dict(type='str', required=True),
         cluster_name=dict(type='str', required=True),
         node_role=dict(type='str'),
@@ -1287,7 +1321,10 @@ def main():
         wait_timeout=dict(type='int', default=1200),
         state=dict(type='str', default='present', choices=['present', 'absent']),
     )
-    module = GenaiAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+
+
+def main():
+    module = GenaiAWSModule(argument_spec=module_argument_spec(), supports_check_mode=True)
     module.validate(validate_params, module.params)
 
     manager = NodegroupManager(module)

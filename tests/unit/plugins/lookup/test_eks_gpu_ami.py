@@ -78,11 +78,17 @@ def test_several_explicit_versions_keep_their_order(lookup, ssm):
     assert lookup().run(['1.33', '1.30'], {}, region='us-east-2') == ['ami-0133', 'ami-0130']
 
 
-@pytest.mark.parametrize('version', ['1.28', '1.34', 'latest', 1.3])
+@pytest.mark.parametrize('version', ['1.28', 'latest', 1.3])
 def test_unsupported_version_fails_before_any_request(lookup, ssm, version):
     # No response is queued: a request would fail the test with a StubResponseError instead.
-    with pytest.raises(AnsibleLookupError, match=r"Kubernetes version '%s' is not supported; use one of 1\.29, " % str(version).replace('.', r'\.')):
+    with pytest.raises(AnsibleLookupError, match=r"_terms: Kubernetes version '%s' is not supported: " % str(version).replace('.', r'\.')):
         lookup().run([version], {}, region='us-east-2')
+
+
+def test_a_version_newer_than_any_list_is_asked_from_ssm(lookup, ssm):
+    """No list of versions in the plugin: 1.34 (and later) is whatever AWS publishes."""
+    _expect(ssm, PREFIX + '/1.34/amazon-linux-2023/x86_64/nvidia/recommended/image_id', 'ami-0134')
+    assert lookup().run(['1.34'], {}, region='us-east-2') == ['ami-0134']
 
 
 def test_unpublished_parameter_names_family_and_version(lookup, ssm):

@@ -39,7 +39,7 @@ class CallRecorder:
 
 
 BAD_INPUTS = [
-    ({'instance_type': 'g4dn.huge'}, 'instance_type', 'not a known'),
+    ({'instance_type': 'g4dn huge'}, 'instance_type', 'not an EC2 instance type'),
     ({'instance_type': 'm5.xlarge'}, 'instance_type', 'no NVIDIA GPU'),
     ({'instance_type': 'g4ad.xlarge'}, 'instance_type', 'no NVIDIA GPU'),
     ({'instance_type': 't3.medium'}, 'instance_type', 'no NVIDIA GPU'),
@@ -49,7 +49,8 @@ BAD_INPUTS = [
     ({'scaling_config': {'min_size': -1, 'max_size': 2, 'desired_size': 1}}, 'scaling_config.min_size', '>= 0'),
     ({'scaling_config': {'min_size': 0, 'max_size': 0, 'desired_size': 0}}, 'scaling_config.max_size', '>= 1'),
     ({'scaling_config': {'min_size': 0, 'max_size': 2, 'desired_size': -3}}, 'scaling_config.desired_size', '>= 0'),
-    ({'kubernetes_version': '1.19'}, 'kubernetes_version', 'not supported'),
+    ({'kubernetes_version': '1.19'}, 'kubernetes_version', 'not supported: older than 1.29'),
+    ({'kubernetes_version': '1.28'}, 'kubernetes_version', 'not supported: older than 1.29'),
     ({'kubernetes_version': 'latest'}, 'kubernetes_version', 'not supported'),
     ({'subnets': ['subnet-xyz']}, 'subnets', 'subnet id'),
     ({'subnets': ['sn-0123456789abcdef0']}, 'subnets', 'subnet id'),

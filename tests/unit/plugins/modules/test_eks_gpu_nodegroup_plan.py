@@ -210,3 +210,50 @@ def test_a_rerun_keeps_the_desired_size_an_autoscaler_set(run_module, monkeypatc
     # enforce_desired_size puts desired_size back.
     result, failed = run_module(ng, dict(args, enforce_desired_size=True), check_mode=True, diff=True)
     assert result['diff']['after']['nodegroup']['scaling_config']['desired_size'] == 2
+
+
+# ------------------------------------------------------------------ facts from AWS, not from lists
+@mock_aws
+@pytest.mark.parametrize('instance_type, gpus', [('p5en.48xlarge', 8), ('p6-b200.48xlarge', 8), ('p5.4xlarge', 1)])
+def test_gpus_of_a_type_the_table_lacks_come_from_describe_instance_types(run_module, monkeypatch, instance_type, gpus):
+    image = _account()[0]
+    recorder = _NoCalls(monkeypatch)
+    result, failed = run_module(ng, dict(BASE, ami_id=image, instance_type=instance_type), check_mode=True)
+    assert not failed, result
+    assert result['gpus_per_node'] == gpus
+    assert 'DescribeInstanceTypes' in [call[0] for call in recorder.calls]
+
+
+@mock_aws
+@pytest.mark.parametrize('instance_type, text', [('g4dn.huge', 'not an EC2 instance type offered'),
+                                                 ('g6f.large', 'no whole NVIDIA GPU'), ('x8g.large', 'no whole NVIDIA GPU')])
+def test_a_type_aws_does_not_know_or_without_a_whole_gpu_fails_before_any_write(run_module, monkeypatch, instance_type, text):
+    image = _account()[0]
+    recorder = _NoCalls(monkeypatch)
+    result, failed = run_module(ng, dict(BASE, ami_id=image, instance_type=instance_type))
+    assert failed, result
+    assert result['msg'].startswith('instance_type: ') and text in result['msg'], result['msg']
+    assert [c for c, _p in recorder.calls if not c.startswith(('Describe', 'Get', 'List'))] == []
+
+
+@mock_aws
+def test_a_kubernetes_version_newer_than_any_list_is_asked_from_ssm(run_module, monkeypatch):
+    image = _account()[0]
+    original = botocore.client.BaseClient._make_api_call
+    asked = []
+
+    def ssm(client, operation, params):
+        if operation == 'GetParameter':
+            asked.append(params['Name'])
+            if '/1.40/' in params['Name']:
+                return {'Parameter': {'Name': params['Name'], 'Value': image, 'Type': 'String'}}
+        return original(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, '_make_api_call', ssm)
+    result, failed = run_module(ng, dict(BASE, kubernetes_version='1.40'), check_mode=True)
+    assert not failed, result
+    assert result['ami_id'] == image
+    assert asked == ['/aws/service/eks/optimized-ami/1.40/amazon-linux-2023/x86_64/nvidia/recommended/image_id']
+    result, failed = run_module(ng, dict(BASE, kubernetes_version='1.41'), check_mode=True)
+    assert failed
+    assert result['msg'].startswith('kubernetes_version: no AL2023_x86_64_NVIDIA AMI is published for Kubernetes 1.41'), result['msg']
