@@ -5,7 +5,9 @@ collections, the manual AWS CLI procedure, a fleet of clusters and the whole sit
     python bench/run.py                      all comparisons, in a private sandbox (16 clusters)
     python bench/run.py --only gpu,helm      some of: gpu manual fleet helm site
     python bench/run.py --smoke              every harness once at its smallest size against the
-                                             running sandbox (.sandbox/env), < 2 min; make test
+                                             running sandbox (.sandbox/env); make test. About 2 min
+                                             on stand-in charts; on the vendors' charts the site's
+                                             converge and teardown take 15 min or more on 2 cores
     python bench/run.py --docs-only          regenerate docs/benchmarks.{md,png} from the latest
                                              results file
 
