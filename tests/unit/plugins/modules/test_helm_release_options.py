@@ -104,8 +104,9 @@ def test_options_needing_a_newer_helm_fail_naming_them_before_any_write(run_modu
 
 
 BAD = [
-    ('chart_ref', args(chart_ref='--post-renderer=/tmp/x', chart_repo_url='https://charts.example')),
-    ('chart_ref', args(chart_ref='-x')),
+    # A chart name with chart_repo_url that helm would read as its --devel option.
+    ('chart_ref', args(chart_ref='--devel', chart_repo_url='https://charts.example')),
+    ('chart_ref', args(chart_ref='-x', chart_repo_url='https://charts.example')),
     ('reset_values', args(reset_values=True, reuse_values=True)),
     ('history_max', args(history_max=-1)),
     ('set_values[0].value', args(values={'a': 'scalar'}, set_values=[{'value': 'a.b=1'}])),
