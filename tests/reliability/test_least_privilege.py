@@ -25,10 +25,11 @@ POLICY_PATH = os.path.join(_support.ROOT, 'docs', 'iam', 'minimal-policy.json')
 # teardown): authorisation AWS checks on another call (PassRole on CreateNodegroup, CreateTags on
 # CreateLaunchTemplate with TagSpecifications, RunInstances on CreateNodegroup and
 # UpdateNodegroupVersion with a tagged launch template, CreateServiceLinkedRole on the account's
-# first node group), and k8s_secret's AWS Secrets Manager source, which cluster_gpu does not use.
+# first node group), k8s_secret's AWS Secrets Manager source, which cluster_gpu does not use, and
+# DescribeInstanceTypes, read only for an instance type eks_gpu_nodegroup's GPU table lacks.
 # Template versions, the roll and tag changes are sent by the roll/unroll phases and counted.
 NOT_IN_A_PLAIN_RUN = {'iam:PassRole', 'ec2:CreateTags', 'ec2:RunInstances', 'iam:CreateServiceLinkedRole',
-                      'secretsmanager:GetSecretValue'}
+                      'secretsmanager:GetSecretValue', 'ec2:DescribeInstanceTypes'}
 SERVICE_PREFIX = {'monitoring': 'cloudwatch'}
 RBAC_NS = 'rel-rbac'
 SA = 'deployer'
