@@ -202,7 +202,8 @@ def test_job_mode_objects_and_script(run_playbook, core, statement_log):
         assert env['DB_PASSWORD_VERIFIER'].value_from.secret_key_ref.name == 'db-arthur-genai-engine'
         assert env['DB_PASSWORD_VERIFIER'].value_from.secret_key_ref.key == 'password_verifier'
         assert 'DB_PASSWORD' not in env
-        assert container.command == ['psql', '-X', '-w', '-v', 'ON_ERROR_STOP=1', '-f', '/setup/setup.sql'] and not container.args
+        assert container.command == ['sh', '-c'] and len(container.args) == 1
+        assert container.args[0].endswith('exec psql -X -w -v ON_ERROR_STOP=1 -f /setup/setup.sql') and 'DB_PASSWORD ' not in container.args[0]
         assert {m.mount_path for m in container.volume_mounts} == {'/setup', '/etc/genai-postgres'}
         script_cm = next(core.read_namespaced_config_map(v.config_map.name, STORE_NS) for v in pod.volumes if v.config_map)
         assert jobs[0].status.succeeded == 1  # kwok's doing, not psql's
@@ -220,10 +221,19 @@ def test_job_mode_objects_and_script(run_playbook, core, statement_log):
         assert _verifier(DB) == verifier
         logged = statement_log()
         assert verifier in logged and password not in logged
-        # Given a password instead of a verifier, the script refuses before sending anything.
-        refused = psql(None, script=script_cm.data['setup.sql'], env_extra=dict(job_env, DB_PASSWORD_VERIFIER=password))
+        # Given a password instead of a verifier, the Job's command refuses before psql starts.
+        script = os.path.join(os.environ.get('TMPDIR', '/tmp'), 'genai-test-setup.sql')
+        with open(script, 'w', encoding='utf-8') as handle:
+            handle.write(script_cm.data['setup.sql'])
+        refused = subprocess.run(['sh', '-c', container.args[0].replace('/setup/setup.sql', script)], capture_output=True, text=True, timeout=60,
+                                 env=dict(os.environ, PATH=os.environ['SANDBOX_POSTGRES_BIN'] + os.pathsep + os.environ['PATH'],
+                                          **dict(job_env, DB_PASSWORD_VERIFIER=password)), check=False)
         assert refused.returncode != 0 and 'not a SCRAM-SHA-256 verifier' in refused.stderr, refused
         assert password not in statement_log()
+        # The same command given the verifier runs the script (the Job's way, here).
+        ran = subprocess.run(['sh', '-c', container.args[0].replace('/setup/setup.sql', script)], capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, PATH=os.environ['SANDBOX_POSTGRES_BIN'] + os.pathsep + os.environ['PATH'], **job_env), check=False)
+        assert ran.returncode == 0, ran.stderr
 
         second = run_playbook(PLAYBOOK, '-e', 'postgres_mode=job')
         assert second.returncode == 0 and second.changed == 0, second
