@@ -241,7 +241,7 @@ def _sa_kubeconfig(directory, namespace=RBAC_NS, account=SA):
 def _kube_playbook(directory, name, namespace, kubeconfig):
     tasks = [
         {'name': 'secret', 'genai.stack.k8s_secret': {'name': 'rel-rbac-secret', 'namespace': namespace, 'kubeconfig': kubeconfig,
-                                                      'data': {'token': 'rbac-test-value-0123456789'}}},
+                                                      'string_data': {'token': 'rbac-test-value-0123456789'}}},
         {'name': 'release', 'genai.stack.helm_release': {
             'name': 'rel-rbac-echo', 'release_namespace': namespace, 'kubeconfig': kubeconfig,
             'chart_ref': "oci://{{ lookup('env', 'SANDBOX_REGISTRY') }}/charts/gpu-echo",
@@ -342,7 +342,7 @@ def _engine_args():
 
 def _secret_playbook(directory, namespace, kubeconfig):
     tasks = [{'name': 'secret', 'genai.stack.k8s_secret': {'name': 'rel-rbac-engine-secret', 'namespace': namespace,
-                                                           'kubeconfig': kubeconfig, 'data': {'token': 'rbac-test-value-0123456789'}}}]
+                                                           'kubeconfig': kubeconfig, 'string_data': {'token': 'rbac-test-value-0123456789'}}}]
     path = os.path.join(directory, 'engine-outside.yml')
     with open(path, 'w', encoding='utf-8') as handle:
         yaml.safe_dump([{'name': 'rbac', 'hosts': 'sandbox', 'gather_facts': False, 'tasks': tasks}], handle)

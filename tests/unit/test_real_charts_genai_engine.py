@@ -92,16 +92,17 @@ def _render_now(out, tmp_path):
 
 
 def _created_secrets(names):
-    """{secret name: keys} the role's present tasks write (k8s_secret data keys; names through _genai_engine_secret_names)."""
+    """{secret name: keys} the role's present tasks write (k8s_secret string_data and data keys; names through _genai_engine_secret_names)."""
     with open(os.path.join(ROLE, 'tasks', 'present.yml'), encoding='utf-8') as handle:
         tasks = yaml.safe_load(handle)
     out = {}
     for task in tasks:
         args = task.get('genai.stack.k8s_secret')
-        if not args or not args.get('data'):
+        keys = set((args or {}).get('string_data') or {}) | set((args or {}).get('data') or {})
+        if not keys:
             continue
         ref = args['name'].strip('{} ').split('.')[-1]
-        out[names[ref]] = set(args['data'])
+        out[names[ref]] = keys
     return out
 
 
