@@ -140,6 +140,15 @@ def markdown(results, results_path, plot_ok, candidate=None):
     site = s.get('site')
     if site:
         out += ['## 5. The whole site', '', 'site.yml imports today: %s.' % ', '.join(site.get('imports') or []), '']
+        site_run = _site_run(results)
+        if site_run is not results:
+            v_site = site_run.get('versions') or {}
+            loads = [r.get('loadavg_1m_before') for r in _walk(((site_run.get('comparisons') or {}).get('site')))]
+            loads = [x for x in loads if x is not None]
+            out += ['Site figures from a run of their own: %s at %s%s, genai.stack %s, 1-minute load %s on %s CPUs.' % (
+                site_run.get('started'), v_site.get('git_commit'), ' (working tree with uncommitted changes)' if v_site.get('git_dirty') else '',
+                (v_site.get('collections') or {}).get('genai.stack'),
+                '%.1f–%.1f' % (min(loads), max(loads)) if loads else 'not recorded', v_site.get('cpus')), '']
         out += _site_charts(site.get('charts') or {}, (results.get('sources') or {}).get('site'))
         out += ['| | wall (s) | AWS requests | mutating | Kubernetes writes | tasks changed |', '|---|---|---|---|---|---|']
         for phase in ('first', 'noop'):
@@ -195,6 +204,16 @@ def _site_charts(charts, source):
     return out + ['']
 
 
+def _site_run(results):
+    """The results file the site figures come from (the merged results themselves when they are its own)."""
+    source = (results.get('sources') or {}).get('site')
+    if not source or not os.path.exists(os.path.join(ROOT, source)):
+        return results
+    with open(os.path.join(ROOT, source), encoding='utf-8') as handle:
+        data = json.load(handle)
+    return results if data.get('started') == results.get('started') else data
+
+
 def _site_other_charts(results, site):
     """The previous full site run on other charts, labelled as such: shown for what the charts
     change, never as a like-for-like comparison."""
@@ -204,7 +223,7 @@ def _site_other_charts(results, site):
         import run  # bench/run.py: site_charts()
         comp = (data.get('comparisons') or {}).get('site') or {}
         return comp.get('first') and comp.get('noop') and run.site_charts(comp.get('charts')).get('label') != label
-    path, data = _earlier_run(results, other)
+    path, data = _earlier_run(_site_run(results), other)
     if data is None:
         return []
     import run  # bench/run.py: site_charts()

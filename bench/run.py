@@ -862,7 +862,9 @@ def main(argv=None):
         log('target %-30s %s' % (key, state))
     if not args.smoke and not args.no_docs:
         import report
-        report.write_docs(path, log)
+        # The page's base is the latest full run with the gpu comparison, as for --docs-only and
+        # report.py --check: a run of --only site adds its site figures to it instead of replacing it.
+        report.write_docs(report.latest(lambda d: 'gpu' in (d.get('comparisons') or {}) and d.get('mode') == 'full')[0] or path, log)
     return rc
 
 
