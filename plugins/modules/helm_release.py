@@ -99,7 +99,7 @@ options:
       - Give only secrets here, since every output string equal to one of them is masked (a leaf such as V(true) would
         mask every C(true)).
     type: dict
-    version_added: 0.1.1
+    version_added: 0.2.0
   values_files:
     description: Values files on the controller, in increasing precedence.
     type: list
@@ -190,7 +190,7 @@ options:
       - Needs helm 3 (helm 4 takes post-renderer plugins by name instead of executables). Ignored with
         O(state=absent).
     type: path
-    version_added: 0.1.1
+    version_added: 0.2.0
   skip_crds:
     description:
       - Do not install the chart's CRDs (its C(crds/) directory; C(--skip-crds)) on a first install.
@@ -199,7 +199,7 @@ options:
         fails as helm fails.
     type: bool
     default: false
-    version_added: 0.1.1
+    version_added: 0.2.0
   dependency_update:
     description:
       - Update the chart's dependencies (its C(charts/) directory, from C(Chart.yaml)) before rendering
@@ -209,7 +209,7 @@ options:
     type: bool
     default: false
     aliases: [dep_up]
-    version_added: 0.1.1
+    version_added: 0.2.0
   force:
     description:
       - Upgrades replace objects that cannot be patched (helm 3 C(--force); helm 4 C(--force-replace) with
@@ -220,14 +220,14 @@ options:
         object differs), so the module stays idempotent; a drifted object already makes it upgrade.
     type: bool
     default: false
-    version_added: 0.1.1
+    version_added: 0.2.0
   take_ownership:
     description:
       - Install and upgrade adopt objects that exist without belonging to the release (C(--take-ownership)) instead
         of failing on them. Needs helm 3.17 or newer (checked before anything is installed).
     type: bool
     default: false
-    version_added: 0.1.1
+    version_added: 0.2.0
   reset_values:
     description:
       - Upgrades reset the release's values to the ones given here (C(--reset-values)); the default, unless
@@ -236,7 +236,7 @@ options:
         release's values only when no values at all are given.
       - V(true) together with O(reuse_values=true) is refused (helm would silently reset).
     type: bool
-    version_added: 0.1.1
+    version_added: 0.2.0
   reuse_values:
     description:
       - Upgrades keep the release's values and merge the given ones over them (C(--reuse-values)).
@@ -244,20 +244,20 @@ options:
         --reuse-values)), so they compare the values helm would store; the re-run is never decided from the stored
         release alone.
     type: bool
-    version_added: 0.1.1
+    version_added: 0.2.0
   history_max:
     description:
       - Revisions kept per release by upgrades (C(--history-max)); V(0) keeps all. helm's own default (10) when not
         given. Applies to upgrades only (helm's install has no such flag), so it is not part of the no-op decision.
     type: int
-    version_added: 0.1.1
+    version_added: 0.2.0
   skip_schema_validation:
     description:
       - Do not validate the values against the chart's C(values.schema.json) (C(--skip-schema-validation)), for every
         rendering, dry runs included. Needs helm 3.16 or newer (checked before anything is installed).
     type: bool
     default: false
-    version_added: 0.1.1
+    version_added: 0.2.0
   insecure_skip_tls_verify:
     description:
       - Skip the TLS certificate check of the chart download (C(--insecure-skip-tls-verify); C(--insecure) for the
@@ -265,7 +265,7 @@ options:
       - The API server's certificate is a separate matter, see O(validate_certs).
     type: bool
     default: false
-    version_added: 0.1.1
+    version_added: 0.2.0
   update_repo_cache:
     description:
       - Refresh the index of the repository of a C(repo/chart) O(chart_ref) (C(helm repo update <repo>)) before the
@@ -274,7 +274,7 @@ options:
         local chart (which have no index).
     type: bool
     default: false
-    version_added: 0.1.1
+    version_added: 0.2.0
   context:
     description:
       - The kubeconfig context to use. When not given, E(K8S_AUTH_CONTEXT) or the current context.
