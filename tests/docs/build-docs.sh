@@ -37,6 +37,24 @@ ANSIBLE_NOCOLOR=1 \
         --dest-dir "$work" \
         genai.stack >"$work.log" 2>&1 || { cat "$work.log" >&2; exit 1; }
 
+# antsibull-docs writes links to other collections' plugins (seealso) as relative .rst files that
+# only exist on a docsite holding every collection; point them at docs.ansible.com instead, so the
+# reference (which ships in the tarball) has no link to a file it lacks (tests/unit/test_tarball.py).
+"$VENV_BIN/python" - "$work" <<'PY'
+import pathlib, re, sys
+work = pathlib.Path(sys.argv[1])
+link = re.compile(r'`((?:[a-z0-9_]+)\.(?:[a-z0-9_]+)\.[A-Za-z0-9_\\]+) <([a-z0-9_]+)_(module|lookup|filter|test|inventory|callback|connection)\.rst>`__')
+def url(match):
+    text, name, kind = match.groups()
+    if (work / ('%s_%s.rst' % (name, kind))).exists():
+        return match.group(0)
+    namespace, collection = text.split('.')[:2]
+    return '`%s <https://docs.ansible.com/ansible/latest/collections/%s/%s/%s_%s.html>`__' % (text, namespace, collection, name, kind)
+for page in work.glob('*.rst'):
+    text = page.read_text(encoding='utf-8')
+    page.write_text(link.sub(url, text), encoding='utf-8')
+PY
+
 # Replace the destination as a whole so pages of removed plugins do not linger.
 mkdir -p "$DEST"
 find "$DEST" -mindepth 1 -delete
