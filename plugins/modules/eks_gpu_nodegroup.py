@@ -397,6 +397,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_
 
 from ansible_collections.genai.stack.plugins.module_utils._aws import GenaiAWSModule, eks_problems, is_not_found
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.genai.stack.plugins.module_utils._eks import plan_label_update
 from ansible_collections.genai.stack.plugins.module_utils import _gpu
 from ansible_collections.genai.stack.plugins.module_utils import _userdata
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
@@ -635,19 +636,6 @@ def plan_scaling(current, min_size, max_size, desired_size, enforce=False):
     else:
         want = min(max(current['desiredSize'], min_size), max_size)
     return {'minSize': min_size, 'maxSize': max_size, 'desiredSize': want}
-
-
-def plan_label_update(current, wanted):
-    """UpdateNodegroupConfig's labels payload (addOrUpdateLabels, removeLabels), or None."""
-    current = current or {}
-    payload = {}
-    add = {k: v for k, v in wanted.items() if current.get(k) != v}
-    remove = sorted(k for k in current if k not in wanted)
-    if add:
-        payload['addOrUpdateLabels'] = add
-    if remove:
-        payload['removeLabels'] = remove
-    return payload or None
 
 
 def _taint_request(taint):

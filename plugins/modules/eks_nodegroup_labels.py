@@ -99,6 +99,7 @@ from ansible.module_utils.common.dict_transformations import camel_dict_to_snake
 
 from ansible_collections.genai.stack.plugins.module_utils._aws import GenaiAWSModule, is_not_found
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.genai.stack.plugins.module_utils._eks import plan_label_update
 from ansible_collections.genai.stack.plugins.module_utils._validation import EKS_NAME, Checker
 
 
@@ -162,13 +163,7 @@ def main():
     tracker.add('labels', current, desired)
     result = dict(changed=tracker.has_differences)
     if tracker.has_differences and not module.check_mode:
-        change = {}
-        upsert = {k: v for k, v in desired.items() if current.get(k) != v}
-        remove = sorted(k for k in current if k not in desired)
-        if upsert:
-            change['addOrUpdateLabels'] = upsert
-        if remove:
-            change['removeLabels'] = remove
+        change = plan_label_update(current, desired)
         try:
             update = eks.update_nodegroup_config(clusterName=params['cluster_name'], nodegroupName=params['name'], labels=change,
                                                  aws_retry=True)['update']
