@@ -30,7 +30,7 @@ except ImportError as exc:  # the module reports it with missing_required_lib
 
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.genai.stack.plugins.module_utils._kube import MASK, mask_secret
+from ansible_collections.genai.stack.plugins.module_utils._kube import MASK, Fingerprints, mask_secret
 
 # libyaml's loader when PyYAML has it: a chart's manifest parses several times faster.
 _SAFE_LOADER = getattr(yaml, 'CSafeLoader', None) or getattr(yaml, 'SafeLoader', None)
@@ -453,9 +453,14 @@ def stored_noop_request_blocker(chart_ref, chart_repo_url, chart_version, set_va
     return None
 
 
+# Secret values in results and diffs are HMACs under a key made for this run (one module run is one
+# process): equal values show equal within a run, and nothing in the logs can be tested against guesses.
+SECRET_FINGERPRINTS = Fingerprints()
+
+
 def masked_objects(objects, default_namespace):
-    """{label: object} with Secrets' data as hashes."""
-    return {object_label(obj, default_namespace): mask_secret(obj) for obj in objects}
+    """{label: object} with Secrets' data as this run's fingerprints."""
+    return {object_label(obj, default_namespace): mask_secret(obj, SECRET_FINGERPRINTS) for obj in objects}
 
 
 def changed_objects(before, after, default_namespace):

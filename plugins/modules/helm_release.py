@@ -454,7 +454,8 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._helm import (
-    CRDS_MISSING, HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, HelmError, HelmRunner, SetValuesError, apply_set_values,
+    CRDS_MISSING, HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, SECRET_FINGERPRINTS, HelmError, HelmRunner, SetValuesError,
+    apply_set_values,
     changed_objects, chart_error, chart_source, live_index, live_lookup, load_values_file, mask_paths, mask_values, merge_values, object_label,
     oci_registry_host, rendered_file_names, requested_values, split_documents, split_manifest, stored_noop_blocker, stored_noop_request_blocker,
     user_values, valid_version_constraint, values_equal, write_private, VERSION_ARGS,
@@ -890,13 +891,13 @@ class ReleaseManager:
             if live is None:
                 drift.append('%s (missing)' % label)
                 before[label] = None
-                after[label] = mask_secret(obj)
+                after[label] = mask_secret(obj, SECRET_FINGERPRINTS)
                 continue
             fields = secret_drift(obj, live) if obj.get('kind') == 'Secret' else drifted_fields(obj, live)
             if fields:
                 drift.extend('%s %s' % (label, field) for field in fields)
-                before[label] = mask_secret(dict(project(obj, live), kind=obj.get('kind')))
-                after[label] = mask_secret(obj)
+                before[label] = mask_secret(dict(project(obj, live), kind=obj.get('kind')), SECRET_FINGERPRINTS)
+                after[label] = mask_secret(obj, SECRET_FINGERPRINTS)
         return drift, before, after
 
     # -- states -------------------------------------------------------------------------------

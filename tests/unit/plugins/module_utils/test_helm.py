@@ -1,7 +1,7 @@
 """genai.stack module_utils._helm: version parsing and flags, chart sources, manifests, masking."""
 import pytest
 
-from ansible_collections.genai.stack.plugins.module_utils import _helm
+from ansible_collections.genai.stack.plugins.module_utils import _helm, _kube
 
 
 @pytest.mark.parametrize('text,version', [
@@ -63,8 +63,11 @@ def test_changed_objects_masks_secrets():
     after = [{'kind': 'Secret', 'metadata': {'name': 's'}, 'data': {'k': 'bmV3'}}, {'kind': 'ConfigMap', 'metadata': {'name': 'c'}}]
     old, new = _helm.changed_objects(before, after, 'ns')
     assert list(old) == ['Secret/ns/s'] and list(new) == ['Secret/ns/s']
-    assert new['Secret/ns/s']['data']['k'].startswith('sha256:')
-    assert 'bmV3' not in str(new)
+    assert new['Secret/ns/s']['data']['k'].startswith('hmac-sha256:')
+    assert 'bmV3' not in str(new) and _kube.value_hash('bmV3') not in str(new)
+    # The same value shows the same within a run, so the diff still shows what changed.
+    again = _helm.changed_objects(before, after, 'ns')[1]
+    assert again['Secret/ns/s']['data']['k'] == new['Secret/ns/s']['data']['k'] != old['Secret/ns/s']['data']['k']
 
 
 def test_mask_values():

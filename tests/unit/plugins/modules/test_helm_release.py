@@ -1,6 +1,7 @@
 """genai.stack.helm_release through main(): validation before helm runs, and the decisions (install,
 no-op, drift, recovery, check mode, rendered files) against a fake helm binary and a fake API."""
 import copy
+import hashlib
 import json
 import os
 import subprocess
@@ -277,7 +278,9 @@ def test_install_noop_drift_and_uninstall(run_module, helm):
     assert result['status'] == 'deployed' and result['revision'] == 1 and result['values'] == {'replicaCount': 2}
     assert PASSWORD not in json.dumps(result)  # the chart's Secret is masked in the diff
     secret = result['diff']['after']['objects']['Secret/default/echo-db']
-    assert secret['stringData']['password'].startswith('sha256:')
+    # Keyed per run: not the value's plain sha256, which anyone with the logs could test guesses against.
+    assert secret['stringData']['password'].startswith('hmac-sha256:')
+    assert hashlib.sha256(PASSWORD.encode()).hexdigest()[:16] not in json.dumps(result)
 
     helm.calls.clear()
     result, failed = run_module(helm_release, args(helm, values={'replicaCount': 2}), diff=True)
