@@ -15,19 +15,17 @@ The test evaluates the policy document as IAM would for these requests (a small 
 Deny, action and resource wildcards, StringEquals/StringLike conditions) and also checks that the
 policy allows nothing beyond them.
 """
-import email
 import fnmatch
 import json
 import os
 
 import pytest
 
-from ansible_collections.genai.stack.plugins.module_utils import _userdata
+from _rendered_userdata import FLAVOURS, shell_part
 from ansible_collections.genai.stack.plugins.modules import scaling_alarm
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 POLICY_PATH = os.path.join(ROOT, 'roles', 'cluster_gpu', 'files', 'cloudwatch-metrics-policy.json')
-FLAVOURS = ('nodeadm', 'bootstrap')  # every AMI family _userdata.render supports
 
 # The agent's EC2 append_dimensions: key -> (the only value it resolves, the permission it needs).
 AGENT_EC2_DIMENSIONS = {
@@ -41,18 +39,9 @@ AGENT_DEFAULT_NAMESPACE = 'CWAgent'
 UNSCOPED = '*'
 
 
-def _cluster():
-    return {'name': 'demo', 'endpoint': 'https://ABC.gr7.us-east-2.eks.amazonaws.com',
-            'certificateAuthority': {'data': 'Q0FEQVRB'}, 'serviceIpv4Cidr': '172.20.0.0/16'}
-
-
 def agent_config(flavour):
     """The agent configuration as written into the user data's shell part (parsed, not rebuilt)."""
-    text = _userdata.render(flavour, _cluster(), 'gpu-nodes', 'us-east-2', {'capability': 'gpu'}, [])
-    message = email.message_from_string(text)
-    scripts = [part.get_payload() for part in message.walk() if part.get_content_type() == 'text/x-shellscript']
-    assert len(scripts) == 1, 'one shell part expected in the %s user data' % flavour
-    script = scripts[0]
+    script = shell_part(flavour)
     start = script.index("<<'CWAGENT'\n") + len("<<'CWAGENT'\n")
     return json.loads(script[start:script.index('\nCWAGENT\n', start)])
 

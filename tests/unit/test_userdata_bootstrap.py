@@ -5,7 +5,6 @@ The shell part of each AMI family is run with bash in a temporary root: the path
 stand in for curl (IMDS), yum/dnf, timeout, bootstrap.sh and amazon-cloudwatch-agent-ctl. Each stub
 appends what it was called with to one log, so the tests see what ran and in which order.
 """
-import email
 import json
 import os
 import re
@@ -14,6 +13,7 @@ import subprocess
 
 import pytest
 
+from _rendered_userdata import shell_part
 from ansible_collections.genai.stack.plugins.module_utils import _userdata
 
 BASH = shutil.which('bash')
@@ -41,18 +41,6 @@ STUBS = {
 STUBS['dnf'] = STUBS['yum'].replace('amzn2-core', 'amazonlinux')
 CTL = '[ "${CTL_MODE:-ok}" = fail ] && { echo "configuration validation failed" >&2; exit 1; }\nexit 0'
 BOOTSTRAP = 'exit "${BOOTSTRAP_RC:-0}"'
-
-
-def _cluster():
-    return {'name': 'demo', 'endpoint': 'https://ABC.gr7.us-east-2.eks.amazonaws.com',
-            'certificateAuthority': {'data': 'Q0FEQVRB'}, 'serviceIpv4Cidr': '172.20.0.0/16'}
-
-
-def shell_part(flavour):
-    text = _userdata.render(flavour, _cluster(), 'gpu-nodes', 'us-east-2', {'capability': 'gpu'}, [])
-    scripts = [p.get_payload() for p in email.message_from_string(text).walk() if p.get_content_type() == 'text/x-shellscript']
-    assert len(scripts) == 1
-    return scripts[0]
 
 
 def _write_executable(path, text):
