@@ -225,11 +225,12 @@ OTHER_ROLES = {
     'postgres': (_postgres_vars, None, 'forced failure after the postgres role'),
     'adaptive': (lambda c: ['-e', 'adaptive_cookies_secret=%s' % (c('cookie') * 2),
                             '-e', 'adaptive_database_url=postgresql://u:%s@db.example.com:5432/adaptive' % c('dburl')],
-                 ['-e', 'adaptive_chart_version=9.9.9'], '9.9.9'),
+                 None, 'forced failure after the adaptive role'),
     'observability': (lambda c: ['-e', 'observability_grafana_admin_password=%s' % c('grafana'),
                                  '-e', 'observability_opensearch_admin_password=Aa1!%s' % c('opensearch')],
-                      ['-e', 'observability_prometheus_stack_chart_version=99.9.9'], '99.9.9'),
-    # opea renders the chart (a token scan) before it writes the Secret: a bad chart version fails first.
+                      None, 'forced failure after the observability role'),
+    # adaptive, observability and opea render their charts before they write a Secret (a version the
+    # mirror lacks fails in preflight, before any write): the failure comes after the role instead.
     'opea': (lambda c: ['-e', 'opea_hf_token=hf_%s' % c('hftoken')], None, 'forced failure after the opea role'),
 }
 
