@@ -238,7 +238,7 @@ BAD_VARS = [
     ('cluster_gpu_state=sideways', 'cluster_gpu_state'),
     ('cluster_gpu_disk_size=lots', 'cluster_gpu_disk_size'),
     ('cluster_gpu_ami_type=ubuntu', 'cluster_gpu_ami_type'),
-    ({'cluster_gpu_labels': {'bad key!': 'x'}}, "labels: 'bad key!' is not a valid Kubernetes label key"),
+    ({'cluster_gpu_labels': {'bad key!': 'x'}}, "labels: key 'bad key!' is not a valid Kubernetes label key"),
     # A malformed subnet id (the case above is well-formed but does not exist).
     ({'cluster_gpu_subnets': ['subnet-xyz']}, "subnets: 'subnet-xyz' is not a subnet id"),
     # A well-formed ARN of a role that does not exist (the case above is not an ARN).
@@ -247,7 +247,7 @@ BAD_VARS = [
     ('cluster_gpu_ami_id=ami-0123456789abcdef0', 'ami_id: AMI ami-0123456789abcdef0 does not exist'),
     ('cluster_gpu_nodegroup_name=-gpu', "name: '-gpu' is not a valid node group name"),
     ({'cluster_gpu_tags': {'aws:owner': 'me'}}, "tags: tag keys may not start with aws: ('aws:owner')"),
-    ({'cluster_gpu_labels': {'capability': 'g' * 70}}, "labels: '%s' is not a valid Kubernetes label value" % ('g' * 70)),
+    ({'cluster_gpu_labels': {'capability': 'g' * 70}}, "labels: value of key 'capability' is not a valid Kubernetes label value"),
     ('cluster_gpu_labels=capability', "argument 'cluster_gpu_labels' is of type str"),
     ('cluster_gpu_wait_timeout=0', 'wait_timeout: must be >= 1'),
     ('cluster_gpu_min_size=two', 'cluster_gpu_min_size'),
