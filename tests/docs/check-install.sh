@@ -19,7 +19,7 @@
 # touched. The sandbox has one Kubernetes and one PostgreSQL for all its clusters, so the stacks
 # land in their usual namespaces: the check refuses to start when one of them is already there
 # (its teardown would remove what it did not make). make test runs it after integration and
-# before molecule; it leaves the sandbox as it found it.
+# before site-check; it leaves the sandbox as it found it.
 # Needs the sandbox: make sandbox (this script sources .sandbox/env unless the env is set).
 set -euo pipefail
 

@@ -1,9 +1,12 @@
-"""site.yml and teardown.yml on the sandbox, as a user runs them.
+"""site.yml and teardown.yml on the sandbox, as a user runs them, through the molecule/default
+scenario a user runs too (make test runs the scenario here, once, rather than converging the whole
+site twice: once in `molecule test` and again for these checks).
 
-make test resets the sandbox before this (sandbox/sandboxctl reset), so the first converge starts
-from the seeded, empty sandbox and must write, to AWS and to Kubernetes: that is the positive
-control of every "no write" claim after it, counted by the same code. Then a re-run must report
-changed=0 with no mutating AWS request and no Kubernetes write by the admin user, `--check
+make test resets the sandbox before this (sandbox/sandboxctl reset), so the scenario's prepare step
+finds the seeded, empty sandbox and its converge must write, to AWS and to Kubernetes: that is the
+positive control of every "no write" claim after it, counted by the same code. Then molecule's
+idempotence step (a re-run) must report changed=0 with no mutating AWS request and no Kubernetes
+write by the admin user, molecule's verify checks the site by another route, `site.yml --check
 --diff` must change nothing, `teardown.yml --check --diff` must plan the removals (and name them)
 without any write, and the real teardown.yml must leave no release, secret, stack namespace, GPU
 node group, launch template, node-role inline policy, alarm or scaling policy (none referring to
@@ -94,10 +97,18 @@ def _assert_teardown_previewed(run_playbook, gpu_asgs):
     assert len(_kubectl('get', 'secrets', '-A', '-l', 'owner=helm')) == len(releases_before)
 
 
-def test_site_converges_reruns_clean_and_tears_down(run_playbook):
+def test_site_converges_reruns_clean_and_tears_down(run_playbook, run_molecule):
     _assert_new_cluster()
     try:
-        first = run_playbook('site.yml')
+        # molecule keeps which steps it ran in its own state: forgotten here, so prepare really runs.
+        reset = run_molecule('reset')
+        assert reset.returncode == 0, reset
+        prepare = run_molecule('prepare')
+        assert prepare.returncode == 0, prepare
+        assert 'Nothing of the site is there yet' in prepare.output, prepare
+        prepare.assert_no_write()
+
+        first = run_molecule('converge')
         assert first.returncode == 0, first
         assert _recap(first)['sandbox']['changed'] > 0, first
         # The positive control: the counters that read zero below do see this converge's writes.
@@ -106,11 +117,16 @@ def test_site_converges_reruns_clean_and_tears_down(run_playbook):
         gpu_asgs = _gpu_asg()
         assert len(gpu_asgs) == 1, gpu_asgs
 
-        again = run_playbook('site.yml')
+        again = run_molecule('idempotence')
         assert again.returncode == 0, again
         _recap(again)
         assert again.changed == 0, again
         again.assert_no_write()
+
+        verify = run_molecule('verify')
+        assert verify.returncode == 0, verify
+        assert _recap(verify)['sandbox']['failed'] == 0, verify
+        verify.assert_no_write()
 
         check = run_playbook('site.yml', '--check', '--diff')
         assert check.returncode == 0, check
