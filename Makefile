@@ -17,7 +17,7 @@ RESET_FOR = sandbox/sandboxctl reset "$(1)"
 ANSIBLE_TEST_TREE := tests/output/collection/ansible_collections
 
 .PHONY: help venv sandbox sandbox-down sandbox-status sandbox-reset demo teardown test sanity lint unit integration \
-        integration-% molecule build bench bench-smoke clean docs docs-check install-check reliability reliability-quick site-check demo-check
+        integration-% molecule build bench bench-smoke clean docs docs-check install-check alongside reliability reliability-quick site-check demo-check
 
 help:
 	@echo "make demo          converge site.yml on the sandbox (starts it first)"
@@ -58,26 +58,33 @@ teardown: sandbox
 # Passes whatever the sandbox holds when it starts (a demo, an interrupted earlier run, a run
 # just before): demo-check takes the sandbox as it finds it, every later sandbox suite resets it.
 # The reliability suite has a sandbox of its own (.sandbox-reliability), so once the CPU-bound
-# checks are done it runs alongside the main sandbox's suites (about 12 of CI's minutes saved);
-# its output goes to $(RELIABILITY_LOG) and is printed when both are done. RELIABILITY_ALONGSIDE=0
-# runs it after the others instead.
+# checks are done it runs alongside the main sandbox's suites (about 12 of CI's minutes saved),
+# after the integration tests marked `alongside` (refusals before any change, tests on private
+# sandboxes: about 130 playbook runs that need only a seeded sandbox), which `make alongside` runs
+# on that same sandbox; make integration leaves them out then (INTEGRATION_ALL=0). Their output
+# goes to $(RELIABILITY_LOG) and is printed when all are done. RELIABILITY_ALONGSIDE=0 runs them
+# after the others instead.
 MAIN_SUITES_FIRST := sanity lint unit docs-check
-MAIN_SUITES_SANDBOX := demo-check integration install-check molecule site-check bench-smoke
+MAIN_SUITES_SANDBOX := demo-check integration install-check site-check bench-smoke
 RELIABILITY_LOG := tests/output/reliability/make-reliability.log
 RELIABILITY_ALONGSIDE ?= 1
 test: venv
 	@$(MAKE) --no-print-directory $(MAIN_SUITES_FIRST)
 	@if [[ "$(RELIABILITY_ALONGSIDE)" != 1 ]]; then \
-	  $(MAKE) --no-print-directory $(MAIN_SUITES_SANDBOX) reliability; echo "make test: all suites passed"; exit 0; fi; \
+	  $(MAKE) --no-print-directory $(MAIN_SUITES_SANDBOX) alongside reliability; echo "make test: all suites passed"; exit 0; fi; \
 	mkdir -p "$$(dirname $(RELIABILITY_LOG))"; \
-	echo "make test: reliability starts alongside, on its own sandbox (output: $(RELIABILITY_LOG), printed at the end)"; \
-	( t0=$$SECONDS; $(MAKE) --no-print-directory reliability >$(RELIABILITY_LOG) 2>&1 && rc=0 || rc=$$?; \
-	  echo "make test: reliability (alongside) exited $$rc after $$(( SECONDS - t0 )) s" >>$(RELIABILITY_LOG); exit $$rc ) & rel=$$!; \
-	$(MAKE) --no-print-directory $(MAIN_SUITES_SANDBOX) && main=0 || main=$$?; \
+	echo "make test: make alongside, then make reliability, start alongside, on a sandbox of their own (output: $(RELIABILITY_LOG), printed at the end)"; \
+	( t0=$$SECONDS; $(MAKE) --no-print-directory alongside >$(RELIABILITY_LOG) 2>&1 && arc=0 || arc=$$?; \
+	  echo "make test: make alongside exited $$arc after $$(( SECONDS - t0 )) s" >>$(RELIABILITY_LOG); t1=$$SECONDS; \
+	  $(MAKE) --no-print-directory reliability >>$(RELIABILITY_LOG) 2>&1 && rc=0 || rc=$$?; \
+	  echo "make test: reliability (alongside) exited $$rc after $$(( SECONDS - t1 )) s" >>$(RELIABILITY_LOG); \
+	  [[ $$arc -eq 0 && $$rc -eq 0 ]] ) & rel=$$!; \
+	$(MAKE) --no-print-directory $(MAIN_SUITES_SANDBOX) INTEGRATION_ALL=0 && main=0 || main=$$?; \
 	wait $$rel && relrc=0 || relrc=$$?; \
-	echo "---- make reliability, run alongside: its output ----"; cat $(RELIABILITY_LOG); echo "---- end of make reliability ----"; \
+	echo "---- make alongside and make reliability, run alongside: their output ----"; cat $(RELIABILITY_LOG); \
+	echo "---- end of make alongside and make reliability ----"; \
 	if [[ $$main -ne 0 || $$relrc -ne 0 ]]; then \
-	  echo "make test: FAILED (main suites exit $$main, reliability exit $$relrc)" >&2; exit 1; fi; \
+	  echo "make test: FAILED (main suites exit $$main, alongside and reliability exit $$relrc)" >&2; exit 1; fi; \
 	echo "make test: all suites passed"
 
 # Reference docs generated from the code (antsibull-docs); docs-check fails when they drift.
@@ -108,14 +115,27 @@ lint: venv
 unit: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/sandbox/unit
 
+# INTEGRATION_ALL=0 leaves out the tests marked `alongside` (make test runs them in make alongside).
+INTEGRATION_ALL ?= 1
+INTEGRATION_MARKS = $(if $(filter 0,$(INTEGRATION_ALL)),-m 'not alongside')
 integration: sandbox
 	$(call RESET_FOR,make integration (its tests converge each stack from the seeded sandbox))
 	$(WITH_SANDBOX) tests/charts/lint-charts.sh
-	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider tests/sandbox/live tests/playbooks/test_cluster_gpu.py tests/playbooks \
-	  --ignore=tests/playbooks/site
+	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(INTEGRATION_MARKS) tests/sandbox/live \
+	  tests/playbooks/test_cluster_gpu.py tests/playbooks --ignore=tests/playbooks/site
 	$(WITH_SANDBOX) tests/integration/run-targets.sh
 
-# site.yml on the sandbox: converge, idempotence, verify, teardown (molecule/default).
+# The integration tests marked `alongside` alone, on the reliability suite's sandbox (reset first;
+# make reliability resets it again and stops it). make test runs this beside the main suites.
+alongside: venv
+	SANDBOX_DIR=$(CURDIR)/.sandbox-reliability $(call RESET_FOR,make alongside (the reliability suite's sandbox, seeded))
+	set -a; . ./.sandbox-reliability/env; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 -m alongside tests/sandbox/live tests/playbooks \
+	  --ignore=tests/playbooks/site
+
+# site.yml on the sandbox: prepare, converge, idempotence, verify (molecule/default). make test runs
+# the same scenario step by step inside site-check (counting each step's writes) instead of here,
+# which saved a whole-site converge and re-run (about 4.5 of CI's minutes).
 molecule: sandbox
 	$(call RESET_FOR,make molecule (its prepare step shows site.yml converging from empty))
 	$(WITH_SANDBOX) $(BIN)/molecule test
@@ -133,8 +153,9 @@ reliability: venv
 reliability-quick: sandbox
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/reliability/test_bad_inputs.py tests/reliability/test_safe_defaults.py
 
-# site.yml from the seeded sandbox: converge (which must write), a re-run with no change and no
-# write, check mode with no change, teardown.yml previewed then run, leaving nothing behind.
+# site.yml from the seeded sandbox through the molecule/default scenario: prepare, converge (which
+# must write), idempotence (no change and no write), verify; then check mode with no change,
+# teardown.yml previewed then run, leaving nothing behind.
 site-check: sandbox
 	$(call RESET_FOR,make site-check (it converges site.yml from the seeded sandbox))
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/playbooks/site

@@ -19,6 +19,14 @@ sys.path.insert(0, os.path.join(ROOT, 'tests', 'tools'))
 
 import sandbox_journal  # noqa: E402  pylint: disable=wrong-import-position
 
+
+def pytest_configure(config):
+    # make test runs the tests marked so on the reliability suite's sandbox, alongside the main
+    # sandbox's suites (Makefile: alongside); make integration alone runs them with the rest.
+    config.addinivalue_line('markers', 'alongside: needs only a seeded sandbox and leaves nothing behind (refusals before any '
+                            'change, private sandboxes); make test runs it on a sandbox of its own, off the critical path')
+
+
 RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)', re.M)
 
 
@@ -71,16 +79,32 @@ def sandbox_env():
         pytest.fail('the no-write checks cannot be counted: %s' % exc)
 
 
+def _run_counted(argv, timeout, env_extra):
+    """Runs argv from the checkout root and returns a PlaybookRun with what the sandbox recorded."""
+    mark = sandbox_journal.mark()
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
+    env.update(env_extra or {})
+    env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + os.pathsep + env.get('PATH', '')
+    proc = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                          check=False)
+    return PlaybookRun(proc.returncode, proc.stdout, sandbox_journal.since(mark, with_requests=True))
+
+
 @pytest.fixture
 def run_playbook():
     def runner(playbook, *args, timeout=900, env_extra=None):
-        mark = sandbox_journal.mark()
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
-        env.update(env_extra or {})
-        env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + os.pathsep + env.get('PATH', '')
-        proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), playbook] + list(args), cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
-        return PlaybookRun(proc.returncode, proc.stdout, sandbox_journal.since(mark, with_requests=True))
+        return _run_counted([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), playbook] + list(args), timeout, env_extra)
+
+    return runner
+
+
+@pytest.fixture
+def run_molecule():
+    """One step of the molecule/default scenario (`molecule prepare`, `converge`, ...), counted like
+    run_playbook: molecule runs the scenario's playbooks with ansible-playbook, whose PLAY RECAP
+    and sandbox activity the returned object holds."""
+    def runner(step, *args, timeout=1200, env_extra=None):
+        return _run_counted([os.path.join(ROOT, '.venv', 'bin', 'molecule'), step] + list(args), timeout, env_extra)
 
     return runner
 

@@ -211,6 +211,7 @@ BAD_VARS = [
 ]
 
 
+@pytest.mark.alongside
 @pytest.mark.parametrize('extra,message', BAD_VARS, ids=[' '.join(b[0][1::2])[:60] for b in BAD_VARS])
 def test_preflight_refuses_before_any_change(run_playbook, gpu_nodes, extra, message):
     mark = sandbox_journal.mark()

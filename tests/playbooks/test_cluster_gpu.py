@@ -265,7 +265,9 @@ def _extra_vars(extra):
 def test_preflight_refuses_before_any_change(run_playbook, extra, message):
     run = run_playbook(PLAYBOOK, '-e', _extra_vars(extra), '-e', '{"cluster_gpu_device_plugin_enabled": false}')
     assert run.returncode != 0, run
-    assert message in run.output, run
+    # The failure's msg as the YAML callback prints it (a quote doubled in single-quoted YAML): the
+    # `[ERROR]: Task failed` line that repeats it on stderr was missing from 2 of 130 runs under load.
+    assert message in run.output.replace("''", "'"), run
     run.assert_no_write()  # no mutating AWS request, no Kubernetes write
 
 

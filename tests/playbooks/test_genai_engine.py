@@ -170,6 +170,7 @@ BAD_VARS = [
 ]
 
 
+@pytest.mark.alongside
 @pytest.mark.parametrize('extra,message', BAD_VARS, ids=[m.split(':')[0] + str(i) for i, (_unused, m) in enumerate(BAD_VARS)])
 def test_preflight_refuses_before_any_change(run_playbook, stack, extra, message):
     run = run_playbook(PLAYBOOK, *EXTRA, '-e', extra, env_extra=OPENAI)
@@ -195,6 +196,7 @@ BLAME_CASES = [
 ]
 
 
+@pytest.mark.alongside
 @pytest.mark.parametrize('args,env,message', [c[1:] for c in BLAME_CASES], ids=[c[0] for c in BLAME_CASES])
 def test_preflight_blames_the_variable_at_fault_with_the_whole_message(run_playbook, args, env, message):
     run = run_playbook(PLAYBOOK, *EXTRA, *args, env_extra=dict(OPENAI, **env))

@@ -154,6 +154,7 @@ BAD_VARS = [
 ]
 
 
+@pytest.mark.alongside
 @pytest.mark.parametrize('extra,message', BAD_VARS, ids=[b[0].split('=')[0][:40] for b in BAD_VARS])
 def test_preflight_refuses_before_any_change(run_playbook, extra, message):
     mark = sandbox_journal.mark()

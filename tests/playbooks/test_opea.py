@@ -228,6 +228,7 @@ BAD_RUNS = [
 ]
 
 
+@pytest.mark.alongside
 @pytest.mark.parametrize('extra,messages', BAD_RUNS, ids=[sorted(b[0])[0] + '-%d' % i for i, b in enumerate(BAD_RUNS)])
 def test_preflight_refuses_before_any_change(run_playbook, labelled_nodes, token_env, extra, messages):
     mark = sandbox_journal.mark()
@@ -240,6 +241,7 @@ def test_preflight_refuses_before_any_change(run_playbook, labelled_nodes, token
     assert _admin_writes(mark)['kube_writes'] == 0, _admin_writes(mark)
 
 
+@pytest.mark.alongside
 def test_export_refuses_before_any_write(run_playbook, token_env, tmp_path):
     """Export mode renders every profile and workload before writing any: a value that a component chart
     (rendered on its own) refuses fails the run with nothing written, naming the variable."""

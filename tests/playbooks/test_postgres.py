@@ -276,6 +276,7 @@ BAD_VARS = [
 ]
 
 
+@pytest.mark.alongside
 @pytest.mark.parametrize('extra,message', BAD_VARS, ids=[m.split(':')[0] for _unused, m in BAD_VARS])
 def test_preflight_refuses_before_any_change(run_playbook, extra, message):
     _other_ca()

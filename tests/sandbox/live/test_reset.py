@@ -67,6 +67,7 @@ def private_sandbox(env):  # pylint: disable=unused-argument,redefined-outer-nam
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.mark.alongside
 def test_reset_brings_back_the_seeded_sandbox_and_says_what_it_held(private_sandbox):
     directory = private_sandbox
     env = _env_of(directory)
