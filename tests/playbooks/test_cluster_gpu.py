@@ -261,6 +261,7 @@ def _extra_vars(extra):
 
 # These refusals are the AWS side's: the device plugin, whose chart the preflight renders before the first
 # AWS change (the test below), is left out so that each run does not pay for that render too.
+@pytest.mark.alongside
 @pytest.mark.parametrize('extra,message', BAD_VARS, ids=[re.sub(r'[^\w.=:/-]+', '_', _extra_vars(b[0]))[:60] for b in BAD_VARS])
 def test_preflight_refuses_before_any_change(run_playbook, extra, message):
     run = run_playbook(PLAYBOOK, '-e', _extra_vars(extra), '-e', '{"cluster_gpu_device_plugin_enabled": false}')
@@ -281,6 +282,7 @@ STANDIN_DEVICE_PLUGIN = ("the sandbox's chart mirror holds the device plugin's s
                          ' (GENAI_STACK_CHART_DIR without nvidia-device-plugin-0.20.0.tgz)')
 
 
+@pytest.mark.alongside
 @pytest.mark.parametrize('extra,message', [
     ('cluster_gpu_device_plugin_chart_version=9.9.9',
      'cluster_gpu_device_plugin_chart_version: helm cannot render the chart %s/nvidia-device-plugin 9.9.9' % os.environ.get('SANDBOX_CHART_MIRROR', '')),
@@ -318,6 +320,7 @@ def other_cluster():
         eks.delete_cluster(name=name)
 
 
+@pytest.mark.alongside
 @pytest.mark.parametrize('version,extra,message', [
     ('1.28', [], 'kubernetes_version: cluster {name} runs Kubernetes 1.28, which this module does not support'),
     # AWS publishes Amazon Linux 2 GPU AMIs up to 1.32 only.
