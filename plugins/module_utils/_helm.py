@@ -486,7 +486,7 @@ def set_value_args(set_values):
 # helm_release never passes set_values on helm's command line (any user of the host could read them in `ps`):
 # it applies them itself, in helm's order (every json item, then raw, then string, then file, each type in
 # list order, over the merged values files and values), and gives helm the result as a values file.
-# tests/sandbox/live/test_helm_precedence.py checks the result against both real helm binaries.
+# A live test (test_helm_precedence.py) checks the result against both real helm binaries.
 
 SET_ORDER = ('json', 'raw', 'string', 'file')
 _MAX_INDEX = 65536

@@ -265,15 +265,15 @@ extends_documentation_fragment:
 EXAMPLES = r"""
 - name: Scale the GPU node group on GPU utilisation (out above 40 %, in below 10 %)
   genai.stack.scaling_alarm:
-    name: sandbox-gpu-nodes-gpu
-    cluster_name: sandbox
+    name: prod-eks-gpu-nodes-gpu
+    cluster_name: prod-eks
     nodegroup_name: gpu-nodes
     metric: gpu
 
 - name: Scale the CPU node group on CPU utilisation, two instances at a time
   genai.stack.scaling_alarm:
-    name: sandbox-cpu-nodes-cpu
-    cluster_name: sandbox
+    name: prod-eks-cpu-nodes-cpu
+    cluster_name: prod-eks
     nodegroup_name: cpu-nodes
     metric: cpu
     scale_out_threshold: 70
@@ -302,8 +302,8 @@ EXAMPLES = r"""
 
 - name: Notify an on-call topic when the GPU node group scales out or in, and when it is back to normal
   genai.stack.scaling_alarm:
-    name: sandbox-gpu-nodes-gpu
-    cluster_name: sandbox
+    name: prod-eks-gpu-nodes-gpu
+    cluster_name: prod-eks
     nodegroup_name: gpu-nodes
     metric: gpu
     alarm_actions:
@@ -313,8 +313,8 @@ EXAMPLES = r"""
 
 - name: Exactly these notifications (actions added by other tools are removed; the policies stay)
   genai.stack.scaling_alarm:
-    name: sandbox-gpu-nodes-gpu
-    cluster_name: sandbox
+    name: prod-eks-gpu-nodes-gpu
+    cluster_name: prod-eks
     nodegroup_name: gpu-nodes
     metric: gpu
     alarm_actions:
@@ -323,22 +323,22 @@ EXAMPLES = r"""
 
 - name: Remove the alarms and policies
   genai.stack.scaling_alarm:
-    name: sandbox-gpu-nodes-gpu
-    cluster_name: sandbox
+    name: prod-eks-gpu-nodes-gpu
+    cluster_name: prod-eks
     nodegroup_name: gpu-nodes
     state: absent
 
 - name: GPU and CPU pairs on one node group in one task (one DescribePolicies and one DescribeAlarms for both)
   genai.stack.scaling_alarm:
-    cluster_name: sandbox
+    cluster_name: prod-eks
     nodegroup_name: gpu-nodes
     period: 60
     scale_out_adjustment: 2  # default of both pairs
     alarms:
-      - name: sandbox-gpu-nodes-gpu
+      - name: prod-eks-gpu-nodes-gpu
         metric: gpu
         scale_out_threshold: 50
-      - name: sandbox-gpu-nodes-cpu
+      - name: prod-eks-gpu-nodes-cpu
         metric: cpu
         scale_out_threshold: 80
         scale_in_threshold: 10
@@ -347,12 +347,12 @@ EXAMPLES = r"""
 
 - name: Remove both pairs
   genai.stack.scaling_alarm:
-    cluster_name: sandbox
+    cluster_name: prod-eks
     nodegroup_name: gpu-nodes
     state: absent
     alarms:
-      - name: sandbox-gpu-nodes-gpu
-      - name: sandbox-gpu-nodes-cpu
+      - name: prod-eks-gpu-nodes-gpu
+      - name: prod-eks-gpu-nodes-cpu
 """
 
 RETURN = r"""
@@ -372,7 +372,7 @@ policies:
     name:
       description: Policy name.
       type: str
-      sample: sandbox-gpu-nodes-gpu-scale-out
+      sample: prod-eks-gpu-nodes-gpu-scale-out
     arn:
       description: Policy ARN; a placeholder in check mode when the policy does not exist yet.
       type: str
@@ -396,11 +396,11 @@ alarms:
     name:
       description: Alarm name.
       type: str
-      sample: sandbox-gpu-nodes-gpu-scale-out
+      sample: prod-eks-gpu-nodes-gpu-scale-out
     arn:
       description: Alarm ARN; null in check mode when the alarm does not exist yet.
       type: str
-      sample: arn:aws:cloudwatch:us-east-2:123456789012:alarm:sandbox-gpu-nodes-gpu-scale-out
+      sample: arn:aws:cloudwatch:us-east-2:123456789012:alarm:prod-eks-gpu-nodes-gpu-scale-out
     threshold:
       description: Threshold of the alarm.
       type: float
@@ -412,7 +412,7 @@ alarms:
     expression:
       description: The Metrics Insights query.
       type: str
-      sample: SELECT AVG(nvidia_smi_utilization_gpu) FROM CWAgent WHERE ClusterName = 'sandbox' AND NodegroupName = 'gpu-nodes' AND NodegroupType = 'gpu'
+      sample: SELECT AVG(nvidia_smi_utilization_gpu) FROM CWAgent WHERE ClusterName = 'prod-eks' AND NodegroupName = 'gpu-nodes' AND NodegroupType = 'gpu'
     period:
       description: Period of the query in seconds.
       type: int
@@ -445,7 +445,7 @@ placeholder_arns:
   returned: always
   type: list
   elements: str
-  sample: [sandbox-gpu-nodes-gpu-scale-out]
+  sample: [prod-eks-gpu-nodes-gpu-scale-out]
 diff:
   description:
     - Before and after of each policy and alarm that the module manages (all four, when they exist or would),
@@ -1157,7 +1157,7 @@ class ScalingAlarm:
             response = self.autoscaling.put_scaling_policy(aws_retry=True, **policy_request(group, policy))
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             self.module.fail_json_aws(exc, msg='Failed to write scaling policy %s' % policy['name'])
-        # moto (before the sandbox's patch) answers without PolicyARN; the re-read policy has it.
+        # An answer without PolicyARN is taken as it is: the policy read back after the writes carries it.
         return response.get('PolicyARN')
 
     def _put_alarm(self, alarm):
