@@ -60,7 +60,7 @@ teardown: sandbox
 # The reliability suite has a sandbox of its own (.sandbox-reliability), so once the CPU-bound
 # checks are done it runs alongside the main sandbox's suites (about 12 of CI's minutes saved),
 # after the integration tests marked `alongside` (refusals before any change, tests on private
-# sandboxes: about 130 playbook runs that need only a seeded sandbox), which `make alongside` runs
+# sandboxes: about 140 tests that need only a seeded sandbox), which `make alongside` runs
 # on that same sandbox; make integration leaves them out then (INTEGRATION_ALL=0). Their output
 # goes to $(RELIABILITY_LOG) and is printed when all are done. RELIABILITY_ALONGSIDE=0 runs them
 # after the others instead.
@@ -71,7 +71,7 @@ RELIABILITY_ALONGSIDE ?= 1
 test: venv
 	@$(MAKE) --no-print-directory $(MAIN_SUITES_FIRST)
 	@if [[ "$(RELIABILITY_ALONGSIDE)" != 1 ]]; then \
-	  $(MAKE) --no-print-directory $(MAIN_SUITES_SANDBOX) alongside reliability; echo "make test: all suites passed"; exit 0; fi; \
+	  $(MAKE) --no-print-directory $(MAIN_SUITES_SANDBOX) alongside reliability INTEGRATION_ALL=0; echo "make test: all suites passed"; exit 0; fi; \
 	mkdir -p "$$(dirname $(RELIABILITY_LOG))"; \
 	echo "make test: make alongside, then make reliability, start alongside, on a sandbox of their own (output: $(RELIABILITY_LOG), printed at the end)"; \
 	( t0=$$SECONDS; $(MAKE) --no-print-directory alongside >$(RELIABILITY_LOG) 2>&1 && arc=0 || arc=$$?; \
@@ -122,7 +122,7 @@ integration: sandbox
 	$(call RESET_FOR,make integration (its tests converge each stack from the seeded sandbox))
 	$(WITH_SANDBOX) tests/charts/lint-charts.sh
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(INTEGRATION_MARKS) tests/sandbox/live \
-	  tests/playbooks/test_cluster_gpu.py tests/playbooks --ignore=tests/playbooks/site
+	  tests/playbooks --ignore=tests/playbooks/site
 	$(WITH_SANDBOX) tests/integration/run-targets.sh
 
 # The integration tests marked `alongside` alone, on the reliability suite's sandbox (reset first;

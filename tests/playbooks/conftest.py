@@ -12,7 +12,6 @@ import subprocess
 import sys
 import urllib.request
 
-import boto3
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
@@ -157,21 +156,6 @@ def _gpu_capacity_session():
     yield state
     if state['created']:
         _cluster_gpu('-e', 'cluster_gpu_state=absent')
-
-
-@pytest.fixture(scope='module')
-def no_gpu_nodegroup():
-    """The sandbox cluster without the GPU node group, for tests of what a new node group does (the
-    refusals of cluster_gpu): removed first (playbooks/cluster_gpu.yml, state absent) when an earlier
-    module's gpu_capacity made it; gpu_capacity makes it again for the modules after."""
-    if _ready_gpu_nodes() or _gpu_nodegroup_exists():
-        run = _cluster_gpu('-e', 'cluster_gpu_state=absent')
-        assert run.returncode == 0, run.stdout[-4000:]
-    assert not _gpu_nodegroup_exists(), 'the GPU node group is still there after cluster_gpu_state=absent'
-
-
-def _gpu_nodegroup_exists():
-    return 'gpu-nodes' in boto3.client('eks').list_nodegroups(clusterName='sandbox')['nodegroups']
 
 
 @pytest.fixture(scope='module')
