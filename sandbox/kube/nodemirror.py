@@ -10,6 +10,15 @@ AWS_ENDPOINT_URL), compute the Nodes they stand for and make the apiserver agree
   os, arch, zone, capacity type) and ``type=kwok``; the kwok annotation ``kwok.x-k8s.io/node``
   so the kwok controller plays its kubelet (Ready, heartbeats, pods become Running);
 * taints of the node group (EKS effect names mapped to Kubernetes ones);
+* as EKS does with a launch template that names an AMI (a custom AMI: EKS merges nothing into its
+  user data), the Node's own labels are only those its kubelet registers with, read from the
+  template version's user data (nodeboot.py: NodeConfig, bootstrap.sh, Bottlerocket settings),
+  plus what the kubelet and the cloud provider set on every Node; no ``eks.amazonaws.com/*``
+  label and no node group label unless the user data passes it. Taints are the node group's
+  (EKS applies them itself) and the user data's;
+* a launch template that names security groups without the cluster security group (EKS then
+  attaches no other group) makes Nodes that never become Ready: registered without the kwok
+  annotation, condition Ready=False with the reason, so nothing ever runs on them;
 * capacity/allocatable cpu, memory, pods, ephemeral-storage and ``nvidia.com/gpu`` by
   instance type.
 
@@ -36,6 +45,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nodeboot  # noqa: E402 - beside this file
 
 MANAGED_LABEL = "sandbox.genai.stack/managed"
 SOURCE_LABEL = "sandbox.genai.stack/source"
@@ -196,63 +208,124 @@ class NodeSpec:
     provider_id: str = ""
     kubelet_version: str = "v1.31.0"
     os_image: str = "Amazon Linux 2"
+    # Why the Node can never become Ready ('' when it can): kwok does not play its kubelet.
+    unreachable: str = ""
 
     def manifest(self) -> dict:
+        annotations = {
+            "node.alpha.kubernetes.io/ttl": "0",
+            OWNED_LABELS_ANNOTATION: json.dumps(sorted(self.labels)),
+            OWNED_TAINTS_ANNOTATION: json.dumps(sorted({t["key"] for t in self.taints})),
+        }
+        status = {
+            "capacity": self.capacity,
+            "allocatable": self.allocatable,
+            "addresses": self.addresses,
+            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "osImage": self.os_image,
+                         "kubeletVersion": self.kubelet_version, "kubeProxyVersion": self.kubelet_version,
+                         "containerRuntimeVersion": "containerd://1.7.27", "kernelVersion": "5.10.0-fake"},
+            "phase": "Running",
+        }
+        if self.unreachable:
+            status["conditions"] = [not_ready_condition(self.unreachable)]
+        else:
+            annotations[KWOK_ANNOTATION] = "fake"
         return {
             "apiVersion": "v1",
             "kind": "Node",
-            "metadata": {
-                "name": self.name,
-                "labels": self.labels,
-                "annotations": {
-                    KWOK_ANNOTATION: "fake",
-                    "node.alpha.kubernetes.io/ttl": "0",
-                    OWNED_LABELS_ANNOTATION: json.dumps(sorted(self.labels)),
-                    OWNED_TAINTS_ANNOTATION: json.dumps(sorted({t["key"] for t in self.taints})),
-                },
-            },
+            "metadata": {"name": self.name, "labels": self.labels, "annotations": annotations},
             "spec": {"taints": self.taints, **({"providerID": self.provider_id} if self.provider_id else {})},
-            "status": {
-                "capacity": self.capacity,
-                "allocatable": self.allocatable,
-                "addresses": self.addresses,
-                "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "osImage": self.os_image,
-                             "kubeletVersion": self.kubelet_version, "kubeProxyVersion": self.kubelet_version,
-                             "containerRuntimeVersion": "containerd://1.7.27", "kernelVersion": "5.10.0-fake"},
-                "phase": "Running",
-            },
+            "status": status,
         }
 
 
+NOT_READY_REASON = "ControlPlaneUnreachable"
+
+
+def not_ready_condition(message: str) -> dict:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {"type": "Ready", "status": "False", "reason": NOT_READY_REASON, "message": message,
+            "lastHeartbeatTime": now, "lastTransitionTime": now}
+
+
+def launch_template_groups(lt_data: dict) -> list[str]:
+    """Security groups a launch template version gives its instances (its own list, or its network
+    interfaces')."""
+    groups = list(lt_data.get("SecurityGroupIds") or [])
+    for nic in lt_data.get("NetworkInterfaces") or []:
+        groups += nic.get("Groups") or []
+    return groups
+
+
+def unreachable_reason(lt_data: dict | None, cluster_sg: str | None) -> str:
+    """Why instances of this launch template version cannot join the cluster, or ''. EKS attaches
+    the cluster security group only when the template names no group."""
+    groups = launch_template_groups(lt_data or {})
+    if not groups or not cluster_sg or cluster_sg in groups:
+        return ""
+    return (f"launch template security groups {', '.join(sorted(groups))} lack the cluster security group "
+            f"{cluster_sg}: EKS attaches no other group, so the kubelet cannot reach the control plane")
+
+
+# Labels the kubelet and the cloud provider set on every Node, whatever the user data says.
+def _kubelet_labels(nname: str, instance_type: str, region: str, zone: str) -> dict[str, str]:
+    return {
+        "node.kubernetes.io/instance-type": instance_type,
+        "beta.kubernetes.io/instance-type": instance_type,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux",
+        "beta.kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": nname,
+        "topology.kubernetes.io/region": region,
+        "topology.kubernetes.io/zone": zone,
+    }
+
+
+def _merge_taints(*lists: list[dict]) -> list[dict]:
+    out: list[dict] = []
+    seen = set()
+    for taints in lists:
+        for t in taints:
+            if (t["key"], t["effect"]) not in seen:
+                seen.add((t["key"], t["effect"]))
+                out.append(t)
+    return out
+
+
 def nodegroup_nodes(cluster: str, ng: dict, desired: int, region: str, instance_type: str,
-                    taken: set[str]) -> list[NodeSpec]:
-    """NodeSpecs for `desired` instances of the EKS node group description `ng`."""
+                    taken: set[str], lt_data: dict | None = None, cluster_sg: str | None = None) -> list[NodeSpec]:
+    """NodeSpecs for `desired` instances of the EKS node group description `ng`; `lt_data` is the
+    LaunchTemplateData of the template version it runs, `cluster_sg` the cluster security group."""
     name = ng["nodegroupName"]
     capacity, allocatable = node_resources(instance_type, int(ng.get("diskSize") or 20))
     subnets = ng.get("subnets") or []
     zones = "abc"
     taints = [eks_taint(t) for t in ng.get("taints") or []]
+    custom_ami = bool((lt_data or {}).get("ImageId"))
+    if custom_ami:
+        boot = nodeboot.read(lt_data.get("UserData"))
+        own_labels = dict(boot.labels)
+        taints = _merge_taints(taints, boot.taints)
+    else:
+        own_labels = dict(ng.get("labels") or {})
+        own_labels.update({
+            "eks.amazonaws.com/nodegroup": name,
+            "eks.amazonaws.com/capacityType": ng.get("capacityType") or "ON_DEMAND",
+        })
+    unreachable = unreachable_reason(lt_data, cluster_sg)
     out = []
     for i in range(desired):
         nname = node_name(cluster, name, i, region, taken)
         taken.add(nname)
-        labels = dict(ng.get("labels") or {})
+        zone = f"{region}{zones[i % len(zones)] if not subnets else zones[i % min(len(subnets), 3)]}"
+        labels = dict(own_labels)
+        labels.update(_kubelet_labels(nname, instance_type, region, zone))
         labels.update({
             MANAGED_LABEL: "true",
             SOURCE_LABEL: "eks",
             CLUSTER_LABEL: cluster,
             INDEX_LABEL: str(i),
-            "eks.amazonaws.com/nodegroup": name,
-            "eks.amazonaws.com/capacityType": ng.get("capacityType") or "ON_DEMAND",
-            "node.kubernetes.io/instance-type": instance_type,
-            "beta.kubernetes.io/instance-type": instance_type,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/arch": "amd64",
-            "beta.kubernetes.io/os": "linux",
-            "beta.kubernetes.io/arch": "amd64",
-            "kubernetes.io/hostname": nname,
-            "topology.kubernetes.io/region": region,
-            "topology.kubernetes.io/zone": f"{region}{zones[i % len(zones)] if not subnets else zones[i % min(len(subnets), 3)]}",
             "type": "kwok",
         })
         addresses = [
@@ -262,7 +335,7 @@ def nodegroup_nodes(cluster: str, ng: dict, desired: int, region: str, instance_
         ]
         iid = "i-" + hashlib.sha256(nname.encode()).hexdigest()[:17]
         out.append(NodeSpec(nname, labels, list(taints), dict(capacity), dict(allocatable), addresses,
-                            f"aws:///{labels['topology.kubernetes.io/zone']}/{iid}"))
+                            f"aws:///{zone}/{iid}", unreachable=unreachable))
     return out
 
 
@@ -358,13 +431,21 @@ def node_patch(current: dict, spec: NodeSpec) -> tuple[dict | None, dict | None]
         OWNED_LABELS_ANNOTATION: json.dumps(sorted(spec.labels)),
         OWNED_TAINTS_ANNOTATION: json.dumps(sorted({t["key"] for t in spec.taints})),
     }
-    if any(ann.get(k) != v for k, v in new_ann.items()) or ann.get(KWOK_ANNOTATION) != "fake":
-        patch.setdefault("metadata", {})["annotations"] = {**new_ann, KWOK_ANNOTATION: "fake"}
+    want_kwok = None if spec.unreachable else "fake"
+    if any(ann.get(k) != v for k, v in new_ann.items()) or ann.get(KWOK_ANNOTATION) != want_kwok:
+        patch.setdefault("metadata", {})["annotations"] = {**new_ann, KWOK_ANNOTATION: want_kwok}
     status = current.get("status") or {}
     status_patch = None
     if not same_resources(status.get("capacity"), spec.capacity) or \
             not same_resources(status.get("allocatable"), spec.allocatable):
         status_patch = {"status": {"capacity": spec.capacity, "allocatable": spec.allocatable}}
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    # Not Ready is left alone whether it says False (ours) or Unknown (the node lifecycle
+    # controller's, once no kubelet renews the lease): only a Ready or silent Node is told.
+    if spec.unreachable and (ready is None or ready.get("status") == "True"):
+        status_patch = status_patch or {"status": {}}
+        others = [c for c in status.get("conditions") or [] if c.get("type") != "Ready"]
+        status_patch["status"]["conditions"] = others + [not_ready_condition(spec.unreachable)]
     return (patch or None), status_patch
 
 
@@ -459,7 +540,7 @@ class Aws:
         self.ec2 = session.client("ec2")
         for c in (self.eks, self.asg, self.ec2):
             c.meta.events.register("before-sign.*.*", _mark_internal)
-        self._lt_cache: dict[tuple, str | None] = {}
+        self._lt_cache: dict[tuple, dict | None] = {}
         # Desired size: whichever of the node group's scalingConfig and its Auto Scaling group
         # changed last wins (they agree when the emulator keeps them in sync).
         self._last_seen: dict[tuple, tuple[int | None, int | None, int]] = {}
@@ -474,20 +555,36 @@ class Aws:
             if not token:
                 return
 
-    def _lt_instance_type(self, lt: dict) -> str | None:
-        key = (lt.get("id") or lt.get("name"), str(lt.get("version") or "$Default"))
-        if key not in self._lt_cache:
-            args = {"Versions": [key[1]]}
-            if lt.get("id"):
-                args["LaunchTemplateId"] = lt["id"]
-            else:
-                args["LaunchTemplateName"] = lt["name"]
-            try:
-                versions = self.ec2.describe_launch_template_versions(**args)["LaunchTemplateVersions"]
-                self._lt_cache[key] = versions[0]["LaunchTemplateData"].get("InstanceType") if versions else None
-            except Exception:  # noqa: BLE001 - a missing template just means "no type from it"
-                self._lt_cache[key] = None
-        return self._lt_cache[key]
+    def launch_template_data(self, ng: dict) -> dict | None:
+        """LaunchTemplateData of the template version the node group runs, or None (no template, or
+        one the emulator no longer has). Numbered versions never change, so they are remembered."""
+        lt = ng.get("launchTemplate")
+        if not lt:
+            return None
+        version = str(lt.get("version") or "$Default")
+        key = (lt.get("id") or lt.get("name"), version)
+        if key in self._lt_cache:
+            return self._lt_cache[key]
+        args = {"Versions": [version]}
+        if lt.get("id"):
+            args["LaunchTemplateId"] = lt["id"]
+        else:
+            args["LaunchTemplateName"] = lt["name"]
+        try:
+            versions = self.ec2.describe_launch_template_versions(**args)["LaunchTemplateVersions"]
+            data = versions[0]["LaunchTemplateData"] if versions else None
+        except Exception:  # noqa: BLE001 - a missing template just means nothing is known from it
+            data = None
+        if version.isdigit():
+            self._lt_cache[key] = data
+        return data
+
+    def cluster_security_group(self, cluster: str) -> str | None:
+        try:
+            described = self.eks.describe_cluster(name=cluster)["cluster"]
+        except self.eks.exceptions.ResourceNotFoundException:
+            return None
+        return (described.get("resourcesVpcConfig") or {}).get("clusterSecurityGroupId")
 
     def _asg_desired(self, ng: dict) -> int | None:
         names = [a["name"] for a in (ng.get("resources") or {}).get("autoScalingGroups") or [] if a.get("name")]
@@ -518,14 +615,12 @@ class Aws:
         self._last_seen[key] = (cfg, asg, choice)
         return int(choice or 0)
 
-    def instance_type(self, ng: dict) -> str:
+    @staticmethod
+    def instance_type(ng: dict, lt_data: dict | None) -> str:
         # With a launch template naming an instance type, EKS forbids instanceTypes: the
         # template's type is the truth (and a template version change can change it).
-        lt = ng.get("launchTemplate")
-        if lt:
-            t = self._lt_instance_type(lt)
-            if t:
-                return t
+        if (lt_data or {}).get("InstanceType"):
+            return lt_data["InstanceType"]
         types = ng.get("instanceTypes") or []
         return types[0] if types else "t3.medium"
 
@@ -558,8 +653,13 @@ def load_tpu_decls(sandbox_dir: str | None) -> list[dict]:
 def desired_specs(aws: Aws, region: str, sandbox_dir: str | None) -> list[NodeSpec]:
     taken: set[str] = set()
     specs: list[NodeSpec] = []
+    cluster_groups: dict[str, str | None] = {}
     for cluster, ng in sorted(aws.nodegroups(), key=lambda x: (x[0], x[1]["nodegroupName"])):
-        specs += nodegroup_nodes(cluster, ng, aws.desired_size(cluster, ng), region, aws.instance_type(ng), taken)
+        lt_data = aws.launch_template_data(ng)
+        if lt_data and cluster not in cluster_groups:
+            cluster_groups[cluster] = aws.cluster_security_group(cluster)
+        specs += nodegroup_nodes(cluster, ng, aws.desired_size(cluster, ng), region, aws.instance_type(ng, lt_data),
+                                 taken, lt_data, cluster_groups.get(cluster))
     specs += tpu_nodes(load_tpu_decls(sandbox_dir))
     return specs
 

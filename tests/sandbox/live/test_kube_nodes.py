@@ -130,3 +130,83 @@ def test_gpu_pod_runs_on_mirrored_node(env, eks, gpu_nodegroup):
         assert p["spec"]["nodeName"] in {n["metadata"]["name"] for n in nodes_of(env, name)}
     finally:
         kubectl(env, "delete", "namespace", ns, "--wait=false", check=False)
+
+
+CUSTOM_AMI_USER_DATA = """MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="B"
+
+--B
+Content-Type: text/x-shellscript
+
+#!/bin/bash
+/etc/eks/bootstrap.sh {cluster} --kubelet-extra-args '--node-labels=from-user-data=yes,eks.amazonaws.com/nodegroup={name}'
+--B--
+"""
+
+
+@pytest.fixture
+def custom_ami_nodegroup(env, eks):
+    """A node group on a launch template naming an AMI (EKS merges nothing into its user data)."""
+    import base64
+
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name=env["AWS_REGION"])
+    cluster = "sandbox" if "sandbox" in eks.list_clusters()["clusters"] else eks.list_clusters()["clusters"][0]
+    ref = eks.describe_nodegroup(clusterName=cluster,
+                                 nodegroupName=eks.list_nodegroups(clusterName=cluster)["nodegroups"][0])["nodegroup"]
+    name = f"test-custom-{uuid.uuid4().hex[:8]}"
+    image = ec2.describe_images(Owners=["602401143452"])["Images"][0]["ImageId"]
+    user_data = base64.b64encode(CUSTOM_AMI_USER_DATA.format(cluster=cluster, name=name).encode()).decode()
+    lt = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={
+        "ImageId": image, "InstanceType": "g5.xlarge", "UserData": user_data})["LaunchTemplate"]
+    eks.create_nodegroup(clusterName=cluster, nodegroupName=name, nodeRole=ref["nodeRole"], subnets=ref["subnets"],
+                         launchTemplate={"id": lt["LaunchTemplateId"], "version": "1"},
+                         scalingConfig={"minSize": 0, "maxSize": 2, "desiredSize": 1},
+                         labels={"from-node-group-api": "yes"})
+    try:
+        yield cluster, name, lt["LaunchTemplateId"], user_data, image
+    finally:
+        try:
+            eks.delete_nodegroup(clusterName=cluster, nodegroupName=name)
+        except eks.exceptions.ResourceNotFoundException:
+            pass
+        wait(lambda: not nodes_of(env, name) or None, 30, "nodes of the deleted node group gone")
+        ec2.delete_launch_template(LaunchTemplateId=lt["LaunchTemplateId"])
+
+
+def test_custom_ami_labels_come_from_user_data_and_cluster_group_decides_readiness(env, eks, custom_ami_nodegroup):
+    """As on EKS with a custom AMI: Node labels only from the kubelet flags in the user data; a
+    template version whose security groups lack the cluster security group makes Nodes that never
+    become Ready."""
+    import boto3
+
+    cluster, name, lt_id, user_data, image = custom_ami_nodegroup
+    node = wait(lambda: next((n for n in nodes_of(env, name) if _ready(n)), None), 30, "a Ready custom-AMI node")
+    labels = node["metadata"]["labels"]
+    assert labels["from-user-data"] == "yes"
+    assert "from-node-group-api" not in labels, "node group labels reach a custom-AMI Node only through its user data"
+    assert "eks.amazonaws.com/capacityType" not in labels
+
+    ec2 = boto3.client("ec2", region_name=env["AWS_REGION"])
+    cluster_sg = eks.describe_cluster(name=cluster)["cluster"]["resourcesVpcConfig"]["clusterSecurityGroupId"]
+    other = ec2.create_security_group(GroupName=f"{name}-nodes", Description="nodes without the cluster group",
+                                      VpcId=ec2.describe_security_groups(GroupIds=[cluster_sg])["SecurityGroups"][0]["VpcId"])
+    try:
+        ec2.create_launch_template_version(LaunchTemplateId=lt_id, LaunchTemplateData={
+            "ImageId": image, "InstanceType": "g5.xlarge", "UserData": user_data, "SecurityGroupIds": [other["GroupId"]]})
+        eks.update_nodegroup_version(clusterName=cluster, nodegroupName=name,
+                                     launchTemplate={"id": lt_id, "version": "2"})
+
+        def not_ready():
+            found = nodes_of(env, name)
+            conditions = [c for n in found for c in n["status"].get("conditions", []) if c["type"] == "Ready"]
+            return found if found and conditions and all(c["status"] != "True" for c in conditions) else None
+
+        blocked = wait(not_ready, 60, "the nodes of a template without the cluster security group not Ready")
+        message = " ".join(c.get("message", "") for c in blocked[0]["status"]["conditions"])
+        assert cluster_sg in message, message
+    finally:
+        eks.delete_nodegroup(clusterName=cluster, nodegroupName=name)
+        wait(lambda: not nodes_of(env, name) or None, 30, "nodes of the deleted node group gone")
+        ec2.delete_security_group(GroupId=other["GroupId"])
