@@ -14,6 +14,9 @@ WITH_SANDBOX := set -a; . ./$(SANDBOX_ENV); set +a; export PATH="$(CURDIR)/$(BIN
 # A suite that needs a known starting state brings the sandbox back to its seed first, whatever
 # an earlier demo, suite or interrupted run left in it, and says so (sandbox/sandboxctl reset).
 RESET_FOR = sandbox/sandboxctl reset "$(1)"
+# The reliability sandbox's emulator (strict IAM, as every sandbox's) lets the suite's made-up keys
+# act as the account root: it attributes each case's AWS calls to its own key (AKIAREL..., BADCASE...).
+RELIABILITY_SANDBOX = SANDBOX_DIR=$(CURDIR)/.sandbox-reliability SANDBOX_AWS_ROOT_KEYS='testing,AKIAREL*,BADCASE*'
 ANSIBLE_TEST_TREE := tests/output/collection/ansible_collections
 
 .PHONY: help venv sandbox sandbox-down sandbox-status sandbox-reset demo teardown test sanity lint unit integration \
@@ -128,7 +131,7 @@ integration: sandbox
 # The integration tests marked `alongside` alone, on the reliability suite's sandbox (reset first;
 # make reliability resets it again and stops it). make test runs this beside the main suites.
 alongside: venv
-	SANDBOX_DIR=$(CURDIR)/.sandbox-reliability $(call RESET_FOR,make alongside (the reliability suite's sandbox, seeded))
+	$(RELIABILITY_SANDBOX) $(call RESET_FOR,make alongside (the reliability suite's sandbox, seeded))
 	set -a; . ./.sandbox-reliability/env; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 -m alongside tests/sandbox/live tests/playbooks \
 	  --ignore=tests/playbooks/site
@@ -143,15 +146,17 @@ molecule: sandbox
 # The whole reliability suite (faults, SIGKILL, outages, least privilege, secrets, bad inputs) on a
 # sandbox of its own, since it stops components and counts every request: about 6-8 min on an
 # idle machine; part of make test. reliability-quick (bad-input catalogue, safe defaults) runs on
-# the main sandbox, for development.
+# that sandbox too (its made-up keys need it), without a reset when it is up, for development.
 reliability: venv
-	SANDBOX_DIR=$(CURDIR)/.sandbox-reliability $(call RESET_FOR,make reliability (a sandbox of its own, fresh for each run))
+	$(RELIABILITY_SANDBOX) $(call RESET_FOR,make reliability (a sandbox of its own, fresh for each run))
 	set -a; . ./.sandbox-reliability/env; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  $(BIN)/python -m pytest -p no:cacheprovider -rA tests/reliability && rc=0 || rc=$$?; \
 	  SANDBOX_DIR=$(CURDIR)/.sandbox-reliability sandbox/sandboxctl down; exit $$rc
 
-reliability-quick: sandbox
-	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/reliability/test_bad_inputs.py tests/reliability/test_safe_defaults.py
+reliability-quick: venv
+	$(RELIABILITY_SANDBOX) sandbox/sandboxctl up
+	set -a; . ./.sandbox-reliability/env; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/reliability/test_bad_inputs.py tests/reliability/test_safe_defaults.py
 
 # site.yml from the seeded sandbox through the molecule/default scenario: prepare, converge (which
 # must write), idempotence (no change and no write), verify; then check mode with no change,

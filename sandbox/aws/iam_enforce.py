@@ -32,11 +32,12 @@ Manager ``AccessDeniedException``; IAM, Auto Scaling and CloudWatch ``AccessDeni
 AWS's message: "User: <arn> is not authorized to perform: <action> on resource: <arn> ...".
 
 Modes (``SANDBOX_AWS_IAM``, or ``POST /_sandbox/iam {"mode": ...}`` at run time):
-- ``users`` (default): requests signed by an IAM user's (or assumed role's) key are authorised;
-  any other key acts as the account's root user (the sandbox's own ``testing`` key, and the test
-  suites' made-up keys), as moto does without enforcement;
-- ``strict``: as ``users``, and a key that is no IAM user's is refused (``InvalidClientTokenId``)
-  unless it is one of the sandbox's own (``SANDBOX_AWS_ROOT_KEYS``, default ``testing``);
+- ``strict`` (default): requests signed by an IAM user's (or assumed role's) key are authorised,
+  and a key that is no IAM user's is refused (``InvalidClientTokenId``) unless it is one of the
+  sandbox's own (``SANDBOX_AWS_ROOT_KEYS``: comma-separated keys, ``PREFIX*`` for every key with
+  that prefix; default ``testing``), which act as the account's root user;
+- ``users``: as ``strict``, but any key that is no IAM user's acts as the account's root user, as
+  moto does without enforcement;
 - ``off``: nothing is checked.
 Signatures are not verified (the key id names the caller; the secret is not checked). Requests
 marked internal (seeding, the node mirror) are not checked.
@@ -458,10 +459,16 @@ class Enforcer:
     def __init__(self, mode: str | None = None, root_keys: str | None = None):
         self._lock = threading.Lock()
         self.mode = "users"
-        self.set_mode(mode or os.environ.get("SANDBOX_AWS_IAM") or "users")
+        self.set_mode(mode or os.environ.get("SANDBOX_AWS_IAM") or "strict")
         keys = root_keys if root_keys is not None else os.environ.get("SANDBOX_AWS_ROOT_KEYS", "testing")
         self.root_keys = {k.strip() for k in keys.split(",") if k.strip()}
         self.denials = 0
+
+    def is_root_key(self, key: str | None) -> bool:
+        """A key the sandbox lets act as the account root in strict mode (exact, or PREFIX*)."""
+        if not key:
+            return False
+        return any(key == k or (k.endswith("*") and len(k) > 1 and key.startswith(k[:-1])) for k in self.root_keys)
 
     def set_mode(self, mode: str) -> str:
         if mode not in MODES:
@@ -481,7 +488,7 @@ class Enforcer:
         key = protocol.access_key_id(headers)
         principal = principal_for(key, headers) if key else None
         if principal is None:
-            if self.mode == "strict" and key not in self.root_keys:
+            if self.mode == "strict" and not self.is_root_key(key):
                 self.denials += 1
                 raise Denied("InvalidClientTokenId", "The security token included in the request is invalid "
                              "(access key %s is no IAM user's, and the emulator runs with SANDBOX_AWS_IAM=strict)" % key)

@@ -16,10 +16,12 @@ JOURNAL="$STATE/journal.jsonl"
 LOG="$SANDBOX_DIR/logs/aws.log"
 ENV_FILE="$SANDBOX_DIR/env.d/10-aws.env"
 CLUSTERS="${SANDBOX_EKS_CLUSTERS:-1}"
-# IAM enforcement (sandbox/aws/iam_enforce.py): users (default) checks requests signed by IAM
-# users' keys and lets other keys act as the account root; strict also refuses keys that are no
-# IAM user's (the env then holds the keys of an administrator user, sandbox-admin); off: none.
-export SANDBOX_AWS_IAM="${SANDBOX_AWS_IAM:-users}"
+# IAM enforcement (sandbox/aws/iam_enforce.py): strict (default) checks requests signed by IAM
+# users' keys and refuses keys that are no IAM user's, except SANDBOX_AWS_ROOT_KEYS (the account
+# root: the sandbox's own `testing`, PREFIX* for a suite's made-up keys); the env holds the keys of
+# an administrator user, sandbox-admin. users lets any other key act as the account root; off: none.
+export SANDBOX_AWS_IAM="${SANDBOX_AWS_IAM:-strict}"
+export SANDBOX_AWS_ROOT_KEYS="${SANDBOX_AWS_ROOT_KEYS:-testing}"
 ADMIN_FILE="$STATE/admin-keys"
 export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
@@ -92,6 +94,7 @@ export AWS_ENDPOINT_URL=http://127.0.0.1:$p
 export AWS_ACCESS_KEY_ID=$key_id
 export AWS_SECRET_ACCESS_KEY=$secret
 export SANDBOX_AWS_IAM=$SANDBOX_AWS_IAM
+export SANDBOX_AWS_ROOT_KEYS="$SANDBOX_AWS_ROOT_KEYS"
 export AWS_REGION=us-east-2
 export AWS_DEFAULT_REGION=us-east-2
 export SANDBOX_AWS_JOURNAL=$JOURNAL

@@ -78,8 +78,8 @@ def test_an_operator_it_cannot_evaluate_is_named():
         evaluate([doc], "ec2:DescribeVpcs", "*", {"aws:SourceIp": "10.1.1.1"})
 
 
-def _auth(service, region="us-east-2"):
-    return {"authorization": "AWS4-HMAC-SHA256 Credential=AKIA/20261205/%s/%s/aws4_request, SignedHeaders=host, Signature=x" % (region, service),
+def _auth(service, region="us-east-2", key="AKIA"):
+    return {"authorization": "AWS4-HMAC-SHA256 Credential=%s/20261205/%s/%s/aws4_request, SignedHeaders=host, Signature=x" % (key, region, service),
             "content-type": "application/x-www-form-urlencoded"}
 
 
@@ -109,3 +109,16 @@ def test_modes_are_checked():
     with pytest.raises(ValueError, match="mode must be one of"):
         iam_enforce.Enforcer(mode="on")
     assert iam_enforce.Enforcer(mode="off").authorize("eks", "DescribeCluster", "GET", "/clusters/x", "", _auth("eks"), b"") is None
+
+
+def test_strict_is_the_default_and_refuses_keys_that_are_no_users_but_the_sandboxs_own(monkeypatch):
+    monkeypatch.delenv("SANDBOX_AWS_IAM", raising=False)
+    enforcer = iam_enforce.Enforcer(root_keys="testing,AKIAREL*,*")
+    assert enforcer.mode == "strict"
+    # Exact keys and PREFIX* act as the account root; a lone '*' is no wildcard for every key.
+    for key in ("testing", "AKIARELIABILITYSUITE", "AKIARELSECRETS"):
+        assert enforcer.authorize("eks", "DescribeCluster", "GET", "/clusters/x", "", _auth("eks", key=key), b"") is None
+    for key in ("AKIAMADEUP", "test", "AKIARE"):
+        with pytest.raises(iam_enforce.Denied, match="no IAM user's"):
+            enforcer.authorize("eks", "DescribeCluster", "GET", "/clusters/x", "", _auth("eks", key=key), b"")
+    assert enforcer.state()["denials"] == 3
