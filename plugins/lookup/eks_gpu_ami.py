@@ -6,13 +6,14 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: eks_gpu_ami
-short_description: The EKS optimized NVIDIA GPU AMI id for a Kubernetes version
+short_description: The NVIDIA GPU AMI id of an EKS node AMI family for a Kubernetes version
 version_added: 0.1.0
 author:
   - genai.stack maintainers (@genai-stack)
 description:
-  - Reads the public SSM parameter that AWS publishes for the EKS optimized GPU AMI of a
-    Kubernetes version and returns the AMI id, the same one M(genai.stack.eks_gpu_nodegroup) uses.
+  - Reads the public SSM parameter that AWS publishes for the GPU AMI of a Kubernetes version and an AMI
+    family (the EKS optimized Amazon Linux AMIs, or Bottlerocket's NVIDIA variant) and returns the AMI id, the
+    same one M(genai.stack.eks_gpu_nodegroup) uses.
 options:
   _terms:
     description:
@@ -25,9 +26,12 @@ options:
     type: list
     elements: str
   ami_type:
-    description: The AMI family.
+    description:
+      - The AMI family, named as EKS names AMI types.
+      - V(AL2023_x86_64_NVIDIA) and V(AL2_x86_64_GPU) read C(/aws/service/eks/optimized-ami/<version>/.../recommended/image_id);
+        V(BOTTLEROCKET_x86_64_NVIDIA) reads C(/aws/service/bottlerocket/aws-k8s-<version>-nvidia/x86_64/latest/image_id).
     type: str
-    choices: [AL2023_x86_64_NVIDIA, AL2_x86_64_GPU]
+    choices: [AL2023_x86_64_NVIDIA, AL2_x86_64_GPU, BOTTLEROCKET_x86_64_NVIDIA]
     default: AL2023_x86_64_NVIDIA
 extends_documentation_fragment:
   - amazon.aws.boto3
@@ -43,6 +47,10 @@ EXAMPLES = r"""
 - name: Legacy Amazon Linux 2 GPU AMI
   ansible.builtin.debug:
     msg: "{{ lookup('genai.stack.eks_gpu_ami', '1.29', ami_type='AL2_x86_64_GPU') }}"
+
+- name: Bottlerocket NVIDIA AMI (the latest Bottlerocket release for Kubernetes 1.31)
+  ansible.builtin.debug:
+    msg: "{{ lookup('genai.stack.eks_gpu_ami', '1.31', ami_type='BOTTLEROCKET_x86_64_NVIDIA') }}"
 """
 
 RETURN = r"""

@@ -5,11 +5,12 @@
 
 The tables here answer without a request for what they know; what they do not know is asked from
 AWS: the GPUs of other instance types (EC2 DescribeInstanceTypes, GpuInfo) and whether an AMI is
-published for a Kubernetes version (the EKS AMI's SSM public parameter).
+published for a Kubernetes version (the AMI family's SSM public parameter).
 """
 
 from __future__ import annotations
 
+import collections
 import re
 
 # NVIDIA GPUs per instance (public EC2 instance type specifications), known without asking. AMD (g4ad) and
@@ -35,10 +36,20 @@ _KNOWN_NON_GPU_FAMILIES = (
     'r7i', 'g4ad', 'inf1', 'inf2', 'trn1', 'x2idn', 'i3', 'i4i', 'm6g', 'c6g', 'c7g',
 )
 
+# An AMI family: where AWS publishes the AMI id of a Kubernetes version (an SSM public parameter),
+# which user data the nodes take (_userdata.render's flavour), and whether the family keeps
+# containers and images on a data volume of its own, besides the root volume (Bottlerocket: the OS on
+# the root device, /dev/xvda; images, pods and host containers on the data device, /dev/xvdb).
+AmiFamily = collections.namedtuple('AmiFamily', 'ssm_parameter user_data data_volume')
+
 AMI_TYPES = {
-    # EKS amiType name: (SSM public parameter template, user data flavour)
-    'AL2023_x86_64_NVIDIA': ('/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/x86_64/nvidia/recommended/image_id', 'nodeadm'),
-    'AL2_x86_64_GPU': ('/aws/service/eks/optimized-ami/{version}/amazon-linux-2-gpu/recommended/image_id', 'bootstrap'),
+    # Keyed by the EKS amiType name.
+    'AL2023_x86_64_NVIDIA': AmiFamily('/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/x86_64/nvidia/recommended/image_id',
+                                      'nodeadm', False),
+    'AL2_x86_64_GPU': AmiFamily('/aws/service/eks/optimized-ami/{version}/amazon-linux-2-gpu/recommended/image_id', 'bootstrap', False),
+    # Published by the Bottlerocket project, per variant (one per Kubernetes minor) and architecture.
+    'BOTTLEROCKET_x86_64_NVIDIA': AmiFamily('/aws/service/bottlerocket/aws-k8s-{version}-nvidia/x86_64/latest/image_id',
+                                            'bottlerocket', True),
 }
 
 # The oldest Kubernetes minor version accepted. There is no newest: a version is usable once AWS
@@ -83,4 +94,5 @@ def kubernetes_version_problem(version):
 
 
 def ssm_parameter_for(ami_type, kubernetes_version):
-    return AMI_TYPES[ami_type][0].format(version=kubernetes_version)
+    """The SSM public parameter that holds the AMI id of `ami_type` for a Kubernetes version."""
+    return AMI_TYPES[ami_type].ssm_parameter.format(version=kubernetes_version)

@@ -8,10 +8,14 @@ User data for GPU nodes of EKS managed node groups that use a launch template wi
 
 * AL2023 (`nodeadm`): a MIME multi-part document with a NodeConfig part and a shell part.
 * AL2 (`bootstrap.sh`): a MIME multi-part document whose shell part calls /etc/eks/bootstrap.sh.
+* Bottlerocket (`bottlerocket`): TOML settings (`[settings.kubernetes]`, its `node-labels` and
+  `node-taints` tables), read by Bottlerocket's API at boot.
 
-Both install the CloudWatch agent with the `nvidia_gpu` measurements and append the dimensions
-that the GPU scaling alarm's Metrics Insights query filters on (ClusterName, NodegroupName,
-NodegroupType). Instance metadata is read with IMDSv2 session tokens only.
+The two Amazon Linux documents install the CloudWatch agent with the `nvidia_gpu` measurements and
+append the dimensions that the GPU scaling alarm's Metrics Insights query filters on (ClusterName,
+NodegroupName, NodegroupType). Instance metadata is read with IMDSv2 session tokens only.
+Bottlerocket has no shell and no package manager for user data to run, so its nodes get no agent
+and publish none of these metrics.
 
 The agent is never a condition of the node joining the cluster: a failed step of its set-up (the
 package repository out of reach, IMDS not answering, the agent refusing its configuration) is
@@ -42,6 +46,9 @@ AGENT_FAILED_MARKER = STATE_DIR + '/cloudwatch-agent.failed'
 AGENT_INSTALL_TIMEOUT = 300
 
 TAINT_EFFECT_TO_KUBELET = {'NO_SCHEDULE': 'NoSchedule', 'NO_EXECUTE': 'NoExecute', 'PREFER_NO_SCHEDULE': 'PreferNoSchedule'}
+# TOML basic strings: the characters that must be escaped and their short escapes (other control
+# characters take \uXXXX).
+_TOML_ESCAPES = {'"': '\\"', '\\': '\\\\', '\b': '\\b', '\t': '\\t', '\n': '\\n', '\f': '\\f', '\r': '\\r'}
 
 
 def cloudwatch_agent_config(cluster_name, nodegroup_name, region, interval=60):
@@ -205,7 +212,55 @@ def cluster_facts(described):
     }
 
 
+def toml_string(text):
+    """`text` as a TOML basic string: in double quotes, with the characters TOML does not allow
+    there (the quote, the backslash, control characters) escaped."""
+    out = []
+    for char in str(text):
+        if char in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7f:
+            out.append('\\u%04X' % ord(char))
+        else:
+            out.append(char)
+    return '"%s"' % ''.join(out)
+
+
+def _bottlerocket_taints(taints):
+    """Bottlerocket's node-taints: each key to its sorted list of "value:Effect" entries."""
+    by_key = {}
+    for taint in taints or []:
+        by_key.setdefault(taint['key'], []).append('%s:%s' % (taint.get('value') or '', TAINT_EFFECT_TO_KUBELET[taint['effect']]))
+    return {key: sorted(set(entries)) for key, entries in by_key.items()}
+
+
+def render_bottlerocket(cluster, labels, taints):
+    """Bottlerocket user data: the TOML settings that join the node to the cluster, with its labels
+    and taints (registered by the kubelet, as --node-labels and --register-with-taints do)."""
+    lines = [
+        '# Rendered by genai.stack.eks_gpu_nodegroup: Bottlerocket settings.',
+        '[settings.kubernetes]',
+        'api-server = %s' % toml_string(cluster['endpoint']),
+        'cluster-certificate = %s' % toml_string(cluster['certificateAuthority']['data']),
+        'cluster-dns-ip = %s' % toml_string(dns_cluster_ip(cluster['serviceIpv4Cidr'])),
+        'cluster-name = %s' % toml_string(cluster['name']),
+    ]
+    if labels:
+        lines.extend(['', '[settings.kubernetes.node-labels]'])
+        lines.extend('%s = %s' % (toml_string(key), toml_string(labels[key])) for key in sorted(labels))
+    entries = _bottlerocket_taints(taints)
+    if entries:
+        lines.extend(['', '[settings.kubernetes.node-taints]'])
+        lines.extend('%s = [%s]' % (toml_string(key), ', '.join(toml_string(e) for e in entries[key])) for key in sorted(entries))
+    return '\n'.join(lines) + '\n'
+
+
 def render(flavour, cluster, nodegroup_name, region, labels, taints, interval=60):
-    """Render user data; `cluster` is describe_cluster()['cluster'] or cluster_facts() of it."""
+    """Render user data; `cluster` is describe_cluster()['cluster'] or cluster_facts() of it.
+    `nodegroup_name`, `region` and `interval` configure the CloudWatch agent, which only the
+    Amazon Linux flavours install."""
+    facts = cluster_facts(cluster)
+    if flavour == 'bottlerocket':
+        return render_bottlerocket(facts, labels, taints)
     renderer = render_nodeadm if flavour == 'nodeadm' else render_bootstrap
-    return renderer(cluster_facts(cluster), nodegroup_name, region, labels, taints, interval)
+    return renderer(facts, nodegroup_name, region, labels, taints, interval)

@@ -14,16 +14,24 @@ author:
 description:
   - Manages one GPU node group of an existing Amazon EKS cluster as a single resource made of an
     EC2 launch template and an EKS managed node group.
-  - The AMI comes from the EKS optimized-AMI public SSM parameter for the cluster's Kubernetes
-    version (Amazon Linux 2023 NVIDIA by default, Amazon Linux 2 GPU for the legacy path); an
-    explicit O(ami_id) wins.
-  - The launch template carries rendered user data (C(nodeadm) NodeConfig for AL2023,
+  - The AMI comes from the public SSM parameter AWS publishes for the cluster's Kubernetes version and
+    O(ami_type) (Amazon Linux 2023 NVIDIA by default, Amazon Linux 2 GPU for the legacy path, Bottlerocket
+    NVIDIA); an explicit O(ami_id) wins.
+  - On Amazon Linux the launch template carries rendered user data (C(nodeadm) NodeConfig for AL2023,
     C(/etc/eks/bootstrap.sh) for AL2) that installs the CloudWatch agent with the C(nvidia_gpu)
     measurements C(utilization_gpu), C(utilization_memory), C(memory_total), C(memory_used),
     C(memory_free) and C(power_draw), with the dimensions C(ClusterName), C(NodegroupName) and
     C(NodegroupType=gpu) that M(genai.stack.scaling_alarm) queries. Instance metadata is read with
     IMDSv2 tokens; the template requires IMDSv2, limits the metadata response to O(metadata_hop_limit) network hops,
-    encrypts the root volume and, with O(detailed_monitoring), turns on EC2 detailed monitoring.
+    encrypts the node's volumes and, with O(detailed_monitoring), turns on EC2 detailed monitoring.
+  - On Bottlerocket (O(ami_type=BOTTLEROCKET_x86_64_NVIDIA)) the user data is Bottlerocket's TOML settings
+    (C([settings.kubernetes]) with the cluster's name, endpoint, certificate and DNS address, and its
+    C(node-labels) and C(node-taints) tables). Bottlerocket has no shell and no package manager for user data
+    to run, so B(no CloudWatch agent is installed and the nodes publish no GPU metrics), and the GPU alarm of
+    M(genai.stack.scaling_alarm) (C(CWAgent) C(nvidia_smi_utilization_gpu) by C(ClusterName), C(NodegroupName)
+    and C(NodegroupType)) would never get data. Publish GPU metrics another way (for example NVIDIA's DCGM
+    exporter read by a metrics pipeline of your own) and scale on those. Bottlerocket's NVIDIA variants run
+    the NVIDIA device plugin themselves.
   - Every new launch template version is written whole, never derived from an earlier version, so a setting
     removed from the task (for example O(security_groups) or O(kms_key_id)) is gone from the next version
     instead of being inherited; one new version, and the run after it makes none.
@@ -35,8 +43,8 @@ description:
     are replaced. The reason is that the launch template names an AMI (O(ami_id) or the SSM parameter's),
     which makes it a custom AMI for EKS, and EKS does not merge its bootstrap into the user data of a custom AMI.
     The kubelet then registers only the labels and taints that the rendered user data passes to it
-    (C(--node-labels), C(--register-with-taints)); the node group's own labels and taints are what EKS
-    reports for the group (C(DescribeNodegroup)).
+    (C(--node-labels), C(--register-with-taints); Bottlerocket's C(node-labels), C(node-taints)); the node group's
+    own labels and taints are what EKS reports for the group (C(DescribeNodegroup)).
   - Once the node group exists, a re-run keeps its current desired size, which autoscalers own (see the notes);
     O(enforce_desired_size) sets it from O(scaling_config.desired_size) every run instead.
   - Nothing is ever recreated. Immutable settings (subnets, node role, capacity type) are refused with
@@ -94,11 +102,16 @@ options:
     default: g4dn.2xlarge
   ami_type:
     description:
-      - Which EKS optimized AMI family to use when O(ami_id) is not given, and which user data to render.
+      - Which AMI family to use when O(ami_id) is not given (named as EKS names AMI types), and which user data
+        to render.
       - V(AL2023_x86_64_NVIDIA) renders a C(nodeadm) NodeConfig; V(AL2_x86_64_GPU) calls C(bootstrap.sh).
         Amazon Linux 2 EKS AMIs are past end of support; use it only for legacy clusters.
+      - V(BOTTLEROCKET_x86_64_NVIDIA) renders Bottlerocket's TOML settings, from the SSM parameter
+        C(/aws/service/bottlerocket/aws-k8s-<version>-nvidia/x86_64/latest/image_id). Its nodes get no CloudWatch
+        agent, so no GPU metrics for M(genai.stack.scaling_alarm) (see the description); O(disk_size) sizes its data
+        volume.
     type: str
-    choices: [AL2023_x86_64_NVIDIA, AL2_x86_64_GPU]
+    choices: [AL2023_x86_64_NVIDIA, AL2_x86_64_GPU, BOTTLEROCKET_x86_64_NVIDIA]
     default: AL2023_x86_64_NVIDIA
   ami_id:
     description: An explicit AMI id. Wins over the SSM parameter; must still be of the O(ami_type) family.
@@ -111,11 +124,15 @@ options:
         AMIs stop at 1.32.
     type: str
   disk_size:
-    description: Size in GiB of the encrypted gp3 root volume.
+    description:
+      - Size in GiB of the encrypted gp3 volume where container images and pods' local storage live.
+      - On Amazon Linux that is the root volume (the AMI's root device).
+      - On Bottlerocket it is the data volume (the AMI's second device, C(/dev/xvdb)); the root volume (C(/dev/xvda)) holds
+        only the operating system and keeps the AMI's size, encrypted and gp3 as well.
     type: int
     default: 60
   kms_key_id:
-    description: KMS key for the root volume. The account's default EBS key when not given.
+    description: KMS key for the node's volumes. The account's default EBS key when not given.
     type: str
   security_groups:
     description:
@@ -192,7 +209,7 @@ options:
   labels:
     description:
       - Kubernetes labels of the nodes, set both on the node group (C(UpdateNodegroupConfig)) and on the kubelet
-        (C(--node-labels) in the user data).
+        (C(--node-labels) in the user data, or Bottlerocket's C(node-labels) setting).
       - Checked before any request. A key is an optional DNS subdomain prefix and C(/), then a name of at most 63
         letters, digits, C(-), C(_) and C(.) starting and ending alphanumeric; EKS allows at most 63 characters for the
         whole key and 1 to 63 for a value (same characters as a name).
@@ -207,7 +224,7 @@ options:
   taints:
     description:
       - Kubernetes taints of the nodes, set both on the node group (C(UpdateNodegroupConfig)) and on the kubelet
-        (C(--register-with-taints) in the user data).
+        (C(--register-with-taints) in the user data, or Bottlerocket's C(node-taints) setting).
       - A change creates a new launch template version and rolls it, which replaces the nodes (see the description).
     type: list
     elements: dict
@@ -245,7 +262,9 @@ options:
     type: bool
     default: true
   cloudwatch_metrics_interval:
-    description: How often, in seconds, the CloudWatch agent collects GPU metrics.
+    description:
+      - How often, in seconds, the CloudWatch agent collects GPU metrics.
+      - Not used on Bottlerocket, which gets no agent.
     type: int
     default: 60
   launch_template_name:
@@ -284,7 +303,9 @@ notes:
     C(--scale-down-utilization-threshold) from contradicting each other, or use one of the two."
   - "A re-run reads: DescribeCluster, DescribeNodegroup, the AMI parameter (SSM GetParameter, unless O(ami_id)),
     the launch template version the node group runs (DescribeLaunchTemplateVersions) and, with O(node_role_policy),
-    GetRolePolicy. The template listing and DescribeImages are read only when that version differs from what is asked."
+    GetRolePolicy. The template listing and DescribeImages are read only when that version differs from what is asked;
+    on Bottlerocket DescribeImages is read every run, since which of the template's two volumes is the AMI's root device
+    is the AMI's answer."
 extends_documentation_fragment:
   - genai.stack.attributes
   - genai.stack.attributes.actiongroup_aws
@@ -324,6 +345,15 @@ EXAMPLES = r"""
     node_role: arn:aws:iam::123456789012:role/eks-node-role
     instance_type: g5.12xlarge
 
+- name: Bottlerocket GPU nodes (no CloudWatch agent on them, so no GPU alarm of scaling_alarm for this group)
+  genai.stack.eks_gpu_nodegroup:
+    name: gpu-bottlerocket
+    cluster_name: arthur
+    node_role: arn:aws:iam::123456789012:role/eks-node-role
+    ami_type: BOTTLEROCKET_x86_64_NVIDIA
+    disk_size: 100  # the data volume (/dev/xvdb), where images and pods live
+    gpu_taint: true
+
 - name: Remove the node group and its launch template
   genai.stack.eks_gpu_nodegroup:
     name: gpu-nodes
@@ -362,7 +392,7 @@ gpus_per_node:
   type: int
   sample: 1
 user_data:
-  description: The rendered user data (it holds no secret).
+  description: The rendered user data (it holds no secret); MIME multi-part on Amazon Linux, TOML on Bottlerocket.
   returned: state=present
   type: str
 updates:
@@ -586,21 +616,26 @@ def _template_summary(normalised, version=None):
     """What the diff shows of a template: readable, and the user data only as a digest."""
     if not normalised:
         return None
-    root = (normalised.get('BlockDeviceMappings') or [{}])[0]
+    # In device-name order, the first shown as the root volume: the only volume on Amazon Linux; on
+    # Bottlerocket /dev/xvda (the OS), then the data volume /dev/xvdb.
+    volumes = [{'device': m.get('DeviceName'), 'size': m.get('VolumeSize'), 'type': m.get('VolumeType'), 'encrypted': m.get('Encrypted'),
+                'kms_key_id': m.get('KmsKeyId')} for m in normalised.get('BlockDeviceMappings') or [{}]]
     user_data = normalised.get('UserData') or ''
-    return {
+    summary = {
         'version': version,
         'image_id': normalised.get('ImageId'),
         'instance_type': normalised.get('InstanceType'),
         'user_data_sha256': hashlib.sha256(user_data.encode('utf-8')).hexdigest() if user_data else None,
-        'root_volume': {'size': root.get('VolumeSize'), 'type': root.get('VolumeType'), 'encrypted': root.get('Encrypted'),
-                        'kms_key_id': root.get('KmsKeyId')},
+        'root_volume': {k: v for k, v in volumes[0].items() if k != 'device'},
         'http_tokens': normalised['MetadataOptions'].get('HttpTokens'),
         'metadata_hop_limit': normalised['MetadataOptions'].get('HttpPutResponseHopLimit'),
         'detailed_monitoring': normalised.get('Monitoring'),
         'security_group_ids': normalised.get('SecurityGroupIds'),
         'tags': (normalised.get('TagSpecifications') or {}).get('instance', {}),
     }
+    if len(volumes) > 1:
+        summary['data_volume'] = volumes[1]
+    return summary
 
 
 def _taints_key(taints):
@@ -626,6 +661,27 @@ def node_security_groups(user_groups, cluster, include_cluster_group=True):
             warning = ('security_groups: cluster %s reports no cluster security group, so the nodes get only %s; '
                        'make sure they allow the control plane and the other nodes' % (cluster.get('name'), ', '.join(sorted(groups))))
     return sorted(groups), warning
+
+
+def volume_layout(image, data_volume):
+    """The node's volumes from the AMI's DescribeImages entry: {'root': device, 'root_size': GiB or None,
+    'data': device or None}.
+
+    Without a data volume, disk_size sizes the root device. With one (Bottlerocket), the root device
+    keeps the AMI's size (None: EC2 takes the snapshot's) and disk_size sizes the data device: the
+    AMI's other EBS device, else Bottlerocket's /dev/xvdb."""
+    root = image.get('RootDeviceName') or '/dev/xvda'
+    layout = {'root': root, 'root_size': None, 'data': None}
+    if not data_volume:
+        return layout
+    others = []
+    for mapping in image.get('BlockDeviceMappings') or []:
+        if mapping.get('DeviceName') == root:
+            layout['root_size'] = (mapping.get('Ebs') or {}).get('VolumeSize')
+        elif mapping.get('Ebs') is not None and mapping.get('DeviceName'):
+            others.append(mapping['DeviceName'])
+    layout['data'] = sorted(others)[0] if others else '/dev/xvdb'
+    return layout
 
 
 def plan_scaling(current, min_size, max_size, desired_size, enforce=False):
@@ -896,21 +952,31 @@ class NodegroupManager:
             tags['k8s.io/cluster-autoscaler/%s' % self.params['cluster_name']] = 'owned'
         return tags
 
-    def desired_template_data(self, cluster, ami_id, root_device):
-        """The whole LaunchTemplateData of the version the nodes should run, and its user data."""
-        flavour = _gpu.AMI_TYPES[self.params['ami_type']][1]
-        user_data = _userdata.render(flavour, cluster, self.params['name'], self.module.region,
-                                     self.desired_labels(), self.desired_taints(), self.params['cloudwatch_metrics_interval'])
-        ebs = {'VolumeSize': self.params['disk_size'], 'VolumeType': 'gp3', 'Encrypted': True, 'DeleteOnTermination': True}
+    def _ebs(self, size):
+        ebs = {'VolumeType': 'gp3', 'Encrypted': True, 'DeleteOnTermination': True}
+        if size:
+            ebs['VolumeSize'] = size
         if self.params['kms_key_id']:
             ebs['KmsKeyId'] = self.params['kms_key_id']
+        return ebs
+
+    def desired_template_data(self, cluster, ami_id, layout):
+        """The whole LaunchTemplateData of the version the nodes should run, and its user data.
+        `layout` is volume_layout() of the AMI: disk_size sizes its data volume, else its root volume."""
+        user_data = _userdata.render(_gpu.AMI_TYPES[self.params['ami_type']].user_data, cluster, self.params['name'], self.module.region,
+                                     self.desired_labels(), self.desired_taints(), self.params['cloudwatch_metrics_interval'])
+        if layout['data']:
+            volumes = [{'DeviceName': layout['root'], 'Ebs': self._ebs(layout['root_size'])},
+                       {'DeviceName': layout['data'], 'Ebs': self._ebs(self.params['disk_size'])}]
+        else:
+            volumes = [{'DeviceName': layout['root'], 'Ebs': self._ebs(self.params['disk_size'])}]
         instance_tags = dict(self.desired_tags())
         instance_tags.setdefault('Name', '%s-%s' % (self.params['cluster_name'], self.params['name']))
         data = {
             'ImageId': ami_id,
             'InstanceType': self.params['instance_type'],
             'UserData': base64.b64encode(user_data.encode('utf-8')).decode('ascii'),
-            'BlockDeviceMappings': [{'DeviceName': root_device, 'Ebs': ebs}],
+            'BlockDeviceMappings': volumes,
             'MetadataOptions': {'HttpTokens': 'required', 'HttpEndpoint': 'enabled',
                                 'HttpPutResponseHopLimit': self.params['metadata_hop_limit']},
             'Monitoring': {'Enabled': self.params['detailed_monitoring']},
@@ -976,17 +1042,20 @@ class NodegroupManager:
         # A re-run reads the version the node group runs, by the id and number DescribeNodegroup
         # gave, first: when it already is what is asked, the template listing and the AMI
         # lookup are not needed (the AMI is in use, and the version names its root device).
+        # With a data volume (Bottlerocket) the version names two devices and does not say which
+        # is the root: the AMI does.
         used = (nodegroup or {}).get('launchTemplate') or {}
         in_use = str(used.get('version') or '') or None
         in_use_data = None
         if used.get('id') and in_use and used.get('name') == self.template_name:
             in_use_data = self.template_versions(used['id'], [in_use]).get(in_use)
         mappings = (in_use_data or {}).get('BlockDeviceMappings') or []
-        if in_use_data and in_use_data.get('ImageId') == ami_id and len(mappings) == 1 and mappings[0].get('DeviceName'):
-            root_device = mappings[0]['DeviceName']
+        data_volume = _gpu.AMI_TYPES[self.params['ami_type']].data_volume
+        if not data_volume and in_use_data and in_use_data.get('ImageId') == ami_id and len(mappings) == 1 and mappings[0].get('DeviceName'):
+            layout = volume_layout({'RootDeviceName': mappings[0]['DeviceName']}, False)
         else:
-            root_device = self.describe_image(ami_id).get('RootDeviceName') or '/dev/xvda'
-        desired_data, user_data = self.desired_template_data(cluster, ami_id, root_device)
+            layout = volume_layout(self.describe_image(ami_id), data_volume)
+        desired_data, user_data = self.desired_template_data(cluster, ami_id, layout)
         desired_norm = _normalise_template_data(desired_data)
 
         if in_use_data is not None and _normalise_template_data(in_use_data) == desired_norm:

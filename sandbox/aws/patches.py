@@ -41,7 +41,24 @@ EKS_AMI_VARIANTS = {
                       "amazon-eks-node-al2023-x86_64-nvidia-{v}-v{d}", "AL2023_x86_64_NVIDIA",
                       None),
 }
+# Bottlerocket's AMIs are published by the Bottlerocket project under a prefix of its own, one
+# variant per Kubernetes minor (aws-k8s-<minor>-nvidia), each arch with a ``latest`` and a
+# per-release path: /aws/service/bottlerocket/<variant>/<arch>/{latest,<image_version>}/
+# {image_id,image_version}. The AMIs are owned by the Bottlerocket account and map two devices:
+# the OS on /dev/xvda, images and pods on the data device /dev/xvdb.
+BOTTLEROCKET_AMI_OWNER = "092701018921"
+BOTTLEROCKET_SSM_PREFIX = "/aws/service/bottlerocket"
+# The Bottlerocket release (image_version) published for every minor of EKS_AMI_RELEASES.
+BOTTLEROCKET_IMAGE_VERSION = "1.40.0-c3a4e8f1"
+# AMI variant: (Bottlerocket variant, architecture, AMI name pattern, amiType).
+BOTTLEROCKET_VARIANTS = {
+    "bottlerocket-nvidia": ("aws-k8s-{v}-nvidia", "x86_64",
+                            "bottlerocket-aws-k8s-{v}-nvidia-x86_64-v{r}", "BOTTLEROCKET_x86_64_NVIDIA"),
+}
+# (device, GiB) of a Bottlerocket AMI: root (the OS) first, then the data volume.
+BOTTLEROCKET_DEVICES = (("/dev/xvda", 4), ("/dev/xvdb", 20))
 AMI_TYPE_TO_VARIANT = {spec[2]: key for key, spec in EKS_AMI_VARIANTS.items()}
+AMI_TYPE_TO_VARIANT.update({spec[3]: key for key, spec in BOTTLEROCKET_VARIANTS.items()})
 GPU_INSTANCE_FAMILY = re.compile(r"^(p\d|g\d)[a-z0-9-]*\.", re.IGNORECASE)
 
 
@@ -54,7 +71,9 @@ def _minor(version: str | None) -> tuple[int, int]:
 
 
 def eks_ami_catalog(region: str) -> list[dict[str, str]]:
-    """Every EKS optimized AMI the sandbox publishes in ``region`` (deterministic ids)."""
+    """Every EKS node AMI the sandbox publishes in ``region`` (deterministic ids): the EKS
+    optimized ones (family ``eks``) and Bottlerocket's (family ``bottlerocket``, whose
+    release_version is the Bottlerocket image_version, as EKS reports it)."""
     out = []
     for version, (patch, date) in EKS_AMI_RELEASES.items():
         for variant, (ssm_path, name_tpl, ami_type, last) in EKS_AMI_VARIANTS.items():
@@ -62,6 +81,7 @@ def eks_ami_catalog(region: str) -> list[dict[str, str]]:
                 continue
             digest = hashlib.sha256(f"{region}/{version}/{variant}".encode()).hexdigest()
             out.append({
+                "family": "eks",
                 "version": version,
                 "variant": variant,
                 "ami_type": ami_type,
@@ -69,6 +89,19 @@ def eks_ami_catalog(region: str) -> list[dict[str, str]]:
                 "image_name": name_tpl.format(v=version, d=date),
                 "release_version": f"{patch}-{date}",
                 "ssm_path": f"{EKS_SSM_PREFIX}/{version}/{ssm_path}/recommended",
+            })
+        for variant, (br_variant, arch, name_tpl, ami_type) in BOTTLEROCKET_VARIANTS.items():
+            digest = hashlib.sha256(f"{region}/{version}/{variant}".encode()).hexdigest()
+            release = BOTTLEROCKET_IMAGE_VERSION
+            out.append({
+                "family": "bottlerocket",
+                "version": version,
+                "variant": variant,
+                "ami_type": ami_type,
+                "image_id": "ami-0" + digest[:16],
+                "image_name": name_tpl.format(v=version, r=release),
+                "release_version": release,
+                "ssm_path": f"{BOTTLEROCKET_SSM_PREFIX}/{br_variant.format(v=version)}/{arch}",
             })
     return out
 
@@ -85,6 +118,11 @@ def eks_ssm_parameters(region: str) -> dict[str, str]:
     params = {}
     for ami in eks_ami_catalog(region):
         base = ami["ssm_path"]
+        if ami["family"] == "bottlerocket":
+            for release in ("latest", ami["release_version"]):
+                params[f"{base}/{release}/image_id"] = ami["image_id"]
+                params[f"{base}/{release}/image_version"] = ami["release_version"]
+            continue
         params[base] = json.dumps({
             "schema_version": "2", "image_id": ami["image_id"], "image_name": ami["image_name"],
             "release_version": ami["release_version"]})
@@ -179,12 +217,16 @@ def _record_update(backend: Any, cluster_name: str, nodegroup_name: str | None,
 # 1. EKS optimized AMI public parameters and their AMIs
 # --------------------------------------------------------------------------------------------
 def patch_eks_optimized_ami_parameters() -> None:
-    """moto's SSM has no ``/aws/service/eks/optimized-ami/...`` public parameters (and refuses
-    ``put_parameter`` under ``/aws/``), and its EC2 has no EKS optimized AMIs. Publish, per
-    region, the ``recommended`` parameters (``image_id``, ``image_name``, ``release_version`` and
-    the JSON parent) for Kubernetes 1.29-1.33: AL2 and AL2 GPU (to 1.32, as AWS), AL2023 x86_64
-    standard and nvidia; and register matching AMIs (owner 602401143452) so DescribeImages
-    finds them. Loaded lazily like moto's own ECS parameters."""
+    """moto's SSM has no ``/aws/service/eks/optimized-ami/...`` nor ``/aws/service/bottlerocket/...``
+    public parameters (and refuses ``put_parameter`` under ``/aws/``), and its EC2 has no EKS
+    optimized or Bottlerocket AMIs. Publish, per region, the ``recommended`` parameters
+    (``image_id``, ``image_name``, ``release_version`` and the JSON parent) for Kubernetes
+    1.29-1.33: AL2 and AL2 GPU (to 1.32, as AWS), AL2023 x86_64 standard and nvidia; and
+    Bottlerocket's ``aws-k8s-<minor>-nvidia/x86_64/{latest,<image_version>}/{image_id,
+    image_version}`` for the same minors. Register matching AMIs so DescribeImages finds them:
+    owner 602401143452 with the root device /dev/xvda; Bottlerocket's owned by its account with
+    the root device /dev/xvda and the data device /dev/xvdb. Loaded lazily like moto's own ECS
+    parameters."""
     from collections import defaultdict
 
     from moto.core.utils import utcnow
@@ -196,8 +238,8 @@ def patch_eks_optimized_ami_parameters() -> None:
     def _check_loading_status(self: Any, key: str) -> None:
         orig_check(self, key)
         k = str(key or "").rstrip("/")
-        wanted = k.startswith("/aws/service/eks") or (
-            len(k) > 1 and "/aws/service/eks".startswith(k))
+        wanted = any(k.startswith(prefix) or (len(k) > 1 and prefix.startswith(k))
+                     for prefix in ("/aws/service/eks", BOTTLEROCKET_SSM_PREFIX))
         if wanted and not getattr(self, "_sandbox_eks_loaded", False):
             self._sandbox_eks_loaded = True
             for name, value in eks_ssm_parameters(self.region_name).items():
@@ -209,11 +251,43 @@ def patch_eks_optimized_ami_parameters() -> None:
 
     ParameterDict._check_loading_status = _check_loading_status
 
+    class BottlerocketAmi(Ami):
+        """An AMI with Bottlerocket's two devices (moto's Ami maps its root device only)."""
+
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            super().__init__(*args, **kw)
+            (_root, root_size), (data, data_size) = BOTTLEROCKET_DEVICES
+            volume = self.ec2_backend.create_volume(size=data_size, zone_name=kw["region_name"])
+            self.data_snapshot = self.ec2_backend.create_snapshot(
+                volume.id, f"Data volume of AMI {self.id}", self.owner_id, from_ami=self.id)
+            self.ec2_backend.delete_volume(volume.id)
+            self.data_device = (data, data_size)
+            self.root_size = root_size
+
+        @property
+        def block_device_mappings(self) -> list[dict[str, Any]]:
+            root = super().block_device_mappings
+            root[0]["Ebs"].update(VolumeSize=self.root_size, VolumeType="gp2")
+            data, size = self.data_device
+            return root + [{"DeviceName": data, "Ebs": {
+                "SnapshotId": self.data_snapshot.id, "VolumeSize": size,
+                "DeleteOnTermination": True, "VolumeType": "gp2"}}]
+
     orig_load = AmiBackend._load_amis
 
     def _load_amis(self: Any) -> None:
         orig_load(self)
         for ami in eks_ami_catalog(self.region_name):
+            if ami["family"] == "bottlerocket":
+                self.amis[ami["image_id"]] = BottlerocketAmi(
+                    self, ami_id=ami["image_id"], name=ami["image_name"],
+                    description=f"Bottlerocket OS {ami['release_version']} "
+                                f"({ami['ami_type']}, Kubernetes {ami['version']})",
+                    owner_id=BOTTLEROCKET_AMI_OWNER, owner_alias="amazon", public=True,
+                    virtualization_type="hvm", architecture="x86_64", root_device_type="ebs",
+                    root_device_name=BOTTLEROCKET_DEVICES[0][0], region_name=self.region_name,
+                    boot_mode="uefi-preferred")
+                continue
             self.amis[ami["image_id"]] = Ami(
                 self, ami_id=ami["image_id"], name=ami["image_name"],
                 description=f"EKS Kubernetes Worker AMI ({ami['ami_type']}) "

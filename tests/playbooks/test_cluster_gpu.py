@@ -238,6 +238,9 @@ BAD_VARS = [
     ('cluster_gpu_state=sideways', 'cluster_gpu_state'),
     ('cluster_gpu_disk_size=lots', 'cluster_gpu_disk_size'),
     ('cluster_gpu_ami_type=ubuntu', 'cluster_gpu_ami_type'),
+    # Bottlerocket nodes publish no GPU metrics (no CloudWatch agent), so the alarms (on by default) are refused.
+    ('cluster_gpu_ami_type=BOTTLEROCKET_x86_64_NVIDIA',
+     'cluster_gpu preflight: cluster_gpu_alarms_enabled: must be false with cluster_gpu_ami_type BOTTLEROCKET_x86_64_NVIDIA'),
     ({'cluster_gpu_labels': {'bad key!': 'x'}}, "labels: key 'bad key!' is not a valid Kubernetes label key"),
     # A malformed subnet id (the case above is well-formed but does not exist).
     ({'cluster_gpu_subnets': ['subnet-xyz']}, "subnets: 'subnet-xyz' is not a subnet id"),

@@ -5,7 +5,9 @@ import email
 
 from ansible_collections.genai.stack.plugins.module_utils import _userdata
 
-FLAVOURS = ('nodeadm', 'bootstrap')  # every AMI family _userdata.render supports
+# The AMI families whose user data has a shell part that sets up the CloudWatch agent: every flavour
+# _userdata.render supports but Bottlerocket's, which is TOML settings (test_userdata_bootstrap checks the list).
+FLAVOURS = ('nodeadm', 'bootstrap')
 
 
 def demo_cluster():

@@ -13,8 +13,8 @@ import subprocess
 
 import pytest
 
-from _rendered_userdata import shell_part
-from ansible_collections.genai.stack.plugins.module_utils import _userdata
+from _rendered_userdata import FLAVOURS, demo_cluster, shell_part
+from ansible_collections.genai.stack.plugins.module_utils import _gpu, _userdata
 
 BASH = shutil.which('bash')
 pytestmark = pytest.mark.skipif(BASH is None, reason='bash is not installed')
@@ -156,3 +156,17 @@ def test_the_package_install_is_time_bounded(tmp_path, flavour):
     seconds = int(limits[0].split()[0])
     assert 0 < seconds <= 600, 'an unreachable repository would delay the AL2023 join by %d s' % seconds
     assert _names(calls).index('timeout') == _names(calls).index(PACKAGE_MANAGER[flavour]) - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Bottlerocket: settings, not a script; nothing to run here.
+
+
+def test_every_ami_family_with_a_script_is_run_here():
+    """A new AMI family either has its shell part run by these tests (FLAVOURS) or renders no
+    script at all, as Bottlerocket's TOML settings."""
+    flavours = {family.user_data for family in _gpu.AMI_TYPES.values()}
+    assert set(FLAVOURS) <= flavours
+    for flavour in flavours - set(FLAVOURS):
+        text = _userdata.render(flavour, demo_cluster(), 'gpu-nodes', 'us-east-2', {'capability': 'gpu'}, [])
+        assert '#!/' not in text and 'text/x-shellscript' not in text, flavour

@@ -68,6 +68,22 @@ def test_eks_ami_ssm_no_al2_from_1_33_as_aws(aws_client):
     assert err.value.response["Error"]["Code"] == "ParameterNotFound"
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_bottlerocket_ssm_parameters_name_images_with_a_data_volume(aws_client, version):
+    ssm, ec2 = aws_client("ssm"), aws_client("ec2")
+    base = f"/aws/service/bottlerocket/aws-k8s-{version}-nvidia/x86_64"
+    image_id = ssm.get_parameter(Name=f"{base}/latest/image_id")["Parameter"]["Value"]
+    release = ssm.get_parameter(Name=f"{base}/latest/image_version")["Parameter"]["Value"]
+    assert ssm.get_parameter(Name=f"{base}/{release}/image_id")["Parameter"]["Value"] == image_id
+    image = ec2.describe_images(ImageIds=[image_id])["Images"][0]
+    assert image["Name"] == f"bottlerocket-aws-k8s-{version}-nvidia-x86_64-v{release}"
+    assert image["RootDeviceName"] == "/dev/xvda"
+    assert [m["DeviceName"] for m in image["BlockDeviceMappings"]] == ["/dev/xvda", "/dev/xvdb"]
+    eks_image = ssm.get_parameter(
+        Name=f"{PREFIX}/{version}/amazon-linux-2023/x86_64/nvidia/recommended/image_id")
+    assert eks_image["Parameter"]["Value"] != image_id
+
+
 # 2 -------------------------------------------------------------------------------------------
 def test_nodegroup_has_real_autoscaling_group(aws_client, aws_seed, aws_name):
     eks, autoscaling = aws_client("eks"), aws_client("autoscaling")

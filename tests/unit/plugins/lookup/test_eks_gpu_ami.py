@@ -72,6 +72,20 @@ def test_al2_gpu_family(lookup, ssm):
     assert ssm.connections[0]['region'] == 'eu-west-1'
 
 
+def test_bottlerocket_nvidia_family(lookup, ssm):
+    """Bottlerocket's AMIs are published by the Bottlerocket project, under its own prefix: one
+    variant per Kubernetes minor, the latest release of the x86_64 build."""
+    _expect(ssm, '/aws/service/bottlerocket/aws-k8s-1.31-nvidia/x86_64/latest/image_id', 'ami-0b0771e40c4e7aaaa')
+    assert lookup().run(['1.31'], {}, ami_type='BOTTLEROCKET_x86_64_NVIDIA', region='us-east-2') == ['ami-0b0771e40c4e7aaaa']
+
+
+def test_unpublished_bottlerocket_parameter_names_family_and_version(lookup, ssm):
+    name = '/aws/service/bottlerocket/aws-k8s-1.40-nvidia/x86_64/latest/image_id'
+    ssm.add_client_error('get_parameter', service_error_code='ParameterNotFound', http_status_code=400, expected_params={'Name': name})
+    with pytest.raises(AnsibleLookupError, match='no BOTTLEROCKET_x86_64_NVIDIA AMI is published for Kubernetes 1.40 \\(SSM parameter %s not found\\)' % name):
+        lookup().run(['1.40'], {}, ami_type='BOTTLEROCKET_x86_64_NVIDIA', region='us-east-2')
+
+
 def test_several_explicit_versions_keep_their_order(lookup, ssm):
     _expect(ssm, PREFIX + '/1.33/amazon-linux-2023/x86_64/nvidia/recommended/image_id', 'ami-0133')
     _expect(ssm, PREFIX + '/1.30/amazon-linux-2023/x86_64/nvidia/recommended/image_id', 'ami-0130')
@@ -108,4 +122,4 @@ def test_other_aws_error_names_the_parameter(lookup, ssm):
 
 def test_unknown_ami_type_is_refused(lookup, ssm):
     with pytest.raises(AnsibleError, match='ami_type'):
-        lookup().run(['1.31'], {}, ami_type='BOTTLEROCKET_x86_64_NVIDIA', region='us-east-2')
+        lookup().run(['1.31'], {}, ami_type='AL2023_x86_64_STANDARD', region='us-east-2')  # an EKS AMI type without GPUs

@@ -5,6 +5,7 @@ tests/integration/targets/eks_gpu_nodegroup.
 """
 import base64
 import json
+import tomllib
 
 import boto3
 import pytest
@@ -162,6 +163,64 @@ def test_rendering_is_deterministic():
     one = _userdata.render('nodeadm', _cluster(), 'gpu', 'us-east-2', {'b': '2', 'a': '1'}, [])
     two = _userdata.render('nodeadm', _cluster(), 'gpu', 'us-east-2', {'a': '1', 'b': '2'}, [])
     assert one == two
+
+
+# ------------------------------------------------------------------ Bottlerocket (TOML settings)
+GPU_TAINT = {'key': 'nvidia.com/gpu', 'value': 'present', 'effect': 'NO_SCHEDULE'}
+
+
+def test_bottlerocket_user_data_is_toml_settings_that_join_the_cluster():
+    text = _userdata.render('bottlerocket', _cluster(), 'gpu', 'us-east-2', {'capability': 'gpu', 'example.com/team': 'ml'},
+                            [GPU_TAINT, {'key': 'dedicated', 'value': None, 'effect': 'NO_EXECUTE'},
+                             {'key': 'nvidia.com/gpu', 'value': 'present', 'effect': 'PREFER_NO_SCHEDULE'}])
+    settings = tomllib.loads(text)['settings']['kubernetes']
+    assert {k: v for k, v in settings.items() if not isinstance(v, dict)} == {
+        'cluster-name': 'demo',
+        'api-server': 'https://ABC.gr7.us-east-2.eks.amazonaws.com',
+        'cluster-certificate': 'Q0FEQVRB',
+        'cluster-dns-ip': '172.20.0.10',    # EKS's: the .10 of the service CIDR
+    }
+    assert settings['node-labels'] == {'capability': 'gpu', 'example.com/team': 'ml'}
+    # Bottlerocket's format: each key to its list of "value:Effect"; no value is an empty one.
+    assert settings['node-taints'] == {'dedicated': [':NoExecute'], 'nvidia.com/gpu': ['present:NoSchedule', 'present:PreferNoSchedule']}
+    # Settings only: no MIME document, no script, no CloudWatch agent (Bottlerocket runs neither).
+    assert not text.startswith('MIME-Version') and '#!/bin/bash' not in text
+    assert 'amazon-cloudwatch-agent' not in text and 'CWAgent' not in text
+
+
+def test_bottlerocket_user_data_without_labels_or_taints_has_no_empty_tables():
+    settings = tomllib.loads(_userdata.render('bottlerocket', _cluster(), 'gpu', 'us-east-2', {}, []))['settings']['kubernetes']
+    assert 'node-labels' not in settings and 'node-taints' not in settings
+    assert settings['cluster-name'] == 'demo'
+
+
+def test_bottlerocket_rendering_is_deterministic():
+    """The same labels and taints in another order render the same bytes, so a re-run makes no
+    new launch template version."""
+    taints = [GPU_TAINT, {'key': 'a', 'value': 'x', 'effect': 'NO_EXECUTE'}, {'key': 'a', 'value': 'x', 'effect': 'NO_SCHEDULE'}]
+    one = _userdata.render('bottlerocket', _cluster(), 'gpu', 'us-east-2', {'b': '2', 'a': '1', 'c.io/z': '3'}, taints)
+    two = _userdata.render('bottlerocket', dict(_cluster()), 'gpu', 'us-east-2', {'c.io/z': '3', 'a': '1', 'b': '2'}, list(reversed(taints)))
+    assert one == two
+    assert one.encode('utf-8') == two.encode('utf-8')
+    # Nothing of the agent's options changes the TOML: they configure an agent Bottlerocket has not.
+    assert one == _userdata.render('bottlerocket', _cluster(), 'other', 'eu-west-1', {'b': '2', 'a': '1', 'c.io/z': '3'}, taints, interval=10)
+
+
+@pytest.mark.parametrize('text', ['plain', 'quote " inside', 'back\\slash', '\\"', 'ends with \\', 'tab\tnew\nline\r',
+                                  'bell\x07 del\x7f nul\x00', 'é ü 漢字', '', "single ' quote", '[table] = "x"'])
+def test_toml_strings_parse_back_to_the_same_text(text):
+    quoted = _userdata.toml_string(text)
+    assert tomllib.loads('k = %s\n%s = 1\n' % (quoted, quoted)) == {'k': text, text: 1}
+    assert '\n' not in quoted, 'a basic string is one line'
+
+
+def test_bottlerocket_escapes_a_quote_and_a_backslash_in_values_and_keys():
+    cluster = dict(_cluster(), name='de"mo', endpoint='https://a\\b')
+    text = _userdata.render('bottlerocket', cluster, 'gpu', 'us-east-2', {'k"ey': 'v\\al"ue'}, [{'key': 'x\\y', 'value': 'q"', 'effect': 'NO_SCHEDULE'}])
+    settings = tomllib.loads(text)['settings']['kubernetes']
+    assert settings['cluster-name'] == 'de"mo' and settings['api-server'] == 'https://a\\b'
+    assert settings['node-labels'] == {'k"ey': 'v\\al"ue'}
+    assert settings['node-taints'] == {'x\\y': ['q":NoSchedule']}
 
 
 def test_normalised_template_data_ignores_order_and_encoding():

@@ -257,3 +257,119 @@ def test_a_kubernetes_version_newer_than_any_list_is_asked_from_ssm(run_module, 
     result, failed = run_module(ng, dict(BASE, kubernetes_version='1.41'), check_mode=True)
     assert failed
     assert result['msg'].startswith('kubernetes_version: no AL2023_x86_64_NVIDIA AMI is published for Kubernetes 1.41'), result['msg']
+
+
+# ------------------------------------------------------------------ Bottlerocket: TOML user data, a data volume
+BOTTLEROCKET = 'BOTTLEROCKET_x86_64_NVIDIA'
+BOTTLEROCKET_PARAMETER = '/aws/service/bottlerocket/aws-k8s-1.31-nvidia/x86_64/latest/image_id'
+BOTTLEROCKET_IMAGE = {  # DescribeImages of a Bottlerocket AMI: the OS on the root device, a data device
+    'ImageId': 'ami-0b0771e40c4e7aaaa', 'RootDeviceName': '/dev/xvda', 'Name': 'bottlerocket-aws-k8s-1.31-nvidia-x86_64-v1.40.0-c3a4e8f1',
+    'BlockDeviceMappings': [
+        {'DeviceName': '/dev/xvda', 'Ebs': {'SnapshotId': 'snap-0aaaaaaaaaaaaaaaa', 'VolumeSize': 4, 'VolumeType': 'gp2'}},
+        {'DeviceName': '/dev/xvdb', 'Ebs': {'SnapshotId': 'snap-0bbbbbbbbbbbbbbbb', 'VolumeSize': 20, 'VolumeType': 'gp2'}},
+    ],
+}
+
+
+@pytest.mark.parametrize('image, data_volume, expected', [
+    # Amazon Linux: disk_size sizes the AMI's root device, whatever else it maps.
+    ({'RootDeviceName': '/dev/xvda'}, False, {'root': '/dev/xvda', 'root_size': None, 'data': None}),
+    (BOTTLEROCKET_IMAGE, False, {'root': '/dev/xvda', 'root_size': None, 'data': None}),
+    # Bottlerocket: the root keeps the AMI's size, the data volume is the AMI's other device.
+    (BOTTLEROCKET_IMAGE, True, {'root': '/dev/xvda', 'root_size': 4, 'data': '/dev/xvdb'}),
+    ({'RootDeviceName': '/dev/sda1', 'BlockDeviceMappings': [{'DeviceName': '/dev/sdf', 'Ebs': {'VolumeSize': 9}},
+                                                             {'DeviceName': '/dev/sdb', 'VirtualName': 'ephemeral0'},
+                                                             {'DeviceName': '/dev/sda1', 'Ebs': {'VolumeSize': 3}}]},
+     True, {'root': '/dev/sda1', 'root_size': 3, 'data': '/dev/sdf'}),
+    # An AMI that maps no data device: Bottlerocket's own name for it.
+    ({'RootDeviceName': '/dev/xvda'}, True, {'root': '/dev/xvda', 'root_size': None, 'data': '/dev/xvdb'}),
+])
+def test_volume_layout_from_the_ami(image, data_volume, expected):
+    assert ng.volume_layout(image, data_volume) == expected
+
+
+def test_bottlerocket_parameter_is_where_aws_publishes_it():
+    from ansible_collections.genai.stack.plugins.module_utils import _gpu
+    assert _gpu.ssm_parameter_for(BOTTLEROCKET, '1.31') == BOTTLEROCKET_PARAMETER
+    assert _gpu.ssm_parameter_for(BOTTLEROCKET, '1.40') == '/aws/service/bottlerocket/aws-k8s-1.40-nvidia/x86_64/latest/image_id'
+    assert _gpu.AMI_TYPES[BOTTLEROCKET].user_data == 'bottlerocket' and _gpu.AMI_TYPES[BOTTLEROCKET].data_volume
+    assert not any(family.data_volume for name, family in _gpu.AMI_TYPES.items() if name != BOTTLEROCKET)
+
+
+class _BottlerocketAccount(_NoCalls):
+    """Every call recorded; SSM and DescribeImages answer for the Bottlerocket AMI, as AWS does."""
+
+    def __init__(self, monkeypatch):
+        super().__init__(monkeypatch)
+        recorded = botocore.client.BaseClient._make_api_call
+
+        def answer(client, operation, params):
+            if operation == 'GetParameter' and params['Name'] == BOTTLEROCKET_PARAMETER:
+                self.calls.append((operation, params))
+                return {'Parameter': {'Name': params['Name'], 'Value': BOTTLEROCKET_IMAGE['ImageId'], 'Type': 'String'}}
+            if operation == 'DescribeImages' and params.get('ImageIds') == [BOTTLEROCKET_IMAGE['ImageId']]:
+                self.calls.append((operation, params))
+                return {'Images': [BOTTLEROCKET_IMAGE]}
+            return recorded(client, operation, params)
+
+        monkeypatch.setattr(botocore.client.BaseClient, '_make_api_call', answer)
+
+    def operations(self):
+        return [operation for operation, _params in self.calls]
+
+
+@mock_aws
+def test_bottlerocket_template_has_toml_user_data_and_disk_size_on_the_data_volume(run_module, monkeypatch):
+    import tomllib
+    _account()
+    account = _BottlerocketAccount(monkeypatch)
+    args = dict(BASE, ami_type=BOTTLEROCKET, disk_size=80, wait=False, gpu_taint=True, kms_key_id='alias/gpu')
+    result, failed = run_module(ng, args, diff=True)
+    assert not failed, result
+    assert [p['Name'] for o, p in account.calls if o == 'GetParameter'] == [BOTTLEROCKET_PARAMETER]
+    assert result['ami_id'] == BOTTLEROCKET_IMAGE['ImageId']
+    data = _versions()[1]
+    assert data['ImageId'] == BOTTLEROCKET_IMAGE['ImageId']
+    # The user data the template carries is Bottlerocket's TOML settings, as the module returns it.
+    user_data = base64.b64decode(data['UserData']).decode('utf-8')
+    assert user_data == result['user_data']
+    settings = tomllib.loads(user_data)['settings']['kubernetes']
+    assert settings['cluster-name'] == 'demo'
+    assert settings['node-labels'] == {'capability': 'gpu'}
+    assert settings['node-taints'] == {'nvidia.com/gpu': ['present:NoSchedule']}
+    # disk_size sizes the data volume; the OS volume keeps the AMI's size; both encrypted gp3 with the key.
+    volumes = {m['DeviceName']: m['Ebs'] for m in data['BlockDeviceMappings']}
+    assert volumes == {
+        '/dev/xvda': {'VolumeSize': 4, 'VolumeType': 'gp3', 'Encrypted': True, 'DeleteOnTermination': True, 'KmsKeyId': 'alias/gpu'},
+        '/dev/xvdb': {'VolumeSize': 80, 'VolumeType': 'gp3', 'Encrypted': True, 'DeleteOnTermination': True, 'KmsKeyId': 'alias/gpu'},
+    }
+    after = result['diff']['after']['launch_template']
+    assert after['root_volume']['size'] == 4 and after['data_volume']['device'] == '/dev/xvdb' and after['data_volume']['size'] == 80
+
+    # Unchanged: no new version (the TOML renders the same bytes); the AMI is read for its devices.
+    account.calls.clear()
+    result, failed = run_module(ng, args)
+    assert not failed, result
+    assert result['changed'] is False, result['actions']
+    assert 'DescribeImages' in account.operations()
+    assert [o for o in account.operations() if not o.startswith(('Describe', 'Get', 'List'))] == []
+
+    # A new disk_size is a new version with only the data volume grown.
+    result, failed = run_module(ng, dict(args, disk_size=120), check_mode=True, diff=True)
+    assert not failed, result
+    assert result['actions'] == ['create version 2 of launch template demo-gpu', 'roll launch template version (next) into node group gpu']
+    assert result['diff']['before']['launch_template']['data_volume']['size'] == 80
+    assert result['diff']['after']['launch_template']['data_volume']['size'] == 120
+    assert result['diff']['after']['launch_template']['root_volume']['size'] == 4
+
+
+@mock_aws
+def test_amazon_linux_template_keeps_one_volume_sized_by_disk_size(run_module):
+    image = _account()[0]
+    result, failed = run_module(ng, dict(BASE, ami_id=image, disk_size=80, wait=False), diff=True)
+    assert not failed, result
+    mappings = _versions()[1]['BlockDeviceMappings']
+    root = boto3.client('ec2', region_name='us-east-2').describe_images(ImageIds=[image])['Images'][0]['RootDeviceName']
+    assert [(m['DeviceName'], m['Ebs']['VolumeSize']) for m in mappings] == [(root, 80)]
+    assert 'data_volume' not in result['diff']['after']['launch_template']
+    assert result['user_data'].startswith('MIME-Version: 1.0')
