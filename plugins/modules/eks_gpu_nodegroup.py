@@ -218,6 +218,10 @@ options:
         (C(kubernetes.io/hostname), C(kubernetes.io/os), C(kubernetes.io/arch), C(topology.kubernetes.io/zone),
         C(topology.kubernetes.io/region) and their legacy C(beta) and C(failure-domain.beta) forms).
         C(node-restriction.kubernetes.io/) keys are for administrators only and are refused too.
+      - Keys under C(eks.amazonaws.com/) are refused. As EKS does in the user data it generates for its own AMIs, the
+        kubelet also registers the Nodes with C(eks.amazonaws.com/nodegroup) (O(name)), C(eks.amazonaws.com/capacityType)
+        and C(eks.amazonaws.com/nodegroup-image) (the AMI id); with an AMI in the launch template EKS adds nothing to the
+        user data, and without them nothing could select the node group's Nodes by C(eks.amazonaws.com/nodegroup).
       - A change creates a new launch template version and rolls it, which replaces the nodes (see the description).
     type: dict
     default: {capability: gpu}
@@ -225,6 +229,10 @@ options:
     description:
       - Kubernetes taints of the nodes, set both on the node group (C(UpdateNodegroupConfig)) and on the kubelet
         (C(--register-with-taints) in the user data, or Bottlerocket's C(node-taints) setting).
+      - Keys under C(eks.amazonaws.com/) are refused. As EKS does in the user data it generates for its own AMIs, the
+        kubelet also registers the Nodes with C(eks.amazonaws.com/nodegroup) (O(name)), C(eks.amazonaws.com/capacityType)
+        and C(eks.amazonaws.com/nodegroup-image) (the AMI id); with an AMI in the launch template EKS adds nothing to the
+        user data, and without them nothing could select the node group's Nodes by C(eks.amazonaws.com/nodegroup).
       - A change creates a new launch template version and rolls it, which replaces the nodes (see the description).
     type: list
     elements: dict
@@ -502,12 +510,19 @@ def _check_scaling(check, scaling):
             check.error('scaling_config.desired_size', 'must be between min_size and max_size (%s not in [%s, %s])' % (want, lo, hi))
 
 
+EKS_LABEL_PREFIX = 'eks.amazonaws.com/'
+
+
 def _check_labels(check, labels):
     """Kubernetes' and the kubelet's rules, then the EKS API's lengths (labels go to both)."""
     errors_before = len(check.errors)
     check.labels(labels, 'labels', kubelet=True)
     if len(check.errors) > errors_before:
         return
+    for key in sorted(labels):
+        if key.startswith(EKS_LABEL_PREFIX):
+            check.error('labels', 'key %r uses the %s prefix, which EKS reserves; the module sets the Nodes\' '
+                                  'eks.amazonaws.com/nodegroup, capacityType and nodegroup-image labels itself' % (key, EKS_LABEL_PREFIX))
     for key, value in labels.items():
         if len(key) > NAME_MAX:
             check.error('labels', 'key %r is %d characters long; EKS allows at most %d for a node group label key' % (key, len(key), NAME_MAX))
@@ -939,6 +954,19 @@ class NodegroupManager:
     def desired_labels(self):
         return dict(self.params['labels'] or {})
 
+    def kubelet_labels(self, ami_id):
+        """The labels the kubelet registers the Node with: the user's, and the ones EKS puts in the
+        user data it generates for its own AMIs. With an AMI in the launch template EKS merges
+        nothing, so without these the Nodes would lack eks.amazonaws.com/nodegroup, which
+        kubectl, the Cluster Autoscaler and the roles select a node group's Nodes by."""
+        labels = self.desired_labels()
+        labels.update({
+            EKS_LABEL_PREFIX + 'nodegroup': self.params['name'],
+            EKS_LABEL_PREFIX + 'capacityType': self.params['capacity_type'],
+            EKS_LABEL_PREFIX + 'nodegroup-image': ami_id,
+        })
+        return labels
+
     def desired_taints(self):
         taints = [dict(t) for t in self.params['taints']]
         if self.params['gpu_taint'] and not any(t['key'] == GPU_TAINT['key'] and t['effect'] == GPU_TAINT['effect'] for t in taints):
@@ -964,7 +992,7 @@ class NodegroupManager:
         """The whole LaunchTemplateData of the version the nodes should run, and its user data.
         `layout` is volume_layout() of the AMI: disk_size sizes its data volume, else its root volume."""
         user_data = _userdata.render(_gpu.AMI_TYPES[self.params['ami_type']].user_data, cluster, self.params['name'], self.module.region,
-                                     self.desired_labels(), self.desired_taints(), self.params['cloudwatch_metrics_interval'])
+                                     self.kubelet_labels(ami_id), self.desired_taints(), self.params['cloudwatch_metrics_interval'])
         if layout['data']:
             volumes = [{'DeviceName': layout['root'], 'Ebs': self._ebs(layout['root_size'])},
                        {'DeviceName': layout['data'], 'Ebs': self._ebs(self.params['disk_size'])}]

@@ -67,6 +67,7 @@ BAD_INPUTS = [
     ({'ami_id': 'ami-xyz'}, 'ami_id', 'AMI id'),
     ({'labels': {'bad key!': 'x'}}, 'labels', 'label key'),
     ({'labels': {'capability': 'g' * 70}}, 'labels', 'label value'),
+    ({'labels': {'eks.amazonaws.com/nodegroup': 'other'}}, 'labels', 'which EKS reserves'),
     ({'taints': [{'key': 'a', 'effect': 'NO_SCHEDULE'}, {'key': 'a', 'effect': 'NO_SCHEDULE'}]}, 'taints', 'twice'),
     ({'security_groups': ['group-1']}, 'security_groups', 'security group id'),
     ({'tags': {'aws:owner': 'me'}}, 'tags', 'aws:'),

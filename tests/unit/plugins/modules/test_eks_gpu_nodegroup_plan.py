@@ -335,7 +335,11 @@ def test_bottlerocket_template_has_toml_user_data_and_disk_size_on_the_data_volu
     assert user_data == result['user_data']
     settings = tomllib.loads(user_data)['settings']['kubernetes']
     assert settings['cluster-name'] == 'demo'
-    assert settings['node-labels'] == {'capability': 'gpu'}
+    # The user's labels, and the ones EKS writes into the user data of its own AMIs (it adds
+    # nothing to a template that names an AMI).
+    assert settings['node-labels'] == {'capability': 'gpu', 'eks.amazonaws.com/nodegroup': 'gpu',
+                                       'eks.amazonaws.com/capacityType': 'ON_DEMAND',
+                                       'eks.amazonaws.com/nodegroup-image': BOTTLEROCKET_IMAGE['ImageId']}
     assert settings['node-taints'] == {'nvidia.com/gpu': ['present:NoSchedule']}
     # disk_size sizes the data volume; the OS volume keeps the AMI's size; both encrypted gp3 with the key.
     volumes = {m['DeviceName']: m['Ebs'] for m in data['BlockDeviceMappings']}
@@ -373,3 +377,10 @@ def test_amazon_linux_template_keeps_one_volume_sized_by_disk_size(run_module):
     assert [(m['DeviceName'], m['Ebs']['VolumeSize']) for m in mappings] == [(root, 80)]
     assert 'data_volume' not in result['diff']['after']['launch_template']
     assert result['user_data'].startswith('MIME-Version: 1.0')
+    # EKS merges nothing into a template that names an AMI: the kubelet itself must register the
+    # labels everyone selects a node group's Nodes by.
+    flags = [line.strip() for line in result['user_data'].splitlines() if '--node-labels=' in line]
+    assert len(flags) == 1, result['user_data']
+    for label in ('capability=gpu', 'eks.amazonaws.com/nodegroup=gpu', 'eks.amazonaws.com/capacityType=ON_DEMAND',
+                  'eks.amazonaws.com/nodegroup-image=' + image):
+        assert label in flags[0].strip('"-').split('=', 1)[1].split(','), flags[0]
