@@ -1,4 +1,5 @@
-"""What a node's boot makes of its launch template's user data: the kubelet's labels and taints.
+"""What a node's boot makes of its launch template's user data: the kubelet's labels and taints,
+and the CloudWatch agent configuration it starts.
 
 Read by the node mirror (nodemirror.py) for node groups whose launch template names an AMI: EKS
 merges nothing into such user data, so a Node carries only the labels and taints its own kubelet
@@ -20,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import json
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ except ImportError:  # pragma: no cover - Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 BOOTSTRAP_SH = "/etc/eks/bootstrap.sh"
+AGENT_CTL = "amazon-cloudwatch-agent-ctl"
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
@@ -200,3 +203,32 @@ def read(user_data: str | bytes | None) -> Boot:
         elif content_type in ("application/toml", "text/plain") and _bottlerocket(body, boot):
             boot.flavour = "bottlerocket"
     return boot
+
+
+_FETCH_CONFIG = re.compile(AGENT_CTL + r"\b[^\n]*?-a\s+fetch-config\b[^\n]*?-c\s+file:(\S+)")
+
+
+def agent_config(user_data: str | bytes | None) -> dict | None:
+    """The CloudWatch agent configuration the user data's shell part starts the agent with (the
+    file that `amazon-cloudwatch-agent-ctl -a fetch-config -c file:PATH` loads, as a here-document
+    of the same script writes it), or None: no agent is started, or its file is not written there."""
+    for content_type, body in parts(decode(user_data)):
+        if content_type != "text/x-shellscript":
+            continue
+        for line in body.splitlines():
+            if line.lstrip().startswith("#"):
+                continue
+            match = _FETCH_CONFIG.search(line)
+            if not match:
+                continue
+            path = match.group(1).strip("'\"")
+            heredoc = re.search(r"cat\s*>\s*['\"]?" + re.escape(path) + r"['\"]?\s*<<-?\s*['\"]?(\w+)['\"]?\n(.*?)\n\1\n",
+                                body, re.S)
+            if not heredoc:
+                return None
+            try:
+                config = json.loads(heredoc.group(2))
+            except ValueError:
+                return None
+            return config if isinstance(config, dict) else None
+    return None
