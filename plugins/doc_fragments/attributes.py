@@ -23,20 +23,6 @@ attributes:
     support: full
 """
 
-    # Plain fragment for modules that do not talk to an API (kept for symmetry with other collections).
-    INFO_MODULE = r"""
-options: {}
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: This action does not modify state.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: N/A
-    details: This action does not modify state.
-"""
-
     ACTIONGROUP_AWS = r"""
 options: {}
 attributes:

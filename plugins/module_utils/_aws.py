@@ -35,6 +35,10 @@ def retry_decorator(retries=10, delay=1, max_delay=20):
                                      catch_extra_error_codes=RETRY_CODES)
 
 
+# The client() parameter of the same name shadows it inside the class.
+_default_retry = retry_decorator
+
+
 def error_code(exc):
     """The service's error code of a botocore ClientError, or None."""
     try:
@@ -73,7 +77,7 @@ class GenaiAWSModule(AnsibleAWSModule):
 
     def client(self, service, retry_decorator=None, **extra_params):  # pylint: disable=redefined-outer-name
         if retry_decorator is None:
-            retry_decorator = globals()['retry_decorator']()
+            retry_decorator = _default_retry()
         return super().client(service, retry_decorator=retry_decorator, **extra_params)
 
     def fail_input(self, errors):

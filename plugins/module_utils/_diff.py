@@ -22,14 +22,9 @@ class DifferenceTracker:
     def has_differences(self):
         return any(item[3] for item in self._items)
 
-    def changed_fields(self):
-        return [name for name, _b, _a, differs in self._items if differs]
-
-    def diff(self, only_changed=False):
+    def diff(self):
         before, after = {}, {}
-        for name, b, a, differs in self._items:
-            if only_changed and not differs:
-                continue
+        for name, b, a, _differs in self._items:
             _put(before, name, b)
             _put(after, name, a)
         return {'before': before, 'after': after}

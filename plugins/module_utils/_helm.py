@@ -37,7 +37,6 @@ _SAFE_LOADER = getattr(yaml, 'CSafeLoader', None) or getattr(yaml, 'SafeLoader',
 
 RELEASE_NAME = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')
 RELEASE_NAME_MAX = 53
-PENDING = ('pending-install', 'pending-upgrade', 'pending-rollback')
 SECRET_WORDS = re.compile(r'(passw|secret|token|api[_-]?key|private[_-]?key|credential|auth)', re.I)
 SET_FLAGS = {'raw': '--set', 'string': '--set-string', 'json': '--set-json', 'file': '--set-file'}
 MIN_VERSION = (3, 8, 0)
@@ -180,9 +179,6 @@ class HelmFlags:
         # `helm status --show-resources -o json` prints the release (values, manifest) and its live objects
         # as the API serves them: helm 3.10 added the flag, helm 4 dropped it.
         return (3, 10, 0) <= self.version < (4, 0, 0)
-
-    def list_states(self):
-        return list(LIST_STATES)
 
 
 def chart_source(chart_ref, chart_repo_url=None):

@@ -93,17 +93,11 @@ def _kubelet_flags(labels, taints):
     return flags
 
 
-def _shell_part(cluster_name, nodegroup_name, region, interval, package_manager, bootstrap_lines):
-    """The shell part: the CloudWatch agent's set-up, which may fail without stopping the script,
-    and `bootstrap_lines` (AL2's bootstrap.sh call), which run first and must succeed."""
-    config = json.dumps(cloudwatch_agent_config(cluster_name, nodegroup_name, region, interval), indent=2, sort_keys=True)
-    lines = [
-        '#!/bin/bash',
-        '# Rendered by genai.stack.eks_gpu_nodegroup: CloudWatch agent with NVIDIA GPU metrics.',
-        '# The node joins the cluster whether or not the agent can be set up: a failed step is',
-        '# written to the console and to %s, and the script goes on.' % AGENT_FAILED_MARKER,
-        'set -euo pipefail',
-        '',
+def _agent_functions(agent_config, package_manager):
+    """The shell functions that set the CloudWatch agent up with `agent_config`; each step that
+    fails says so and returns 1, never stopping the script."""
+    config = json.dumps(agent_config, indent=2, sort_keys=True)
+    return [
         '# Instance metadata through IMDSv2 session tokens only (the launch template requires them).',
         'imds_token() {',
         '  curl -sf -X PUT "http://169.254.169.254/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 300"',
@@ -138,6 +132,20 @@ def _shell_part(cluster_name, nodegroup_name, region, interval, package_manager,
         '  echo "genai.stack: CloudWatch agent running with %s"' % CWAGENT_CONFIG_PATH,
         '}',
     ]
+
+
+def _shell_part(cluster_name, nodegroup_name, region, interval, package_manager, bootstrap_lines):
+    """The shell part: the CloudWatch agent's set-up, which may fail without stopping the script,
+    and `bootstrap_lines` (AL2's bootstrap.sh call), which run first and must succeed."""
+    lines = [
+        '#!/bin/bash',
+        '# Rendered by genai.stack.eks_gpu_nodegroup: CloudWatch agent with NVIDIA GPU metrics.',
+        '# The node joins the cluster whether or not the agent can be set up: a failed step is',
+        '# written to the console and to %s, and the script goes on.' % AGENT_FAILED_MARKER,
+        'set -euo pipefail',
+        '',
+    ]
+    lines.extend(_agent_functions(cloudwatch_agent_config(cluster_name, nodegroup_name, region, interval), package_manager))
     if bootstrap_lines:
         lines.append('')
         lines.append('# Join the cluster first: the node must not wait for, or depend on, the package repository.')

@@ -114,66 +114,74 @@ def validate_params(params):
     check.raise_if_any()
 
 
-def main():
-    module = GenaiAWSModule(
-        argument_spec=dict(
-            name=dict(type='str', required=True),
-            cluster_name=dict(type='str', required=True),
-            labels=dict(type='dict', required=True),
-            purge_labels=dict(type='bool', default=False),
-            state=dict(type='str', default='present', choices=['present', 'absent']),
-            wait=dict(type='bool', default=True),
-            wait_timeout=dict(type='int', default=600),
-        ),
-        supports_check_mode=True,
+def argument_spec():
+    return dict(
+        name=dict(type='str', required=True),
+        cluster_name=dict(type='str', required=True),
+        labels=dict(type='dict', required=True),
+        purge_labels=dict(type='bool', default=False),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        wait=dict(type='bool', default=True),
+        wait_timeout=dict(type='int', default=600),
     )
+
+
+def desired_labels(current, wanted, state, purge):
+    """The node group's labels after the run: without `wanted`'s keys (absent), exactly `wanted`
+    (purge), or `wanted` merged over the current ones."""
+    if state == 'absent':
+        return {k: v for k, v in current.items() if k not in wanted}
+    if purge:
+        return dict(wanted)
+    return dict(current, **wanted)
+
+
+def describe_nodegroup(module, eks):
+    """The node group; a missing one (or its missing cluster) fails naming the option."""
+    params = module.params
+    try:
+        return eks.describe_nodegroup(clusterName=params['cluster_name'], nodegroupName=params['name'], aws_retry=True)['nodegroup']
+    except botocore.exceptions.ClientError as exc:
+        if not is_not_found(exc):
+            module.fail_json_aws(exc, msg='Could not describe node group %r' % params['name'])
+    try:
+        eks.describe_cluster(name=params['cluster_name'], aws_retry=True)
+    except botocore.exceptions.ClientError as exc:
+        if not is_not_found(exc):
+            module.fail_json_aws(exc, msg='Could not describe EKS cluster %r' % params['cluster_name'])
+        module.fail_option('cluster_name', 'no EKS cluster %r in this account and region' % params['cluster_name'])
+    module.fail_option('name', 'no node group %r in EKS cluster %r' % (params['name'], params['cluster_name']))
+
+
+def update_labels(module, eks, current, desired):
+    """Send the label change and wait for it when asked; returns the update's id."""
+    params = module.params
+    try:
+        update = eks.update_nodegroup_config(clusterName=params['cluster_name'], nodegroupName=params['name'],
+                                             labels=plan_label_update(current, desired), aws_retry=True)['update']
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        module.fail_json_aws(exc, msg='Could not update the labels of node group %r' % params['name'])
+    if params['wait']:
+        module.wait_for_eks_update(eks, params['cluster_name'], params['name'], update['id'],
+                                   'label update %s of node group %s' % (update['id'], params['name']), params['wait_timeout'])
+    return update['id']
+
+
+def main():
+    module = GenaiAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
     module.validate(validate_params, module.params)
     params = module.params
     eks = module.client('eks')
 
-    def cluster_exists():
-        try:
-            eks.describe_cluster(name=params['cluster_name'], aws_retry=True)
-        except botocore.exceptions.ClientError as exc:
-            if is_not_found(exc):
-                return False
-            module.fail_json_aws(exc, msg='Could not describe EKS cluster %r' % params['cluster_name'])
-        return True
-
-    def describe():
-        try:
-            return eks.describe_nodegroup(clusterName=params['cluster_name'], nodegroupName=params['name'], aws_retry=True)['nodegroup']
-        except botocore.exceptions.ClientError as exc:
-            if is_not_found(exc):
-                if not cluster_exists():
-                    module.fail_option('cluster_name', 'no EKS cluster %r in this account and region' % params['cluster_name'])
-                module.fail_option('name', 'no node group %r in EKS cluster %r' % (params['name'], params['cluster_name']))
-            module.fail_json_aws(exc, msg='Could not describe node group %r' % params['name'])
-
-    nodegroup = describe()
+    nodegroup = describe_nodegroup(module, eks)
     current = dict(nodegroup.get('labels') or {})
-    wanted = dict(params['labels'])
-    if params['state'] == 'absent':
-        desired = {k: v for k, v in current.items() if k not in wanted}
-    elif params['purge_labels']:
-        desired = dict(wanted)
-    else:
-        desired = dict(current, **wanted)
+    desired = desired_labels(current, dict(params['labels']), params['state'], params['purge_labels'])
     tracker = DifferenceTracker()
     tracker.add('labels', current, desired)
     result = dict(changed=tracker.has_differences)
     if tracker.has_differences and not module.check_mode:
-        change = plan_label_update(current, desired)
-        try:
-            update = eks.update_nodegroup_config(clusterName=params['cluster_name'], nodegroupName=params['name'], labels=change,
-                                                 aws_retry=True)['update']
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            module.fail_json_aws(exc, msg='Could not update the labels of node group %r' % params['name'])
-        result['update_id'] = update['id']
-        if params['wait']:
-            module.wait_for_eks_update(eks, params['cluster_name'], params['name'], update['id'],
-                                       'label update %s of node group %s' % (update['id'], params['name']), params['wait_timeout'])
-        nodegroup = describe()
+        result['update_id'] = update_labels(module, eks, current, desired)
+        nodegroup = describe_nodegroup(module, eks)
     elif module.check_mode:
         nodegroup = dict(nodegroup, labels=desired)
     result['nodegroup'] = camel_dict_to_snake_dict(nodegroup, ignore_list=['labels', 'tags'])

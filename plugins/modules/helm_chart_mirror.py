@@ -308,6 +308,47 @@ def local_packages(module, params):
     return found, [label for _i, label in missing]
 
 
+def mirror_one(module, helm, mirror, index, chart, package, missing, with_credentials, result, before, after):
+    """Compare charts[index] with what the mirror holds and push it when the mirror lacks it (or
+    overwrite says so); records the chart's action in `result` and its digests in `before`/`after`."""
+    params = module.params
+    label = '%s:%s' % (chart['name'], chart['version'])
+    if label in missing:
+        result['charts'].append(dict(name=chart['name'], version=chart['version'], ref='%s/%s' % (mirror, label),
+                                     action='missing', digest=None, mirror_digest=None))
+        return
+    scratch = os.path.join(helm.work, str(index))
+    os.makedirs(os.path.join(scratch, 'mirror'))
+    os.makedirs(os.path.join(scratch, 'source'))
+    held = helm.pull_from_mirror(mirror, chart['name'], chart['version'], os.path.join(scratch, 'mirror'), with_credentials)
+    mirror_digest = file_digest(held) if held else None
+    if package is None and (held is None or params['overwrite']) and not (module.check_mode and held is None):
+        package = helm.pull_from_source(index, chart, os.path.join(scratch, 'source'))
+        problem = check_package(package, chart['name'], chart['version'])
+        if problem:
+            raise MirrorError('charts[%d].source: %s pulled from %s %s' % (index, label, chart['source'], problem),
+                              option='charts[%d].source' % index)
+    digest = file_digest(package) if package else None
+    if held is None:
+        action = 'pushed'
+    elif digest is None or digest == mirror_digest:
+        action = 'unchanged'
+    elif params['overwrite']:
+        action = 'pushed'
+    else:
+        action = 'differing'
+        module.warn('helm_chart_mirror: %s/%s holds a different content than %s (%s, the package %s); left alone, '
+                    'set overwrite to replace it' % (mirror, label, package, mirror_digest, digest))
+    if action == 'pushed' and not module.check_mode:
+        helm.push(package, mirror)
+    if mirror_digest:
+        before[label] = mirror_digest
+    after[label] = (digest or mirror_digest or 'from %s' % chart.get('source')) if action == 'pushed' else mirror_digest
+    result[action].append(label)
+    result['charts'].append(dict(name=chart['name'], version=chart['version'], ref='%s/%s' % (mirror, label),
+                                 action=action, digest=digest, mirror_digest=mirror_digest))
+
+
 def main():
     module = NamingAnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                                  required_together=[['registry_username', 'registry_password']])
@@ -335,42 +376,7 @@ def main():
         if with_credentials:
             helm.login(mirror[len('oci://'):].split('/', 1)[0], params['registry_username'], params['registry_password'])
         for index, chart in enumerate(params['charts']):
-            label = '%s:%s' % (chart['name'], chart['version'])
-            if label in missing:
-                result['charts'].append(dict(name=chart['name'], version=chart['version'], ref='%s/%s' % (mirror, label),
-                                             action='missing', digest=None, mirror_digest=None))
-                continue
-            scratch = os.path.join(helm.work, str(index))
-            os.makedirs(os.path.join(scratch, 'mirror'))
-            os.makedirs(os.path.join(scratch, 'source'))
-            held = helm.pull_from_mirror(mirror, chart['name'], chart['version'], os.path.join(scratch, 'mirror'), with_credentials)
-            mirror_digest = file_digest(held) if held else None
-            package = packages.get(index)
-            if package is None and (held is None or params['overwrite']) and not (module.check_mode and held is None):
-                package = helm.pull_from_source(index, chart, os.path.join(scratch, 'source'))
-                problem = check_package(package, chart['name'], chart['version'])
-                if problem:
-                    raise MirrorError('charts[%d].source: %s pulled from %s %s' % (index, label, chart['source'], problem),
-                                      option='charts[%d].source' % index)
-            digest = file_digest(package) if package else None
-            if held is None:
-                action = 'pushed'
-            elif digest is None or digest == mirror_digest:
-                action = 'unchanged'
-            elif params['overwrite']:
-                action = 'pushed'
-            else:
-                action = 'differing'
-                module.warn('helm_chart_mirror: %s/%s holds a different content than %s (%s, the package %s); left alone, '
-                            'set overwrite to replace it' % (mirror, label, package, mirror_digest, digest))
-            if action == 'pushed' and not module.check_mode:
-                helm.push(package, mirror)
-            if mirror_digest:
-                before[label] = mirror_digest
-            after[label] = (digest or mirror_digest or 'from %s' % chart.get('source')) if action == 'pushed' else mirror_digest
-            result[action].append(label)
-            result['charts'].append(dict(name=chart['name'], version=chart['version'], ref='%s/%s' % (mirror, label),
-                                         action=action, digest=digest, mirror_digest=mirror_digest))
+            mirror_one(module, helm, mirror, index, chart, packages.get(index), missing, with_credentials, result, before, after)
     except MirrorError as exc:
         extra = dict(command=helm.commands, helm_version=helm.version_text, stderr=exc.stderr, exception=traceback.format_exc(),
                      **result)

@@ -579,6 +579,25 @@ def check_options(params):
         check.require(params['history_max'] >= 0, 'history_max', 'must be 0 (no limit) or more, got %d' % params['history_max'])
     if params.get('reuse_values') and params.get('reset_values'):
         check.error('reset_values', 'reset_values=true discards the values reuse_values=true asks to keep; set one of them')
+    _check_chart(check, params, state)
+    if params.get('chart_version') is not None:
+        check.require(valid_version_constraint(params['chart_version']), 'chart_version',
+                      '%r is not a version or version constraint such as 1.2.3, ^1.2 or ">=1.0, <2.0"' % params['chart_version'])
+    if bool(params.get('registry_username')) != bool(params.get('registry_password')):
+        check.error('registry_username' if not params.get('registry_username') else 'registry_password',
+                    'registry_username and registry_password must be given together')
+    _check_values(check, params)
+    if not check.errors:
+        try:
+            composed_values(params)
+        except ValueError as exc:
+            check.error(exc.args[0], exc.args[1])
+    _check_render_dir(check, params, state)
+    check.raise_if_any()
+
+
+def _check_chart(check, params, state):
+    """chart_ref and where it comes from: an oci:// reference, a repository URL, a local path or repo/chart."""
     chart_ref = params.get('chart_ref')
     if not chart_ref:
         check.error('chart_ref', 'is required with state=%s' % state)
@@ -600,12 +619,10 @@ def check_options(params):
         if params.get('chart_repo_url'):
             check.require(re.match(r'^(https?|file)://\S+$', params['chart_repo_url']), 'chart_repo_url', 'must be an http(s):// or file:// URL')
             check.require(re.match(r'^[A-Za-z0-9._-]+$', chart_ref), 'chart_ref', 'must be a chart name (no "/") with chart_repo_url')
-    if params.get('chart_version') is not None:
-        check.require(valid_version_constraint(params['chart_version']), 'chart_version',
-                      '%r is not a version or version constraint such as 1.2.3, ^1.2 or ">=1.0, <2.0"' % params['chart_version'])
-    if bool(params.get('registry_username')) != bool(params.get('registry_password')):
-        check.error('registry_username' if not params.get('registry_username') else 'registry_password',
-                    'registry_username and registry_password must be given together')
+
+
+def _check_values(check, params):
+    """values_files (YAML mappings) and set_values (key=value; JSON or an existing file by type)."""
     for path in params.get('values_files') or []:
         if not os.path.isfile(path):
             check.error('values_files', '%r is not a readable file' % path)
@@ -630,11 +647,10 @@ def check_options(params):
                 check.error(option, 'value of %r is not valid JSON' % key)
         elif item['value_type'] == 'file':
             check.require(os.path.isfile(user_path(value)), option, 'file %r of key %r does not exist' % (value, key))
-    if not check.errors:
-        try:
-            composed_values(params)
-        except ValueError as exc:
-            check.error(exc.args[0], exc.args[1])
+
+
+def _check_render_dir(check, params, state):
+    """render_dir: required by, and only for, state=rendered."""
     if state == 'rendered':
         render_dir = params.get('render_dir')
         if not render_dir:
@@ -643,7 +659,6 @@ def check_options(params):
             check.error('render_dir', '%r exists and is not a directory' % render_dir)
     elif params.get('render_dir'):
         check.error('render_dir', 'applies to state=rendered only')
-    check.raise_if_any()
 
 
 class ReleaseManager:
@@ -1064,6 +1079,8 @@ class ReleaseManager:
         self.helm.run(['upgrade', self.name] + self.chart_args() + base + self.upgrade_args(release) + extra)
 
     def rendered(self):
+        """`helm template` into render_dir, one file per object: files that differ are written
+        (0600), files of objects no longer rendered are removed; Secrets show as fingerprints."""
         render_dir = self.params['render_dir']
         self.registry_login()
         try:
@@ -1075,13 +1092,7 @@ class ReleaseManager:
         names = rendered_file_names([parsed for _raw, parsed in docs])
         wanted = dict(zip(names, [raw for raw, _parsed in docs]))
         objects = dict(zip(names, [parsed for _raw, parsed in docs]))
-        existing = {}
-        if os.path.isdir(render_dir):
-            for entry in sorted(os.listdir(render_dir)):
-                path = os.path.join(render_dir, entry)
-                if entry.endswith('.yaml') and os.path.isfile(path):
-                    with open(path, 'rb') as handle:
-                        existing[entry] = to_text(handle.read())
+        existing = read_rendered_files(render_dir)
 
         def shown(name, text):
             obj = objects.get(name)
@@ -1094,27 +1105,115 @@ class ReleaseManager:
         stale = sorted(set(existing) - set(wanted))
         self.tracker.add('files', before, after)
         if not self.module.check_mode and self.tracker.has_differences:
-            os.makedirs(render_dir, exist_ok=True)
-            for name, text in wanted.items():
-                if existing.get(name) != text:
-                    # Mode 0600 from creation (a rendered Secret holds the values' secrets), and no .tmp left on error.
-                    tmp = os.path.join(render_dir, '.%s.tmp' % name)
-                    try:
-                        write_private(tmp, to_bytes(text))
-                        os.replace(tmp, os.path.join(render_dir, name))
-                    finally:
-                        if os.path.lexists(tmp):
-                            os.remove(tmp)
-            for name in stale:
-                os.remove(os.path.join(render_dir, name))
-        chart = None
-        if docs:
-            for _raw, parsed in docs:
-                labels = (parsed.get('metadata') or {}).get('labels') or {}
-                if labels.get('helm.sh/chart'):
-                    chart = labels['helm.sh/chart']
-                    break
+            write_rendered_files(render_dir, wanted, existing, stale)
+        chart = next((labels['helm.sh/chart'] for labels in (((parsed.get('metadata') or {}).get('labels') or {}) for _raw, parsed in docs)
+                      if labels.get('helm.sh/chart')), None)
         return {'files': sorted(wanted), 'removed_files': stale, 'chart': chart}
+
+
+def read_rendered_files(render_dir):
+    """The .yaml files of render_dir by name, as text ({} when the directory does not exist)."""
+    existing = {}
+    if os.path.isdir(render_dir):
+        for entry in sorted(os.listdir(render_dir)):
+            path = os.path.join(render_dir, entry)
+            if entry.endswith('.yaml') and os.path.isfile(path):
+                with open(path, 'rb') as handle:
+                    existing[entry] = to_text(handle.read())
+    return existing
+
+
+def write_rendered_files(render_dir, wanted, existing, stale):
+    """Write the files that differ and remove the stale ones."""
+    os.makedirs(render_dir, exist_ok=True)
+    for name, text in wanted.items():
+        if existing.get(name) != text:
+            # Mode 0600 from creation (a rendered Secret holds the values' secrets), and no .tmp left on error.
+            tmp = os.path.join(render_dir, '.%s.tmp' % name)
+            try:
+                write_private(tmp, to_bytes(text))
+                os.replace(tmp, os.path.join(render_dir, name))
+            finally:
+                if os.path.lexists(tmp):
+                    os.remove(tmp)
+    for name in stale:
+        os.remove(os.path.join(render_dir, name))
+
+
+def kube_connection(params):
+    """The cluster connection helm gets: the options, else the K8S_AUTH_* environment variables."""
+    kube = {k: params.get(k) for k in ('kubeconfig', 'context', 'host', 'api_key', 'validate_certs', 'ca_cert')}
+    for key in ('kubeconfig', 'context', 'host', 'api_key'):
+        kube[key] = kube[key] or os.environ.get('K8S_AUTH_%s' % key.upper()) or None
+    return kube
+
+
+def start_reads(runner, params):
+    """Every run of present and absent reads the version and the release: they start now, side by
+    side, and so does `helm status` when the stored-release decision may read it (it is dropped
+    unused when the release is not deployed or this helm has no `status --show-resources`)."""
+    if params['state'] == 'rendered':
+        return
+    runner.prefetch(VERSION_ARGS)
+    runner.prefetch_release(params['name'], params['release_namespace'])
+    if params['state'] == 'present' and not stored_noop_request_blocker(
+            params['chart_ref'], params.get('chart_repo_url'), params.get('chart_version'), params.get('set_values'),
+            post_renderer=params.get('post_renderer'), values_reused=bool(params.get('reuse_values')) or params.get('reset_values') is False):
+        runner.prefetch_status(params['name'], params['release_namespace'])
+
+
+def check_helm_version(module, runner, binary):
+    """Options this helm cannot honour, refused naming the option and the version it needs."""
+    params = module.params
+    if params.get('plain_http') and not runner.flags.plain_http_supported:
+        module.fail_option('plain_http', 'needs helm 3.13 or newer, %s is %s' % (binary, runner.version_text))
+    if params.get('post_renderer') and params['state'] != 'absent' and runner.flags.major >= 4:
+        module.fail_option('post_renderer', 'takes an executable, which helm 4 no longer runs (it takes post-renderer plugins); '
+                                            '%s is %s, use helm 3' % (binary, runner.version_text))
+    if params['state'] != 'absent':
+        if params.get('take_ownership') and not runner.flags.take_ownership_supported:
+            module.fail_option('take_ownership', 'needs helm 3.17 or newer, %s is %s' % (binary, runner.version_text))
+        if params.get('skip_schema_validation') and not runner.flags.skip_schema_validation_supported:
+            module.fail_option('skip_schema_validation', 'needs helm 3.16 or newer, %s is %s' % (binary, runner.version_text))
+
+
+def run_state(module, manager):
+    """Converge (or render, or remove) the release; returns the result's state-specific part."""
+    params = module.params
+    result = {}
+    if params['state'] == 'absent':
+        result.update(manager.absent())
+    elif params['state'] == 'rendered':
+        result.update(manager.rendered())
+    else:
+        desired = manager.present()
+        result.update(recovered=manager.recovered, drift=manager.drift)
+        if module.check_mode and not manager.stored_noop:
+            result.update(chart=desired['chart'], app_version=desired['app_version'], values=manager.masked(desired['values']))
+    return result
+
+
+def release_after(module, runner, manager):
+    """What the result says of the release after the run: status, revision, chart and values."""
+    params = module.params
+    name, namespace = params['name'], params['release_namespace']
+    if manager.stored_noop:
+        # Decided from the stored release: the result is what was read, no second list or get values.
+        return dict(manager.stored_noop)
+    result = {}
+    if params['state'] != 'rendered' and not (module.check_mode and params['state'] == 'present'):
+        after = runner.release(name, namespace)
+        result['status'] = after.get('status') if after else None
+        if after:
+            result.update(revision=int(after['revision']), chart=after.get('chart'), app_version=after.get('app_version'))
+            if params['state'] == 'present':
+                result['values'] = manager.masked(runner.values(name, namespace))
+    elif params['state'] == 'present':
+        before = runner.release(name, namespace)
+        result['status'] = before.get('status') if before else None
+        if before:
+            result['revision'] = int(before['revision'])
+    return result
 
 
 def main():
@@ -1131,59 +1230,15 @@ def main():
     binary = params.get('binary_path') or module.get_bin_path('helm')
     if not binary:
         module.fail_option('binary_path', 'helm was not found on PATH; install helm 3.8+ or set binary_path')
-    kube = {k: params.get(k) for k in ('kubeconfig', 'context', 'host', 'api_key', 'validate_certs', 'ca_cert')}
-    for key in ('kubeconfig', 'context', 'host', 'api_key'):
-        kube[key] = kube[key] or os.environ.get('K8S_AUTH_%s' % key.upper()) or None
-    runner = HelmRunner(module, binary, kube, mask_all=module.no_log)
+    runner = HelmRunner(module, binary, kube_connection(params), mask_all=module.no_log)
     manager = None
     try:
-        if params['state'] != 'rendered':
-            # Every run of these states reads the version and the release: they start now, side by side,
-            # and so does `helm status` when the stored-release decision may read it (it is dropped unused
-            # when the release is not deployed or this helm has no `status --show-resources`).
-            runner.prefetch(VERSION_ARGS)
-            runner.prefetch_release(params['name'], params['release_namespace'])
-            if params['state'] == 'present' and not stored_noop_request_blocker(
-                    params['chart_ref'], params.get('chart_repo_url'), params.get('chart_version'), params.get('set_values'),
-                    post_renderer=params.get('post_renderer'), values_reused=bool(params.get('reuse_values')) or params.get('reset_values') is False):
-                runner.prefetch_status(params['name'], params['release_namespace'])
+        start_reads(runner, params)
         runner.detect_version()
-        if params.get('plain_http') and not runner.flags.plain_http_supported:
-            module.fail_option('plain_http', 'needs helm 3.13 or newer, %s is %s' % (binary, runner.version_text))
-        if params.get('post_renderer') and params['state'] != 'absent' and runner.flags.major >= 4:
-            module.fail_option('post_renderer', 'takes an executable, which helm 4 no longer runs (it takes post-renderer plugins); '
-                                                '%s is %s, use helm 3' % (binary, runner.version_text))
-        if params['state'] != 'absent':
-            if params.get('take_ownership') and not runner.flags.take_ownership_supported:
-                module.fail_option('take_ownership', 'needs helm 3.17 or newer, %s is %s' % (binary, runner.version_text))
-            if params.get('skip_schema_validation') and not runner.flags.skip_schema_validation_supported:
-                module.fail_option('skip_schema_validation', 'needs helm 3.16 or newer, %s is %s' % (binary, runner.version_text))
+        check_helm_version(module, runner, binary)
         manager = ReleaseManager(module, runner)
-        result = {}
-        if params['state'] == 'absent':
-            result.update(manager.absent())
-        elif params['state'] == 'rendered':
-            result.update(manager.rendered())
-        else:
-            desired = manager.present()
-            result.update(recovered=manager.recovered, drift=manager.drift)
-            if module.check_mode and not manager.stored_noop:
-                result.update(chart=desired['chart'], app_version=desired['app_version'], values=manager.masked(desired['values']))
-        if manager.stored_noop:
-            # Decided from the stored release: the result is what was read, no second list or get values.
-            result.update(manager.stored_noop)
-        elif params['state'] != 'rendered' and not (module.check_mode and params['state'] == 'present'):
-            after = runner.release(params['name'], params['release_namespace'])
-            result['status'] = after.get('status') if after else None
-            if after:
-                result.update(revision=int(after['revision']), chart=after.get('chart'), app_version=after.get('app_version'))
-                if params['state'] == 'present':
-                    result['values'] = manager.masked(runner.values(params['name'], params['release_namespace']))
-        elif params['state'] == 'present':
-            before = runner.release(params['name'], params['release_namespace'])
-            result['status'] = before.get('status') if before else None
-            if before:
-                result['revision'] = int(before['revision'])
+        result = run_state(module, manager)
+        result.update(release_after(module, runner, manager))
     except HelmError as exc:
         extra = dict(command=runner.commands, helm_version=runner.version_text, stderr=exc.stderr,
                      recovered=manager.recovered if manager else None, exception=traceback.format_exc())

@@ -446,7 +446,15 @@ def check_options(params):
     if params['state'] == 'absent':
         check.raise_if_any()
         return
+    _check_inline_data(check, params)
+    _check_typed_sources(check, params)
+    _check_remote_sources(check, params)
+    _check_content_rules(check, params)
+    check.raise_if_any()
 
+
+def _check_inline_data(check, params):
+    """data (base64), string_data (plain text) and data_files (paths), each key given once."""
     string_data = params.get('string_data') or {}
     for key, value in (params.get('data') or {}).items():
         if not _check_key(check, 'data', key):
@@ -471,6 +479,9 @@ def check_options(params):
         elif not os.access(user_path(path), os.R_OK):
             check.error('data_files', 'key %r: %r is not readable' % (key, path))
 
+
+def _check_typed_sources(check, params):
+    """type, and the docker_registry and tls shortcuts that imply one."""
     secret_type = params.get('type')
     if secret_type is not None and not re.match(r'^[A-Za-z0-9./_-]{1,253}$', secret_type):
         check.error('type', '%r is not a valid Secret type' % secret_type)
@@ -491,6 +502,10 @@ def check_options(params):
                 check.error('tls.%s' % path, '%r is not a readable file' % tls[path])
             elif tls.get(pem) is not None and not _is_pem(tls[pem], what):
                 check.error('tls.%s' % pem, 'is not a PEM %s block' % what.lower())
+
+
+def _check_remote_sources(check, params):
+    """aws_secret (read by the module) and external_secret (an ExternalSecret for the operator)."""
     aws = params.get('aws_secret')
     if aws:
         check.require(aws['secret_id'].strip(), 'aws_secret.secret_id', 'must not be empty')
@@ -509,6 +524,9 @@ def check_options(params):
             if not isinstance(prop, str) or not prop:
                 check.error('external_secret.properties', 'property of key %r must be a non-empty string' % key)
 
+
+def _check_content_rules(check, params):
+    """required_keys, min_length and format: the rules the assembled data must meet."""
     for key in params.get('required_keys') or []:
         _check_key(check, 'required_keys', key)
     min_length = params.get('min_length')
@@ -522,7 +540,6 @@ def check_options(params):
     for key, fmt in (params.get('format') or {}).items():
         if fmt not in FORMATS:
             check.error('format', 'key %r: unknown format %r (known: %s)' % (key, fmt, ', '.join(FORMATS)))
-    check.raise_if_any()
 
 
 def _check_key(check, option, key):

@@ -605,23 +605,7 @@ def check_input(params, region=None):
     checker.match(EKS_NAME, params['nodegroup_name'], 'nodegroup_name', 'a valid EKS node group name')
 
     entries = params.get('alarms')
-    if entries is None:
-        pairs = [(params, lambda option: option)]
-    else:
-        pairs = []
-        if not entries:
-            checker.error('alarms', 'must list at least one pair')
-        first_index = {}
-        for index, entry in enumerate(entries):
-            pair = pair_params(params, entry)
-            label = _pair_label(index, entry)
-            if pair['name'] in first_index:
-                checker.error(label('name'), 'duplicates alarms[%d].name (%s); pair names must be unique'
-                              % (first_index[pair['name']], pair['name']))
-            elif pair['name']:
-                first_index[pair['name']] = index
-            pairs.append((pair, label))
-    resolved_pairs = [_check_pair(checker, pair, label, present) for pair, label in pairs]
+    resolved_pairs = [_check_pair(checker, pair, label, present) for pair, label in _pairs(checker, params, entries)]
 
     if present:
         period = params['period']
@@ -644,6 +628,26 @@ def check_input(params, region=None):
         resolved = {'scale_out_threshold': None, 'scale_in_threshold': None, 'dimensions': None}
     resolved['pairs'] = resolved_pairs
     return resolved
+
+
+def _pairs(checker, params, entries):
+    """(parameters as the pair sees them, label) of every pair: one without O(alarms), else one per
+    entry, whose names must be unique."""
+    if entries is None:
+        return [(params, lambda option: option)]
+    if not entries:
+        checker.error('alarms', 'must list at least one pair')
+    pairs, first_index = [], {}
+    for index, entry in enumerate(entries):
+        pair = pair_params(params, entry)
+        label = _pair_label(index, entry)
+        if pair['name'] in first_index:
+            checker.error(label('name'), 'duplicates alarms[%d].name (%s); pair names must be unique'
+                          % (first_index[pair['name']], pair['name']))
+        elif pair['name']:
+            first_index[pair['name']] = index
+        pairs.append((pair, label))
+    return pairs
 
 
 def pair_params(params, entry):
@@ -672,40 +676,64 @@ def _pair_label(index, entry):
 
 
 def _check_pair(checker, params, label, present):
-    """Check one pair's options (`params` as the pair sees them); `label` names an option in errors."""
+    """Check one pair's options (`params` as the pair sees them); `label` names an option in errors.
+
+    Returns the pair's resolved settings: its parameters, thresholds (defaults by metric) and the
+    dimensions of the GPU query."""
     resolved = {'params': params, 'scale_out_threshold': params['scale_out_threshold'],
                 'scale_in_threshold': params['scale_in_threshold'], 'dimensions': None}
-    name = params['name']
-    if not name:
-        checker.error(label('name'), 'must not be empty')
-    else:
-        checker.match(NAME_PATTERN, name, label('name'), 'a valid prefix (letters, digits and _ . - / : = + @, starting with a letter or digit)')
-        longest = len(name) + max(len(s) for s in SUFFIX.values())
-        checker.require(longest <= MAX_NAME, label('name'),
-                        'must be at most %d characters, so that name + "%s" fits the %d-character limit of policy and alarm names; got %d'
-                        % (MAX_NAME - max(len(s) for s in SUFFIX.values()), SUFFIX['out'], MAX_NAME, len(name)))
-
+    _check_pair_name(checker, params['name'], label)
     if params['autoscaling_group_name'] and "'" in params['autoscaling_group_name'] and params['metric'] == 'cpu' and not params['query']:
         checker.error('autoscaling_group_name', "contains a single quote, which a Metrics Insights query cannot hold; give query")
     if not present:
         return resolved
 
-    metric = params['metric']
-    custom_query = params['query'] is not None
-    if custom_query:
-        # Length is CloudWatch's limit on the expression, which is sent with whitespace collapsed.
-        expression = normalise_expression(params['query'])
-        if not expression:
-            checker.error(label('query'), 'must not be blank')
-        else:
-            checker.require(len(expression) <= MAX_EXPRESSION, label('query'),
-                            'must be at most %d characters (whitespace collapsed), got %d' % (MAX_EXPRESSION, len(expression)))
-            if CONTROL_CHARACTERS.search(params['query'].translate({9: 32, 10: 32, 13: 32})):
-                checker.error(label('query'), 'must not contain control characters other than tabs and line breaks')
-    if metric is None:
+    if params['query'] is not None:
+        _check_custom_query(checker, params['query'], label('query'))
+    if params['metric'] is None:
         checker.error(label('metric'), 'is required when state=present')
+    resolved['dimensions'] = _check_query_dimensions(checker, params, label)
+    resolved.update(_check_thresholds(checker, params, label))
+    checker.require(params['scale_out_adjustment'] >= 1, label('scale_out_adjustment'),
+                    'must be positive (instances added on scale-out), got %d' % params['scale_out_adjustment'])
+    checker.require(params['scale_in_adjustment'] <= -1, label('scale_in_adjustment'),
+                    'must be negative (instances removed on scale-in), got %d' % params['scale_in_adjustment'])
+    description = params['alarm_description']
+    if description is not None:
+        longest = len(description) + len(' (scale out)')
+        checker.require(longest <= MAX_DESCRIPTION, label('alarm_description'),
+                        'must be at most %d characters (with the " (scale out)" suffix), got %d' % (MAX_DESCRIPTION - len(' (scale out)'), len(description)))
+    return resolved
 
-    dimensions = params['query_dimensions']
+
+def _check_pair_name(checker, name, label):
+    """The pair's name prefixes both policies and alarms: a valid prefix that leaves room for the suffixes."""
+    if not name:
+        checker.error(label('name'), 'must not be empty')
+        return
+    checker.match(NAME_PATTERN, name, label('name'), 'a valid prefix (letters, digits and _ . - / : = + @, starting with a letter or digit)')
+    longest_suffix = max(len(s) for s in SUFFIX.values())
+    checker.require(len(name) + longest_suffix <= MAX_NAME, label('name'),
+                    'must be at most %d characters, so that name + "%s" fits the %d-character limit of policy and alarm names; got %d'
+                    % (MAX_NAME - longest_suffix, SUFFIX['out'], MAX_NAME, len(name)))
+
+
+def _check_custom_query(checker, query, option):
+    """CloudWatch's limits on a Metrics Insights expression (sent with whitespace collapsed)."""
+    expression = normalise_expression(query)
+    if not expression:
+        checker.error(option, 'must not be blank')
+        return
+    checker.require(len(expression) <= MAX_EXPRESSION, option,
+                    'must be at most %d characters (whitespace collapsed), got %d' % (MAX_EXPRESSION, len(expression)))
+    if CONTROL_CHARACTERS.search(query.translate({9: 32, 10: 32, 13: 32})):
+        checker.error(option, 'must not contain control characters other than tabs and line breaks')
+
+
+def _check_query_dimensions(checker, params, label):
+    """Check query_dimensions; returns the GPU query's dimensions (given or derived), or None when
+    the pair has no built GPU query."""
+    metric, custom_query, dimensions = params['metric'], params['query'] is not None, params['query_dimensions']
     if dimensions is not None:
         option = label('query_dimensions')
         if metric != 'gpu':
@@ -725,15 +753,22 @@ def _check_pair(checker, params, label, present):
         checker.error(label('metric'), 'the gpu alarms query nvidia_smi_utilization_gpu by the ClusterName and NodegroupName dimensions, '
                                        'which cannot be derived from autoscaling_group_name alone; give cluster_name and nodegroup_name '
                                        'instead, or query_dimensions, or query')
-    if metric == 'gpu' and not custom_query:
-        resolved['dimensions'] = dict(dimensions) if dimensions else default_dimensions(params['cluster_name'], params['nodegroup_name'])
+    if metric != 'gpu' or custom_query:
+        return None
+    return dict(dimensions) if dimensions else default_dimensions(params['cluster_name'], params['nodegroup_name'])
 
+
+def _check_thresholds(checker, params, label):
+    """The thresholds with the metric's defaults, checked (percentages for the built queries; in
+    below out). Returns the resolved ones, or {} when the metric is unknown."""
+    metric, custom_query = params['metric'], params['query'] is not None
     scale_out, scale_in = params['scale_out_threshold'], params['scale_in_threshold']
+    resolved = {}
     if metric is not None:
         default_out, default_in = DEFAULT_THRESHOLDS[metric]
         scale_out = default_out if scale_out is None else scale_out
         scale_in = default_in if scale_in is None else scale_in
-        resolved.update(scale_out_threshold=float(scale_out), scale_in_threshold=float(scale_in))
+        resolved = {'scale_out_threshold': float(scale_out), 'scale_in_threshold': float(scale_in)}
     bounded = True
     for option, value in (('scale_out_threshold', scale_out), ('scale_in_threshold', scale_in)):
         if value is None:
@@ -745,16 +780,6 @@ def _check_pair(checker, params, label, present):
             bounded = False
     if bounded and scale_in >= scale_out:
         checker.error(label('scale_in_threshold'), 'must be below scale_out_threshold (%g), got %g' % (scale_out, scale_in))
-
-    checker.require(params['scale_out_adjustment'] >= 1, label('scale_out_adjustment'),
-                    'must be positive (instances added on scale-out), got %d' % params['scale_out_adjustment'])
-    checker.require(params['scale_in_adjustment'] <= -1, label('scale_in_adjustment'),
-                    'must be negative (instances removed on scale-in), got %d' % params['scale_in_adjustment'])
-    description = params['alarm_description']
-    if description is not None:
-        longest = len(description) + len(' (scale out)')
-        checker.require(longest <= MAX_DESCRIPTION, label('alarm_description'),
-                        'must be at most %d characters (with the " (scale out)" suffix), got %d' % (MAX_DESCRIPTION - len(' (scale out)'), len(description)))
     return resolved
 
 
@@ -1068,8 +1093,17 @@ class ScalingAlarm:
     # -- converge -----------------------------------------------------------------------------
 
     def present(self):
-        check_mode = self.module.check_mode
         group = self.group_name(tolerate_missing=False)
+        self.set_expressions(group)
+        group, policies = self.locate(group, tolerate_missing=False)
+        alarms = self.read_alarms()
+        self.check_kept_actions(policies, alarms)
+        policies, arns = self.converge_policies(group, policies)
+        alarms = self.converge_alarms(group, alarms, arns)
+        return self.result(group, policies, alarms, arns)
+
+    def set_expressions(self, group):
+        """Each pair's Metrics Insights expression: the given query, or the one built for its metric."""
         for pair in self.pairs:
             params = pair['params']
             if params['query'] is not None:
@@ -1079,10 +1113,11 @@ class ScalingAlarm:
                 self.module.fail_input(InputErrors([('nodegroup_name', "Auto Scaling group %s contains a single quote, which a Metrics "
                                                                        "Insights query cannot hold; give query" % group)]))
             pair['expression'] = render_query(params['metric'], group, pair['settings']['dimensions'])
-        group, policies = self.locate(group, tolerate_missing=False)
-        alarms = self.read_alarms()
-        self.check_kept_actions(policies, alarms)
 
+    def converge_policies(self, group, policies):
+        """Write the step-scaling policies that differ; returns the policies as read after any
+        write, and every policy's ARN (a placeholder in check mode for one not written yet)."""
+        check_mode = self.module.check_mode
         arns, wrote_policy = {}, False
         for pair in self.pairs:
             for direction in DIRECTIONS:
@@ -1106,7 +1141,11 @@ class ScalingAlarm:
                     self.module.fail_json(msg='Scaling policy %s was written but Auto Scaling reports no ARN for it' % name)
                 arns[name] = placeholder_arn(self.module.region, group, name)
                 self.placeholders.append(name)
+        return policies, arns
 
+    def converge_alarms(self, group, alarms, arns):
+        """Write the alarms that differ, each wired to its policy's ARN; returns the alarms as read
+        after any write."""
         wrote_alarm = False
         for pair in self.pairs:
             for direction in DIRECTIONS:
@@ -1114,12 +1153,12 @@ class ScalingAlarm:
                 after = desired_alarm(direction, name, pair['expression'], pair['params'], pair['settings'], group, arns[name],
                                       alarms.get(name))
                 pair.setdefault('desired', {})[direction] = after
-                if self.track(pair, 'scale_%s_alarm' % direction, normalise_alarm(alarms.get(name)), after) and not check_mode:
+                if self.track(pair, 'scale_%s_alarm' % direction, normalise_alarm(alarms.get(name)), after) and not self.module.check_mode:
                     self._put_alarm(after)
                     wrote_alarm = True
         if wrote_alarm:
             alarms = self.read_alarms()
-        return self.result(group, policies, alarms, arns)
+        return alarms
 
     def check_kept_actions(self, policies, alarms):
         """Before any write: the actions kept (purge_actions=false) and the given ones must fit CloudWatch's

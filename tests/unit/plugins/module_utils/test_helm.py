@@ -18,8 +18,14 @@ def test_flags_helm3_and_helm4():
     assert h3.dry_run_client() == h4.dry_run_client() == ['--dry-run=client'] and old.dry_run_client() == ['--dry-run']
     assert h3.upgrade_extra() == [] and h4.upgrade_extra() == ['--force-conflicts']
     assert h3.plain_http_supported and not old.plain_http_supported
-    assert '--all' not in h4.list_states() and '--pending' in h4.list_states()
     assert h3.wait('60s') == ['--wait', '--timeout', '60s']
+
+
+def test_release_lookup_lists_every_state_without_helm3s_all():
+    # helm 4 dropped `list --all`: the lookup names the states, so a pending or failed release is found on both.
+    args = _helm.HelmRunner.release_args('my.release', 'ns')
+    assert args[:5] == ['list', '-n', 'ns', '--filter', r'^my\.release$']
+    assert '--all' not in args and {'--deployed', '--failed', '--pending', '--superseded', '--uninstalling'} <= set(args)
 
 
 def test_chart_sources(tmp_path):
