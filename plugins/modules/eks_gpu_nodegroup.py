@@ -229,10 +229,6 @@ options:
     description:
       - Kubernetes taints of the nodes, set both on the node group (C(UpdateNodegroupConfig)) and on the kubelet
         (C(--register-with-taints) in the user data, or Bottlerocket's C(node-taints) setting).
-      - Keys under C(eks.amazonaws.com/) are refused. As EKS does in the user data it generates for its own AMIs, the
-        kubelet also registers the Nodes with C(eks.amazonaws.com/nodegroup) (O(name)), C(eks.amazonaws.com/capacityType)
-        and C(eks.amazonaws.com/nodegroup-image) (the AMI id); with an AMI in the launch template EKS adds nothing to the
-        user data, and without them nothing could select the node group's Nodes by C(eks.amazonaws.com/nodegroup).
       - A change creates a new launch template version and rolls it, which replaces the nodes (see the description).
     type: list
     elements: dict
