@@ -132,6 +132,16 @@ def test_nodegroup_has_real_autoscaling_group(aws_client, aws_seed, aws_name):
                                                        "desiredSize": 4})
         assert err.value.response["Error"]["Code"] == "InvalidParameterException"
 
+        # A scaling policy (or a Cluster Autoscaler) sets the group's desired capacity: EKS
+        # reports it as the node group's desiredSize, and a later partial update keeps it.
+        autoscaling.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=1)
+        assert eks.describe_nodegroup(clusterName="sandbox", nodegroupName=aws_name)["nodegroup"]["scalingConfig"] == \
+            {"minSize": 0, "maxSize": 6, "desiredSize": 1}
+        eks.update_nodegroup_config(clusterName="sandbox", nodegroupName=aws_name, scalingConfig={"maxSize": 5})
+        assert asg_of(autoscaling, ng)["DesiredCapacity"] == 1
+        assert eks.describe_nodegroup(clusterName="sandbox", nodegroupName=aws_name)["nodegroup"]["scalingConfig"] == \
+            {"minSize": 0, "maxSize": 5, "desiredSize": 1}
+
         deleted = eks.delete_nodegroup(clusterName="sandbox", nodegroupName=aws_name)
         assert deleted["nodegroup"]["status"] == "DELETING"
         assert asg_of(autoscaling, ng) is None
@@ -334,3 +344,22 @@ def test_nodegroup_tags(aws_client, aws_seed, aws_name):
                                                                        "cost": "gpu"}
         described = eks.describe_nodegroup(clusterName="sandbox", nodegroupName=aws_name)
         assert described["nodegroup"]["tags"] == {"team": "ml", "cost": "gpu"}
+
+
+def test_list_metrics_names_each_metric_once(aws_client, aws_name):
+    """patch_cloudwatch_list_metrics: one entry per (namespace, name, dimensions), however many
+    datapoints; a dimension filter still selects by name and value."""
+    cloudwatch = aws_client("cloudwatch")
+    namespace = "Sandbox/" + aws_name
+    for value in (1.0, 2.0, 3.0):
+        cloudwatch.put_metric_data(Namespace=namespace, MetricData=[
+            {"MetricName": "m", "Value": value},
+            {"MetricName": "m", "Value": value, "Dimensions": [{"Name": "a", "Value": "1"}, {"Name": "b", "Value": "2"}]},
+            {"MetricName": "m", "Value": value, "Dimensions": [{"Name": "b", "Value": "2"}, {"Name": "a", "Value": "1"}]},
+            {"MetricName": "m", "Value": value, "Dimensions": [{"Name": "a", "Value": "9"}]},
+        ])
+    listed = cloudwatch.list_metrics(Namespace=namespace)["Metrics"]
+    keys = sorted(tuple(sorted((d["Name"], d["Value"]) for d in m.get("Dimensions", []))) for m in listed)
+    assert keys == [(), (("a", "1"), ("b", "2")), (("a", "9"),)], listed
+    only = cloudwatch.list_metrics(Namespace=namespace, Dimensions=[{"Name": "a", "Value": "9"}])["Metrics"]
+    assert [m["Dimensions"] for m in only] == [[{"Name": "a", "Value": "9"}]]
