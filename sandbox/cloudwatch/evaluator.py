@@ -98,12 +98,19 @@ class Aws:
         for page in self.cloudwatch.get_paginator('describe_alarms').paginate(AlarmTypes=['MetricAlarm']):
             yield from page.get('MetricAlarms', [])
 
+    def forget(self):
+        """Start a new evaluation: metrics are listed again (once per namespace and name)."""
+        self._listed = {}
+
     def series(self, query):
-        kwargs = {'Namespace': query.namespace, 'MetricName': query.metric}
-        for page in self.cloudwatch.get_paginator('list_metrics').paginate(**kwargs):
-            for metric in page.get('Metrics', []):
-                if query.matches(metric):
-                    yield metric
+        key = (query.namespace, query.metric)
+        listed = getattr(self, '_listed', {})
+        if key not in listed:
+            kwargs = {'Namespace': query.namespace, 'MetricName': query.metric}
+            listed[key] = [metric for page in self.cloudwatch.get_paginator('list_metrics').paginate(**kwargs)
+                           for metric in page.get('Metrics', [])]
+            self._listed = listed
+        return [metric for metric in listed[key] if query.matches(metric)]
 
     def statistics(self, metric, start, end, period):
         response = self.cloudwatch.get_metric_statistics(
@@ -146,6 +153,8 @@ class Evaluator:
             LOG.info('clock: sandbox CloudWatch time runs at %gx the wall clock (now %s)', speed,
                      dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat())
             self.speed = speed
+        if hasattr(self.aws, 'forget'):
+            self.aws.forget()
         for alarm in list(self.aws.alarms()):
             try:
                 self.evaluate(alarm, now)
@@ -204,7 +213,8 @@ class Evaluator:
         except scaling.ScalingError as exc:
             LOG.error('alarm %s: %s', alarm['AlarmName'], exc)
             return
-        LOG.info('alarm %s: %s', alarm['AlarmName'], why)
+        # Re-invocations at the bound say the same each minute: only a change is worth a line.
+        (LOG.info if target != current else LOG.debug)('alarm %s: %s', alarm['AlarmName'], why)
         if target != current:
             self.aws.autoscaling.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=target, HonorCooldown=False)
             self.record(time=now, alarm=alarm['AlarmName'], group=group, policy=policy_name, desired=[current, target], value=value)
@@ -232,6 +242,11 @@ def main(argv=None):
         if args.once:
             return 0
         interval = max(0.5, min(args.interval, 60.0 / evaluator.speed))
+        took = time.time() - started
+        if took > interval:
+            # The alarms are then evaluated less often than CloudWatch would (each matched series
+            # costs a GetMetricStatistics); the log says so rather than letting tests guess.
+            LOG.warning('evaluation took %.1f s, longer than its interval (%.1f s)', took, interval)
         # In slices, so that a test speeding the clock up is seen within half a second.
         while time.time() - started < interval and clock.read(args.clock)[2] == evaluator.speed:
             time.sleep(0.5)

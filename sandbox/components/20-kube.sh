@@ -6,6 +6,8 @@
 # Identities (client certificates signed by the sandbox CA):
 #   sandbox-admin        group system:masters   -> $SANDBOX_DIR/kubeconfig (KUBECONFIG)
 #   sandbox-nodemirror   ClusterRole sandbox:nodemirror (Nodes only) -> kube/nodemirror.kubeconfig
+#   sandbox-agents       ClusterRole sandbox:agents (read Nodes and Pods: what the node agents see)
+#                        -> kube/agents.kubeconfig (45-alarms' CloudWatch agent publisher)
 #   sandbox-kwok         group system:masters   (the kwok controller)
 #   sandbox-unprivileged no bindings            -> kube/unprivileged.kubeconfig (RBAC tests)
 #   system:kube-controller-manager, system:kube-scheduler (their default RBAC roles)
@@ -68,6 +70,7 @@ pki() {
   cert scheduler system:kube-scheduler
   cert kwok sandbox-kwok system:masters
   cert nodemirror sandbox-nodemirror
+  cert agents sandbox-agents
   cert unprivileged sandbox-unprivileged
 }
 
@@ -132,6 +135,25 @@ metadata:
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: sandbox:nodemirror}
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: sandbox-nodemirror}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: sandbox:agents
+  labels: {sandbox.genai.stack/managed: "true"}
+rules:
+- apiGroups: [""]
+  resources: [nodes, pods]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: sandbox:agents
+  labels: {sandbox.genai.stack/managed: "true"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: sandbox:agents}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: sandbox-agents}
 YAML
 }
 
@@ -201,6 +223,7 @@ up() {
   kubeconfig "$K/scheduler.kubeconfig" scheduler system:kube-scheduler
   kubeconfig "$K/kwok.kubeconfig" kwok sandbox-kwok
   kubeconfig "$K/nodemirror.kubeconfig" nodemirror sandbox-nodemirror
+  kubeconfig "$K/agents.kubeconfig" agents sandbox-agents
   kubeconfig "$K/unprivileged.kubeconfig" unprivileged sandbox-unprivileged
 
   start_proc etcd "$LOGS" "$RUN" "$ETCDBIN/etcd" --name sandbox --data-dir "$K/etcd" \
@@ -264,6 +287,7 @@ export SANDBOX_KUBE_AUDIT="$AUDIT_LOG"
 export SANDBOX_KUBE_SERVER="https://127.0.0.1:$API_PORT"
 export SANDBOX_KUBE_ADMIN_USER="sandbox-admin"
 export SANDBOX_KUBECONFIG_NODEMIRROR="$K/nodemirror.kubeconfig"
+export SANDBOX_KUBECONFIG_AGENTS="$K/agents.kubeconfig"
 export SANDBOX_KUBECONFIG_UNPRIVILEGED="$K/unprivileged.kubeconfig"
 ENV
 }

@@ -2,7 +2,9 @@
 # CloudWatch alarm evaluation (sandbox/cloudwatch/evaluator.py): moto keeps alarms and metric
 # data but never evaluates an alarm; this process does, on a schedule, and applies the step-scaling
 # policies the alarms name, so the Auto Scaling group (and through the node mirror, the Nodes)
-# follows. Needs 10-aws.
+# follows. Beside it, the node agents (sandbox/cloudwatch/publisher.py): the CloudWatch agent each
+# EKS Node's user data starts and EC2's CPU metrics, published on the same clock, so the alarms get
+# the data a real account's would. Needs 10-aws and 20-kube (the sandbox-agents kubeconfig).
 set -euo pipefail
 
 : "${REPO_ROOT:?}" "${SANDBOX_DIR:?}"
@@ -20,6 +22,8 @@ up() {
   # The clock starts as the wall clock; tests may run it faster (sandbox/cloudwatch/clock.py).
   [[ -f "$D/clock.json" ]] || "$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); from sandbox.cloudwatch import clock; clock.set_speed(sys.argv[2], 1)' \
     "$REPO_ROOT" "$D/clock.json"
+  local agents_kubeconfig="$SANDBOX_DIR/kube/agents.kubeconfig"
+  [[ -f "$agents_kubeconfig" ]] || { echo "45-alarms: $agents_kubeconfig missing (is 20-kube up?)" >&2; return 1; }
   if ! alive "$RUN/evaluator.pid"; then
     start_proc evaluator "$LOGS" "$RUN" env AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL" AWS_REGION="${AWS_REGION:-us-east-2}" \
       "$PY" "$REPO_ROOT/sandbox/cloudwatch/evaluator.py" --clock "$D/clock.json" --history "$D/history.jsonl" \
@@ -28,14 +32,25 @@ up() {
     alive "$RUN/evaluator.pid" || { echo "45-alarms: evaluator exited; see $LOGS/evaluator.log" >&2
       tail -20 "$LOGS/evaluator.log" >&2; return 1; }
   fi
+  if ! alive "$RUN/agents.pid"; then
+    start_proc agents "$LOGS" "$RUN" env AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL" AWS_REGION="${AWS_REGION:-us-east-2}" \
+      "$PY" "$REPO_ROOT/sandbox/cloudwatch/publisher.py" --clock "$D/clock.json" --kubeconfig "$agents_kubeconfig" \
+      --load "$D/load.json" --interval "${SANDBOX_ALARM_INTERVAL:-10}"
+    sleep 1
+    alive "$RUN/agents.pid" || { echo "45-alarms: node agents exited; see $LOGS/agents.log" >&2
+      tail -20 "$LOGS/agents.log" >&2; return 1; }
+  fi
   cat >"$ENV_FILE" <<ENV
 export SANDBOX_CLOUDWATCH_CLOCK="$D/clock.json"
 export SANDBOX_CLOUDWATCH_HISTORY="$D/history.jsonl"
 export SANDBOX_CLOUDWATCH_LOG="$LOGS/evaluator.log"
+export SANDBOX_CLOUDWATCH_LOAD="$D/load.json"
+export SANDBOX_AGENTS_LOG="$LOGS/agents.log"
 ENV
 }
 
 down() {
+  stop_proc agents "$RUN"
   stop_proc evaluator "$RUN"
   rm -f "$ENV_FILE"
   rm -rf "$D"
@@ -46,6 +61,11 @@ status() {
     echo "45-alarms: evaluator running (pid $(cat "$RUN/evaluator.pid"), RSS $(rss_of "$RUN/evaluator.pid"))"
   else
     echo "45-alarms: evaluator not running"; return 1
+  fi
+  if alive "$RUN/agents.pid"; then
+    echo "45-alarms: node agents running (pid $(cat "$RUN/agents.pid"), RSS $(rss_of "$RUN/agents.pid"))"
+  else
+    echo "45-alarms: node agents not running"; return 1
   fi
 }
 

@@ -55,6 +55,9 @@ CLUSTER_LABEL = "sandbox.genai.stack/eks-cluster"
 INDEX_LABEL = "sandbox.genai.stack/index"
 OWNED_LABELS_ANNOTATION = "sandbox.genai.stack/owned-labels"
 OWNED_TAINTS_ANNOTATION = "sandbox.genai.stack/owned-taints"
+# What the instance behind an EKS Node is, as its instance metadata and tags would say (JSON):
+# the sandbox's CloudWatch agent (sandbox/cloudwatch/publisher.py) publishes from it.
+INSTANCE_ANNOTATION = "sandbox.genai.stack/instance"
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 
 GIB = 1024**3
@@ -210,13 +213,20 @@ class NodeSpec:
     os_image: str = "Amazon Linux 2"
     # Why the Node can never become Ready ('' when it can): kwok does not play its kubelet.
     unreachable: str = ""
+    # The instance behind the Node (INSTANCE_ANNOTATION), {} for Nodes without one.
+    instance: dict = field(default_factory=dict)
 
-    def manifest(self) -> dict:
-        annotations = {
-            "node.alpha.kubernetes.io/ttl": "0",
+    def owned_annotations(self) -> dict[str, str]:
+        owned = {
             OWNED_LABELS_ANNOTATION: json.dumps(sorted(self.labels)),
             OWNED_TAINTS_ANNOTATION: json.dumps(sorted({t["key"] for t in self.taints})),
         }
+        if self.instance:
+            owned[INSTANCE_ANNOTATION] = json.dumps(self.instance, sort_keys=True)
+        return owned
+
+    def manifest(self) -> dict:
+        annotations = {"node.alpha.kubernetes.io/ttl": "0", **self.owned_annotations()}
         status = {
             "capacity": self.capacity,
             "allocatable": self.allocatable,
@@ -335,8 +345,31 @@ def nodegroup_nodes(cluster: str, ng: dict, desired: int, region: str, instance_
         ]
         iid = "i-" + hashlib.sha256(nname.encode()).hexdigest()[:17]
         out.append(NodeSpec(nname, labels, list(taints), dict(capacity), dict(allocatable), addresses,
-                            f"aws:///{zone}/{iid}", unreachable=unreachable))
+                            f"aws:///{zone}/{iid}", unreachable=unreachable,
+                            instance=instance_identity(cluster, ng, iid, instance_type, zone, lt_data)))
     return out
+
+
+def instance_identity(cluster: str, ng: dict, instance_id: str, instance_type: str, zone: str,
+                      lt_data: dict | None) -> dict:
+    """INSTANCE_ANNOTATION's content: the instance's metadata (id, type, image, zone), the Auto
+    Scaling group its tags name, the launch template version it was launched from (whose user data
+    starts its CloudWatch agent), whether detailed monitoring is on, and the node role."""
+    groups = [a["name"] for a in (ng.get("resources") or {}).get("autoScalingGroups") or [] if a.get("name")]
+    template = ng.get("launchTemplate") or {}
+    return {
+        "instanceId": instance_id,
+        "instanceType": instance_type,
+        "imageId": (lt_data or {}).get("ImageId") or "",
+        "availabilityZone": zone,
+        "autoScalingGroup": groups[0] if groups else "",
+        "launchTemplate": {"id": template.get("id") or "", "name": template.get("name") or "",
+                           "version": str(template.get("version") or "")} if template else {},
+        "detailedMonitoring": bool(((lt_data or {}).get("Monitoring") or {}).get("Enabled")),
+        "nodeRole": ng.get("nodeRole") or "",
+        "cluster": cluster,
+        "nodegroup": ng["nodegroupName"],
+    }
 
 
 def tpu_nodes(decls: list[dict]) -> list[NodeSpec]:
@@ -427,10 +460,9 @@ def node_patch(current: dict, spec: NodeSpec) -> tuple[dict | None, dict | None]
 
     if norm(cur_taints) != norm(want_taints):
         patch.setdefault("spec", {})["taints"] = want_taints
-    new_ann = {
-        OWNED_LABELS_ANNOTATION: json.dumps(sorted(spec.labels)),
-        OWNED_TAINTS_ANNOTATION: json.dumps(sorted({t["key"] for t in spec.taints})),
-    }
+    new_ann = spec.owned_annotations()
+    if not spec.instance and INSTANCE_ANNOTATION in ann:
+        new_ann[INSTANCE_ANNOTATION] = None
     want_kwok = None if spec.unreachable else "fake"
     if any(ann.get(k) != v for k, v in new_ann.items()) or ann.get(KWOK_ANNOTATION) != want_kwok:
         patch.setdefault("metadata", {})["annotations"] = {**new_ann, KWOK_ANNOTATION: want_kwok}
