@@ -20,7 +20,7 @@ RELIABILITY_SANDBOX = SANDBOX_DIR=$(CURDIR)/.sandbox-reliability SANDBOX_AWS_ROO
 ANSIBLE_TEST_TREE := tests/output/collection/ansible_collections
 
 .PHONY: help venv sandbox sandbox-down sandbox-status sandbox-reset demo teardown test sanity lint unit integration \
-        integration-% molecule build bench bench-smoke clean docs docs-check install-check alongside reliability reliability-quick site-check demo-check
+        integration-% molecule build bench bench-smoke clean docs docs-check install-check alongside reliability reliability-quick site-check demo-check loop-picture
 
 help:
 	@echo "make demo          converge site.yml on the sandbox (starts it first)"
@@ -175,6 +175,19 @@ demo-check: sandbox
 bench-smoke: sandbox
 	$(call RESET_FOR,make bench-smoke)
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider tests/bench
+
+# The picture of the GPU scaling loop in docs/stacks/cluster_gpu.md, from a real run of the loop
+# test on the sandbox (tests/playbooks/test_cluster_gpu_loop.py) with the clock at 15x for finer
+# samples (about 5 min with the reset). The run's timeline is kept beside the picture, and docs-check redraws
+# the picture from it (tests/docs/check-generated.sh).
+LOOP_TIMELINE := tests/output/loop/timeline.jsonl
+loop-picture: sandbox
+	$(call RESET_FOR,make loop-picture (a fresh account, so the picture is the same run as in CI))
+	rm -f $(LOOP_TIMELINE)
+	$(WITH_SANDBOX) GENAI_LOOP_SPEED=15 GENAI_LOOP_TIMELINE=$(LOOP_TIMELINE) $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  tests/playbooks/test_cluster_gpu_loop.py
+	cp $(LOOP_TIMELINE) docs/stacks/cluster_gpu-loop.timeline.jsonl
+	$(BIN)/python sandbox/cloudwatch/timeline_svg.py docs/stacks/cluster_gpu-loop.timeline.jsonl docs/stacks/cluster_gpu-loop.svg
 
 integration-%: sandbox
 	$(WITH_SANDBOX) tests/integration/run-targets.sh $*

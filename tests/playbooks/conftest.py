@@ -18,6 +18,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'tools'))
 
 import sandbox_journal  # noqa: E402  pylint: disable=wrong-import-position
+import steady_load  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def pytest_configure(config):
@@ -65,6 +66,13 @@ class PlaybookRun:
 
     def __repr__(self):
         return 'PlaybookRun(rc=%s, recap=%s, activity=%s)\n%s' % (self.returncode, self.recap, self.activity, self.output[-6000:])
+
+
+@pytest.fixture(scope='session', autouse=True)
+def steady_gpu_load(sandbox_env):
+    """The GPU Nodes hold still: see tests/tools/steady_load.py."""
+    with steady_load.holding(steady_load.STEADY):
+        yield
 
 
 @pytest.fixture(scope='session', autouse=True)

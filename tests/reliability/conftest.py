@@ -19,8 +19,10 @@ import boto3
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tools'))
 
 import _support  # noqa: E402  pylint: disable=wrong-import-position
+import steady_load  # noqa: E402  pylint: disable=wrong-import-position
 # This run's counts (docs/security.md): reset per session, kept only for tests that passed. The
 # hooks live in a module of their own so that a unit test can run them without a sandbox.
 from _counts_plugin import (  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
@@ -28,6 +30,7 @@ from _counts_plugin import (  # noqa: E402,F401  pylint: disable=wrong-import-po
 
 CLUSTER = 'sandbox'
 NODEGROUP = 'gpu-nodes'
+
 PLAYBOOK = 'playbooks/cluster_gpu.yml'
 COLLECTION_KEY_ID = 'AKIARELIABILITYSUITE'
 
@@ -129,3 +132,10 @@ def cluster_gpu_lifecycle():
         result['teardown'] = _support.run_playbook(PLAYBOOK, '-vvv', '-e', 'cluster_gpu_state=absent', env_extra=env)
         _support.clear_faults()
     return result
+
+
+@pytest.fixture(scope='session', autouse=True)
+def steady_gpu_load():
+    """The GPU Nodes hold still while the suite converges and compares (tests/tools/steady_load.py)."""
+    with steady_load.holding(steady_load.STEADY):
+        yield
