@@ -37,6 +37,7 @@ _PYTHON_MARKS = {
     'sandbox.aws.server': r'/aws/journal\.jsonl$',
     'nodemirror.py': r'/kube/[^/]+\.kubeconfig$',
     'evaluator.py': r'/cloudwatch/clock\.json$',
+    'publisher.py': r'/cloudwatch/clock\.json$',
 }
 
 

@@ -32,6 +32,8 @@ BIN = "/root/.cache/genai-stack"
      "/w/.sandbox"),
     (["/w/.venv/bin/python", "/w/sandbox/cloudwatch/evaluator.py", "--clock", "/w/.sandbox-x/cloudwatch/clock.json",
       "--history", "/w/.sandbox-x/cloudwatch/history.jsonl", "--interval", "10"], "/w/.sandbox-x"),
+    (["/w/.venv/bin/python", "/w/sandbox/cloudwatch/publisher.py", "--clock", "/w/.sandbox-x/cloudwatch/clock.json",
+      "--kubeconfig", "/w/.sandbox-x/kube/agents.kubeconfig", "--load", "/w/.sandbox-x/cloudwatch/load.json"], "/w/.sandbox-x"),
 ])
 def test_sandbox_processes_name_their_directory(argv, directory):
     assert orphans.sandbox_dir(argv) == directory
