@@ -13,7 +13,8 @@ few seconds this process does what CloudWatch does:
 - runs the actions of the new state: an Auto Scaling policy is applied as step scaling does
   (sandbox/cloudwatch/scaling.py; moto's ExecutePolicy ignores step adjustments) on entering the
   state and again every minute while the alarm stays in it, as CloudWatch invokes Auto Scaling
-  actions; other actions (SNS) are only logged.
+  actions, with the instances a scale-out launched within the policy's warm-up left out of the
+  capacity the next scale-out adds to; other actions (SNS) are only logged.
 
 Time is the sandbox CloudWatch clock (sandbox/cloudwatch/clock.py), which a test may run faster
 than the wall clock; the log says the speed whenever it changes. Each evaluation that changes a
@@ -139,6 +140,7 @@ class Evaluator:
         self.clock_path = clock_path
         self.history_path = history_path
         self.invoked = {}  # (alarm, action) -> sandbox time of the last invocation
+        self.launches = {}  # Auto Scaling group -> [(sandbox time, instances)] its scale-outs launched
         self.speed = None
 
     def record(self, **entry):
@@ -207,14 +209,19 @@ class Evaluator:
             LOG.error('alarm %s: policy %s of group %s not found', alarm['AlarmName'], policy_name, group)
             return
         current = groups[0]['DesiredCapacity']
+        launches = self.launches.setdefault(group, [])
+        warmup = scaling.warmup_seconds(policies[0], groups[0])
+        launches[:] = [(when, count) for when, count in launches if now - when < warmup]
         try:
             target, why = scaling.new_capacity(policies[0], value - float(alarm['Threshold']), current,
-                                               groups[0]['MinSize'], groups[0]['MaxSize'])
+                                               groups[0]['MinSize'], groups[0]['MaxSize'], scaling.warming(launches, now, warmup))
         except scaling.ScalingError as exc:
             LOG.error('alarm %s: %s', alarm['AlarmName'], exc)
             return
         # Re-invocations at the bound say the same each minute: only a change is worth a line.
         (LOG.info if target != current else LOG.debug)('alarm %s: %s', alarm['AlarmName'], why)
+        if target > current:
+            launches.append((now, target - current))
         if target != current:
             self.aws.autoscaling.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=target, HonorCooldown=False)
             self.record(time=now, alarm=alarm['AlarmName'], group=group, policy=policy_name, desired=[current, target], value=value)

@@ -10,6 +10,12 @@ sandbox applies them itself).
   that percentage of the current capacity, where a result between 0 and 1 (or -1 and 0) counts as
   1 (-1), a larger one is rounded towards zero, and MinAdjustmentMagnitude is the least change.
 - The result stays within the group's minimum and maximum size.
+- Instance warm-up: while scaling out, instances a scale-out launched less than the warm-up ago
+  are not part of the current capacity the adjustment applies to, and the desired capacity only
+  ever grows from such an invocation; so breaches that stay within the same step make one
+  scaling activity per warm-up, not one per alarm invocation. The warm-up is the policy's
+  EstimatedInstanceWarmup, else the group's DefaultInstanceWarmup, else its DefaultCooldown (300 s
+  by default): the order the PutScalingPolicy reference gives. Scale-in is applied as it comes.
 """
 from __future__ import annotations
 
@@ -36,9 +42,34 @@ def choose_step(steps, breach):
     return None
 
 
-def new_capacity(policy, breach, current, min_size, max_size):
+def warmup_seconds(policy, group):
+    """The warm-up of instances a step-scaling `policy` launches in `group` (DescribePolicies and
+    DescribeAutoScalingGroups entries)."""
+    for value in (policy.get('EstimatedInstanceWarmup'), group.get('DefaultInstanceWarmup'), group.get('DefaultCooldown')):
+        if value is not None and int(value) >= 0:
+            return int(value)
+    return 300
+
+
+def warming(launches, now, warmup):
+    """Instances still warming up at `now`, from (time, count) of earlier scale-outs."""
+    return sum(count for when, count in launches if now - when < warmup)
+
+
+def new_capacity(policy, breach, current, min_size, max_size, warming_up=0):
     """(new desired capacity, explanation) for one invocation of `policy` (as DescribePolicies
-    returns it) on a group with `current` desired capacity."""
+    returns it) on a group with `current` desired capacity, `warming_up` of which are instances
+    a scale-out launched within the warm-up."""
+    target, why = _step_capacity(policy, breach, current, min_size, max_size)
+    if target <= current or not warming_up:
+        return target, why
+    # Scaling out with instances warming up: the step applies to the capacity without them.
+    settled, why = _step_capacity(policy, breach, current - warming_up, min_size, max_size)
+    note = ' (%d instance(s) warming up not counted; desired %d -> %d)' % (warming_up, current, max(settled, current))
+    return max(settled, current), why + note
+
+
+def _step_capacity(policy, breach, current, min_size, max_size):
     if policy.get('PolicyType') != 'StepScaling':
         raise ScalingError('policy %s is %s; the sandbox applies StepScaling policies only'
                            % (policy.get('PolicyName'), policy.get('PolicyType')))

@@ -182,6 +182,33 @@ def test_new_capacity(pol, breach, current, expected):
     assert scaling.new_capacity(pol, breach, current, 1, 4)[0] == expected
 
 
+@pytest.mark.parametrize('steps, breach, current, warming_up, expected', [
+    (None, 5.0, 2, 1, 2),           # the same step again while the last added instance warms up: one activity
+    (None, 5.0, 2, 0, 3),           # warmed up: the step applies again
+    (TWO_STEPS, 25.0, 2, 1, 4),     # a larger step while one warms up: only the difference is added (1 + 3)
+    (TWO_STEPS, 5.0, 3, 2, 3),      # a smaller step than the one in progress never lowers the capacity
+    (BELOW, -15.0, 4, 2, 2),        # scale-in is applied as it comes
+])
+def test_warming_instances_are_not_part_of_the_capacity_a_scale_out_adds_to(steps, breach, current, warming_up, expected):
+    pol = policy(steps=steps) if steps is not None else policy()
+    assert scaling.new_capacity(pol, breach, current, 1, 6, warming_up)[0] == expected
+
+
+@pytest.mark.parametrize('pol, group, seconds', [
+    (policy(EstimatedInstanceWarmup=60), {'DefaultInstanceWarmup': 120, 'DefaultCooldown': 300}, 60),
+    (policy(), {'DefaultInstanceWarmup': 120, 'DefaultCooldown': 300}, 120),
+    (policy(), {'DefaultInstanceWarmup': -1, 'DefaultCooldown': 200}, 200),   # -1: turned off
+    (policy(), {}, 300),
+])
+def test_warmup_seconds_follow_the_documented_fallbacks(pol, group, seconds):
+    assert scaling.warmup_seconds(pol, group) == seconds
+
+
+def test_warming_counts_launches_within_the_warmup():
+    assert scaling.warming([(0, 1), (100, 2), (250, 1)], 310, 300) == 3
+    assert scaling.warming([(0, 1)], 300, 300) == 0
+
+
 def test_only_step_scaling_is_applied():
     with pytest.raises(scaling.ScalingError, match='TargetTrackingScaling'):
         scaling.new_capacity(policy(PolicyType='TargetTrackingScaling'), 1.0, 1, 1, 4)
