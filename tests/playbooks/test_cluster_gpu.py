@@ -83,10 +83,10 @@ def _assert_verify_fails_clearly(run_playbook):
     pidfile = os.path.join(os.path.dirname(os.environ['SANDBOX_KUBECONFIG_NODEMIRROR']), 'run', 'nodemirror.pid')
     with open(pidfile, encoding='utf-8') as handle:
         mirror = int(handle.read().strip())
-    # Verify wants at least cluster_gpu_min_size (2 in the sandbox inventory) GPU Nodes: with 4,
-    # three without GPUs leave one.
+    # Verify wants at least cluster_gpu_min_size (4 in the sandbox inventory) GPU Nodes: with 4,
+    # two without GPUs leave two.
     nodes = sorted(_gpu_nodes())
-    victims = nodes[:len(nodes) - 1]
+    victims = nodes[:2]
     no_gpu = json.dumps({'status': {'capacity': {'nvidia.com/gpu': '0'}, 'allocatable': {'nvidia.com/gpu': '0'}}})
     os.kill(mirror, signal.SIGSTOP)
     try:
@@ -98,7 +98,7 @@ def _assert_verify_fails_clearly(run_playbook):
     finally:
         os.kill(mirror, signal.SIGCONT)
     assert failed.returncode != 0, failed
-    assert ('cluster_gpu verify: expected at least 2 (cluster_gpu_min_size) Ready Node(s) with nvidia.com/gpu allocatable in node group %s'
+    assert ('cluster_gpu verify: expected at least 4 (cluster_gpu_min_size) Ready Node(s) with nvidia.com/gpu allocatable in node group %s'
             ' after 6 s' % NODEGROUP) in failed.output, failed
     for victim in victims:
         assert '%s (Ready, 0 GPU)' % victim in failed.output, failed
@@ -124,8 +124,8 @@ def test_converge_rerun_check_and_teardown(run_playbook, sandbox_faults):
         assert 'NVIDIA GPU(s) each, 4 in all' in first.output, first
 
         group = _nodegroup()
-        # The sandbox inventory sizes the group for site.yml's GPU pods (2/6/4).
-        assert group['scalingConfig'] == {'minSize': 2, 'maxSize': 6, 'desiredSize': 4}
+        # The sandbox inventory sizes the group for site.yml's GPU pods (4/6/4).
+        assert group['scalingConfig'] == {'minSize': 4, 'maxSize': 6, 'desiredSize': 4}
         assert group['labels'] == {'capability': 'gpu'}
         assert group['tags']['k8s.io/cluster-autoscaler/%s' % CLUSTER] == 'owned'
         template = boto3.client('ec2').describe_launch_template_versions(

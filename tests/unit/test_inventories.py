@@ -211,6 +211,9 @@ def test_gpu_nodes_hold_every_gpu_pod_of_site(inventory):
         slots = size * per_node
         needed = sum(count * gpus for gpus, count in pods.values())
         assert needed <= slots, (host, pods, slots)
+        # The scale-in alarms take idle GPUs down to the minimum (the Nodes idle until the pods
+        # start): a minimum below what the pods need evicts them as they arrive.
+        assert needed <= int(hostvars['cluster_gpu_min_size']) * per_node, (host, pods, hostvars['cluster_gpu_min_size'])
         assert sum(count for _gpus, count in pods.values()) <= size * per_node, (host, pods)
 
 
