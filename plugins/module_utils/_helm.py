@@ -31,6 +31,7 @@ except ImportError as exc:  # the module reports it with missing_required_lib
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._kube import MASK, Fingerprints, mask_secret
+from ansible_collections.genai.stack.plugins.module_utils._kube_auth import helm_settings
 
 # libyaml's loader when PyYAML has it: a chart's manifest parses several times faster.
 _SAFE_LOADER = getattr(yaml, 'CSafeLoader', None) or getattr(yaml, 'SafeLoader', None)
@@ -744,22 +745,9 @@ class HelmRunner:
         self.binary = binary
         self.mask_all = mask_all
         self.commands = []
-        self.env = {}
-        self.global_args = []
-        if kube.get('kubeconfig'):
-            self.global_args += ['--kubeconfig', kube['kubeconfig']]
-        if kube.get('context'):
-            self.global_args += ['--kube-context', kube['context']]
-        # Through the environment, so a token never shows in `ps`.
-        if kube.get('host'):
-            self.env['HELM_KUBEAPISERVER'] = kube['host']
-        if kube.get('api_key'):
-            self.env['HELM_KUBETOKEN'] = kube['api_key']
-        if kube.get('ca_cert'):
-            self.env['HELM_KUBECAFILE'] = kube['ca_cert']
-        if kube.get('validate_certs') is False:
-            self.env['HELM_KUBEINSECURE_SKIP_TLS_VERIFY'] = 'true'
         self._private = None
+        # The connection (an auth_params() record): flags and environment, or a private kubeconfig.
+        self.global_args, self.env = helm_settings(kube, self._write_kubeconfig) if kube else ([], {})
         self.version = None
         self.flags = None
         self._started = {}
@@ -843,6 +831,12 @@ class HelmRunner:
         if self._private is None:
             self._private = tempfile.mkdtemp(prefix='helm-release-', dir=getattr(self.module, 'tmpdir', None))
         return self._private
+
+    def _write_kubeconfig(self, text):
+        """The private kubeconfig holding this run's connection (see _kube_auth.helm_settings)."""
+        path = os.path.join(self.private_dir(), 'kubeconfig')
+        write_private(path, text)
+        return path
 
     def private_registry_config(self):
         """A registry configuration in the private directory: logins never touch the user's helm configuration."""

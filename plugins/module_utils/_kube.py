@@ -19,6 +19,7 @@ import os
 import re
 import traceback
 
+from ansible_collections.genai.stack.plugins.module_utils._kube_auth import KUBE_AUTH_ARGSPEC, auth_params, client_kwargs, secret_values
 from ansible_collections.genai.stack.plugins.module_utils._validation import input_error_fields
 
 # The kubernetes library takes a good part of a second to import; it is imported by the functions
@@ -47,16 +48,6 @@ def _not_found_error():
     return NotFoundError
 
 
-# Names and environment fallbacks as in kubernetes.core's AUTH_ARG_SPEC (a subset).
-KUBE_AUTH_ARGSPEC = dict(
-    kubeconfig=dict(type='path'),
-    context=dict(type='str'),
-    host=dict(type='str'),
-    api_key=dict(type='str', no_log=True),
-    validate_certs=dict(type='bool', default=True, aliases=['verify_ssl']),
-    ca_cert=dict(type='path', aliases=['ssl_ca_cert']),
-)
-
 MASK = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
 SECRET_DATA_KEY = re.compile(r'^[-._a-zA-Z0-9]{1,253}$')
 
@@ -68,32 +59,10 @@ def kube_argument_spec(**own):
     return spec
 
 
-def auth_params(params):
-    """Connection parameters, with kubernetes.core's environment fallbacks applied."""
-    auth = {}
-    for name in KUBE_AUTH_ARGSPEC:
-        value = params.get(name)
-        if value is None and name != 'validate_certs':
-            value = os.environ.get('K8S_AUTH_%s' % name.upper()) or None
-        auth[name] = value
-    return auth
-
-
-HOST_URL = re.compile(r'^https?://(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+)(:[0-9]{1,5})?(/\S*)?$')
-
-
-def check_connection(check, params):
-    """Connection options a client cannot be built from, each named (before any request)."""
-    auth = auth_params(params)
-    host = auth.get('host')
-    if host is not None:
-        option = 'host' if params.get('host') else 'host (from K8S_AUTH_HOST)'
-        check.match(HOST_URL, host, option, 'an API server URL such as https://api.example:6443')
-    for name in ('kubeconfig', 'ca_cert'):
-        path = auth.get(name)
-        if path and not os.path.isfile(os.path.expanduser(path)):
-            option = name if params.get(name) else '%s (from K8S_AUTH_%s)' % (name, name.upper())
-            check.error(option, '%r is not a readable file' % path)
+def protect_kubeconfig(module):
+    """A kubeconfig given as a dictionary holds credentials: they are masked in everything the
+    module returns, as no_log options are."""
+    module.no_log_values.update(secret_values(module.params.get('kubeconfig')))
 
 
 def namespace_exists(client, name):
@@ -127,7 +96,7 @@ def get_client(module):
         module.fail_json(msg=missing_required_lib('kubernetes'), exception=import_error)
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
     try:
-        return get_api_client(**auth_params(module.params))
+        return get_api_client(**client_kwargs(auth_params(module.params)))
     except Exception as exc:  # pylint: disable=broad-except  # kubeconfig errors come in many types
         module.fail_json(msg='Could not create a Kubernetes client: %s' % exc, exception=traceback.format_exc(),
                          **input_error_fields([('kubeconfig', 'could not create a Kubernetes client: %s' % exc)]))

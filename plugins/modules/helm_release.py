@@ -461,9 +461,10 @@ from ansible_collections.genai.stack.plugins.module_utils._helm import (
     user_values, valid_version_constraint, values_equal, write_private, VERSION_ARGS,
 )
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
-    api_error_message, check_connection, drifted_fields, get_client, get_object, kube_argument_spec, mask_secret, missing_namespace, project,
-    secret_drift, value_hash,
+    api_error_message, drifted_fields, get_client, get_object, kube_argument_spec, mask_secret, missing_namespace, project,
+    protect_kubeconfig, secret_drift, value_hash,
 )
+from ansible_collections.genai.stack.plugins.module_utils._kube_auth import auth_params, check_connection, helm_problems
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
     DNS_LABEL, Checker, InputErrors, NamingAnsibleModule, fail_on_input_errors, input_error_fields, user_path,
 )
@@ -563,6 +564,8 @@ def check_options(params):
     check.match(DNS_LABEL, params['release_namespace'], 'release_namespace', 'a valid namespace name (lowercase DNS label)')
     check.match(DURATION, params['wait_timeout'], 'wait_timeout', 'a duration such as 300s or 5m0s')
     check_connection(check, params)
+    for option, text in helm_problems(auth_params(params)):
+        check.error(option, text)
     if params.get('binary_path') and not (os.path.isfile(params['binary_path']) and os.access(params['binary_path'], os.X_OK)):
         check.error('binary_path', '%r is not an executable file' % params['binary_path'])
     state = params['state']
@@ -1140,12 +1143,15 @@ def write_rendered_files(render_dir, wanted, existing, stale):
         os.remove(os.path.join(render_dir, name))
 
 
-def kube_connection(params):
-    """The cluster connection helm gets: the options, else the K8S_AUTH_* environment variables."""
-    kube = {k: params.get(k) for k in ('kubeconfig', 'context', 'host', 'api_key', 'validate_certs', 'ca_cert')}
-    for key in ('kubeconfig', 'context', 'host', 'api_key'):
-        kube[key] = kube[key] or os.environ.get('K8S_AUTH_%s' % key.upper()) or None
-    return kube
+def make_runner(module, binary):
+    """The helm runner for the module's connection (options, else K8S_AUTH_*); a connection helm
+    cannot be given fails naming the option."""
+    auth = auth_params(module.params)
+    try:
+        return HelmRunner(module, binary, auth, mask_all=module.no_log)
+    except (ValueError, OSError) as exc:
+        option = auth.source('context') if auth['context'] else auth.source('kubeconfig')
+        module.fail_option(option, 'cannot give helm this connection: %s' % exc)
 
 
 def start_reads(runner, params):
@@ -1219,6 +1225,7 @@ def release_after(module, runner, manager):
 def main():
     module = NamingAnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                                  required_together=[['registry_username', 'registry_password']])
+    protect_kubeconfig(module)
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib('PyYAML'), exception=str(YAML_IMPORT_ERROR))
     params = module.params
@@ -1230,7 +1237,7 @@ def main():
     binary = params.get('binary_path') or module.get_bin_path('helm')
     if not binary:
         module.fail_option('binary_path', 'helm was not found on PATH; install helm 3.8+ or set binary_path')
-    runner = HelmRunner(module, binary, kube_connection(params), mask_all=module.no_log)
+    runner = make_runner(module, binary)
     manager = None
     try:
         start_reads(runner, params)

@@ -351,9 +351,10 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
-    SECRET_DATA_KEY, Fingerprints, api_error_message, check_connection, get_client, get_object, kube_argument_spec, drifted_fields,
-    missing_namespace,
+    SECRET_DATA_KEY, Fingerprints, api_error_message, get_client, get_object, kube_argument_spec, drifted_fields,
+    missing_namespace, protect_kubeconfig,
 )
+from ansible_collections.genai.stack.plugins.module_utils._kube_auth import check_connection
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
     DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, Checker, InputErrors, NamingAnsibleModule, fail_on_input_errors, input_error_fields, user_path,
 )
@@ -883,6 +884,7 @@ class SecretManager:
 
 def main():
     module = NamingAnsibleModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE, supports_check_mode=True)
+    protect_kubeconfig(module)
     params = module.params
     try:
         check_options(params)

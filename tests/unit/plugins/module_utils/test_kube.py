@@ -92,7 +92,9 @@ def test_auth_params_env_fallback(monkeypatch):
 
 def test_argument_spec_merges_and_marks_token_no_log():
     spec = _kube.kube_argument_spec(name=dict(type='str'))
-    assert spec['api_key']['no_log'] is True and spec['validate_certs']['default'] is True and 'name' in spec
+    assert spec['api_key']['no_log'] is True and spec['password']['no_log'] is True and 'name' in spec
+    # No default: an unset option falls back to K8S_AUTH_VALIDATE_CERTS / K8S_AUTH_VERIFY_SSL, then the kubeconfig.
+    assert 'default' not in spec['validate_certs']
     assert 'name' not in _kube.KUBE_AUTH_ARGSPEC
 
 
