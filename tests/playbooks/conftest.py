@@ -87,11 +87,43 @@ def sandbox_env():
         pytest.fail('the no-write checks cannot be counted: %s' % exc)
 
 
+# What every run_playbook run does unless the test sets the connection itself: the controller's
+# KUBECONFIG names a cluster that does not exist (an API server on the discard port), and the sandbox's
+# real kubeconfig comes only as the host's genai_stack_kube. A task of any role that does not follow
+# the host's connection fails the run, in every test of every stack.
+DECOY_SERVER = 'https://127.0.0.1:9'
+CONNECTION_VARIABLES = ('KUBECONFIG', 'K8S_AUTH_KUBECONFIG', 'K8S_AUTH_CONTEXT', 'K8S_AUTH_HOST')
+
+
+def decoy_kubeconfig():
+    path = os.path.join(ROOT, 'tests', 'output', 'decoy-kubeconfig.yaml')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as out:
+        json.dump({'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'decoy',
+                   'clusters': [{'name': 'decoy', 'cluster': {'server': DECOY_SERVER, 'insecure-skip-tls-verify': True}}],
+                   'users': [{'name': 'decoy', 'user': {'token': 'decoy'}}],
+                   'contexts': [{'name': 'decoy', 'context': {'cluster': 'decoy', 'user': 'decoy'}}]}, out)
+    return path
+
+
+def host_connection(args, env_extra):
+    """(args, env_extra) for a run whose Kubernetes connection is the host's genai_stack_kube only."""
+    if any(name in (env_extra or {}) for name in CONNECTION_VARIABLES) or any('genai_stack_kube' in str(a) for a in args):
+        return list(args), env_extra
+    real = os.environ['KUBECONFIG']
+    env = dict(env_extra or {}, KUBECONFIG=decoy_kubeconfig())
+    return list(args) + ['-e', json.dumps({'genai_stack_kube': {'kubeconfig': real}})], env
+
+
 def _run_counted(argv, timeout, env_extra):
     """Runs argv from the checkout root and returns a PlaybookRun with what the sandbox recorded."""
     mark = sandbox_journal.mark()
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0')
-    env.update(env_extra or {})
+    for name, value in (env_extra or {}).items():  # None: the variable is unset
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + os.pathsep + env.get('PATH', '')
     proc = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
                           check=False)
@@ -101,7 +133,8 @@ def _run_counted(argv, timeout, env_extra):
 @pytest.fixture
 def run_playbook():
     def runner(playbook, *args, timeout=900, env_extra=None):
-        return _run_counted([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), playbook] + list(args), timeout, env_extra)
+        args, env_extra = host_connection(args, env_extra)
+        return _run_counted([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), playbook] + args, timeout, env_extra)
 
     return runner
 

@@ -184,7 +184,7 @@ def test_preflight_refuses_before_any_change(run_playbook, stack, extra, message
 # the Secret's variable only when k8s_secret names an option of the data; a connection that does not
 # work (a missing kubeconfig, an unknown context) is blamed on the kubeconfig. None needs the stack:
 # each fails before the role reads anything of it.
-KUBECONFIG_BLAME = 'genai_engine preflight: kubeconfig (K8S_AUTH_KUBECONFIG or KUBECONFIG, context K8S_AUTH_CONTEXT): '
+KUBECONFIG_BLAME = 'genai_engine preflight: genai_stack_kube (else K8S_AUTH_KUBECONFIG or KUBECONFIG, context K8S_AUTH_CONTEXT): '
 BLAME_CASES = [
     ('openai-format', ['-e', 'genai_engine_openai_gpt_names_endpoints_keys=gpt-4o:https://x.invalid:key'], {},
      'genai_engine preflight: genai_engine_openai_gpt_names_endpoints_keys: format: key \'keys\' (openai_endpoints): '

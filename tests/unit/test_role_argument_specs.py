@@ -6,7 +6,7 @@ import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 COLLECTION_WIDE = ('genai_stack_chart_mirror', 'genai_stack_chart_mirror_username', 'genai_stack_chart_mirror_password',
-                   'genai_stack_chart_mirror_plain_http')
+                   'genai_stack_chart_mirror_plain_http', 'genai_stack_kube')
 ROLES = sorted(d for d in os.listdir(os.path.join(ROOT, 'roles')) if os.path.isdir(os.path.join(ROOT, 'roles', d)))
 
 
@@ -28,7 +28,7 @@ def test_argument_specs_match_defaults(role):
     specs = _load(role, 'meta', 'argument_specs.yml')
     assert defaults is not None, '%s has no defaults/main.yml' % role
     assert specs is not None, '%s has no meta/argument_specs.yml' % role
-    # The collection-wide chart mirror variables are documented in each role that reads them, with no role default.
+    # The collection-wide variables (chart mirror, cluster connection) are documented in each role that reads them, with no role default.
     options = {k: v for k, v in specs['argument_specs']['main']['options'].items() if k not in COLLECTION_WIDE}
     public = {k: v for k, v in defaults.items() if not k.startswith('_')}
     assert sorted(public) == sorted(options), 'defaults and argument_specs differ for %s' % role
@@ -39,3 +39,11 @@ def test_argument_specs_match_defaults(role):
         if spec.get('required'):
             continue
         assert spec.get('default') == value, '%s: default %r in argument_specs, %r in defaults' % (name, spec.get('default'), value)
+
+
+@pytest.mark.parametrize('role', ROLES)
+def test_every_role_documents_the_cluster_connection(role):
+    """Every role talks to its host's cluster (genai_stack_kube): a dictionary, documented alike everywhere."""
+    specs = _load(role, 'meta', 'argument_specs.yml')['argument_specs']['main']['options']
+    reference = _load('cluster_gpu', 'meta', 'argument_specs.yml')['argument_specs']['main']['options']['genai_stack_kube']
+    assert specs.get('genai_stack_kube') == reference and reference['type'] == 'dict' and 'default' not in reference
