@@ -1149,7 +1149,7 @@ def make_runner(module, binary):
     auth = auth_params(module.params)
     try:
         return HelmRunner(module, binary, auth, mask_all=module.no_log)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, yaml.YAMLError) as exc:
         option = auth.source('context') if auth['context'] else auth.source('kubeconfig')
         module.fail_option(option, 'cannot give helm this connection: %s' % exc)
 

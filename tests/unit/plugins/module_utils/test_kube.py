@@ -175,3 +175,16 @@ def test_fingerprints_are_hmac_under_a_key_of_their_own():
     assert _kube.value_hash('abc')[len('sha256:'):] not in one.of('abc')
     masked = _kube.mask_secret({'kind': 'Secret', 'data': {'a': 'x'}}, fingerprints=one)
     assert masked['data']['a'] == one.of('x')
+
+
+def test_a_kubeconfig_dictionarys_credentials_join_the_no_log_values():
+    """ansible-core masks every no_log value in what a module returns (its invocation included)."""
+    class Module:
+        no_log_values = set()
+        params = {'kubeconfig': {'users': [{'name': 'u', 'user': {'token': 'tok-secret', 'client-key-data': 'a2V5'}},
+                                           {'name': 'v', 'user': {'password': 'pw-secret', 'username': 'shown'}}]}}
+    _kube.protect_kubeconfig(Module)
+    assert Module.no_log_values == {'tok-secret', 'a2V5', 'pw-secret'}
+    Module.params = {'kubeconfig': '/a/path'}
+    _kube.protect_kubeconfig(Module)
+    assert Module.no_log_values == {'tok-secret', 'a2V5', 'pw-secret'}

@@ -256,6 +256,31 @@ def test_bad_input_fails_naming_option_before_helm_runs(run_module, no_helm, opt
     assert PASSWORD not in json.dumps(result)
 
 
+CONNECTION_BAD = [
+    ('client_key', dict(client_cert=CHART + '/Chart.yaml')),
+    ('proxy_headers', dict(proxy_headers={'user_agent': 'me'}, proxy='http://proxy:3128')),
+    ('impersonate_groups', dict(impersonate_groups=['ops'])),
+]
+
+
+@pytest.mark.parametrize('option,extra', CONNECTION_BAD, ids=[o for o, _e in CONNECTION_BAD])
+def test_connection_input_helm_cannot_use_fails_before_helm_runs(run_module, no_helm, option, extra):
+    result, failed = run_module(helm_release, args(**extra))
+    assert failed, result
+    assert option in [e['option'] for e in result['errors']], result['msg']
+
+
+@pytest.mark.parametrize('text,message', [('clusters: [unclosed\n', 'cannot give helm this connection'),
+                                          ('current-context: nope\n', "no context 'nope'")])
+def test_a_kubeconfig_helm_cannot_be_given_is_named(run_module, helm, tmp_path, text, message):
+    """A connection that needs a private kubeconfig (here: a proxy) from a kubeconfig that cannot be read."""
+    path = tmp_path / 'kubeconfig'
+    path.write_text(text)
+    result, failed = run_module(helm_release, args(helm, kubeconfig=str(path), proxy='http://proxy:3128'))
+    assert failed, result
+    assert result.get('option') == 'kubeconfig' and message in result['msg'], result
+
+
 def test_values_file_not_a_mapping(run_module, no_helm, tmp_path):
     path = tmp_path / 'v.yaml'
     path.write_text('- a\n- b\n')

@@ -3,6 +3,7 @@ read-before-write idempotence, check mode and diff, against an in-memory stand-i
 import base64
 import copy
 import json
+import os
 
 import boto3
 import pytest
@@ -466,3 +467,23 @@ def test_fingerprints_are_keyed_per_run_and_only_with_diff(run_module, api):
     # Unchanged in the second run: before and after compare within it, but its fingerprints are another run's.
     assert not second['changed'] and second['diff']['before'] == second['diff']['after']
     assert second['secret']['hashes']['password'] != fingerprint
+
+
+def test_a_kubeconfig_dictionarys_token_never_shows_even_at_vvv():
+    """Through ansible itself (exit_json's masking is real here): the module fails to reach the API
+    server of the dictionary (nothing listens on port 9) and prints its invocation; the token is masked."""
+    import subprocess
+    import sys
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
+    token = 'tok-' + 'q' * 24
+    config = {'current-context': 'c', 'contexts': [{'name': 'c', 'context': {'cluster': 'k', 'user': 'u'}}],
+              'clusters': [{'name': 'k', 'cluster': {'server': 'https://127.0.0.1:9'}}],
+              'users': [{'name': 'u', 'user': {'token': token}}]}
+    module_args = {'name': 'x', 'namespace': 'default', 'string_data': {'k': 'v'}, 'kubeconfig': config}
+    ansible = os.path.join(os.path.dirname(sys.executable), 'ansible')
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, 'ansible.cfg'))
+    proc = subprocess.run([ansible, 'localhost', '-m', 'genai.stack.k8s_secret', '-a', json.dumps(module_args), '-vvv'],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode != 0 and 'Could not create a Kubernetes client' in proc.stdout, proc.stdout[-3000:]
+    assert 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER' in proc.stdout
+    assert token not in proc.stdout + proc.stderr
