@@ -48,13 +48,15 @@ class SandboxApi:
     def __init__(self, endpoint: str):
         self.endpoint = endpoint.rstrip("/")
 
-    def call(self, method: str, path: str, payload: object = None) -> tuple[int, object]:
+    def call(self, method: str, path: str, payload: object = None, raw: bool = False) -> tuple[int, object]:
+        """(status, body): the body parsed as JSON, or its bytes when raw."""
         data = json.dumps(payload).encode() if payload is not None else None
         req = urllib.request.Request(self.endpoint + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
+                body = resp.read()
+                return resp.status, body if raw else json.loads(body or b"null")
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")
 

@@ -43,7 +43,10 @@ def test_journal_marks_mutating_calls(aws_client, aws_journal, aws_seed):
 def test_sandbox_and_moto_api_are_not_journaled(aws_sandbox, aws_journal):
     assert aws_sandbox.call("GET", "/_sandbox/health")[0] == 200
     assert aws_sandbox.call("GET", "/_sandbox/faults")[0] == 200
-    assert aws_sandbox.call("GET", "/moto-api/data.json")[0] == 200
+    # moto's dashboard page: any /moto-api/ path shows the same, and data.json (moto's whole state,
+    # about 17 MB from its default AMIs, snapshots and managed policies) took over the call's 10 s
+    # on a busy two-core machine.
+    assert aws_sandbox.call("GET", "/moto-api/", raw=True)[0] == 200
     assert aws_journal.entries() == [] or all(
         e["operation"] for e in aws_journal.entries())  # only other users' AWS calls
     assert not [e for e in aws_journal.entries() if e["operation"] in (None, "health")]
