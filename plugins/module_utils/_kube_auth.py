@@ -15,11 +15,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-
-try:
-    from urllib.parse import quote, urlsplit, urlunsplit
-except ImportError:  # pragma: no cover  # Python 2 is not supported; keeps sanity's import check quiet
-    pass
+from urllib.parse import quote, urlsplit, urlunsplit
 
 # option name -> (kubernetes client name, argument spec). The environment variable of an option is
 # K8S_AUTH_<OPTION>, else K8S_AUTH_<CLIENT NAME> (K8S_AUTH_VERIFY_SSL, K8S_AUTH_SSL_CA_CERT,

@@ -235,11 +235,14 @@ def block_enforcement(c):
 def block_safe_defaults(c):
     outcomes = c.outcomes('test_safe_defaults.py')
     modules = c.get('safe_defaults', 'validate_certs_modules')
+    unset = c.get('safe_defaults', 'validate_certs_unset_verifies') or []
+    defaulted = [m for m in modules or [] if m not in unset]
     return ('Last run: %d of %d pass; %s password/secret/token-like variables across the roles\' defaults, %s with a value; '
-            '`validate_certs` is a `bool` defaulting to `true` in %s modules\' argument specs%s.\n' % (
+            '`validate_certs` is a `bool` in %s modules\' argument specs: defaulting to `true` in %d (%s), with no default '
+            'in %d (%s), where unset verifies and only an explicit false relaxes it.\n' % (
                 outcomes.get('passed', 0), sum(outcomes.values()), _n(c.get('safe_defaults', 'secret_like_defaults_checked')),
                 _n(c.get('safe_defaults', 'default_passwords_found')), _n(len(modules) if modules is not None else None),
-                ' (%s)' % ', '.join(modules) if modules else ''))
+                len(defaulted), ', '.join(defaulted) or 'none', len(unset), ', '.join(unset) or 'none'))
 
 
 BLOCKS = {'run': block_run, 'table': block_table, 'faults': block_faults, 'sigkill': block_sigkill, 'outages': block_outages,

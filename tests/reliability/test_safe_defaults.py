@@ -92,15 +92,41 @@ def _collection_on_path():
 
 
 def test_validate_certs_defaults_true_and_can_be_relaxed():
+    """TLS verification is on unless a user turns it off. The AWS modules' `validate_certs` defaults
+    to true. The kube modules' option has no default, as in kubernetes.core, so that
+    K8S_AUTH_VERIFY_SSL and a kubeconfig's insecure-skip-tls-verify can apply: left unset, with no
+    K8S_AUTH_* variable, the resolved connection hands the client no verify setting at all (the
+    client then verifies), and only an explicit false, by option or variable, reaches it."""
     _collection_on_path()
-    checked = []
+    from ansible_collections.genai.stack.plugins.module_utils import _kube_auth
+
+    checked, unset_verifies = [], []
     for name in KUBE_MODULES + AWS_MODULES:
         spec = _argspec_of(name)
         assert 'validate_certs' in spec, name
-        assert spec['validate_certs'].get('default', True) is True, (name, spec['validate_certs'])
         assert spec['validate_certs'].get('type') == 'bool', name
+        if name in KUBE_MODULES:
+            assert spec['validate_certs'].get('default') is None, (name, spec['validate_certs'])
+            unset_verifies.append(name)
+        else:
+            assert spec['validate_certs'].get('default') is True, (name, spec['validate_certs'])
         checked.append(name)
-    _support.record('safe_defaults', validate_certs_modules=checked)
+    saved = dict((k, v) for k, v in os.environ.items() if k.startswith('K8S_AUTH_'))
+    try:
+        for key in saved:
+            del os.environ[key]
+        unset = _kube_auth.client_kwargs(_kube_auth.auth_params({}))
+        assert 'validate_certs' not in unset, unset
+        relaxed = _kube_auth.client_kwargs(_kube_auth.auth_params({'validate_certs': False}))
+        assert relaxed.get('validate_certs') is False, relaxed
+        os.environ['K8S_AUTH_VERIFY_SSL'] = 'false'
+        by_variable = _kube_auth.auth_params({})
+        assert by_variable['validate_certs'] is False and by_variable.source('validate_certs') == \
+            'validate_certs (from K8S_AUTH_VERIFY_SSL)', by_variable
+    finally:
+        os.environ.pop('K8S_AUTH_VERIFY_SSL', None)
+        os.environ.update(saved)
+    _support.record('safe_defaults', validate_certs_modules=checked, validate_certs_unset_verifies=unset_verifies)
 
 
 def test_helm_skips_tls_verification_only_when_asked():
