@@ -8,9 +8,11 @@ PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-SANDBOX_ENV := .sandbox/env
+# The sandbox a target works on: .sandbox unless SANDBOX_DIR names another (make test runs some
+# suites on a second one, .sandbox-side); sandbox/sandboxctl reads the same variable.
+SANDBOX_ENV = $${SANDBOX_DIR:-./.sandbox}/env
 # Sourced by every target that talks to the sandbox.
-WITH_SANDBOX := set -a; . ./$(SANDBOX_ENV); set +a; export PATH="$(CURDIR)/$(BIN):$$PATH";
+WITH_SANDBOX = set -a; . "$(SANDBOX_ENV)"; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH";
 # A suite that needs a known starting state brings the sandbox back to its seed first, whatever
 # an earlier demo, suite or interrupted run left in it, and says so (sandbox/sandboxctl reset).
 RESET_FOR = sandbox/sandboxctl reset "$(1)"
@@ -20,7 +22,7 @@ RELIABILITY_SANDBOX = SANDBOX_DIR=$(CURDIR)/.sandbox-reliability SANDBOX_AWS_ROO
 ANSIBLE_TEST_TREE := tests/output/collection/ansible_collections
 
 .PHONY: help venv sandbox sandbox-down sandbox-status sandbox-reset demo teardown test sanity lint unit integration \
-        integration-% molecule build bench bench-smoke clean docs docs-check install-check alongside reliability reliability-quick site-check demo-check loop-picture
+        integration-% integration-side molecule build bench bench-smoke clean docs docs-check install-check alongside reliability reliability-quick site-check demo-check loop-picture
 
 help:
 	@echo "make demo          converge site.yml on the sandbox (starts it first)"
@@ -58,37 +60,24 @@ demo: sandbox
 teardown: sandbox
 	$(WITH_SANDBOX) $(BIN)/ansible-playbook playbooks/teardown.yml
 
-# Passes whatever the sandbox holds when it starts (a demo, an interrupted earlier run, a run
-# just before): demo-check takes the sandbox as it finds it, every later sandbox suite resets it.
-# The reliability suite has a sandbox of its own (.sandbox-reliability), so once the CPU-bound
-# checks are done it runs alongside the main sandbox's suites (about 12 of CI's minutes saved),
-# after the integration tests marked `alongside` (refusals before any change, tests on private
-# sandboxes: about 140 tests that need only a seeded sandbox), which `make alongside` runs
-# on that same sandbox; make integration leaves them out then (INTEGRATION_ALL=0). Their output
-# goes to $(RELIABILITY_LOG) and is printed when all are done. RELIABILITY_ALONGSIDE=0 runs them
-# after the others instead.
+# make test runs three streams at once (tests/tools/make-test.sh), since much of a suite's time is
+# waiting: the main sandbox's suites (MAIN_SUITES_SANDBOX; demo-check passes whatever the sandbox
+# holds, a demo or an interrupted earlier run, and every later suite resets it); the reliability
+# suite's sandbox (.sandbox-reliability: make alongside, the about 140 integration tests marked
+# `alongside` that need only a seeded sandbox, then make reliability); and the checks that need
+# no sandbox (MAIN_SUITES_FIRST) followed by SIDE_SUITES on a side sandbox (.sandbox-side, stopped
+# at the end). make integration leaves out what the other streams run (INTEGRATION_ALL=0,
+# INTEGRATION_SPLIT=1). Each suite's wall time is printed in a table at the end, and when make test
+# is stopped. RELIABILITY_ALONGSIDE=0 runs them all one after the other.
 MAIN_SUITES_FIRST := sanity lint unit docs-check
-MAIN_SUITES_SANDBOX := demo-check integration install-check site-check bench-smoke
+MAIN_SUITES_SANDBOX := demo-check integration site-check
+SIDE_SUITES := integration-side bench-smoke
 RELIABILITY_LOG := tests/output/reliability/make-reliability.log
 RELIABILITY_ALONGSIDE ?= 1
 test: venv
-	@$(MAKE) --no-print-directory $(MAIN_SUITES_FIRST)
-	@if [[ "$(RELIABILITY_ALONGSIDE)" != 1 ]]; then \
-	  $(MAKE) --no-print-directory $(MAIN_SUITES_SANDBOX) alongside reliability INTEGRATION_ALL=0; echo "make test: all suites passed"; exit 0; fi; \
-	mkdir -p "$$(dirname $(RELIABILITY_LOG))"; \
-	echo "make test: make alongside, then make reliability, start alongside, on a sandbox of their own (output: $(RELIABILITY_LOG), printed at the end)"; \
-	( t0=$$SECONDS; $(MAKE) --no-print-directory alongside >$(RELIABILITY_LOG) 2>&1 && arc=0 || arc=$$?; \
-	  echo "make test: make alongside exited $$arc after $$(( SECONDS - t0 )) s" >>$(RELIABILITY_LOG); t1=$$SECONDS; \
-	  $(MAKE) --no-print-directory reliability >>$(RELIABILITY_LOG) 2>&1 && rc=0 || rc=$$?; \
-	  echo "make test: reliability (alongside) exited $$rc after $$(( SECONDS - t1 )) s" >>$(RELIABILITY_LOG); \
-	  [[ $$arc -eq 0 && $$rc -eq 0 ]] ) & rel=$$!; \
-	$(MAKE) --no-print-directory $(MAIN_SUITES_SANDBOX) INTEGRATION_ALL=0 && main=0 || main=$$?; \
-	wait $$rel && relrc=0 || relrc=$$?; \
-	echo "---- make alongside and make reliability, run alongside: their output ----"; cat $(RELIABILITY_LOG); \
-	echo "---- end of make alongside and make reliability ----"; \
-	if [[ $$main -ne 0 || $$relrc -ne 0 ]]; then \
-	  echo "make test: FAILED (main suites exit $$main, alongside and reliability exit $$relrc)" >&2; exit 1; fi; \
-	echo "make test: all suites passed"
+	@MAKE="$(MAKE)" MAIN_SUITES_FIRST="$(MAIN_SUITES_FIRST)" MAIN_SUITES_SANDBOX="$(MAIN_SUITES_SANDBOX)" \
+	  SIDE_SUITES="$(SIDE_SUITES)" RELIABILITY_LOG="$(RELIABILITY_LOG)" RELIABILITY_ALONGSIDE="$(RELIABILITY_ALONGSIDE)" \
+	  tests/tools/make-test.sh
 
 # Reference docs generated from the code (antsibull-docs); docs-check fails when they drift.
 docs: venv
@@ -101,10 +90,10 @@ docs-check: venv
 	tests/docs/check-awx.sh
 	tests/docs/check-generated.sh
 
-# The built tarball installed into a clean path runs the sandbox demo (not the checkout).
-install-check: sandbox
-	$(call RESET_FOR,make install-check (it refuses a sandbox that already holds a stack))
-	$(WITH_SANDBOX) tests/docs/check-install.sh
+# The built tarball installs into a clean path; its docs and playbooks load from there (no
+# sandbox needed). make site-check runs the site from such an install.
+install-check: venv
+	tests/docs/check-install.sh
 
 # ansible-test needs the collection under ansible_collections/<ns>/<name> and its dependencies
 # beside it; it also downloads get-pip.py from a site this network cannot reach, so the
@@ -119,13 +108,26 @@ unit: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/sandbox/unit
 
 # INTEGRATION_ALL=0 leaves out the tests marked `alongside` (make test runs them in make alongside).
+# INTEGRATION_SPLIT=1 leaves out what make integration-side runs (make test runs that on a sandbox of
+# its own, beside this one): the files in INTEGRATION_SIDE and the integration targets.
 INTEGRATION_ALL ?= 1
+INTEGRATION_SPLIT ?= 0
+INTEGRATION_SIDE := tests/playbooks/test_observability.py
 INTEGRATION_MARKS = $(if $(filter 0,$(INTEGRATION_ALL)),-m 'not alongside')
+INTEGRATION_IGNORE = --ignore=tests/playbooks/site $(if $(filter 1,$(INTEGRATION_SPLIT)),$(addprefix --ignore=,$(INTEGRATION_SIDE)))
 integration: sandbox
 	$(call RESET_FOR,make integration (its tests converge each stack from the seeded sandbox))
 	$(WITH_SANDBOX) tests/charts/lint-charts.sh
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(INTEGRATION_MARKS) tests/sandbox/live \
-	  tests/playbooks --ignore=tests/playbooks/site
+	  tests/playbooks $(INTEGRATION_IGNORE)
+	$(if $(filter 1,$(INTEGRATION_SPLIT)),@echo "integration: the targets and $(INTEGRATION_SIDE) run in make integration-side",$(WITH_SANDBOX) tests/integration/run-targets.sh)
+
+# The part of make integration that make test runs on a second sandbox (SANDBOX_DIR=.sandbox-side)
+# while the main one runs the rest: the tests of INTEGRATION_SIDE not marked `alongside`, then the
+# integration targets per module.
+integration-side: sandbox
+	$(call RESET_FOR,make integration-side (the observability converges and the module targets))
+	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider --durations=5 -m 'not alongside' $(INTEGRATION_SIDE)
 	$(WITH_SANDBOX) tests/integration/run-targets.sh
 
 # The integration tests marked `alongside` alone, on the reliability suite's sandbox (reset first;
@@ -158,9 +160,12 @@ reliability-quick: venv
 	set -a; . ./.sandbox-reliability/env; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/reliability/test_bad_inputs.py tests/reliability/test_safe_defaults.py
 
-# site.yml from the seeded sandbox through the molecule/default scenario: prepare, converge (which
-# must write), idempotence (no change and no write), verify; then check mode with no change,
-# teardown.yml previewed then run, leaving nothing behind.
+# site.yml from the seeded sandbox as users get it: the collection built, installed from its
+# tarball into an empty path (tests/docs/check-install.sh, as make install-check) and run from
+# there (genai.stack.site) through the molecule/default scenario: prepare, converge (which must
+# write), idempotence (no change and no write), verify; then check mode with no change, the
+# teardown previewed then run, leaving nothing behind. (One converge for both: make install-check
+# used to converge and tear down the whole site from the tarball on its own, about 6 min of CI.)
 site-check: sandbox
 	$(call RESET_FOR,make site-check (it converges site.yml from the seeded sandbox))
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/playbooks/site

@@ -1,23 +1,31 @@
-"""site.yml and teardown.yml on the sandbox, as a user runs them, through the molecule/default
+"""site.yml and teardown.yml on the sandbox, as a user runs them: from the collection's tarball,
+installed into an empty path (tests/docs/check-install.sh --into), through the molecule/default
 scenario a user runs too (make test runs the scenario here, once, rather than converging the whole
-site twice: once in `molecule test` and again for these checks).
+site again in `molecule test` and again from the tarball).
+
+Every run below has ANSIBLE_COLLECTIONS_PATH naming only that path, which takes precedence over
+the checkout's ansible.cfg (whose collections_path names the checkout): genai.stack, its roles,
+modules and playbooks (the scenario's converge imports genai.stack.site) come from the installed
+tarball, and the checkout is not on the path at all; check-install.sh shows that
+genai.stack.site and genai.stack.teardown resolve there from this very directory.
 
 make test resets the sandbox before this (sandbox/sandboxctl reset), so the scenario's prepare step
 finds the seeded, empty sandbox and its converge must write, to AWS and to Kubernetes: that is the
 positive control of every "no write" claim after it, counted by the same code. Then molecule's
 idempotence step (a re-run) must report changed=0 with no mutating AWS request and no Kubernetes
-write by the admin user, molecule's verify checks the site by another route, `site.yml --check
---diff` must change nothing, `teardown.yml --check --diff` must plan the removals (and name them)
-without any write, and the real teardown.yml must leave no release, secret, stack namespace, GPU
-node group, launch template, node-role inline policy, alarm or scaling policy (none referring to
-the GPU Auto Scaling group), dashboard ConfigMap, or stack database and owner (the sandbox drops
-them on absent) behind.
+write by the admin user, molecule's verify checks the site by another route, `genai.stack.site
+--check --diff` must change nothing, `genai.stack.teardown --check --diff` must plan the removals
+(and name them) without any write, and the real teardown must leave no release, secret, stack
+namespace, GPU node group, launch template, node-role inline policy, alarm or scaling policy (none
+referring to the GPU Auto Scaling group), dashboard ConfigMap, or stack database and owner (the
+sandbox drops them on absent) behind.
 """
 import json
 import os
 import subprocess
 
 import boto3
+import pytest
 import yaml
 
 from playbook_helpers import planned_changes
@@ -29,6 +37,19 @@ STACK_NAMESPACES = ['arthur', 'adaptive', 'monitoring', 'opea', 'saxml', 'genai-
 PLANNED_REMOVALS = ['(item=adaptive)', 'adaptive-control-plane-secret', 'arthur/postgres-secret', 'kube-prometheus-stack',
                     'grafana-admin-credentials', 'sandbox-gpu-nodes', 'genai-stack-cloudwatch-metrics', 'sandbox-gpu-nodes-gpu-scale-out',
                     'status: deployed']
+
+
+@pytest.fixture(scope='module')
+def installed(tmp_path_factory):
+    """The environment of every run: the collection built and installed from its tarball."""
+    into = tmp_path_factory.mktemp('installed')
+    proc = subprocess.run([os.path.join(ROOT, 'tests', 'docs', 'check-install.sh'), '--into', str(into)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    name, _unused, path = proc.stdout.strip().splitlines()[-1].partition('=')
+    assert name == 'ANSIBLE_COLLECTIONS_PATH' and os.path.isfile(os.path.join(path, 'ansible_collections', 'genai', 'stack',
+                                                                               'MANIFEST.json')), proc.stdout[-2000:]
+    return {'ANSIBLE_COLLECTIONS_PATH': path}
 
 
 def _kubectl(*args):
@@ -79,11 +100,11 @@ def _assert_new_cluster():
         'not the empty sandbox (node groups %s, stack namespaces %s): run `sandbox/sandboxctl reset` first' % (groups, sorted(namespaces))
 
 
-def _assert_teardown_previewed(run_playbook, gpu_asgs):
+def _assert_teardown_previewed(run_playbook, gpu_asgs, installed):
     """`teardown.yml --check --diff` on the converged site, what a user reads before removing it:
     every stack's removal planned and named, and not one write, to AWS or to Kubernetes."""
     releases_before = _kubectl('get', 'secrets', '-A', '-l', 'owner=helm')
-    plan = run_playbook('playbooks/teardown.yml', '--check', '--diff')
+    plan = run_playbook('genai.stack.teardown', '--check', '--diff', env_extra=installed)
     assert plan.returncode == 0, plan
     assert _recap(plan)['sandbox']['changed'] > 0, plan
     plan.assert_no_write()
@@ -97,18 +118,18 @@ def _assert_teardown_previewed(run_playbook, gpu_asgs):
     assert len(_kubectl('get', 'secrets', '-A', '-l', 'owner=helm')) == len(releases_before)
 
 
-def test_site_converges_reruns_clean_and_tears_down(run_playbook, run_molecule):
+def test_site_converges_reruns_clean_and_tears_down(run_playbook, run_molecule, installed):
     _assert_new_cluster()
     try:
         # molecule keeps which steps it ran in its own state: forgotten here, so prepare really runs.
-        reset = run_molecule('reset')
+        reset = run_molecule('reset', env_extra=installed)
         assert reset.returncode == 0, reset
-        prepare = run_molecule('prepare')
+        prepare = run_molecule('prepare', env_extra=installed)
         assert prepare.returncode == 0, prepare
         assert 'Nothing of the site is there yet' in prepare.output, prepare
         prepare.assert_no_write()
 
-        first = run_molecule('converge')
+        first = run_molecule('converge', env_extra=installed)
         assert first.returncode == 0, first
         assert _recap(first)['sandbox']['changed'] > 0, first
         # The positive control: the counters that read zero below do see this converge's writes.
@@ -117,18 +138,18 @@ def test_site_converges_reruns_clean_and_tears_down(run_playbook, run_molecule):
         gpu_asgs = _gpu_asg()
         assert len(gpu_asgs) == 1, gpu_asgs
 
-        again = run_molecule('idempotence')
+        again = run_molecule('idempotence', env_extra=installed)
         assert again.returncode == 0, again
         _recap(again)
         assert again.changed == 0, again
         again.assert_no_write()
 
-        verify = run_molecule('verify')
+        verify = run_molecule('verify', env_extra=installed)
         assert verify.returncode == 0, verify
         assert _recap(verify)['sandbox']['failed'] == 0, verify
         verify.assert_no_write()
 
-        check = run_playbook('site.yml', '--check', '--diff')
+        check = run_playbook('genai.stack.site', '--check', '--diff', env_extra=installed)
         assert check.returncode == 0, check
         _recap(check)
         assert check.changed == 0, check
@@ -143,9 +164,9 @@ def test_site_converges_reruns_clean_and_tears_down(run_playbook, run_molecule):
             assert pod['status']['phase'] == 'Running', pod['metadata']['name']
             assert pod['spec']['nodeName'] in gpu_nodes, (pod['metadata']['name'], pod['spec']['nodeName'])
 
-        _assert_teardown_previewed(run_playbook, gpu_asgs)
+        _assert_teardown_previewed(run_playbook, gpu_asgs, installed)
     finally:
-        down = run_playbook('playbooks/teardown.yml')
+        down = run_playbook('genai.stack.teardown', env_extra=installed)
     assert down.returncode == 0, down
     assert _recap(down)['sandbox']['changed'] > 0, down
 
@@ -186,13 +207,13 @@ def test_site_converges_reruns_clean_and_tears_down(run_playbook, run_molecule):
     assert left == [], left
 
 
-def test_check_mode_on_a_new_cluster_shows_the_plan_and_changes_nothing(run_playbook):
+def test_check_mode_on_a_new_cluster_shows_the_plan_and_changes_nothing(run_playbook, installed):
     """`ansible-playbook site.yml --check --diff` is what a user runs first on a new cluster (the
     previous test left the sandbox torn down). Every play's objects are only planned there: the
     namespaces, the GPU nodes, the CPU label and the postgres Secret that later plays look for do
     not exist, so those checks are reported, not fatal, and nothing is written."""
     assert boto3.client('eks').list_nodegroups(clusterName='sandbox')['nodegroups'] == ['sandbox-cpu'], 'not a new cluster'
-    check = run_playbook('site.yml', '--check', '--diff')
+    check = run_playbook('genai.stack.site', '--check', '--diff', env_extra=installed)
     assert check.returncode == 0, check
     _recap(check)
     assert check.changed > 0, 'a new cluster must show planned changes'
