@@ -98,11 +98,15 @@ CONNECTION_VARIABLES = ('KUBECONFIG', 'K8S_AUTH_KUBECONFIG', 'K8S_AUTH_CONTEXT',
 def decoy_kubeconfig():
     path = os.path.join(ROOT, 'tests', 'output', 'decoy-kubeconfig.yaml')
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, 'w', encoding='utf-8') as out:
+    # Written whole and then renamed: make test's streams run playbooks at the same time, and one
+    # must never read the file while another is writing it.
+    partial = '%s.%d' % (path, os.getpid())
+    with open(partial, 'w', encoding='utf-8') as out:
         json.dump({'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'decoy',
                    'clusters': [{'name': 'decoy', 'cluster': {'server': DECOY_SERVER, 'insecure-skip-tls-verify': True}}],
                    'users': [{'name': 'decoy', 'user': {'token': 'decoy'}}],
                    'contexts': [{'name': 'decoy', 'context': {'cluster': 'decoy', 'user': 'decoy'}}]}, out)
+    os.replace(partial, path)
     return path
 
 
