@@ -47,8 +47,8 @@ def installed(tmp_path_factory):
                           capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     name, _unused, path = proc.stdout.strip().splitlines()[-1].partition('=')
-    assert name == 'ANSIBLE_COLLECTIONS_PATH' and os.path.isfile(os.path.join(path, 'ansible_collections', 'genai', 'stack',
-                                                                               'MANIFEST.json')), proc.stdout[-2000:]
+    manifest = os.path.join(path, 'ansible_collections', 'genai', 'stack', 'MANIFEST.json')
+    assert name == 'ANSIBLE_COLLECTIONS_PATH' and os.path.isfile(manifest), proc.stdout[-2000:]
     return {'ANSIBLE_COLLECTIONS_PATH': path}
 
 
