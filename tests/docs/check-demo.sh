@@ -7,8 +7,13 @@
 #     by saying how to tear the demo down.
 #  3. The teardown command it names is run as printed; it must remove what the demo deployed
 #     (changed > 0, no Helm release left in the sandbox).
+# With --keep (make site-check, which make test runs), step 3 is left to tests/playbooks/site: the
+# converged demo is kept for the checks of the installed tarball, and the teardown command is
+# written to tests/output/demo-check/teardown-command, which that test runs last as printed.
 # Logs: tests/output/demo-check/.
 set -euo pipefail
+keep=0
+[[ "${1:-}" == --keep ]] && keep=1
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -50,6 +55,7 @@ for kind in faults eks-outcomes; do
     fi
 done
 
+rm -f "$out/teardown-command"
 run_demo 1
 last=1
 first="$(recap_changed "$out/demo-1.log")"
@@ -64,6 +70,12 @@ final="$(recap_changed "$log")"
 
 hint="$(sed -nE 's/^demo: to remove what it deployed: (make [a-z-]+).*/\1/p' "$log" | tail -n 1)"
 [[ -n "$hint" ]] || fail "make demo did not say how to tear the demo down; log $log"
+if [[ $keep == 1 ]]; then
+    echo "$hint" >"$out/teardown-command"
+    say "make demo says to tear down with '$hint': kept for tests/playbooks/site ($out/teardown-command), which runs it last"
+    exit 0
+fi
+rm -f "$out/teardown-command"
 say "make demo says to tear down with '$hint': running it"
 start=$SECONDS
 $hint >"$out/teardown.log" 2>&1 || { tail -n 40 "$out/teardown.log"; fail "'$hint' exited non-zero"; }

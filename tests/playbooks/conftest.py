@@ -155,6 +155,16 @@ def run_molecule():
 
 
 @pytest.fixture
+def run_counted():
+    """Any command from the checkout root (a make target that runs a playbook, as the README
+    prints it), counted like run_playbook, without the decoy connection."""
+    def runner(argv, timeout=1200, env_extra=None):
+        return _run_counted(list(argv), timeout, env_extra)
+
+    return runner
+
+
+@pytest.fixture
 def sandbox_faults():
     """Queue injected errors in the AWS emulator; cleared again after the test."""
     url = os.environ['AWS_ENDPOINT_URL'].rstrip('/') + '/_sandbox/faults'

@@ -1,27 +1,33 @@
-"""site.yml and teardown.yml on the sandbox, as a user runs them: from the collection's tarball,
-installed into an empty path (tests/docs/check-install.sh --into), through the molecule/default
-scenario a user runs too (make test runs the scenario here, once, rather than converging the whole
-site again in `molecule test` and again from the tarball).
+"""site.yml and teardown.yml on the sandbox, as a user runs them: the README's `make demo`, then
+the collection's tarball, installed into an empty path (tests/docs/check-install.sh --into),
+through the molecule/default scenario's steps a user runs too, then the README's teardown command.
 
-Every run below has ANSIBLE_COLLECTIONS_PATH naming only that path, which takes precedence over
-the checkout's ansible.cfg (whose collections_path names the checkout): genai.stack, its roles,
-modules and playbooks (the scenario's converge imports genai.stack.site) come from the installed
-tarball, and the checkout is not on the path at all; check-install.sh shows that
-genai.stack.site and genai.stack.teardown resolve there from this very directory.
+make site-check (which make test runs) first runs tests/docs/check-demo.sh --keep: `make demo`
+converges the sandbox (at once when .ci/run's own `make demo` did it already) and a further `make
+demo` must report changed=0 and print how to tear down; the converged demo is kept for this test
+and the teardown command written down. (This way make test converges the whole site from empty once,
+not once for the demo and again from the tarball.)
 
-make test resets the sandbox before this (sandbox/sandboxctl reset), so the scenario's prepare step
-finds the seeded, empty sandbox and its converge must write, to AWS and to Kubernetes: that is the
-positive control of every "no write" claim after it, counted by the same code. Then molecule's
-idempotence step (a re-run) must report changed=0 with no mutating AWS request and no Kubernetes
-write by the admin user, molecule's verify checks the site by another route, `genai.stack.site
---check --diff` must change nothing, `genai.stack.teardown --check --diff` must plan the removals
-(and name them) without any write, and the real teardown must leave no release, secret, stack
-namespace, GPU node group, launch template, node-role inline policy, alarm or scaling policy (none
-referring to the GPU Auto Scaling group), dashboard ConfigMap, or stack database and owner (the
-sandbox drops them on absent) behind.
+Every run from the tarball below has ANSIBLE_COLLECTIONS_PATH naming only that path, which takes
+precedence over the checkout's ansible.cfg (whose collections_path names the checkout):
+genai.stack, its roles, modules and playbooks (the scenario's converge imports genai.stack.site)
+come from the installed tarball, and the checkout is not on the path at all; check-install.sh
+shows that genai.stack.site and genai.stack.teardown resolve there from this very directory.
+
+On the demo's site, genai.stack.site from the tarball (what the scenario's converge imports) must
+report changed=0 with no mutating AWS request and no Kubernetes write by the admin user (the
+installed copy converges to what the checkout converged), molecule's verify checks the site by another route, `genai.stack.site
+--check --diff` must change nothing, and `genai.stack.teardown --check --diff` must plan the
+removals (and name them) without any write. Then the README's teardown command, run as `make demo`
+printed it, must write (the positive control of every "no write" claim before it, counted by the
+same code) and leave no release, secret, stack namespace, GPU node group, launch template,
+node-role inline policy, alarm or scaling policy (none referring to the GPU Auto Scaling group),
+dashboard ConfigMap, or stack database and owner (the sandbox drops them on absent) behind. Last,
+check mode from the tarball on the cluster without the site plans it all and writes nothing.
 """
 import json
 import os
+import shlex
 import subprocess
 
 import boto3
@@ -91,13 +97,25 @@ def _gpu_asg():
             in [{'Key': t['Key'], 'Value': t['Value']} for t in g.get('Tags', [])]]
 
 
-def _assert_new_cluster():
-    """The seeded, empty sandbox (make test resets it before site-check): without it the first
-    converge would have nothing to write and its positive control would fail for that reason."""
+def _teardown_command():
+    """The teardown command `make demo` printed (tests/docs/check-demo.sh --keep wrote it down)."""
+    path = os.path.join(ROOT, 'tests', 'output', 'demo-check', 'teardown-command')
+    assert os.path.isfile(path), 'no converged demo to check: run make site-check (tests/docs/check-demo.sh --keep, then this test)'
+    with open(path, encoding='utf-8') as handle:
+        command = handle.read().strip()
+    assert command == 'make teardown', 'make demo printed another teardown command than the README names: %r' % command
+    return command
+
+
+def _assert_demo_converged():
+    """The demo's site, as tests/docs/check-demo.sh --keep left it: every stack namespace and the
+    GPU node group (without them, "no change" below would hold for an empty sandbox too)."""
     groups = boto3.client('eks').list_nodegroups(clusterName='sandbox')['nodegroups']
-    namespaces = {n['metadata']['name'] for n in _kubectl('get', 'namespaces')} & set(STACK_NAMESPACES)
-    assert groups == ['sandbox-cpu'] and not namespaces, \
-        'not the empty sandbox (node groups %s, stack namespaces %s): run `sandbox/sandboxctl reset` first' % (groups, sorted(namespaces))
+    namespaces = {n['metadata']['name'] for n in _kubectl('get', 'namespaces')}
+    gpu_group = _role_default('cluster_gpu', 'cluster_gpu_nodegroup_name')
+    assert gpu_group in groups and set(STACK_NAMESPACES) <= namespaces, \
+        'not the converged demo (node groups %s, stack namespaces missing %s): run make site-check' % (
+            groups, sorted(set(STACK_NAMESPACES) - namespaces))
 
 
 def _assert_teardown_previewed(run_playbook, gpu_asgs, installed):
@@ -118,27 +136,20 @@ def _assert_teardown_previewed(run_playbook, gpu_asgs, installed):
     assert len(_kubectl('get', 'secrets', '-A', '-l', 'owner=helm')) == len(releases_before)
 
 
-def test_site_converges_reruns_clean_and_tears_down(run_playbook, run_molecule, installed):
-    _assert_new_cluster()
+def test_site_from_the_tarball_on_the_demo_reruns_clean_then_tears_down(run_playbook, run_molecule, run_counted, installed):
+    teardown_command = _teardown_command()
+    _assert_demo_converged()
+    gpu_asgs = _gpu_asg()
+    assert len(gpu_asgs) == 1, gpu_asgs
     try:
-        # molecule keeps which steps it ran in its own state: forgotten here, so prepare really runs.
+        # molecule keeps which steps it ran in its own state: forgotten here, so verify really runs.
         reset = run_molecule('reset', env_extra=installed)
         assert reset.returncode == 0, reset
-        prepare = run_molecule('prepare', env_extra=installed)
-        assert prepare.returncode == 0, prepare
-        assert 'Nothing of the site is there yet' in prepare.output, prepare
-        prepare.assert_no_write()
 
-        first = run_molecule('converge', env_extra=installed)
-        assert first.returncode == 0, first
-        assert _recap(first)['sandbox']['changed'] > 0, first
-        # The positive control: the counters that read zero below do see this converge's writes.
-        first.assert_wrote()
-        assert first.activity['aws_mutating'] > 0, first.activity
-        gpu_asgs = _gpu_asg()
-        assert len(gpu_asgs) == 1, gpu_asgs
-
-        again = run_molecule('idempotence', env_extra=installed)
+        # genai.stack.site from the tarball (what the scenario's converge imports) on the site the
+        # checkout's make demo converged: what molecule's idempotence step asks of a re-run. (molecule's
+        # own converge step would run its prepare first, which refuses a sandbox holding the site.)
+        again = run_playbook('genai.stack.site', env_extra=installed)
         assert again.returncode == 0, again
         _recap(again)
         assert again.changed == 0, again
@@ -166,9 +177,13 @@ def test_site_converges_reruns_clean_and_tears_down(run_playbook, run_molecule, 
 
         _assert_teardown_previewed(run_playbook, gpu_asgs, installed)
     finally:
-        down = run_playbook('genai.stack.teardown', env_extra=installed)
+        # The README's teardown command, as make demo printed it.
+        down = run_counted(shlex.split(teardown_command) + ['--no-print-directory'])
     assert down.returncode == 0, down
     assert _recap(down)['sandbox']['changed'] > 0, down
+    # The positive control: the counters that read zero above do see the teardown's writes.
+    down.assert_wrote()
+    assert down.activity['aws_mutating'] > 0, down.activity
 
     namespaces = {n['metadata']['name'] for n in _kubectl('get', 'namespaces')}
     assert not namespaces & set(STACK_NAMESPACES), namespaces & set(STACK_NAMESPACES)

@@ -325,7 +325,8 @@ def test_roll_interrupted_before_the_default_version_reuses_the_version_and_sets
 
     def interrupted(client, operation, params):
         if operation == 'ModifyLaunchTemplate':
-            raise botocore.exceptions.ClientError({'Error': {'Code': 'InternalError', 'Message': 'interrupted'}}, operation)
+            # An error the modules do not retry (InternalError is retried for about a minute first).
+            raise botocore.exceptions.ClientError({'Error': {'Code': 'UnauthorizedOperation', 'Message': 'interrupted'}}, operation)
         return original(client, operation, params)
 
     def rolled(client, operation, params):
