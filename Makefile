@@ -78,13 +78,12 @@ teardown: sandbox
 # make test runs three streams at once (tests/tools/make-test.sh), since much of a suite's time is
 # waiting: the main sandbox's suites (MAIN_SUITES_SANDBOX; site-check, which includes demo-check's
 # checks, passes whatever the sandbox holds, a demo or an interrupted earlier run, and every later
-# suite resets it); the reliability
-# suite's sandbox (.sandbox-reliability: make alongside, the about 140 integration tests marked
-# `alongside` that need only a seeded sandbox, then make reliability); and the checks that need
-# no sandbox (MAIN_SUITES_FIRST) followed by SIDE_SUITES on a side sandbox (.sandbox-side, stopped
-# at the end). make integration leaves out what the other streams run (INTEGRATION_ALL=0,
-# INTEGRATION_SPLIT=1). Each suite's wall time is printed in a table at the end, and when make test
-# is stopped. RELIABILITY_ALONGSIDE=0 runs them all one after the other.
+# suite resets it); the reliability suite's sandbox (.sandbox-reliability: make alongside, the
+# about 140 integration tests marked `alongside` that need only a seeded sandbox, then make
+# reliability); and the checks that need no sandbox (MAIN_SUITES_FIRST) followed by SIDE_SUITES on
+# a side sandbox (.sandbox-side, stopped at the end). make integration leaves out what the other
+# streams run (INTEGRATION_ALL=0, INTEGRATION_SPLIT=1). Each suite's wall time is printed in a table
+# at the end, and when make test is stopped. RELIABILITY_ALONGSIDE=0 runs them all one after the other.
 MAIN_SUITES_FIRST := sanity lint unit docs-check
 MAIN_SUITES_SANDBOX := site-check integration
 SIDE_SUITES := integration-side bench-smoke
@@ -154,9 +153,9 @@ alongside: venv
 	  $(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 -m alongside tests/sandbox/live tests/playbooks \
 	  --ignore=tests/playbooks/site
 
-# site.yml on the sandbox: prepare, converge, idempotence, verify (molecule/default). make test runs
-# the same scenario step by step inside site-check (counting each step's writes) instead of here,
-# which saved a whole-site converge and re-run (about 4.5 of CI's minutes).
+# site.yml on the sandbox: prepare, converge, idempotence, verify (molecule/default). make test does
+# not run it: site-check re-runs the demo's site from the tarball (what the scenario converges, with
+# each run's writes counted) and runs the scenario's verify, which saves a whole-site converge.
 molecule: venv
 	$(call RESET_FOR,make molecule (its prepare step shows site.yml converging from empty))
 	$(WITH_SANDBOX) $(BIN)/molecule test
@@ -180,11 +179,12 @@ reliability-quick: venv
 # made: tests/docs/check-demo.sh --keep (make demo until it converges, once more with changed=0, the
 # demo kept), then tests/playbooks/site: the collection built and installed from its tarball into an
 # empty path (tests/docs/check-install.sh, as make install-check), and from there, on the demo's site,
-# genai.stack.site (the scenario's converge) with no change and no write, molecule/default's verify, check mode with no
-# change and the teardown previewed; then the README's teardown command as make demo printed it
-# (it must write and leave nothing behind) and check mode on the cluster without the site. No reset:
-# it starts from the sandbox as found, as demo-check does; make test runs this instead of demo-check,
-# which converges the whole site from empty once instead of twice (about 10 of CI's minutes).
+# genai.stack.site (what the scenario converges) with no change and no write, molecule/default's
+# verify, check mode with no change and the teardown previewed; then the README's teardown command
+# as make demo printed it (it must write and leave nothing behind) and check mode on the cluster
+# without the site. No reset: it starts from the sandbox as found, as demo-check does; make test runs
+# this instead of demo-check, which converges the whole site from empty once instead of twice (about
+# 10 of CI's minutes).
 site-check: sandbox
 	tests/docs/check-demo.sh --keep
 	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/playbooks/site

@@ -75,7 +75,6 @@ if [[ $keep == 1 ]]; then
     say "make demo says to tear down with '$hint': kept for tests/playbooks/site ($out/teardown-command), which runs it last"
     exit 0
 fi
-rm -f "$out/teardown-command"
 say "make demo says to tear down with '$hint': running it"
 start=$SECONDS
 $hint >"$out/teardown.log" 2>&1 || { tail -n 40 "$out/teardown.log"; fail "'$hint' exited non-zero"; }
