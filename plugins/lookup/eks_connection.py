@@ -86,7 +86,7 @@ _raw:
     api_key:
       description:
         - The bearer token, valid for 15 minutes. Modules of this collection and kubernetes.core never print it
-          (their O(api_key) is C(no_log)); do not print the variable yourself.
+          (their C(api_key) option is C(no_log)); do not print the variable yourself.
       type: str
 """
 
