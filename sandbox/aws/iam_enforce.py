@@ -19,6 +19,10 @@ This module authorises every AWS request the middleware sees instead, as AWS doc
     ``iam:PassRole`` on the node group's role;
   * EC2 CreateLaunchTemplate with TagSpecifications: ``ec2:CreateTags`` with
     ``ec2:CreateAction`` = CreateLaunchTemplate and the request's tags;
+- EKS access entries: CreateAccessEntry and ListAccessEntries act on the cluster's ARN, the other
+  access-entry operations on the entry's ARN (``access-entry/<cluster>/<type>/<account>/<name>/<uuid>``,
+  the Service Authorization Reference's resource), with its tags; the ``eks:`` condition keys of
+  these actions (eks:principalArn, eks:policyArn, ...) are not filled;
 - condition keys the emulator fills: ``aws:RequestTag/<k>``, ``aws:TagKeys`` (EKS, EC2 and
   CloudWatch requests that carry tags), ``aws:ResourceTag/<k>`` (EKS clusters and node groups,
   EC2 launch templates, Auto Scaling groups, also as ``autoscaling:ResourceTag/<k>``, Secrets
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -198,8 +203,13 @@ def _eks_checks(op: str, method: str, path: str, query: str, body: bytes, accoun
         elif op == "UntagResource":
             context = {"aws:TagKeys": parse_qs(query).get("tagKeys", [])}
         return [Check(action, arn, context)]
+    entry = _ACCESS_ENTRY_PATH.fullmatch(unquote(path).rstrip("/"))
+    if entry:
+        return [_access_entry_check(action, account, region, *entry.groups())]
     if len(parts) >= 2 and parts[0] == "clusters":
         cluster = parts[1]
+        if op == "CreateAccessEntry":
+            return [Check(action, cluster_arn(cluster), _tag_context(_json(body).get("tags") or {}, "Request"))]
         if len(parts) >= 4 and parts[2] == "node-groups":
             arn, context, ng = nodegroup_resource(cluster, parts[3])
             checks = [Check(action, arn, context)]
@@ -227,6 +237,25 @@ def _eks_checks(op: str, method: str, path: str, query: str, body: bytes, accoun
         found = eks.clusters.get(cluster) if eks is not None else None
         return [Check(action, cluster_arn(cluster), _tag_context(getattr(found, "tags", None) or {}, "Resource"))]
     return [Check(action, "*")]
+
+
+# /clusters/<cluster>/access-entries/<principal ARN>[/access-policies[/<policy ARN>]], decoded.
+_ACCESS_ENTRY_PATH = re.compile(r"/clusters/([^/]+)/access-entries/(.+?)(?:/access-policies(?:/.+)?)?")
+
+
+def _access_entry_check(action: str, account: str, region: str, cluster: str, principal: str) -> Check:
+    """The per-entry operations act on the access entry's ARN (Service Authorization Reference:
+    access-entry/<cluster>/<type>/<account>/<name>/<uuid>), with its tags; one not there (yet) has
+    its unknown uuid left as `*`, which only a pattern matches."""
+    from .eks_access import entries, principal_kind
+
+    eks = _backend("eks", account, region)
+    found = eks.clusters.get(cluster) if eks is not None else None
+    entry = entries(found).get(principal) if found is not None else None
+    if entry is not None:
+        return Check(action, entry["accessEntryArn"], _tag_context(entry.get("tags") or {}, "Resource"))
+    kind, owner, name = principal_kind(principal) or ("*", "*", "*")
+    return Check(action, "arn:aws:eks:%s:%s:access-entry/%s/%s/%s/%s/*" % (region, account, cluster, kind, owner, name))
 
 
 def _template_checks(spec: dict[str, Any], account: str, region: str, node_role: str | None, operation: str,

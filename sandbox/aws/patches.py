@@ -2,7 +2,8 @@
 
 Each patch is one function; its docstring names the moto behaviour it corrects. They are
 documented in sandbox/README.md ("AWS emulator patches") and each has a test in
-tests/sandbox/live/test_aws_patches.py (the queued outcomes of patch 8: test_aws_eks_outcomes.py). ``apply_all()`` applies them once, before moto's WSGI
+tests/sandbox/live/test_aws_patches.py (the queued outcomes of patch 8: test_aws_eks_outcomes.py; the access
+entries of patch 10: test_eks_token_auth.py). ``apply_all()`` applies them once, before moto's WSGI
 app is built (the EKS routes are read when the app for a service is first created).
 """
 
@@ -16,6 +17,7 @@ import re
 import uuid
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import unquote
 
 # --------------------------------------------------------------------------------------------
 # The EKS optimized AMI catalogue (patch 1); also used for the node groups' release versions.
@@ -1050,6 +1052,304 @@ def patch_cloudwatch_list_metrics() -> None:
     CloudWatchBackend.get_filtered_metrics = get_filtered_metrics
 
 
+# --------------------------------------------------------------------------------------------
+# 10. EKS access entries, the cluster creator's entry, the sandbox apiserver's endpoint and CA
+# --------------------------------------------------------------------------------------------
+def _eks_error(kind: str, message: str, **names: Any) -> Exception:
+    from moto.eks import exceptions
+
+    kw = {"clusterName": None, "nodegroupName": None, "fargateProfileName": None, "addonName": None}
+    kw.update(names)
+    return getattr(exceptions, kind)(message=message, **kw)
+
+
+def _entry_cluster(backend: Any, cluster_name: str) -> Any:
+    """The cluster, refusing as EKS does when it has no access entries (CONFIG_MAP mode)."""
+    from .eks_access import access_config
+
+    cluster = backend.clusters.get(cluster_name)
+    if cluster is None:
+        raise _not_found(f"No cluster found for name: {cluster_name}.", clusterName=cluster_name)
+    if "API" not in access_config(cluster)["authenticationMode"]:
+        raise _eks_error("InvalidRequestException", "The cluster's authentication mode must be set to one of "
+                         "[API, API_AND_CONFIG_MAP] to perform this operation.", clusterName=cluster_name)
+    return cluster
+
+
+def _entry(backend: Any, cluster_name: str, principal_arn: str) -> dict[str, Any]:
+    from .eks_access import entries
+
+    found = entries(_entry_cluster(backend, cluster_name)).get(principal_arn)
+    if found is None:
+        raise _not_found(f"The specified principalArn could not be found: {principal_arn}. You can view "
+                         "your available access entries with 'list-access-entries'.", clusterName=cluster_name)
+    return found
+
+
+def _principal_id(backend: Any, arn: str) -> str:
+    """The IAM id EKS keeps with an entry (a principal deleted and created again does not match);
+    InvalidParameterException when the ARN names no IAM user, role or the account root."""
+    from .eks_access import principal_kind
+
+    kind = principal_kind(arn)
+    iam = _iam_backend(backend.account_id)
+    try:
+        if kind and kind[0] == "root" and kind[1] == backend.account_id:
+            return backend.account_id
+        if kind and kind[0] == "user":
+            return next(u.id for u in iam.users.values() if u.arn == arn)
+        if kind and kind[0] == "role":
+            return iam.get_role_by_arn(arn).id
+    except Exception:  # noqa: BLE001 - no such user or role
+        pass
+    raise _invalid(f"The specified principalArn is invalid: {arn} is no IAM user or role of this account "
+                   "(STS session ARNs cannot have access entries)")
+
+
+def _iam_backend(account_id: str) -> Any:
+    from moto.iam.models import iam_backends
+
+    return iam_backends[account_id]["aws"]
+
+
+def _check_names(username: str | None, groups: list[str] | None) -> None:
+    from .eks_access import RESERVED_PREFIXES
+    from .eks_auth import POLICY_GROUP_PREFIX
+
+    for value, what in [(username, "username")] + [(g, "kubernetesGroups") for g in groups or []]:
+        if value and value.startswith(RESERVED_PREFIXES + (POLICY_GROUP_PREFIX,)):
+            raise _invalid(f"The {what} {value!r} is not allowed: it can't start with "
+                           f"{', '.join(RESERVED_PREFIXES)} (nor, in the sandbox, {POLICY_GROUP_PREFIX})")
+
+
+def _page(items: list[Any], max_results: int | None, token: str | None) -> tuple[list[Any], str | None]:
+    if max_results is not None and not 1 <= int(max_results) <= 100:
+        raise _invalid("maxResults must be between 1 and 100")
+    start = int(token) if token and str(token).isdigit() else 0
+    end = start + int(max_results or 100)
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+def create_access_entry(backend: Any, cluster_name: str, principal_arn: str, kubernetes_groups: list[str] | None = None,
+                        tags: dict[str, str] | None = None, username: str | None = None,
+                        entry_type: str | None = None) -> dict[str, Any]:
+    """An access entry as EKS makes one: the principal must exist; STANDARD by default, whose
+    username defaults to EKS's (eks_access.default_username); node types take no username or groups."""
+    from moto.core.utils import utcnow
+
+    from .eks_access import ENTRY_TYPES, default_username, entries, entry_arn
+
+    cluster = _entry_cluster(backend, cluster_name)
+    entry_type = entry_type or "STANDARD"
+    if entry_type not in ENTRY_TYPES:
+        raise _invalid(f"The type {entry_type} is invalid; valid types: {', '.join(ENTRY_TYPES)}")
+    if entry_type != "STANDARD" and (username or kubernetes_groups):
+        raise _invalid(f"username and kubernetesGroups cannot be specified for an access entry of type {entry_type}")
+    _check_names(username, kubernetes_groups)
+    store = entries(cluster)
+    if principal_arn in store:
+        raise _eks_error("ResourceInUseException", "The specified access entry resource is already in use on "
+                         f"this cluster: {principal_arn}", clusterName=cluster_name)
+    principal_id = _principal_id(backend, principal_arn)
+    now = utcnow()
+    store[principal_arn] = {
+        "clusterName": cluster_name, "principalArn": principal_arn, "kubernetesGroups": list(kubernetes_groups or []),
+        "accessEntryArn": entry_arn(backend.region_name, cluster_name, principal_arn, str(uuid.uuid4())),
+        "createdAt": now, "modifiedAt": now, "tags": dict(tags or {}), "type": entry_type,
+        "username": username or default_username(principal_arn, entry_type),
+        "_principalId": principal_id, "_policies": OrderedDict()}
+    return store[principal_arn]
+
+
+def associate_access_policy(backend: Any, cluster_name: str, principal_arn: str, policy_arn: str,
+                            access_scope: dict[str, Any]) -> dict[str, Any]:
+    """Associate (or re-scope) an access policy: EKS's own policies only, STANDARD entries only, a
+    namespace scope with namespaces and a cluster scope without."""
+    from moto.core.utils import utcnow
+
+    from .eks_access import ACCESS_POLICIES
+    from .eks_auth import POLICY_ARN_PREFIX
+
+    entry = _entry(backend, cluster_name, principal_arn)
+    if policy_arn not in [POLICY_ARN_PREFIX + p for p in ACCESS_POLICIES]:
+        raise _not_found(f"The specified policyArn could not be found: {policy_arn}", clusterName=cluster_name)
+    if entry["type"] != "STANDARD":
+        raise _invalid(f"Access policies can only be associated with STANDARD access entries, not {entry['type']}")
+    scope = dict(access_scope or {})
+    namespaces = list(scope.get("namespaces") or [])
+    if scope.get("type") not in ("cluster", "namespace"):
+        raise _invalid("accessScope.type must be cluster or namespace")
+    if (scope["type"] == "namespace") != bool(namespaces):
+        raise _invalid("accessScope.namespaces is required for a namespace scope and not allowed for a cluster scope")
+    now = utcnow()
+    old = entry["_policies"].get(policy_arn)
+    entry["_policies"][policy_arn] = {
+        "policyArn": policy_arn, "accessScope": {"type": scope["type"], "namespaces": namespaces},
+        "associatedAt": old["associatedAt"] if old else now, "modifiedAt": now}
+    return entry["_policies"][policy_arn]
+
+
+def _creator_arn(account_id: str, access_key: str) -> str:
+    """The IAM principal an access key belongs to, as EKS names a cluster's creator: the user's ARN, the
+    role's ARN for a role session, the account root for any other key (the sandbox's root keys)."""
+    from moto.sts.models import sts_backends
+
+    iam = _iam_backend(account_id)
+    for session in sts_backends[account_id]["aws"].assumed_roles:
+        if session.access_key_id == access_key:
+            try:
+                return iam.get_role_by_arn(session.role_arn).arn
+            except Exception:  # noqa: BLE001 - a role that does not exist: name it as assumed
+                return session.role_arn
+    key = iam.access_keys.get(access_key)
+    if key is not None and key.user_name:
+        return iam.get_user(key.user_name).arn
+    return f"arn:aws:iam::{account_id}:root"
+
+
+def patch_eks_access_entries() -> None:
+    """moto 5.2.5 has no EKS access entries and no accessConfig; its clusters' endpoint and CA are
+    made up. Add CreateAccessEntry, DescribeAccessEntry, ListAccessEntries, UpdateAccessEntry,
+    DeleteAccessEntry, AssociateAccessPolicy, DisassociateAccessPolicy, ListAssociatedAccessPolicies and
+    ListAccessPolicies with EKS's shapes and errors (kept on the cluster, gone with it). CreateCluster
+    keeps accessConfig (authenticationMode defaults to CONFIG_MAP, as EKS's API documents;
+    bootstrapClusterCreatorAdminPermissions to true) and, when the mode allows access entries and
+    bootstrap is on, gives the creating principal an entry with AmazonEKSClusterAdminPolicy on the
+    cluster. DescribeCluster answers the endpoint and CA registered for the cluster by the sandbox's
+    kube-apiserver (eks_access.register_control_plane), moto's otherwise."""
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.eks import urls
+    from moto.eks.models import EKSBackend
+    from moto.eks.responses import EKSResponse
+
+    from . import eks_access
+
+    orig_create_cluster = EKSResponse.create_cluster
+    orig_describe = EKSBackend.describe_cluster
+
+    @functools.wraps(orig_create_cluster)
+    def r_create_cluster(self: Any) -> ActionResult:
+        config = dict(self._get_param("accessConfig") or {})
+        mode = config.get("authenticationMode") or "CONFIG_MAP"
+        if mode not in ("API", "API_AND_CONFIG_MAP", "CONFIG_MAP"):
+            raise _invalid(f"authenticationMode {mode} is invalid")
+        result = orig_create_cluster(self)
+        cluster = self.eks_backend.clusters[self._get_param("name")]
+        bootstrap = config.get("bootstrapClusterCreatorAdminPermissions")
+        cluster.access_config = {"authenticationMode": mode,
+                                 "bootstrapClusterCreatorAdminPermissions": bootstrap is not False}
+        if "API" in mode and bootstrap is not False:
+            creator = _creator_arn(self.eks_backend.account_id, self.get_access_key())
+            create_access_entry(self.eks_backend, cluster.name, creator)
+            associate_access_policy(self.eks_backend, cluster.name, creator,
+                                    "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                                    {"type": "cluster"})
+        eks_access.apply_control_plane(cluster, self.eks_backend.region_name)
+        return result
+
+    @functools.wraps(orig_describe)
+    def describe_cluster(self: Any, name: str) -> Any:
+        cluster = orig_describe(self, name)
+        eks_access.access_config(cluster)
+        return eks_access.apply_control_plane(cluster, self.region_name)
+
+    EKSResponse.create_cluster = r_create_cluster
+    EKSBackend.describe_cluster = describe_cluster
+    _access_entry_responses(EKSResponse, ActionResult, EmptyResult)
+
+    dispatch = urls.response.dispatch
+    entry = "{0}/clusters/(?P<name>[^/]+)/access-entries"
+    urls.url_paths.update({
+        entry + "$": dispatch,
+        entry + "/(?P<principalArn>.+)/access-policies/(?P<policyArn>.+)$": dispatch,
+        entry + "/(?P<principalArn>.+)/access-policies$": dispatch,
+        entry + "/(?P<principalArn>.+)$": dispatch,
+        "{0}/access-policies$": dispatch,
+    })
+
+
+def _access_entry_responses(EKSResponse: Any, ActionResult: Any, EmptyResult: Any) -> None:  # noqa: N803
+    """The operations' request parsing and answers (the logic is in the functions above)."""
+    from moto.core.utils import utcnow
+
+    from .eks_access import ACCESS_POLICIES, entries
+    from .eks_auth import POLICY_ARN_PREFIX
+
+    def names(self: Any) -> tuple[str, str]:
+        return self._get_param("name"), unquote(self._get_param("principalArn") or "")
+
+    def r_create(self: Any) -> ActionResult:
+        return ActionResult({"accessEntry": create_access_entry(
+            self.eks_backend, self._get_param("name"), self._get_param("principalArn"),
+            self._get_param("kubernetesGroups"), self._get_param("tags"), self._get_param("username"),
+            self._get_param("type"))})
+
+    def r_describe(self: Any) -> ActionResult:
+        return ActionResult({"accessEntry": _entry(self.eks_backend, *names(self))})
+
+    def r_list(self: Any) -> ActionResult:
+        cluster = _entry_cluster(self.eks_backend, self._get_param("name"))
+        policy = self._get_param("associatedPolicyArn")
+        arns = [a for a, e in entries(cluster).items() if not policy or policy in e["_policies"]]
+        page, token = _page(arns, self._get_param("maxResults"), self._get_param("nextToken"))
+        return ActionResult({"accessEntries": page, "nextToken": token})
+
+    def r_update(self: Any) -> ActionResult:
+        entry = _entry(self.eks_backend, *names(self))
+        groups, username = self._get_param("kubernetesGroups"), self._get_param("username")
+        if entry["type"] != "STANDARD" and (groups is not None or username):
+            raise _invalid("username and kubernetesGroups cannot be updated on an access entry of type "
+                           f"{entry['type']}")
+        _check_names(username, groups)
+        if groups is not None:
+            entry["kubernetesGroups"] = list(groups)
+        if username:
+            entry["username"] = username
+        entry["modifiedAt"] = utcnow()
+        return ActionResult({"accessEntry": entry})
+
+    def r_delete(self: Any) -> EmptyResult:
+        cluster_name, principal = names(self)
+        _entry(self.eks_backend, cluster_name, principal)
+        entries(self.eks_backend.clusters[cluster_name]).pop(principal)
+        return EmptyResult()
+
+    def r_associate(self: Any) -> ActionResult:
+        cluster_name, principal = names(self)
+        assoc = associate_access_policy(self.eks_backend, cluster_name, principal, self._get_param("policyArn"),
+                                        self._get_param("accessScope"))
+        return ActionResult({"clusterName": cluster_name, "principalArn": principal, "associatedAccessPolicy": assoc})
+
+    def r_disassociate(self: Any) -> EmptyResult:
+        cluster_name, principal = names(self)
+        policy = unquote(self._get_param("policyArn") or "")
+        if _entry(self.eks_backend, cluster_name, principal)["_policies"].pop(policy, None) is None:
+            raise _not_found(f"The access policy {policy} is not associated with {principal}", clusterName=cluster_name)
+        return EmptyResult()
+
+    def r_list_associated(self: Any) -> ActionResult:
+        cluster_name, principal = names(self)
+        assocs = list(_entry(self.eks_backend, cluster_name, principal)["_policies"].values())
+        page, token = _page(assocs, self._get_param("maxResults"), self._get_param("nextToken"))
+        return ActionResult({"clusterName": cluster_name, "principalArn": principal,
+                             "associatedAccessPolicies": page, "nextToken": token})
+
+    def r_list_policies(self: Any) -> ActionResult:
+        policies = [{"name": p, "arn": POLICY_ARN_PREFIX + p} for p in ACCESS_POLICIES]
+        page, token = _page(policies, self._get_param("maxResults"), self._get_param("nextToken"))
+        return ActionResult({"accessPolicies": page, "nextToken": token})
+
+    EKSResponse.create_access_entry = r_create
+    EKSResponse.describe_access_entry = r_describe
+    EKSResponse.list_access_entries = r_list
+    EKSResponse.update_access_entry = r_update
+    EKSResponse.delete_access_entry = r_delete
+    EKSResponse.associate_access_policy = r_associate
+    EKSResponse.disassociate_access_policy = r_disassociate
+    EKSResponse.list_associated_access_policies = r_list_associated
+    EKSResponse.list_access_policies = r_list_policies
+
+
 PATCHES = (
     patch_eks_optimized_ami_parameters,
     patch_eks_nodegroup_defaults,
@@ -1061,6 +1361,7 @@ PATCHES = (
     patch_eks_nodegroup_tags,
     patch_eks_outcomes,
     patch_cloudwatch_list_metrics,
+    patch_eks_access_entries,
 )
 
 _applied = False

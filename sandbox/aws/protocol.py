@@ -48,6 +48,17 @@ EKS_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", rf"/clusters/{_NAME}/fargate-profiles", "ListFargateProfiles"),
         ("GET", rf"/clusters/{_NAME}/fargate-profiles/{_NAME}", "DescribeFargateProfile"),
         ("DELETE", rf"/clusters/{_NAME}/fargate-profiles/{_NAME}", "DeleteFargateProfile"),
+        # Access entries: the principal's and the policy's ARNs hold slashes (sent %2F-encoded); the
+        # longer paths come first.
+        ("POST", rf"/clusters/{_NAME}/access-entries", "CreateAccessEntry"),
+        ("GET", rf"/clusters/{_NAME}/access-entries", "ListAccessEntries"),
+        ("POST", rf"/clusters/{_NAME}/access-entries/.+/access-policies", "AssociateAccessPolicy"),
+        ("GET", rf"/clusters/{_NAME}/access-entries/.+/access-policies", "ListAssociatedAccessPolicies"),
+        ("DELETE", rf"/clusters/{_NAME}/access-entries/.+/access-policies/.+", "DisassociateAccessPolicy"),
+        ("GET", rf"/clusters/{_NAME}/access-entries/.+", "DescribeAccessEntry"),
+        ("POST", rf"/clusters/{_NAME}/access-entries/.+", "UpdateAccessEntry"),
+        ("DELETE", rf"/clusters/{_NAME}/access-entries/.+", "DeleteAccessEntry"),
+        ("GET", r"/access-policies", "ListAccessPolicies"),
         ("POST", r"/tags/.+", "TagResource"),
         ("DELETE", r"/tags/.+", "UntagResource"),
         ("GET", r"/tags/.+", "ListTagsForResource"),

@@ -164,6 +164,8 @@ def seed(endpoint: str, clusters: int) -> dict[str, object]:
                                resourcesVpcConfig={"subnetIds": subnet_ids,
                                                    "endpointPrivateAccess": True,
                                                    "endpointPublicAccess": True},
+                               accessConfig={"authenticationMode": "API_AND_CONFIG_MAP",
+                                             "bootstrapClusterCreatorAdminPermissions": True},
                                tags={"sandbox": "true"})
             ec2.create_tags(Resources=subnet_ids,
                             Tags=[{"Key": f"kubernetes.io/cluster/{name}", "Value": "shared"}])

@@ -49,6 +49,17 @@ EKS_CASES = [
     ("POST", "/tags/arn%3Aaws%3Aeks%3Aus-east-2%3A1%3Anodegroup%2Fc%2Fn%2Fu", "TagResource"),
     ("DELETE", "/tags/arn:aws:eks:us-east-2:1:nodegroup/c/n/u", "UntagResource"),
     ("GET", "/tags/arn:aws:eks:us-east-2:1:cluster/c", "ListTagsForResource"),
+    # Access entries: botocore sends the principal's ARN with its slashes %2F-encoded.
+    ("POST", "/clusters/c/access-entries", "CreateAccessEntry"),
+    ("GET", "/clusters/c/access-entries", "ListAccessEntries"),
+    ("GET", "/clusters/c/access-entries/arn:aws:iam::1:role%2Fpath%2Fr", "DescribeAccessEntry"),
+    ("POST", "/clusters/c/access-entries/arn:aws:iam::1:user%2Fu", "UpdateAccessEntry"),
+    ("DELETE", "/clusters/c/access-entries/arn:aws:iam::1:user%2Fu", "DeleteAccessEntry"),
+    ("POST", "/clusters/c/access-entries/arn:aws:iam::1:role%2Fpath%2Fr/access-policies", "AssociateAccessPolicy"),
+    ("GET", "/clusters/c/access-entries/arn:aws:iam::1:user%2Fu/access-policies", "ListAssociatedAccessPolicies"),
+    ("DELETE", "/clusters/c/access-entries/arn:aws:iam::1:user%2Fu/access-policies/"
+               "arn:aws:eks::aws:cluster-access-policy%2FAmazonEKSViewPolicy", "DisassociateAccessPolicy"),
+    ("GET", "/access-policies", "ListAccessPolicies"),
 ]
 
 
