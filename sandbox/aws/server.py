@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
-from . import protocol
+from . import eks_access, protocol
 from .faults import FaultError, FaultQueue
 from .iam_enforce import Denied, Enforcer
 from .journal import Journal
@@ -120,6 +120,11 @@ class SandboxMiddleware:
                 except (ValueError, AttributeError) as exc:
                     return self._json(start_response, 400, {"error": str(exc)})
             return self._json(start_response, 405, {"error": "GET or POST"})
+        if path.startswith("/_sandbox/eks/"):
+            # EKS's side of the sandbox's kube-apiserver: its control plane and token webhook.
+            status, payload = eks_access.handle(path, method, _read_body(environ), environ,
+                                                self.iam.is_root_key)
+            return self._json(start_response, status, payload)
         return self._json(start_response, 404, {"error": f"no such sandbox endpoint: {path}"})
 
     # -- AWS requests ----------------------------------------------------------------------

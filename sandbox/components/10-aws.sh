@@ -23,6 +23,7 @@ CLUSTERS="${SANDBOX_EKS_CLUSTERS:-1}"
 export SANDBOX_AWS_IAM="${SANDBOX_AWS_IAM:-strict}"
 export SANDBOX_AWS_ROOT_KEYS="${SANDBOX_AWS_ROOT_KEYS:-testing}"
 ADMIN_FILE="$STATE/admin-keys"
+ACCESS_FILE="$STATE/admin-access-entries"
 export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 port() { [[ -s "$PORT_FILE" ]] && cat "$PORT_FILE"; }
@@ -80,6 +81,38 @@ PY
   } >"$ADMIN_FILE.tmp" && mv "$ADMIN_FILE.tmp" "$ADMIN_FILE"
 }
 
+# strict: sandbox-admin (the env's identity) gets, on every seeded cluster, the access entry a cluster
+# creator gets (AmazonEKSClusterAdminPolicy, cluster-wide), so EKS tokens it signs authenticate on the
+# sandbox's kube-apiserver. Once per emulator process and cluster count (state is in memory).
+admin_access_entries() {
+  local marker
+  [[ "$SANDBOX_AWS_IAM" == strict ]] || return 0
+  marker="pid=$(server_pid || true) clusters=$CLUSTERS"
+  if [[ -s "$ACCESS_FILE" && "$(cat "$ACCESS_FILE")" == "$marker" ]]; then
+    return 0
+  fi
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-2 \
+    "$SANDBOX_PYTHON" - "http://127.0.0.1:$(port)" "$CLUSTERS" <<'PY' >>"$LOG" 2>&1 \
+    || { echo "aws: access entries for sandbox-admin failed; see $LOG" >&2; return 1; }
+import sys
+import boto3
+from sandbox.aws.seed import cluster_names
+endpoint, count = sys.argv[1], int(sys.argv[2])
+internal = lambda request, **_: request.headers.__setitem__("x-sandbox-internal", "seed")  # noqa: E731
+iam, eks = (boto3.client(s, endpoint_url=endpoint) for s in ("iam", "eks"))
+for client in (iam, eks):
+    client.meta.events.register("before-send.*.*", internal)
+arn = iam.get_user(UserName="sandbox-admin")["User"]["Arn"]
+for name in cluster_names(count):
+    if arn not in eks.list_access_entries(clusterName=name)["accessEntries"]:
+        eks.create_access_entry(clusterName=name, principalArn=arn)
+    eks.associate_access_policy(clusterName=name, principalArn=arn, accessScope={"type": "cluster"},
+                                policyArn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy")
+    print(f"aws: access entry of {arn} on cluster {name}: AmazonEKSClusterAdminPolicy")
+PY
+  echo "$marker" >"$ACCESS_FILE"
+}
+
 write_env() {
   local p tmp key_id=testing secret=testing
   p="$(port)"
@@ -125,7 +158,7 @@ stop() {
     done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
   fi
-  rm -f "$PID_FILE" "$SEEDED_FILE" "$ADMIN_FILE"
+  rm -f "$PID_FILE" "$SEEDED_FILE" "$ADMIN_FILE" "$ACCESS_FILE"
 }
 
 up() {
@@ -133,6 +166,7 @@ up() {
   if healthy && server_pid >/dev/null; then
     seed
     write_env
+    admin_access_entries
     return 0
   fi
   stop
@@ -161,6 +195,7 @@ up() {
   healthy || { echo "aws: not healthy after 30 s; see $LOG" >&2; return 1; }
   seed
   write_env
+  admin_access_entries
   echo "aws: emulator on http://127.0.0.1:$p (pid $(cat "$PID_FILE"))"
 }
 

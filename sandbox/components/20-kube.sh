@@ -11,6 +11,8 @@
 #   sandbox-kwok         group system:masters   (the kwok controller)
 #   sandbox-unprivileged no bindings            -> kube/unprivileged.kubeconfig (RBAC tests)
 #   system:kube-controller-manager, system:kube-scheduler (their default RBAC roles)
+# and EKS bearer tokens (k8s-aws-v1.*) for cluster $EKS_TOKEN_CLUSTER, checked by the AWS emulator's
+# token webhook against that cluster's access entries (sandbox/aws/eks_access.py).
 set -euo pipefail
 
 : "${REPO_ROOT:?}" "${SANDBOX_DIR:?}" "${SANDBOX_CACHE:?}"
@@ -28,6 +30,13 @@ ETCDBIN="$(cache_dir etcd)/bin"
 KWOKDIR="$(cache_dir kwok)"
 AUDIT_LOG="$LOGS/kube-audit.jsonl"
 ADMIN_KUBECONFIG="$SANDBOX_DIR/kubeconfig"
+# The EKS cluster this apiserver plays: the first seeded one (sandbox/aws/seed.py cluster_names).
+EKS_TOKEN_CLUSTER=sandbox
+WEBHOOK_KUBECONFIG="$K/eks-token-webhook.kubeconfig"
+# The access policies an access entry may have associated, cluster-wide, and the ClusterRole each is
+# bound to. EKS enforces access policies with an authorizer of its own; the sandbox approximates it
+# with RBAC: the webhook puts the user in group sandbox:eks-access-policy:<policy> (sandbox/aws/eks_auth.py).
+EKS_ACCESS_POLICY_ROLES="AmazonEKSClusterAdminPolicy=cluster-admin AmazonEKSAdminPolicy=admin AmazonEKSEditPolicy=edit AmazonEKSViewPolicy=view"
 
 # --- PKI -------------------------------------------------------------------------------------
 cert() { # cert NAME CN [O] [SAN]  : key + certificate signed by the sandbox CA
@@ -115,7 +124,27 @@ rules:
 YAML
 }
 
+# One ClusterRoleBinding per access policy the sandbox maps (EKS_ACCESS_POLICY_ROLES).
+access_policy_bindings() {
+  local pair policy role
+  for pair in $EKS_ACCESS_POLICY_ROLES; do
+    policy="${pair%%=*}" role="${pair#*=}"
+    cat <<YAML
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: sandbox:eks-access-policy:$policy
+  labels: {sandbox.genai.stack/managed: "true"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: $role}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: "sandbox:eks-access-policy:$policy"}
+YAML
+  done
+}
+
 rbac() {
+  access_policy_bindings | "$KUBEBIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" apply -f - >/dev/null
   "$KUBEBIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" apply -f - >/dev/null <<'YAML'
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -202,6 +231,55 @@ volumeBindingMode: WaitForFirstConsumer
 YAML
 }
 
+# The apiserver's token webhook: the AWS emulator's TokenReview endpoint for $EKS_TOKEN_CLUSTER, over
+# plain http on loopback (kube-apiserver takes an http:// server in a webhook kubeconfig). Sets
+# WEBHOOK_CHANGED=1 when the file changed (another emulator port), since the apiserver reads it at start.
+token_webhook_config() {
+  local tmp="$WEBHOOK_KUBECONFIG.tmp"
+  if [[ -z "${AWS_ENDPOINT_URL:-}" && -f "$SANDBOX_DIR/env.d/10-aws.env" ]]; then
+    . "$SANDBOX_DIR/env.d/10-aws.env"
+  fi
+  : "${AWS_ENDPOINT_URL:?20-kube: no AWS emulator (AWS_ENDPOINT_URL); run 10-aws first}"
+  cat >"$tmp" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: sandbox-eks-token-webhook
+  cluster:
+    server: $AWS_ENDPOINT_URL/_sandbox/eks/clusters/$EKS_TOKEN_CLUSTER/tokenreview
+users:
+- name: kube-apiserver
+  user: {}
+contexts:
+- name: webhook
+  context: {cluster: sandbox-eks-token-webhook, user: kube-apiserver}
+current-context: webhook
+KC
+  WEBHOOK_CHANGED=0
+  if cmp -s "$tmp" "$WEBHOOK_KUBECONFIG"; then rm -f "$tmp"; else mv "$tmp" "$WEBHOOK_KUBECONFIG"; WEBHOOK_CHANGED=1; fi
+}
+
+# A running apiserver started without the webhook (an older sandbox) or with another webhook file is
+# restarted; its state is in etcd and every client reconnects.
+restart_apiserver_if_stale() {
+  local pid
+  alive "$RUN/kube-apiserver.pid" || return 0
+  pid=$(cat "$RUN/kube-apiserver.pid")
+  if [[ "$WEBHOOK_CHANGED" == 1 ]] || ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- --authentication-token-webhook-config-file; then
+    echo "20-kube: restarting kube-apiserver for its EKS token webhook configuration"
+    stop_proc kube-apiserver "$RUN"
+  fi
+}
+
+# DescribeCluster of $EKS_TOKEN_CLUSTER answers this apiserver's endpoint and CA (every up: the
+# emulator keeps it in memory only).
+register_control_plane() {
+  curl -fsS --max-time 10 -X POST -H 'Content-Type: application/json' \
+    -d "{\"endpoint\": \"https://127.0.0.1:$API_PORT\", \"certificateAuthority\": \"$(base64 -w0 "$PKI/ca.crt")\"}" \
+    "$AWS_ENDPOINT_URL/_sandbox/eks/clusters/$EKS_TOKEN_CLUSTER/control-plane" >/dev/null \
+    || { echo "20-kube: could not register the control plane of $EKS_TOKEN_CLUSTER with the AWS emulator" >&2; return 1; }
+}
+
 api_ready() {
   curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://127.0.0.1:$API_PORT/readyz" | grep -q ok
@@ -225,6 +303,8 @@ up() {
   kubeconfig "$K/nodemirror.kubeconfig" nodemirror sandbox-nodemirror
   kubeconfig "$K/agents.kubeconfig" agents sandbox-agents
   kubeconfig "$K/unprivileged.kubeconfig" unprivileged sandbox-unprivileged
+  token_webhook_config
+  restart_apiserver_if_stale
 
   start_proc etcd "$LOGS" "$RUN" "$ETCDBIN/etcd" --name sandbox --data-dir "$K/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -235,6 +315,11 @@ up() {
     --auto-compaction-retention 1h --log-level warn
   wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
+  # Bearer tokens go to the emulator's EKS token webhook (token_webhook_config). The apiserver caches
+  # each token's answer, accepted or refused, for --authentication-token-webhook-cache-ttl: 30 s
+  # instead of the default 2 min, so an access entry deleted or changed reaches a token already in use
+  # within 30 s (EKS's own authenticator caches too), while a client reusing its token (kubectl does
+  # for 14 min) still costs the emulator one review per 30 s, not one per request.
   start_proc kube-apiserver "$LOGS" "$RUN" "$KUBEBIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
@@ -247,8 +332,11 @@ up() {
     --audit-policy-file "$K/audit-policy.yaml" --audit-log-path "$AUDIT_LOG" \
     --audit-log-format json --audit-log-mode blocking --audit-log-maxsize 0 \
     --egress-selector-config-file "$K/egress-selector.yaml" \
+    --authentication-token-webhook-config-file "$WEBHOOK_KUBECONFIG" \
+    --authentication-token-webhook-version v1 --authentication-token-webhook-cache-ttl 30s \
     --enable-priority-and-fairness=false --profiling=false --v 1
   wait_for kube-apiserver 120 api_ready
+  register_control_plane
   rbac
   storage_class
 
@@ -289,6 +377,7 @@ export SANDBOX_KUBE_ADMIN_USER="sandbox-admin"
 export SANDBOX_KUBECONFIG_NODEMIRROR="$K/nodemirror.kubeconfig"
 export SANDBOX_KUBECONFIG_AGENTS="$K/agents.kubeconfig"
 export SANDBOX_KUBECONFIG_UNPRIVILEGED="$K/unprivileged.kubeconfig"
+export SANDBOX_EKS_TOKEN_CLUSTER="$EKS_TOKEN_CLUSTER"
 ENV
 }
 
