@@ -226,6 +226,21 @@ class Kube(nodemirror.Kube):
         return self._req('GET', '/api/v1/pods', params={'fieldSelector': 'status.phase=Running'})['items']
 
 
+class Fleet:
+    """Several clusters' API servers read as one (a sandbox fleet: one API server per EKS cluster).
+    Node names are unique across the fleet (nodemirror derives them from cluster and node group), and
+    a pod counts only on its own cluster's Node."""
+
+    def __init__(self, kubes: list):
+        self.kubes = kubes
+
+    def eks_nodes(self) -> list[dict]:
+        return [node for kube in self.kubes for node in kube.eks_nodes()]
+
+    def running_pods(self) -> list[dict]:
+        return [pod for kube in self.kubes for pod in kube.running_pods()]
+
+
 class Publisher:
     def __init__(self, aws, kube, clock_path: str, load_path: str | None):
         self.aws = aws
@@ -312,7 +327,8 @@ class Publisher:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n', 1)[0])
     parser.add_argument('--clock', required=True, help='the clock file (sandbox/cloudwatch/clock.py)')
-    parser.add_argument('--kubeconfig', required=True, help="the sandbox-agents user's kubeconfig")
+    parser.add_argument('--kubeconfig', required=True, action='append',
+                        help="the sandbox-agents user's kubeconfig; once per cluster of a fleet")
     parser.add_argument('--load', help='the load file (the test hook)')
     parser.add_argument('--interval', type=float, default=10.0,
                         help='wall seconds between two looks at the normal clock speed; a faster clock shortens it '
@@ -322,7 +338,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
     logging.getLogger('botocore').setLevel(logging.WARNING)
     region = os.environ.get('AWS_REGION') or os.environ.get('AWS_DEFAULT_REGION') or 'us-east-2'
-    publisher = Publisher(Aws(region), Kube(args.kubeconfig), args.clock, args.load)
+    kube = Kube(args.kubeconfig[0]) if len(args.kubeconfig) == 1 else Fleet([Kube(k) for k in args.kubeconfig])
+    publisher = Publisher(Aws(region), kube, args.clock, args.load)
     speed = None
     while True:
         started = time.time()

@@ -656,9 +656,12 @@ class Aws:
         types = ng.get("instanceTypes") or []
         return types[0] if types else "t3.medium"
 
-    def nodegroups(self):
-        """Yield (cluster, nodegroup description) for every node group of every cluster."""
+    def nodegroups(self, clusters: list[str] | None = None):
+        """Yield (cluster, nodegroup description) for every node group of every cluster (of
+        `clusters` only, when given: a fleet's mirror writes one cluster's Nodes to its API server)."""
         for cluster in self._pages(self.eks.list_clusters, "clusters"):
+            if clusters and cluster not in clusters:
+                continue
             for ng_name in self._pages(self.eks.list_nodegroups, "nodegroups", clusterName=cluster):
                 try:
                     ng = self.eks.describe_nodegroup(clusterName=cluster, nodegroupName=ng_name)["nodegroup"]
@@ -682,17 +685,19 @@ def load_tpu_decls(sandbox_dir: str | None) -> list[dict]:
     return data if isinstance(data, list) else [data]
 
 
-def desired_specs(aws: Aws, region: str, sandbox_dir: str | None) -> list[NodeSpec]:
+def desired_specs(aws: Aws, region: str, sandbox_dir: str | None, clusters: list[str] | None = None,
+                  tpu: bool = True) -> list[NodeSpec]:
     taken: set[str] = set()
     specs: list[NodeSpec] = []
     cluster_groups: dict[str, str | None] = {}
-    for cluster, ng in sorted(aws.nodegroups(), key=lambda x: (x[0], x[1]["nodegroupName"])):
+    for cluster, ng in sorted(aws.nodegroups(clusters), key=lambda x: (x[0], x[1]["nodegroupName"])):
         lt_data = aws.launch_template_data(ng)
         if lt_data and cluster not in cluster_groups:
             cluster_groups[cluster] = aws.cluster_security_group(cluster)
         specs += nodegroup_nodes(cluster, ng, aws.desired_size(cluster, ng), region, aws.instance_type(ng, lt_data),
                                  taken, lt_data, cluster_groups.get(cluster))
-    specs += tpu_nodes(load_tpu_decls(sandbox_dir))
+    if tpu:
+        specs += tpu_nodes(load_tpu_decls(sandbox_dir))
     return specs
 
 
@@ -737,6 +742,9 @@ def main(argv=None) -> int:
     ap.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-2")
     ap.add_argument("--sandbox-dir", default=os.environ.get("SANDBOX_DIR"))
     ap.add_argument("--once", action="store_true", help="reconcile once and exit")
+    ap.add_argument("--cluster", action="append",
+                    help="mirror only this EKS cluster's node groups (repeatable; default: every cluster)")
+    ap.add_argument("--no-tpu", action="store_true", help="leave the declared TPU Nodes to another mirror")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s nodemirror %(levelname)s %(message)s")
     log = logging.getLogger("nodemirror")
@@ -759,7 +767,8 @@ def main(argv=None) -> int:
             if kubelet_version is None:
                 # Like an EKS node's: the control plane's version with an -eks suffix.
                 kubelet_version = kube.version().split("+")[0] + "-eks-sandbox"
-            reconcile(kube, desired_specs(aws, args.region, args.sandbox_dir), log, kubelet_version)
+            specs = desired_specs(aws, args.region, args.sandbox_dir, args.cluster, tpu=not args.no_tpu)
+            reconcile(kube, specs, log, kubelet_version)
             if last_err:
                 log.info("recovered")
             last_err = None

@@ -633,3 +633,11 @@ def test_the_publisher_reads_what_the_mirror_writes():
     dims = _dims(agent.gpu_series(config, instance, [50.0] * 4)[0])
     assert dims["AutoScalingGroupName"] == "eks-gpu-nodes-4ec9"
     assert dims["InstanceId"] == identity["instanceId"]
+
+
+def test_a_fleet_reads_every_clusters_nodes_and_pods():
+    one = FakeKube([{"metadata": {"name": "a"}}], [{"metadata": {"name": "p"}, "spec": {"nodeName": "a"}}])
+    two = FakeKube([{"metadata": {"name": "b"}}], [])
+    fleet = publisher.Fleet([one, two])
+    assert [n["metadata"]["name"] for n in fleet.eks_nodes()] == ["a", "b"]
+    assert [p["metadata"]["name"] for p in fleet.running_pods()] == ["p"]

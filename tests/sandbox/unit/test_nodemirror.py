@@ -181,3 +181,46 @@ def test_node_patch_ignores_canonicalized_quantities():
     current = spec.manifest()
     current["status"]["capacity"]["memory"] = "192Gi"  # how the apiserver writes 201326592Ki
     assert nm.node_patch(current, spec) == (None, None)
+
+
+class _TwoClusters(nm.Aws):
+    """Two clusters with one CPU node group each; node groups and sizes as ListNodegroups gives them."""
+
+    def __init__(self):
+        self._last_seen = {}
+
+    def _pages(self, call, key, **kw):
+        return {"clusters": ["sandbox", "sandbox-2"], "nodegroups": [kw.get("clusterName", "") + "-cpu"]}[key]
+
+    @property
+    def eks(self):
+        aws = self
+
+        class _Eks:
+            class exceptions:  # noqa: N801 - botocore's spelling
+                ResourceNotFoundException = KeyError
+
+            list_clusters = list_nodegroups = None
+
+            @staticmethod
+            def describe_nodegroup(clusterName, nodegroupName):  # noqa: N803 - boto3's names
+                return {"nodegroup": {"nodegroupName": nodegroupName, "status": "ACTIVE", "instanceTypes": ["m5.xlarge"],
+                                      "scalingConfig": {"desiredSize": 2}, "labels": {}}}
+        del aws
+        return _Eks
+
+    def launch_template_data(self, ng):
+        return None
+
+    def _asg_desired(self, ng):
+        return 2
+
+
+def test_a_fleet_mirror_writes_only_its_clusters_nodes(tmp_path):
+    (tmp_path / "tpu-nodes.json").write_text('{"name": "tpu", "accelerator": "tpu-v5-lite-podslice", "count": 1}')
+    everything = nm.desired_specs(_TwoClusters(), "us-east-2", str(tmp_path))
+    assert sorted({s.labels.get(nm.CLUSTER_LABEL) for s in everything}, key=str) == [None, "sandbox", "sandbox-2"]
+    second = nm.desired_specs(_TwoClusters(), "us-east-2", str(tmp_path), ["sandbox-2"], tpu=False)
+    assert len(second) == 2 and {s.labels[nm.CLUSTER_LABEL] for s in second} == {"sandbox-2"}
+    first = nm.desired_specs(_TwoClusters(), "us-east-2", str(tmp_path), ["sandbox"])
+    assert {s.labels.get(nm.CLUSTER_LABEL) for s in first} == {"sandbox", None}  # its Nodes and the TPU Node
