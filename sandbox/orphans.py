@@ -23,19 +23,21 @@ import sys
 import time
 
 # Program -> the argument that names a path inside its sandbox directory, and the part of that
-# path below the sandbox directory (the layout sandbox/components/*.sh create).
+# path below the sandbox directory (the layout sandbox/components/*.sh create). The control planes of
+# a fleet's further clusters live in kube/clusters/<name>/ (20-kube).
+_CLUSTER = r'/kube/(?:clusters/[^/]+/)?'
 _PROGRAMS = {
     'etcd': r'/kube/etcd$',
-    'kube-apiserver': r'/kube/pki/',
-    'kube-controller-manager': r'/kube/[^/]+\.kubeconfig$',
-    'kube-scheduler': r'/kube/[^/]+\.kubeconfig$',
-    'kwok': r'/kube/[^/]+\.kubeconfig$',
+    'kube-apiserver': _CLUSTER + r'pki/',
+    'kube-controller-manager': _CLUSTER + r'[^/]+\.kubeconfig$',
+    'kube-scheduler': _CLUSTER + r'[^/]+\.kubeconfig$',
+    'kwok': _CLUSTER + r'[^/]+\.kubeconfig$',
     'postgres': r'/postgres/data$',
     'registry': r'/registry/config\.yml$',
 }
 _PYTHON_MARKS = {
     'sandbox.aws.server': r'/aws/journal\.jsonl$',
-    'nodemirror.py': r'/kube/[^/]+\.kubeconfig$',
+    'nodemirror.py': _CLUSTER + r'[^/]+\.kubeconfig$',
     'evaluator.py': r'/cloudwatch/clock\.json$',
     'publisher.py': r'/cloudwatch/clock\.json$',
 }

@@ -3,7 +3,12 @@
 # manager, kube-scheduler and the kwok controller (fake kubelets for the mirrored Nodes), run
 # from the binaries 05-tools cached. State: $SANDBOX_DIR/kube; logs: $SANDBOX_DIR/logs.
 #
-# Identities (client certificates signed by the sandbox CA):
+# One control plane per seeded EKS cluster (a fleet when SANDBOX_EKS_CLUSTERS > 1): the first,
+# `sandbox`, in $SANDBOX_DIR/kube; each further one, `sandbox-N`, in $SANDBOX_DIR/kube/clusters/sandbox-N
+# with its own CA, its own apiserver (on the one etcd, under --etcd-prefix /clusters/sandbox-N/registry),
+# controller-manager, scheduler, kwok controller and audit log. $SANDBOX_DIR/kube/fleet.json lists them.
+#
+# Identities (client certificates signed by each cluster's CA):
 #   sandbox-admin        group system:masters   -> $SANDBOX_DIR/kubeconfig (KUBECONFIG)
 #   sandbox-nodemirror   ClusterRole sandbox:nodemirror (Nodes only) -> kube/nodemirror.kubeconfig
 #   sandbox-agents       ClusterRole sandbox:agents (read Nodes and Pods: what the node agents see)
@@ -11,7 +16,8 @@
 #   sandbox-kwok         group system:masters   (the kwok controller)
 #   sandbox-unprivileged no bindings            -> kube/unprivileged.kubeconfig (RBAC tests)
 #   system:kube-controller-manager, system:kube-scheduler (their default RBAC roles)
-# and EKS bearer tokens (k8s-aws-v1.*) for cluster $EKS_TOKEN_CLUSTER, checked by the AWS emulator's
+# (a further cluster's are in kube/clusters/NAME/, its sandbox-admin's in admin.kubeconfig there)
+# and EKS bearer tokens (k8s-aws-v1.*) for the apiserver's own EKS cluster, checked by the AWS emulator's
 # token webhook against that cluster's access entries (sandbox/aws/eks_access.py).
 set -euo pipefail
 
@@ -20,26 +26,46 @@ set -euo pipefail
 . "$REPO_ROOT/sandbox/kube/pins.sh"
 
 K="$SANDBOX_DIR/kube"
-PKI="$K/pki"
-RUN="$K/run"
-LOGS="$SANDBOX_DIR/logs"
-PORTS="$K/ports"
 ENV_FILE="$SANDBOX_DIR/env.d/20-kube.env"
+FLEET_FILE="$K/fleet.json"
 KUBEBIN="$(cache_dir kube)/bin"
 ETCDBIN="$(cache_dir etcd)/bin"
 KWOKDIR="$(cache_dir kwok)"
-AUDIT_LOG="$LOGS/kube-audit.jsonl"
-ADMIN_KUBECONFIG="$SANDBOX_DIR/kubeconfig"
-# The EKS cluster this apiserver plays: the first seeded one (sandbox/aws/seed.py cluster_names).
-EKS_TOKEN_CLUSTER=sandbox
-WEBHOOK_KUBECONFIG="$K/eks-token-webhook.kubeconfig"
+# The first seeded EKS cluster (sandbox/aws/seed.py cluster_names): its control plane is the
+# one-cluster sandbox's, with the paths, ports and variables that sandbox always had.
+FIRST=sandbox
+
+# use_cluster NAME: point the per-cluster variables (CLUSTER, C, PKI, RUN, LOGS, PORTS, AUDIT_LOG,
+# ADMIN_KUBECONFIG, WEBHOOK_KUBECONFIG, APISERVER_EXTRA) at cluster NAME's control plane.
+use_cluster() {
+  CLUSTER="$1" C="$(cluster_dir "$1")" LOGS="$(cluster_logs "$1")"
+  PKI="$C/pki" RUN="$C/run" PORTS="$C/ports" WEBHOOK_KUBECONFIG="$C/eks-token-webhook.kubeconfig"
+  if [[ "$1" == "$FIRST" ]]; then
+    AUDIT_LOG="$SANDBOX_DIR/logs/kube-audit.jsonl" ADMIN_KUBECONFIG="$SANDBOX_DIR/kubeconfig" APISERVER_EXTRA=()
+  else
+    AUDIT_LOG="$SANDBOX_DIR/logs/kube-audit-$1.jsonl" ADMIN_KUBECONFIG="$C/admin.kubeconfig"
+    APISERVER_EXTRA=(--etcd-prefix "/clusters/$1/registry")
+  fi
+}
+
+# fleet_size: SANDBOX_EKS_CLUSTERS (default 1), never fewer than the control planes already here: an
+# `up` without the variable keeps a grown fleet (as the emulator keeps its seeded clusters); `down` ends it.
+fleet_size() {
+  local n="${SANDBOX_EKS_CLUSTERS:-1}" name i
+  for name in $(extra_clusters); do
+    i="${name#sandbox-}"
+    if [[ "$i" =~ ^[0-9]+$ ]] && (( i > n )); then n=$i; fi
+  done
+  echo "$n"
+}
+
 # The access policies an access entry may have associated, cluster-wide, and the ClusterRole each is
 # bound to. EKS enforces access policies with an authorizer of its own; the sandbox approximates it
 # with RBAC: the webhook puts the user in group sandbox:eks-access-policy:<policy> (sandbox/aws/eks_auth.py).
 EKS_ACCESS_POLICY_ROLES="AmazonEKSClusterAdminPolicy=cluster-admin AmazonEKSAdminPolicy=admin AmazonEKSEditPolicy=edit AmazonEKSViewPolicy=view"
 
 # --- PKI -------------------------------------------------------------------------------------
-cert() { # cert NAME CN [O] [SAN]  : key + certificate signed by the sandbox CA
+cert() { # cert NAME CN [O] [SAN]  : key + certificate signed by the CA in $PKI
   local name="$1" cn="$2" o="${3:-}" san="${4:-}" subj ext
   [[ -f "$PKI/$name.crt" ]] && return 0
   subj="/CN=$cn"; [[ -n "$o" ]] && subj="/O=$o$subj"
@@ -64,7 +90,7 @@ pki() {
   mkdir -p "$PKI"; chmod 700 "$PKI"
   if [[ ! -f "$PKI/ca.crt" ]]; then
     openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/ca.key" 2>/dev/null
-    openssl req -x509 -new -key "$PKI/ca.key" -subj "/CN=sandbox-ca" -days 3650 -sha256 \
+    openssl req -x509 -new -key "$PKI/ca.key" -subj "/CN=$CLUSTER-ca" -days 3650 -sha256 \
       -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
       -out "$PKI/ca.crt" 2>/dev/null
   fi
@@ -89,7 +115,7 @@ kubeconfig() { # kubeconfig FILE CERTNAME USER
 apiVersion: v1
 kind: Config
 clusters:
-- name: sandbox
+- name: $CLUSTER
   cluster:
     server: https://127.0.0.1:$API_PORT
     certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
@@ -99,9 +125,9 @@ users:
     client-certificate-data: $(base64 -w0 "$PKI/$name.crt")
     client-key-data: $(base64 -w0 "$PKI/$name.key")
 contexts:
-- name: sandbox
-  context: {cluster: sandbox, user: $user}
-current-context: sandbox
+- name: $CLUSTER
+  context: {cluster: $CLUSTER, user: $user}
+current-context: $CLUSTER
 KC
   chmod 600 "$file.tmp"; mv "$file.tmp" "$file"
 }
@@ -231,7 +257,7 @@ volumeBindingMode: WaitForFirstConsumer
 YAML
 }
 
-# The apiserver's token webhook: the AWS emulator's TokenReview endpoint for $EKS_TOKEN_CLUSTER, over
+# The apiserver's token webhook: the AWS emulator's TokenReview endpoint for $CLUSTER, over
 # plain http on loopback (kube-apiserver takes an http:// server in a webhook kubeconfig). Sets
 # WEBHOOK_CHANGED=1 when the file changed (another emulator port), since the apiserver reads it at start.
 token_webhook_config() {
@@ -246,7 +272,7 @@ kind: Config
 clusters:
 - name: sandbox-eks-token-webhook
   cluster:
-    server: $AWS_ENDPOINT_URL/_sandbox/eks/clusters/$EKS_TOKEN_CLUSTER/tokenreview
+    server: $AWS_ENDPOINT_URL/_sandbox/eks/clusters/$CLUSTER/tokenreview
 users:
 - name: kube-apiserver
   user: {}
@@ -266,18 +292,18 @@ restart_apiserver_if_stale() {
   alive "$RUN/kube-apiserver.pid" || return 0
   pid=$(cat "$RUN/kube-apiserver.pid")
   if [[ "$WEBHOOK_CHANGED" == 1 ]] || ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- --authentication-token-webhook-config-file; then
-    echo "20-kube: restarting kube-apiserver for its EKS token webhook configuration"
+    echo "20-kube: restarting $(label)kube-apiserver for its EKS token webhook configuration"
     stop_proc kube-apiserver "$RUN"
   fi
 }
 
-# DescribeCluster of $EKS_TOKEN_CLUSTER answers this apiserver's endpoint and CA (every up: the
+# DescribeCluster of $CLUSTER answers this apiserver's endpoint and CA (every up: the
 # emulator keeps it in memory only).
 register_control_plane() {
   curl -fsS --max-time 10 -X POST -H 'Content-Type: application/json' \
     -d "{\"endpoint\": \"https://127.0.0.1:$API_PORT\", \"certificateAuthority\": \"$(base64 -w0 "$PKI/ca.crt")\"}" \
-    "$AWS_ENDPOINT_URL/_sandbox/eks/clusters/$EKS_TOKEN_CLUSTER/control-plane" >/dev/null \
-    || { echo "20-kube: could not register the control plane of $EKS_TOKEN_CLUSTER with the AWS emulator" >&2; return 1; }
+    "$AWS_ENDPOINT_URL/_sandbox/eks/clusters/$CLUSTER/control-plane" >/dev/null \
+    || { echo "20-kube: could not register the control plane of $CLUSTER with the AWS emulator" >&2; return 1; }
 }
 
 api_ready() {
@@ -285,28 +311,25 @@ api_ready() {
     "https://127.0.0.1:$API_PORT/readyz" | grep -q ok
 }
 
-up() {
-  mkdir -p "$K" "$RUN" "$LOGS" "$SANDBOX_DIR/env.d"
-  [[ -f "$KWOKDIR/.ok" && -x "$KUBEBIN/kube-apiserver" && -x "$ETCDBIN/etcd" ]] || {
-    echo "20-kube: binaries missing; run 05-tools first" >&2; return 1; }
-  ETCD_PORT=$(port_of etcd "$PORTS")
-  ETCD_PEER_PORT=$(port_of etcd_peer "$PORTS")
-  API_PORT=$(port_of apiserver "$PORTS")
-  KWOK_PORT=$(port_of kwok "$PORTS")
-  pki
-  audit_policy
-  egress_config
-  kubeconfig "$ADMIN_KUBECONFIG" admin sandbox-admin
-  kubeconfig "$K/controller-manager.kubeconfig" controller-manager system:kube-controller-manager
-  kubeconfig "$K/scheduler.kubeconfig" scheduler system:kube-scheduler
-  kubeconfig "$K/kwok.kubeconfig" kwok sandbox-kwok
-  kubeconfig "$K/nodemirror.kubeconfig" nodemirror sandbox-nodemirror
-  kubeconfig "$K/agents.kubeconfig" agents sandbox-agents
-  kubeconfig "$K/unprivileged.kubeconfig" unprivileged sandbox-unprivileged
-  token_webhook_config
-  restart_apiserver_if_stale
+# label: "" for the first cluster (its messages read as the one-cluster sandbox's), else "NAME ".
+label() { [[ "$CLUSTER" == "$FIRST" ]] || echo "$CLUSTER "; }
 
-  start_proc etcd "$LOGS" "$RUN" "$ETCDBIN/etcd" --name sandbox --data-dir "$K/etcd" \
+kubeconfigs() {
+  kubeconfig "$ADMIN_KUBECONFIG" admin sandbox-admin
+  kubeconfig "$C/controller-manager.kubeconfig" controller-manager system:kube-controller-manager
+  kubeconfig "$C/scheduler.kubeconfig" scheduler system:kube-scheduler
+  kubeconfig "$C/kwok.kubeconfig" kwok sandbox-kwok
+  kubeconfig "$C/nodemirror.kubeconfig" nodemirror sandbox-nodemirror
+  kubeconfig "$C/agents.kubeconfig" agents sandbox-agents
+  kubeconfig "$C/unprivileged.kubeconfig" unprivileged sandbox-unprivileged
+}
+
+# The one etcd of the fleet; each cluster's apiserver keeps its objects under its own prefix.
+etcd_up() {
+  local run="$K/run"
+  ETCD_PORT=$(port_of etcd "$K/ports")
+  ETCD_PEER_PORT=$(port_of etcd_peer "$K/ports")
+  start_proc etcd "$SANDBOX_DIR/logs" "$run" "$ETCDBIN/etcd" --name sandbox --data-dir "$K/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -314,14 +337,16 @@ up() {
     --listen-metrics-urls "" --unsafe-no-fsync --quota-backend-bytes 2147483648 \
     --auto-compaction-retention 1h --log-level warn
   wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+}
 
-  # Bearer tokens go to the emulator's EKS token webhook (token_webhook_config). The apiserver caches
-  # each token's answer, accepted or refused, for --authentication-token-webhook-cache-ttl: 30 s
-  # instead of the default 2 min, so an access entry deleted or changed reaches a token already in use
-  # within 30 s (EKS's own authenticator caches too), while a client reusing its token (kubectl does
-  # for 14 min) still costs the emulator one review per 30 s, not one per request.
+# Bearer tokens go to the emulator's EKS token webhook (token_webhook_config). The apiserver caches
+# each token's answer, accepted or refused, for --authentication-token-webhook-cache-ttl: 30 s
+# instead of the default 2 min, so an access entry deleted or changed reaches a token already in use
+# within 30 s (EKS's own authenticator caches too), while a client reusing its token (kubectl does
+# for 14 min) still costs the emulator one review per 30 s, not one per request.
+apiserver_up() {
   start_proc kube-apiserver "$LOGS" "$RUN" "$KUBEBIN/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" "${APISERVER_EXTRA[@]}" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
     --client-ca-file "$PKI/ca.crt" \
@@ -335,54 +360,114 @@ up() {
     --authentication-token-webhook-config-file "$WEBHOOK_KUBECONFIG" \
     --authentication-token-webhook-version v1 --authentication-token-webhook-cache-ttl 30s \
     --enable-priority-and-fairness=false --profiling=false --v 1
-  wait_for kube-apiserver 120 api_ready
-  register_control_plane
-  rbac
-  storage_class
+  wait_for "$(label)kube-apiserver" 120 api_ready
+}
 
+controllers_up() {
   start_proc kube-controller-manager "$LOGS" "$RUN" "$KUBEBIN/kube-controller-manager" \
-    --kubeconfig "$K/controller-manager.kubeconfig" \
-    --authentication-kubeconfig "$K/controller-manager.kubeconfig" \
-    --authorization-kubeconfig "$K/controller-manager.kubeconfig" \
+    --kubeconfig "$C/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$C/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$C/controller-manager.kubeconfig" \
     --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
-    --use-service-account-credentials=true --cluster-name sandbox \
+    --use-service-account-credentials=true --cluster-name "$CLUSTER" \
     --enable-hostpath-provisioner \
     --profiling=false --v 1
   start_proc kube-scheduler "$LOGS" "$RUN" "$KUBEBIN/kube-scheduler" \
-    --kubeconfig "$K/scheduler.kubeconfig" \
-    --authentication-kubeconfig "$K/scheduler.kubeconfig" \
-    --authorization-kubeconfig "$K/scheduler.kubeconfig" \
+    --kubeconfig "$C/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$C/scheduler.kubeconfig" \
+    --authorization-kubeconfig "$C/scheduler.kubeconfig" \
     --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 --profiling=false --v 1
   start_proc kwok "$LOGS" "$RUN" "$KWOKDIR/bin/kwok" \
-    --kubeconfig "$K/kwok.kubeconfig" --config "$KWOKDIR/stages.yaml" \
+    --kubeconfig "$C/kwok.kubeconfig" --config "$KWOKDIR/stages.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --node-lease-duration-seconds 40 --node-ip 127.0.0.1 --node-port "$KWOK_PORT" \
     --server-address "127.0.0.1:$KWOK_PORT" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key"
+}
 
-  # The default ServiceAccount appears once the controller-manager runs; pods need it.
-  wait_for "the default ServiceAccount" 60 \
+# control_plane_up NAME: cluster NAME's PKI, kubeconfigs, apiserver (registered with the emulator for
+# DescribeCluster), RBAC, StorageClass and controllers; what already runs is left alone.
+control_plane_up() {
+  use_cluster "$1"
+  mkdir -p "$C" "$RUN" "$LOGS"
+  API_PORT=$(port_of apiserver "$PORTS")
+  KWOK_PORT=$(port_of kwok "$PORTS")
+  pki
+  kubeconfigs
+  token_webhook_config
+  restart_apiserver_if_stale
+  apiserver_up
+  register_control_plane
+  rbac
+  storage_class
+  controllers_up
+}
+
+# control_plane_ready NAME: its controllers run and made the default ServiceAccount (pods need it).
+control_plane_ready() {
+  local p
+  use_cluster "$1"
+  wait_for "$(label)the default ServiceAccount" 60 \
     "$KUBEBIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" get serviceaccount default -n default
   for p in kube-controller-manager kube-scheduler kwok; do
-    alive "$RUN/$p.pid" || { echo "20-kube: $p exited; see $LOGS/$p.log" >&2; tail -20 "$LOGS/$p.log" >&2; return 1; }
+    alive "$RUN/$p.pid" || { echo "20-kube: $(label)$p exited; see $LOGS/$p.log" >&2; tail -20 "$LOGS/$p.log" >&2; return 1; }
   done
+}
 
+# fleet.json: every cluster's apiserver and files, in seeded order (the first is the sandbox's own).
+write_fleet() {
+  local name sep=""
+  {
+    echo '{"clusters": ['
+    for name in "$@"; do
+      use_cluster "$name"
+      printf '%s  {"name": "%s", "server": "https://127.0.0.1:%s", "kubeconfig": "%s", "audit_log": "%s", "ca": "%s",' \
+        "$sep" "$name" "$(port_of apiserver "$PORTS")" "$ADMIN_KUBECONFIG" "$AUDIT_LOG" "$PKI/ca.crt"
+      printf ' "nodemirror_kubeconfig": "%s", "agents_kubeconfig": "%s"}' "$C/nodemirror.kubeconfig" "$C/agents.kubeconfig"
+      sep=$',\n'
+    done
+    printf '\n]}\n'
+  } >"$FLEET_FILE.tmp"
+  mv "$FLEET_FILE.tmp" "$FLEET_FILE"
+}
+
+write_env() {
+  use_cluster "$FIRST"
   cat >"$ENV_FILE" <<ENV
 export KUBECONFIG="$ADMIN_KUBECONFIG"
 export SANDBOX_KUBE_AUDIT="$AUDIT_LOG"
-export SANDBOX_KUBE_SERVER="https://127.0.0.1:$API_PORT"
+export SANDBOX_KUBE_SERVER="https://127.0.0.1:$(port_of apiserver "$PORTS")"
 export SANDBOX_KUBE_ADMIN_USER="sandbox-admin"
-export SANDBOX_KUBECONFIG_NODEMIRROR="$K/nodemirror.kubeconfig"
-export SANDBOX_KUBECONFIG_AGENTS="$K/agents.kubeconfig"
-export SANDBOX_KUBECONFIG_UNPRIVILEGED="$K/unprivileged.kubeconfig"
-export SANDBOX_EKS_TOKEN_CLUSTER="$EKS_TOKEN_CLUSTER"
+export SANDBOX_KUBECONFIG_NODEMIRROR="$C/nodemirror.kubeconfig"
+export SANDBOX_KUBECONFIG_AGENTS="$C/agents.kubeconfig"
+export SANDBOX_KUBECONFIG_UNPRIVILEGED="$C/unprivileged.kubeconfig"
+export SANDBOX_EKS_TOKEN_CLUSTER="$FIRST"
+export SANDBOX_FLEET_FILE="$FLEET_FILE"
+export SANDBOX_FLEET="$*"
 ENV
 }
 
-down() {
+up() {
+  local names name
+  mkdir -p "$K" "$SANDBOX_DIR/logs" "$SANDBOX_DIR/env.d"
+  [[ -f "$KWOKDIR/.ok" && -x "$KUBEBIN/kube-apiserver" && -x "$ETCDBIN/etcd" ]] || {
+    echo "20-kube: binaries missing; run 05-tools first" >&2; return 1; }
+  mapfile -t names < <(fleet_names "$(fleet_size)")
+  audit_policy
+  egress_config
+  etcd_up
+  for name in "${names[@]}"; do control_plane_up "$name"; done
+  for name in "${names[@]}"; do control_plane_ready "$name"; done
+  write_fleet "${names[@]}"
+  write_env "${names[@]}"
+}
+
+# control_plane_down NAME
+control_plane_down() {
   local p d
+  use_cluster "$1"
   # The hostPath provisioner's empty directories of the volumes still bound (see storage_class):
   # the PVs go with etcd, so remove their directories while the apiserver can still name them.
   if [[ -f "$ADMIN_KUBECONFIG" ]] && alive "$RUN/kube-apiserver.pid"; then
@@ -391,20 +476,30 @@ down() {
       [[ "$d" == /tmp/hostpath_pv/* ]] && rmdir "$d" 2>/dev/null || true
     done
   fi
-  for p in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  for p in kwok kube-scheduler kube-controller-manager kube-apiserver; do
     stop_proc "$p" "$RUN"
   done
+}
+
+down() {
+  local name
+  for name in $(extra_clusters) "$FIRST"; do control_plane_down "$name"; done
+  stop_proc etcd "$K/run"
   rm -f "$ENV_FILE"
 }
 
 status() {
-  local rc=0 p
-  for p in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
-    if alive "$RUN/$p.pid"; then
-      echo "20-kube: $p running (pid $(cat "$RUN/$p.pid"), RSS $(rss_of "$RUN/$p.pid"))"
-    else
-      echo "20-kube: $p not running"; rc=1
-    fi
+  local rc=0 p name
+  for name in "$FIRST" $(extra_clusters); do
+    use_cluster "$name"
+    for p in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
+      [[ "$p" == etcd && "$name" != "$FIRST" ]] && continue
+      if alive "$RUN/$p.pid"; then
+        echo "20-kube: $(label)$p running (pid $(cat "$RUN/$p.pid"), RSS $(rss_of "$RUN/$p.pid"))"
+      else
+        echo "20-kube: $(label)$p not running"; rc=1
+      fi
+    done
   done
   return $rc
 }

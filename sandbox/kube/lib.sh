@@ -68,3 +68,35 @@ rss_of() {
   pid=$(cat "$1" 2>/dev/null) || return 0
   awk '/VmRSS/ {printf "%d MiB", $2/1024}' "/proc/$pid/status" 2>/dev/null
 }
+
+# cmdline_of PIDFILE: the recorded process's command line, arguments joined by spaces (and one
+# after the last), so a component can tell whether a running process has the arguments it wants.
+cmdline_of() {
+  alive "$1" && tr '\0' ' ' <"/proc/$(cat "$1")/cmdline"
+}
+
+# --- The fleet: one control plane per seeded EKS cluster (20-kube) ----------------------------
+# fleet_names N: the EKS clusters the AWS emulator seeds for SANDBOX_EKS_CLUSTERS=N, in seeded order
+# (sandbox/aws/seed.py cluster_names; tests/sandbox/unit/test_fleet_layout.py checks they agree).
+fleet_names() {
+  local i
+  echo sandbox
+  for ((i = 2; i <= $1; i++)); do echo "sandbox-$i"; done
+}
+
+# cluster_dir NAME: the state directory of cluster NAME's control plane. The first cluster keeps
+# the one-cluster sandbox's layout ($SANDBOX_DIR/kube); each further one has kube/clusters/NAME.
+cluster_dir() {
+  if [[ "$1" == sandbox ]]; then echo "$SANDBOX_DIR/kube"; else echo "$SANDBOX_DIR/kube/clusters/$1"; fi
+}
+
+# cluster_logs NAME: where cluster NAME's processes log ($SANDBOX_DIR/logs for the first).
+cluster_logs() {
+  if [[ "$1" == sandbox ]]; then echo "$SANDBOX_DIR/logs"; else echo "$SANDBOX_DIR/logs/clusters/$1"; fi
+}
+
+# extra_clusters: the further clusters that have control plane state here, in seeded order.
+extra_clusters() {
+  local d
+  for d in "$SANDBOX_DIR"/kube/clusters/*/; do if [[ -d "$d" ]]; then basename "$d"; fi; done | sort -V
+}
