@@ -4,7 +4,8 @@
 # policies the alarms name, so the Auto Scaling group (and through the node mirror, the Nodes)
 # follows. Beside it, the node agents (sandbox/cloudwatch/publisher.py): the CloudWatch agent each
 # EKS Node's user data starts and EC2's CPU metrics, published on the same clock, so the alarms get
-# the data a real account's would. Needs 10-aws and 20-kube (the sandbox-agents kubeconfig).
+# the data a real account's would. Needs 10-aws and 20-kube (the sandbox-agents kubeconfig of each
+# cluster of the fleet).
 set -euo pipefail
 
 : "${REPO_ROOT:?}" "${SANDBOX_DIR:?}"
@@ -22,8 +23,12 @@ up() {
   # The clock starts as the wall clock; tests may run it faster (sandbox/cloudwatch/clock.py).
   [[ -f "$D/clock.json" ]] || "$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); from sandbox.cloudwatch import clock; clock.set_speed(sys.argv[2], 1)' \
     "$REPO_ROOT" "$D/clock.json"
-  local agents_kubeconfig="$SANDBOX_DIR/kube/agents.kubeconfig"
-  [[ -f "$agents_kubeconfig" ]] || { echo "45-alarms: $agents_kubeconfig missing (is 20-kube up?)" >&2; return 1; }
+  # The sandbox-agents kubeconfig of every cluster of the fleet (SANDBOX_FLEET, 20-kube), in order.
+  local name kubeconfigs=()
+  for name in ${SANDBOX_FLEET:-sandbox}; do
+    kubeconfigs+=(--kubeconfig "$(cluster_dir "$name")/agents.kubeconfig")
+    [[ -f "${kubeconfigs[-1]}" ]] || { echo "45-alarms: ${kubeconfigs[-1]} missing (is 20-kube up?)" >&2; return 1; }
+  done
   if ! alive "$RUN/evaluator.pid"; then
     start_proc evaluator "$LOGS" "$RUN" env AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL" AWS_REGION="${AWS_REGION:-us-east-2}" \
       "$PY" "$REPO_ROOT/sandbox/cloudwatch/evaluator.py" --clock "$D/clock.json" --history "$D/history.jsonl" \
@@ -32,9 +37,11 @@ up() {
     alive "$RUN/evaluator.pid" || { echo "45-alarms: evaluator exited; see $LOGS/evaluator.log" >&2
       tail -20 "$LOGS/evaluator.log" >&2; return 1; }
   fi
-  if ! alive "$RUN/agents.pid"; then
+  # A publisher reading other API servers than the fleet's (the fleet grew) is restarted.
+  if [[ "$(cmdline_of "$RUN/agents.pid" || true)" != *" --clock $D/clock.json ${kubeconfigs[*]} --load "* ]]; then
+    stop_proc agents "$RUN"
     start_proc agents "$LOGS" "$RUN" env AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL" AWS_REGION="${AWS_REGION:-us-east-2}" \
-      "$PY" "$REPO_ROOT/sandbox/cloudwatch/publisher.py" --clock "$D/clock.json" --kubeconfig "$agents_kubeconfig" \
+      "$PY" "$REPO_ROOT/sandbox/cloudwatch/publisher.py" --clock "$D/clock.json" "${kubeconfigs[@]}" \
       --load "$D/load.json" --interval "${SANDBOX_ALARM_INTERVAL:-10}"
     sleep 1
     alive "$RUN/agents.pid" || { echo "45-alarms: node agents exited; see $LOGS/agents.log" >&2
