@@ -127,7 +127,10 @@ unit: venv
 # its own, beside this one): the files in INTEGRATION_SIDE and the integration targets.
 INTEGRATION_ALL ?= 1
 INTEGRATION_SPLIT ?= 0
-INTEGRATION_SIDE := tests/playbooks/test_observability.py
+# The fleet tests grow their sandbox to two EKS clusters, each with its own API server: the side
+# sandbox, so that the main one stays the one-cluster sandbox the other tests expect.
+INTEGRATION_SIDE := tests/playbooks/test_observability.py tests/sandbox/live/test_fleet_control_planes.py \
+  tests/playbooks/test_fleet.py
 INTEGRATION_MARKS = $(if $(filter 0,$(INTEGRATION_ALL)),-m 'not alongside')
 INTEGRATION_IGNORE = --ignore=tests/playbooks/site $(if $(filter 1,$(INTEGRATION_SPLIT)),$(addprefix --ignore=,$(INTEGRATION_SIDE)))
 integration: venv

@@ -1,0 +1,193 @@
+"""Two EKS clusters, two API servers, one inventory (issue 14, items 4 and 5).
+
+The sandbox is grown to a fleet of two clusters (`sandbox`, `sandbox-2`), each with its own
+kube-apiserver, node mirror and EKS token webhook. One inventory has a host per cluster whose only
+Kubernetes connection is genai.stack.eks_connection for its own cluster (the controller's
+KUBECONFIG names a cluster that does not exist). playbooks/cluster_gpu.yml and playbooks/saxml.yml
+run on both hosts at once, each host with its own Saxml namespace, so an object that went to the
+wrong cluster would show on the other's API server.
+
+- a host whose identity has no access entry on its cluster fails alone, before any write there, with
+  the API server's refusal, while the other host converges;
+- both converge; each API server, read with its own admin certificate, holds its own release,
+  namespace, GPU Nodes (mirrored from its own node group) and Saxml pods, and nothing of the other's;
+- a second run changes nothing and writes nothing on either API server;
+- the teardown removes each cluster's releases and GPU node group, checked on each.
+"""
+import json
+import os
+import subprocess
+
+import boto3
+import pytest
+
+import sandbox_fleet
+from conftest import ROOT, _run_counted, decoy_kubeconfig
+from playbook_helpers import wait_for
+
+HOSTS = ('sandbox', 'sandbox-2')
+NAMESPACES = {'sandbox': 'saxml-fleet-1', 'sandbox-2': 'saxml-fleet-2'}
+IAM_ADMIN = 'arn:aws:iam::123456789012:user/sandbox-admin'
+CLUSTER_LABEL = 'sandbox.genai.stack/eks-cluster'
+TEARDOWN = '{"cluster_gpu_state": "absent", "saxml_state": "absent"}'
+PLAY = '''
+- name: GPU capacity
+  ansible.builtin.import_playbook: {root}/playbooks/cluster_gpu.yml
+- name: Saxml
+  ansible.builtin.import_playbook: {root}/playbooks/saxml.yml
+'''.format(root=ROOT)
+
+
+def _inventory(path, stranger=None):
+    """Hosts of both clusters, each connected through the lookup; sandbox-2 as `stranger` if given."""
+    hosts = {}
+    for host in HOSTS:
+        options = ''
+        if stranger and host == 'sandbox-2':
+            options = ", access_key='%s', secret_key='%s'" % (stranger['AccessKeyId'], stranger['SecretAccessKey'])
+        hosts[host] = {'genai_stack_kube': "{{ lookup('genai.stack.eks_connection', inventory_hostname%s) }}" % options,
+                       'saxml_namespace': NAMESPACES[host]}
+    path.mkdir(exist_ok=True)
+    (path / 'hosts.yml').write_text(json.dumps({'all': {'children': {'eks_clusters': {'hosts': hosts}}}}))
+    if not (path / 'group_vars').exists():
+        os.symlink(os.path.join(ROOT, 'inventories', 'sandbox', 'group_vars'), str(path / 'group_vars'))
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def play(tmp_path_factory):
+    path = tmp_path_factory.mktemp('fleet') / 'fleet.yml'
+    path.write_text(PLAY)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def fleet(play, tmp_path_factory):
+    """Two clusters, neither with this module's stacks (an earlier run's are torn down first)."""
+    clusters = {c['name']: c for c in sandbox_fleet.ensure(2)}
+    assert sorted(clusters) == sorted(HOSTS), clusters
+    if any(_gpu_nodegroups(h) or NAMESPACES[h] in _namespaces(clusters[h]) for h in HOSTS):
+        inventory = _inventory(tmp_path_factory.mktemp('fleet-clean') / 'inv')
+        run = _run_counted([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), play, '-i', inventory, '-e', TEARDOWN],
+                           900, {'KUBECONFIG': decoy_kubeconfig()})
+        assert run.returncode == 0, run
+    return clusters
+
+
+@pytest.fixture
+def stranger():
+    """An IAM user that may describe the clusters but has no access entry on any."""
+    iam = boto3.client('iam')
+    name = 'fleet-stranger'
+    iam.create_user(UserName=name)
+    try:
+        iam.put_user_policy(UserName=name, PolicyName='describe', PolicyDocument=json.dumps({
+            'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': 'eks:DescribeCluster', 'Resource': '*'}]}))
+        yield iam.create_access_key(UserName=name)['AccessKey']
+    finally:
+        for key in iam.list_access_keys(UserName=name)['AccessKeyMetadata']:
+            iam.delete_access_key(UserName=name, AccessKeyId=key['AccessKeyId'])
+        iam.delete_user_policy(UserName=name, PolicyName='describe')
+        iam.delete_user(UserName=name)
+
+
+def _kube(cluster, *args):
+    proc = subprocess.run([os.environ.get('KUBECTL_BIN', 'kubectl'), '--kubeconfig', cluster['kubeconfig']] + list(args),
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _releases(cluster):
+    out = subprocess.run([os.environ.get('HELM_BIN', 'helm'), '--kubeconfig', cluster['kubeconfig'], 'list', '-A', '-a', '-o', 'json'],
+                         capture_output=True, text=True, check=True).stdout
+    return {(r['namespace'], r['name']): r['status'] for r in json.loads(out or '[]')}
+
+
+def _namespaces(cluster):
+    return {n['metadata']['name'] for n in json.loads(_kube(cluster, 'get', 'namespaces', '-o', 'json'))['items']}
+
+
+def _gpu_nodes(cluster):
+    nodes = json.loads(_kube(cluster, 'get', 'nodes', '-l', 'capability=gpu', '-o', 'json'))['items']
+    return [n['metadata']['labels'].get(CLUSTER_LABEL) for n in nodes]
+
+
+def _marks(fleet):
+    return {name: sandbox_fleet.audit_mark(cluster) for name, cluster in fleet.items()}
+
+
+def _writes(fleet, marks):
+    return {name: sandbox_fleet.audit_writes(cluster, marks[name], (IAM_ADMIN, 'sandbox-admin')) for name, cluster in fleet.items()}
+
+
+def _run(run_playbook, play, inventory, *args):
+    return run_playbook(play, '-i', inventory, *args, env_extra={'KUBECONFIG': decoy_kubeconfig()})
+
+
+def _gpu_nodegroups(cluster):
+    return [n for n in boto3.client('eks').list_nodegroups(clusterName=cluster)['nodegroups'] if not n.endswith('-cpu')]
+
+
+def test_a_host_without_access_fails_alone_before_any_write_there(run_playbook, fleet, play, tmp_path, stranger):
+    marks = _marks(fleet)
+    run = _run(run_playbook, play, _inventory(tmp_path / 'inv', stranger))
+    assert run.returncode != 0, run
+    assert run.recap['sandbox']['failed'] == 0, run.recap
+    assert _releases(fleet['sandbox']).get((NAMESPACES['sandbox'], 'saxml')) == 'deployed'
+    assert run.recap['sandbox-2']['failed'] == 1, run.recap
+    assert ('cluster_gpu preflight: genai_stack_kube (or cluster_gpu_kubeconfig): ' in run.output
+            and 'the cluster refused these credentials' in run.output), run.output[-5000:]
+    assert _gpu_nodegroups('sandbox-2') == [], 'sandbox-2 got a node group although its host failed in preflight'
+    writes = _writes(fleet, marks)
+    assert writes['sandbox-2'] == [], writes['sandbox-2'][:5]
+    if run.recap['sandbox']['changed']:
+        assert writes['sandbox'], 'the converging host changed things but wrote nothing on its own API server'
+
+
+def test_each_cluster_converges_its_own_objects_then_reruns_clean(run_playbook, fleet, play, tmp_path):
+    inventory = _inventory(tmp_path / 'inv')
+    marks = _marks(fleet)
+    first = _run(run_playbook, play, inventory)
+    assert first.returncode == 0, first
+    assert first.recap['sandbox-2']['changed'] > 0, first.recap
+    writes = _writes(fleet, marks)
+    # sandbox converged in the test before; sandbox-2 now, on its own API server, as the run's IAM user.
+    assert writes['sandbox-2'], 'the first converge of sandbox-2 wrote nothing on its API server'
+    assert {w['user'] for h in HOSTS for w in writes[h]} == {IAM_ADMIN}, {h: writes[h][:3] for h in HOSTS}
+
+    for host in HOSTS:
+        cluster = fleet[host]
+        namespaces = _namespaces(cluster)
+        assert NAMESPACES[host] in namespaces, (host, namespaces)
+        assert not {NAMESPACES[h] for h in HOSTS if h != host} & namespaces, (host, namespaces)
+        releases = _releases(cluster)
+        assert releases.get((NAMESPACES[host], 'saxml')) == 'deployed', (host, releases)
+        assert all(ns != NAMESPACES[h] for (ns, _name) in releases for h in HOSTS if h != host), (host, releases)
+        gpu = _gpu_nodes(cluster)
+        assert gpu and set(gpu) == {host}, (host, gpu)
+        pods = json.loads(_kube(cluster, 'get', 'pods', '-n', NAMESPACES[host], '-o', 'json'))['items']
+        phases = {p['metadata']['name']: p['status'].get('phase') for p in pods}
+        # The model publishing Job's pod has Succeeded; the servers run, scheduled on this cluster's Nodes.
+        assert 'Running' in phases.values() and set(phases.values()) <= {'Running', 'Succeeded'}, (host, phases)
+
+    marks = _marks(fleet)
+    again = _run(run_playbook, play, inventory)
+    assert again.returncode == 0 and again.changed == 0, again
+    assert again.activity['aws_mutating'] == 0, again.activity['aws_mutating_operations']
+    writes = _writes(fleet, marks)
+    assert writes == {h: [] for h in HOSTS}, {h: w[:5] for h, w in writes.items()}
+
+
+def test_teardown_removes_each_clusters_own(run_playbook, fleet, play, tmp_path):
+    inventory = _inventory(tmp_path / 'inv')
+    run = _run(run_playbook, play, inventory, '-e', TEARDOWN)
+    assert run.returncode == 0, run
+    assert _releases(fleet['sandbox-2']) == {}, 'sandbox-2 only ever had this test\'s releases'
+    for host in HOSTS:
+        releases = _releases(fleet[host])
+        assert not [r for r in releases if r[1] in ('saxml', 'nvidia-device-plugin')], (host, releases)
+        assert NAMESPACES[host] not in _namespaces(fleet[host]), host
+        assert _gpu_nodegroups(host) == [], host
+        # The node group's Nodes leave its own API server once EKS has deleted it.
+        assert wait_for(lambda h=host: _gpu_nodes(fleet[h]) == [], timeout=120), (host, _gpu_nodes(fleet[host]))
