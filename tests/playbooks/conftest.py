@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(ROOT, 'tests', 'tools'))
 
 import sandbox_journal  # noqa: E402  pylint: disable=wrong-import-position
 import steady_load  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_helpers import decoy_kubeconfig  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def pytest_configure(config):
@@ -91,23 +92,7 @@ def sandbox_env():
 # KUBECONFIG names a cluster that does not exist (an API server on the discard port), and the sandbox's
 # real kubeconfig comes only as the host's genai_stack_kube. A task of any role that does not follow
 # the host's connection fails the run, in every test of every stack.
-DECOY_SERVER = 'https://127.0.0.1:9'
 CONNECTION_VARIABLES = ('KUBECONFIG', 'K8S_AUTH_KUBECONFIG', 'K8S_AUTH_CONTEXT', 'K8S_AUTH_HOST')
-
-
-def decoy_kubeconfig():
-    path = os.path.join(ROOT, 'tests', 'output', 'decoy-kubeconfig.yaml')
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    # Written whole and then renamed: make test's streams run playbooks at the same time, and one
-    # must never read the file while another is writing it.
-    partial = '%s.%d' % (path, os.getpid())
-    with open(partial, 'w', encoding='utf-8') as out:
-        json.dump({'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'decoy',
-                   'clusters': [{'name': 'decoy', 'cluster': {'server': DECOY_SERVER, 'insecure-skip-tls-verify': True}}],
-                   'users': [{'name': 'decoy', 'user': {'token': 'decoy'}}],
-                   'contexts': [{'name': 'decoy', 'context': {'cluster': 'decoy', 'user': 'decoy'}}]}, out)
-    os.replace(partial, path)
-    return path
 
 
 def host_connection(args, env_extra):

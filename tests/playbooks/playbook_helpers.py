@@ -6,6 +6,27 @@ import time
 
 from slowdown import scaled  # tests/tools, on sys.path (tests/playbooks/conftest.py)
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+# A cluster that does not exist (an API server on the discard port): the controller's KUBECONFIG in
+# every playbook test, so that a Kubernetes call that does not follow the host's connection fails.
+DECOY_SERVER = 'https://127.0.0.1:9'
+
+
+def decoy_kubeconfig():
+    """The path of a kubeconfig naming only the decoy cluster."""
+    path = os.path.join(ROOT, 'tests', 'output', 'decoy-kubeconfig.yaml')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    # Written whole and then renamed: make test's streams run playbooks at the same time, and one
+    # must never read the file while another is writing it.
+    partial = '%s.%d' % (path, os.getpid())
+    with open(partial, 'w', encoding='utf-8') as out:
+        json.dump({'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'decoy',
+                   'clusters': [{'name': 'decoy', 'cluster': {'server': DECOY_SERVER, 'insecure-skip-tls-verify': True}}],
+                   'users': [{'name': 'decoy', 'user': {'token': 'decoy'}}],
+                   'contexts': [{'name': 'decoy', 'context': {'cluster': 'decoy', 'user': 'decoy'}}]}, out)
+    os.replace(partial, path)
+    return path
+
 
 def kubectl(*args, check=True):
     proc = subprocess.run([os.environ.get('KUBECTL_BIN', 'kubectl')] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -16,8 +16,7 @@ import json
 import boto3
 import pytest
 
-from conftest import decoy_kubeconfig
-from playbook_helpers import helm_releases, kube_get, kubectl
+from playbook_helpers import decoy_kubeconfig, helm_releases, kube_get, kubectl
 
 NAMESPACE = 'eks-connection-check'
 IAM_ADMIN_USERNAME = 'arn:aws:iam::123456789012:user/sandbox-admin'

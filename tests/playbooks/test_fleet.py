@@ -22,8 +22,7 @@ import boto3
 import pytest
 
 import sandbox_fleet
-from conftest import ROOT, _run_counted, decoy_kubeconfig
-from playbook_helpers import wait_for
+from playbook_helpers import ROOT, decoy_kubeconfig, wait_for
 
 HOSTS = ('sandbox', 'sandbox-2')
 NAMESPACES = {'sandbox': 'saxml-fleet-1', 'sandbox-2': 'saxml-fleet-2'}
@@ -68,9 +67,10 @@ def fleet(play, tmp_path_factory):
     assert sorted(clusters) == sorted(HOSTS), clusters
     if any(_gpu_nodegroups(h) or NAMESPACES[h] in _namespaces(clusters[h]) for h in HOSTS):
         inventory = _inventory(tmp_path_factory.mktemp('fleet-clean') / 'inv')
-        run = _run_counted([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), play, '-i', inventory, '-e', TEARDOWN],
-                           900, {'KUBECONFIG': decoy_kubeconfig()})
-        assert run.returncode == 0, run
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), KUBECONFIG=decoy_kubeconfig())
+        proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), play, '-i', inventory, '-e', TEARDOWN],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+        assert proc.returncode == 0, proc.stdout[-5000:]
     return clusters
 
 

@@ -7,40 +7,21 @@ round trip. Tokens are made here, independently of the code under test, with bot
 import base64
 import datetime
 import json
-import ssl
-import time
-import urllib.error
 import urllib.request
 import uuid
 
 import boto3
-import botocore.auth
 import pytest
 from botocore.exceptions import ClientError
 
+from _eks import api, make_token
 from _kube import kubectl
 
 REQUIRED = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "KUBECTL_BIN",
             "SANDBOX_EKS_TOKEN_CLUSTER", "SANDBOX_KUBE_SERVER", "SANDBOX_KUBE_AUDIT")
 POLICY = "arn:aws:eks::aws:cluster-access-policy/"
-_last_signed = {}
 
 
-def make_token(cluster, key, secret, at=None, monkeypatch=None):
-    """An EKS token as `aws eks get-token` makes it; never the same string twice (a token is the same
-    within one second, and the apiserver caches each token's answer for 30 s)."""
-    sts = boto3.client("sts", region_name="us-east-2", aws_access_key_id=key, aws_secret_access_key=secret)
-    sts.meta.events.register("before-sign.sts.GetCallerIdentity",
-                             lambda request, **_: request.headers.__setitem__("x-k8s-aws-id", cluster))
-    if at is not None:
-        monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: at.replace(tzinfo=None))
-    while True:
-        url = sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=60, HttpMethod="GET")
-        token = "k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
-        if token not in _last_signed:
-            _last_signed[token] = True
-            return token
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +33,6 @@ def cluster(env, tmp_path_factory):
     return {"name": found["name"], "endpoint": found["endpoint"], "ca": str(ca), "raw": found}
 
 
-def api(cluster, token, method, path, body=None):
-    """(HTTP status, parsed body) of one raw request with the bearer token."""
-    req = urllib.request.Request(cluster["endpoint"] + path, method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=cluster["ca"]), timeout=20) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
 
 
 def with_token(env, cluster, token, tmp_path, *args):

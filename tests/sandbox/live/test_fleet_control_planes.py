@@ -13,7 +13,6 @@ import socket
 import ssl
 import subprocess
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -21,13 +20,13 @@ import uuid
 import boto3
 import pytest
 
+from _eks import api, make_token
 from _kube import kubectl, ready, wait
 
 REQUIRED = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "KUBECTL_BIN", "SANDBOX_KUBE_AUDIT")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 NAMES = ("sandbox", "sandbox-2")
 CLUSTER_LABEL = "sandbox.genai.stack/eks-cluster"
-_issued = set()
 
 
 def sandbox_dir(env):
@@ -66,31 +65,8 @@ def other(name):
     return NAMES[1 - NAMES.index(name)]
 
 
-def make_token(cluster, key, secret):
-    """An EKS token for `cluster`, as `aws eks get-token` makes it; a new string each call (a token is the
-    same within one signing second, and the apiserver caches each token's answer for 30 s)."""
-    sts = boto3.client("sts", region_name="us-east-2", aws_access_key_id=key, aws_secret_access_key=secret)
-    sts.meta.events.register("before-sign.sts.GetCallerIdentity",
-                             lambda request, **_: request.headers.__setitem__("x-k8s-aws-id", cluster))
-    while True:
-        url = sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=60, HttpMethod="GET")
-        token = "k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
-        if token not in _issued:
-            _issued.add(token)
-            return token
-        time.sleep(0.3)
 
 
-def api(cluster, token, method, path, body=None):
-    """(HTTP status, parsed body) of one request with the bearer token to a fleet cluster's apiserver."""
-    req = urllib.request.Request(cluster["server"] + path, method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=cluster["ca"]), timeout=20) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
 
 
 def refusals(env, name):
