@@ -2,7 +2,8 @@
 """genai.stack benchmarks (`make bench`): the project side by side with the upstream
 collections, the manual AWS CLI procedure, a fleet of clusters and the whole site.
 
-    python bench/run.py                      all comparisons, in a private sandbox (16 clusters)
+    python bench/run.py                      all comparisons, in a private sandbox (16 clusters,
+                                             Kubernetes control planes for the first 4)
     python bench/run.py --only gpu,helm      some of: gpu manual fleet helm site
     python bench/run.py --smoke              every harness once at its smallest size against the
                                              running sandbox (.sandbox/env); make test. About 2 min
@@ -34,6 +35,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -45,7 +47,17 @@ import awsproxy  # noqa: E402
 import charts  # noqa: E402
 
 COMPARISONS = ('gpu', 'manual', 'fleet', 'helm', 'site')
-FLEET_SIZES = (1, 4, 16)
+FLEET_SIZES = (1, 2, 4, 16)
+# Fleet sizes up to this run cluster_gpu's Kubernetes steps too, each host against its own cluster's
+# API server (eks_connection); larger ones stay AWS-only. The private sandbox starts control planes
+# for this many clusters only (SANDBOX_KUBE_CLUSTERS): each further one costs ~0.5 GB and CPU.
+KUBE_FLEET_MAX = 4
+# The identity the sandbox env's AWS keys belong to: an EKS token of theirs is this user on the API servers.
+IAM_ADMIN = 'arn:aws:iam::123456789012:user/sandbox-admin'
+# Every bench run with the device plugin installs it here, so a smoke run on the shared sandbox
+# never touches (nor, in its teardown, removes) the nvidia-device-plugin namespace of site.yml.
+BENCH_DEVICE_PLUGIN_NAMESPACE = 'bench-nvidia-device-plugin'
+MEMORY_SAMPLE_S = 0.5
 VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
 AWSCLI_PIN = 'awscli==1.46.2'
 MATPLOTLIB_PIN = 'matplotlib==3.11.2'
@@ -94,10 +106,15 @@ def read_env_file(path):
     return env
 
 
-def start_private_sandbox(sandbox_dir, clusters, log, chart_dir=''):
-    """chart_dir: the vendors' chart packages its mirror is filled from ('' for stand-ins only)."""
-    env = dict(os.environ, SANDBOX_DIR=sandbox_dir, SANDBOX_EKS_CLUSTERS=str(clusters), GENAI_STACK_CHART_DIR=chart_dir)
-    log('starting a private sandbox in %s with %d clusters, charts from %s' % (sandbox_dir, clusters, chart_dir or 'stand-ins only'))
+def start_private_sandbox(sandbox_dir, clusters, log, chart_dir='', kube_clusters=1):
+    """chart_dir: the vendors' chart packages its mirror is filled from ('' for stand-ins only).
+    kube_clusters: Kubernetes control planes for the first that many EKS clusters only
+    (SANDBOX_KUBE_CLUSTERS; a sandbox without that knob starts one for every cluster, and
+    fleet_control_planes() reads which it has)."""
+    env = dict(os.environ, SANDBOX_DIR=sandbox_dir, SANDBOX_EKS_CLUSTERS=str(clusters), GENAI_STACK_CHART_DIR=chart_dir,
+               SANDBOX_KUBE_CLUSTERS=str(min(kube_clusters, clusters)))
+    log('starting a private sandbox in %s with %d clusters (control planes for %d), charts from %s' % (
+        sandbox_dir, clusters, min(kube_clusters, clusters), chart_dir or 'stand-ins only'))
     subprocess.run([os.path.join(ROOT, 'sandbox', 'sandboxctl'), 'up'], env=env, check=True, cwd=ROOT,
                    stdout=subprocess.DEVNULL)
     return read_env_file(os.path.join(sandbox_dir, 'env'))
@@ -183,6 +200,132 @@ def _read_from(path, start):
     return out
 
 
+def _children_map():
+    """{ppid: [pid, ...]} of every process now."""
+    tree = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry, 'rb') as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # comm may hold spaces and parentheses: the fields after the last ')' are fixed.
+        fields = stat[stat.rfind(b')') + 2:].split()
+        if len(fields) > 1:
+            tree.setdefault(int(fields[1]), []).append(int(entry))
+    return tree
+
+
+def rss_kb(pid):
+    """Resident set size of pid in KiB (0 when it is gone)."""
+    try:
+        with open('/proc/%d/status' % pid, encoding='ascii', errors='replace') as handle:
+            for line in handle:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def tree_rss_kb(root):
+    """(sum of the RSS of root and all its descendants, largest single RSS, processes), KiB."""
+    tree = _children_map()
+    todo, total, largest, count = [root], 0, 0, 0
+    while todo:
+        pid = todo.pop()
+        rss = rss_kb(pid)
+        if rss:
+            total, largest, count = total + rss, max(largest, rss), count + 1
+        todo.extend(tree.get(pid, ()))
+    return total, largest, count
+
+
+class TreeMemory:
+    """Peak RSS of a process tree, sampled from /proc every MEMORY_SAMPLE_S seconds while it runs:
+    the peak of the sum over the process and its descendants (ansible-playbook, its forks, the
+    modules they run, helm), and the largest single process seen. A process that lives less
+    than one interval between two samples can be missed."""
+
+    def __init__(self, pid, interval=MEMORY_SAMPLE_S):
+        self.pid, self.interval = pid, interval
+        self.peak_kb = self.largest_kb = self.peak_processes = self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            total, largest, count = tree_rss_kb(self.pid)
+            self.samples += 1
+            if total > self.peak_kb:
+                self.peak_kb, self.peak_processes = total, count
+            self.largest_kb = max(self.largest_kb, largest)
+            if self._stop.wait(self.interval):
+                return
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return {'peak_tree_rss_mb': round(self.peak_kb / 1024.0, 1), 'peak_tree_processes': self.peak_processes,
+                'largest_process_rss_mb': round(self.largest_kb / 1024.0, 1), 'samples': self.samples,
+                'interval_s': self.interval}
+
+
+def control_plane_rss(sandbox_dir):
+    """The RSS of the sandbox's Kubernetes control planes now, from their pid files: the first
+    cluster's and the shared etcd's in $SANDBOX_DIR/kube/run, each further cluster's in
+    $SANDBOX_DIR/kube/clusters/NAME/run. None when the sandbox has no such directory."""
+    kube = os.path.join(sandbox_dir or '', 'kube')
+    if not sandbox_dir or not os.path.isdir(os.path.join(kube, 'run')):
+        return None
+    runs = [('sandbox', os.path.join(kube, 'run'))]
+    clusters = os.path.join(kube, 'clusters')
+    if os.path.isdir(clusters):
+        runs += [(name, os.path.join(clusters, name, 'run')) for name in sorted(os.listdir(clusters))]
+    out = {'clusters': {}, 'processes': {}}
+    for name, run_dir in runs:
+        total = 0
+        for pid_file in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+            if not pid_file.endswith('.pid'):
+                continue
+            try:
+                with open(os.path.join(run_dir, pid_file), encoding='ascii') as handle:
+                    rss = rss_kb(int(handle.read().strip()))
+            except (OSError, ValueError):
+                continue
+            if rss:
+                total += rss
+                out['processes']['%s/%s' % (name, pid_file[:-4])] = round(rss / 1024.0, 1)
+        if total:
+            out['clusters'][name] = round(total / 1024.0, 1)
+    out['control_planes'] = len(out['clusters'])
+    out['total_mb'] = round(sum(out['clusters'].values()), 1)
+    return out
+
+
+def fleet_control_planes(sandbox_dir):
+    """Names of the EKS clusters that have a control plane ($SANDBOX_DIR/kube/fleet.json), in
+    seeded order; [] when there is no fleet file (an older sandbox: its one apiserver is not per
+    cluster)."""
+    try:
+        with open(os.path.join(sandbox_dir or '', 'kube', 'fleet.json'), encoding='utf-8') as handle:
+            return [c['name'] for c in json.load(handle)['clusters']]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def fleet_audit_logs(sandbox_dir):
+    """{cluster: audit log} of every control plane in fleet.json."""
+    try:
+        with open(os.path.join(sandbox_dir or '', 'kube', 'fleet.json'), encoding='utf-8') as handle:
+            return {c['name']: c['audit_log'] for c in json.load(handle)['clusters']}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 class Harness:
     def __init__(self, env, args, log):
         self.env = env
@@ -190,6 +333,8 @@ class Harness:
         self.log = log
         self.proxy = awsproxy.CountingProxy(env['AWS_ENDPOINT_URL']).start()
         self.kube_user = env.get('SANDBOX_KUBE_ADMIN_USER')
+        # The admin's EKS token (eks_connection) is the IAM user on the API servers.
+        self.kube_users = {u for u in (self.kube_user, IAM_ADMIN) if u}
         self.journal_has_agent = None
 
     def close(self):
@@ -205,9 +350,11 @@ class Harness:
         env.update(extra or {})
         return env
 
-    def measure(self, label, argv, extra_env=None, ansible=True, check=True, messages_of=None):
-        """Run one command; wall time, AWS requests (proxy), journal window, kube writes.
-        messages_of: a task name prefix whose messages are kept (task_messages)."""
+    def measure(self, label, argv, extra_env=None, ansible=True, check=True, messages_of=None, audit_logs=None):
+        """Run one command; wall time, AWS requests (proxy), journal window, kube writes, peak
+        RSS of its process tree. messages_of: a task name prefix whose messages are kept
+        (task_messages). audit_logs: {cluster: audit log} whose writes count (default: the
+        first cluster's, SANDBOX_KUBE_AUDIT); with more than one, kube_writes_by_cluster too."""
         env = self.child_env(extra_env)
         if ansible:
             env['ANSIBLE_STDOUT_CALLBACK'] = 'ansible.builtin.json'
@@ -215,26 +362,37 @@ class Harness:
             if self.args.profile:
                 env['ANSIBLE_CALLBACKS_ENABLED'] = 'ansible.builtin.profile_tasks'
         jstart = _count_lines(self.env.get('SANDBOX_AWS_JOURNAL'))
-        astart = _count_lines(self.env.get('SANDBOX_KUBE_AUDIT'))
+        audits = audit_logs or {'sandbox': self.env.get('SANDBOX_KUBE_AUDIT')}
+        astarts = {name: _count_lines(path) for name, path in audits.items()}
         pmark = self.proxy.mark()
         load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
-        proc = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
+        popen = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        memory = TreeMemory(popen.pid)
+        stdout, stderr = popen.communicate()
         wall = time.perf_counter() - t0
+        memory = memory.stop()
+        proc = subprocess.CompletedProcess(argv, popen.returncode, stdout, stderr)
         time.sleep(0.3)  # let the audit log catch up
         records = self.proxy.since(pmark)
         journal = _read_from(self.env.get('SANDBOX_AWS_JOURNAL'), jstart)
-        writes = []
-        for event in _read_from(self.env.get('SANDBOX_KUBE_AUDIT'), astart):
-            if event.get('stage') not in (None, 'ResponseComplete') or event.get('verb') not in WRITE_VERBS \
-                    or 'dryRun=All' in (event.get('requestURI') or ''):  # a server-side dry run persists nothing
-                continue
-            if self.kube_user and (event.get('user') or {}).get('username') != self.kube_user:
-                continue
-            ref = event.get('objectRef') or {}
-            writes.append('%s %s/%s' % (event['verb'], ref.get('resource'), ref.get('name')))
+        writes, by_cluster = [], {}
+        for name, path in audits.items():
+            by_cluster[name] = 0
+            for event in _read_from(path, astarts[name]):
+                if event.get('stage') not in (None, 'ResponseComplete') or event.get('verb') not in WRITE_VERBS \
+                        or 'dryRun=All' in (event.get('requestURI') or ''):  # a server-side dry run persists nothing
+                    continue
+                if self.kube_users and (event.get('user') or {}).get('username') not in self.kube_users:
+                    continue
+                ref = event.get('objectRef') or {}
+                by_cluster[name] += 1
+                writes.append('%s%s %s/%s' % ('' if len(audits) == 1 else name + ': ', event['verb'], ref.get('resource'), ref.get('name')))
         result = {'label': label, 'wall_s': round(wall, 3), 'rc': proc.returncode,
-                  'loadavg_1m_before': round(load_before, 2), 'loadavg_1m_after': round(os.getloadavg()[0], 2)}
+                  'loadavg_1m_before': round(load_before, 2), 'loadavg_1m_after': round(os.getloadavg()[0], 2),
+                  'memory': memory}
+        if len(audits) > 1:
+            result['kube_writes_by_cluster'] = by_cluster
         result.update(awsproxy.summarise(records))
         result['aws_requests_journal_window'] = len(journal)
         result['aws_requests_other'] = len(journal) - len(records)
@@ -250,14 +408,15 @@ class Harness:
             result['stderr_tail'] = (proc.stderr or '')[-3000:]
             if ansible and not result.get('failures'):
                 result['stdout_tail'] = proc.stdout[-3000:]
-        self.log('  %-38s %7.2f s  aws=%-4d mut=%-3d writes=%-3d changed=%s rc=%d  (load %.1f)' % (
+        self.log('  %-38s %7.2f s  aws=%-4d mut=%-3d writes=%-3d changed=%s rc=%d  rss=%.0f MB  (load %.1f)' % (
             label, wall, result['aws_requests'], result['aws_mutating'], result['kube_writes'],
-            result.get('tasks_changed', '-'), proc.returncode, load_before))
+            result.get('tasks_changed', '-'), proc.returncode, memory['peak_tree_rss_mb'], load_before))
         if check and proc.returncode != 0:
             self.log('    failed: %s' % json.dumps(result.get('failures') or result.get('stderr_tail'))[:1500])
         return result
 
-    def playbook(self, label, playbook, inventory=None, extra_vars=None, forks=None, check=True, extra_env=None, messages_of=None):
+    def playbook(self, label, playbook, inventory=None, extra_vars=None, forks=None, check=True, extra_env=None, messages_of=None,
+                 audit_logs=None):
         argv = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook]
         if inventory:
             argv += ['-i', inventory]
@@ -265,7 +424,7 @@ class Harness:
             argv += ['--forks', str(forks)]
         if extra_vars:
             argv += ['-e', json.dumps(extra_vars)]
-        return self.measure(label, argv, extra_env=extra_env, check=check, messages_of=messages_of)
+        return self.measure(label, argv, extra_env=extra_env, check=check, messages_of=messages_of, audit_logs=audit_logs)
 
 
 def parse_ansible_json(stdout, records, messages_of=None):
@@ -332,23 +491,53 @@ def fleet_role_arn(cluster):
     return 'arn:aws:iam::123456789012:role/bench-node-role-%s' % cluster
 
 
-def write_inventory(clusters, path=None):
+def write_inventory(clusters, path=None, kube=False):
     """A fleet inventory. Each cluster has a node role of its own, as fleets normally do: with one
     role shared by all clusters, cluster_gpu's inline policy is one object written by every host at
     once (amazon.aws.iam_policy then fails with KeyError on the policy name under concurrency, and
-    a teardown of one cluster removes the policy the others need); see docs/benchmarks.md."""
+    a teardown of one cluster removes the policy the others need); see docs/benchmarks.md.
+    kube: the role's Kubernetes steps on (device plugin release, GPU Node check), as
+    inventories/sandbox has them, each host connected to its own cluster's API server by
+    genai.stack.eks_connection alone (the chart from the sandbox's chart mirror)."""
     names = ['sandbox'] + ['sandbox-%d' % i for i in range(2, clusters + 1)]
     path = path or os.path.join(BENCH, 'inventories', 'fleet-%d.yml' % clusters)
     lines = ['---', '# Generated by bench/run.py: %d EKS cluster(s) of the benchmark sandbox, one host each,' % clusters,
-             '# each with a node role of its own (bench/run.py creates them in the sandbox).',
-             'all:', '  vars:', '    ansible_connection: local', '    ansible_python_interpreter: "{{ ansible_playbook_python }}"',
-             '    cluster_gpu_cpu_nodegroup_name: "{{ inventory_hostname }}-cpu"',
-             '  children:', '    eks_clusters:', '      hosts:']
+             '# each with a node role of its own (bench/run.py creates them in the sandbox).']
+    if kube:
+        lines += ['# Kubernetes steps on: each host\'s device plugin release and GPU Node check go to its own',
+                  '# cluster\'s API server, through the eks_connection lookup (DescribeCluster + an EKS token).']
+    else:
+        lines += ['# AWS work only: cluster_gpu\'s Kubernetes steps are off.']
+    lines += ['all:', '  vars:', '    ansible_connection: local', '    ansible_python_interpreter: "{{ ansible_playbook_python }}"',
+              '    cluster_gpu_cpu_nodegroup_name: "{{ inventory_hostname }}-cpu"']
+    if kube:
+        lines += ['    genai_stack_kube: "{{ lookup(\'genai.stack.eks_connection\', inventory_hostname) }}"',
+                  '    cluster_gpu_kubernetes_enabled: true',
+                  '    cluster_gpu_verify_timeout: 60',
+                  '    cluster_gpu_device_plugin_enabled: true',
+                  '    cluster_gpu_device_plugin_namespace: %s' % BENCH_DEVICE_PLUGIN_NAMESPACE,
+                  '    genai_stack_chart_mirror: "{{ lookup(\'ansible.builtin.env\', \'SANDBOX_CHART_MIRROR\') }}"',
+                  '    genai_stack_chart_mirror_username: "{{ lookup(\'ansible.builtin.env\', \'SANDBOX_REGISTRY_USER\') }}"',
+                  '    genai_stack_chart_mirror_password: "{{ lookup(\'ansible.builtin.env\', \'SANDBOX_REGISTRY_PASSWORD\') }}"',
+                  '    genai_stack_chart_mirror_plain_http: true']
+    lines += ['  children:', '    eks_clusters:', '      hosts:']
     for name in names:
         lines += ['        %s:' % name, '          cluster_gpu_node_role_arn: %s' % fleet_role_arn(name)]
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'w', encoding='utf-8') as handle:
         handle.write('\n'.join(lines) + '\n')
+    return path
+
+
+def decoy_kubeconfig(path):
+    """A kubeconfig whose only cluster listens nowhere: the fleet's Kubernetes runs get it as
+    KUBECONFIG, so a call that did not go through the host's eks_connection fails instead of
+    landing, unseen, on the first cluster."""
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write('apiVersion: v1\nkind: Config\ncurrent-context: nowhere\n'
+                     'clusters: [{name: nowhere, cluster: {server: "https://127.0.0.1:9"}}]\n'
+                     'users: [{name: nobody, user: {token: none}}]\n'
+                     'contexts: [{name: nowhere, context: {cluster: nowhere, user: nobody}}]\n')
     return path
 
 
@@ -463,24 +652,65 @@ def run_manual(h, cluster, smoke, aws_cli):
     return res
 
 
-def run_fleet(h, sizes, smoke, reuse_one=None):
-    """Comparison 4: cluster_gpu over 1, 4, 16 clusters, forks >= clusters."""
-    res = {'sizes': {}, 'node_roles': 'one per cluster (bench-node-role-<cluster>)'}
+def fleet_mode(size, control_planes):
+    """('kubernetes', None) when a fleet of size runs the Kubernetes steps, else ('aws-only', why)."""
+    if size > KUBE_FLEET_MAX:
+        return 'aws-only', 'more than %d clusters: AWS work only' % KUBE_FLEET_MAX
+    names = ['sandbox'] + ['sandbox-%d' % i for i in range(2, size + 1)]
+    missing = [n for n in names if n not in control_planes]
+    if missing:
+        return 'aws-only', 'no Kubernetes control plane for %s in the sandbox' % ', '.join(missing)
+    return 'kubernetes', None
+
+
+def run_fleet(h, sizes, smoke, reuse_one=None, sandbox_dir=None, tmp=None):
+    """Comparison 4: cluster_gpu over 1, 2, 4 (with its Kubernetes steps, each host on its own
+    cluster's API server) and 16 clusters (AWS work only), forks = clusters. Each run's peak RSS
+    of the ansible-playbook tree; for the Kubernetes sizes, the control planes' RSS after the
+    first converge."""
+    control_planes = fleet_control_planes(sandbox_dir)
+    audits = fleet_audit_logs(sandbox_dir)
+    res = {'sizes': {}, 'node_roles': 'one per cluster (bench-node-role-<cluster>)', 'kube_fleet_max': KUBE_FLEET_MAX,
+           'control_planes': control_planes,
+           'memory_method': 'peak over samples every %.1f s of the summed RSS (/proc/PID/status VmRSS) of ansible-playbook '
+                            'and all its descendants; control planes: RSS of the processes in the pid files under '
+                            '$SANDBOX_DIR/kube/run and kube/clusters/*/run, read once after the first converge' % MEMORY_SAMPLE_S}
     if any(not (size == 1 and reuse_one is not None) for size in sizes):
         ensure_fleet_roles(h.env, ['sandbox'] + ['sandbox-%d' % i for i in range(2, max(sizes) + 1)])
     for size in sizes:
-        inv = write_inventory(size)
-        if size == 1 and reuse_one is not None:
-            res['sizes']['1'] = {'first': reuse_one['first'], 'noop': reuse_one['noop'][0], 'reused_from': 'gpu comparison'}
+        mode, why = fleet_mode(size, control_planes)
+        kube = mode == 'kubernetes'
+        inv = write_inventory(size, kube=kube)
+        if size == 1 and reuse_one is not None and not kube:
+            res['sizes']['1'] = {'first': reuse_one['first'], 'noop': reuse_one['noop'][0], 'reused_from': 'gpu comparison',
+                                 'mode': mode, 'mode_reason': why}
             continue
-        h.log('fleet: %d cluster(s), forks %d' % (size, max(size, 1)))
-        entry = {'inventory': os.path.relpath(inv, ROOT), 'forks': max(size, 1)}
+        h.log('fleet: %d cluster(s), forks %d, %s' % (size, max(size, 1), mode))
+        entry = {'inventory': os.path.relpath(inv, ROOT), 'forks': max(size, 1), 'mode': mode}
+        if why:
+            entry['mode_reason'] = why
+        kwargs = {'forks': max(size, 1)}
+        if kube:
+            names = ['sandbox'] + ['sandbox-%d' % i for i in range(2, size + 1)]
+            kwargs['audit_logs'] = {n: audits[n] for n in names if n in audits}
+            # The EKS tokens are presigned STS URLs for the emulator itself (botocore's AWS_ENDPOINT_URL_STS wins
+            # over AWS_ENDPOINT_URL): the token webhook accepts URLs for the emulator or STS, not the counting
+            # proxy. Presigning sends nothing, and the role makes no STS call, so no request goes uncounted.
+            kwargs['extra_env'] = {'KUBECONFIG': decoy_kubeconfig(os.path.join(tmp or '/tmp', 'decoy-kubeconfig-%d' % os.getpid())),
+                                   'AWS_ENDPOINT_URL_STS': h.env['AWS_ENDPOINT_URL']}
         try:
-            entry['first'] = h.playbook('fleet %2d first converge' % size, CLUSTER_GPU, inv, ours_vars(smoke), forks=max(size, 1))
-            entry['noop'] = h.playbook('fleet %2d no-op re-run' % size, CLUSTER_GPU, inv, ours_vars(smoke), forks=max(size, 1))
+            entry['first'] = h.playbook('fleet %2d first converge' % size, CLUSTER_GPU, inv, ours_vars(smoke), **kwargs)
+            if kube:
+                entry['control_planes_rss'] = control_plane_rss(sandbox_dir)
+            entry['noop'] = h.playbook('fleet %2d no-op re-run' % size, CLUSTER_GPU, inv, ours_vars(smoke), **kwargs)
         finally:
-            h.playbook('(teardown fleet %d)' % size, CLUSTER_GPU, inv, ours_vars(smoke, 'absent'), forks=max(size, 1), check=False)
+            h.playbook('(teardown fleet %d)' % size, CLUSTER_GPU, inv, ours_vars(smoke, 'absent'), check=False, **kwargs)
         res['sizes'][str(size)] = entry
+    # The AWS-only sizes' growth needs a one-cluster AWS-only run: the gpu comparison's, when it ran.
+    if reuse_one is not None and any(e.get('mode') == 'aws-only' and int(k) > 1 for k, e in res['sizes'].items()) \
+            and (res['sizes'].get('1') or {}).get('mode') != 'aws-only':
+        res['aws_only_1'] = {'first': reuse_one['first'], 'noop': reuse_one['noop'][0], 'reused_from': 'gpu comparison',
+                             'mode': 'aws-only'}
     return res
 
 
@@ -610,6 +840,22 @@ def site_charts(record):
             'summary_standins': record.get('summary_standins'), 'summary_agrees': record.get('summary_agrees')}
 
 
+def _fleet_row(entry):
+    """One fleet size in the summary: its mode, each phase's figures and peak RSS, and the control
+    planes' RSS after the first converge (Kubernetes sizes). Runs from before the modes were AWS-only."""
+    row = {'mode': entry.get('mode') or 'aws-only'}
+    for phase in ('first', 'noop'):
+        run = entry.get(phase) or {}
+        row[phase] = {k: run.get(k) for k in ('wall_s', 'aws_requests', 'aws_mutating', 'tasks_changed', 'kube_writes')}
+        memory = run.get('memory') or {}
+        row[phase]['peak_tree_rss_mb'] = memory.get('peak_tree_rss_mb')
+        row[phase]['largest_process_rss_mb'] = memory.get('largest_process_rss_mb')
+    planes = entry.get('control_planes_rss')
+    row['control_planes_rss_mb'] = planes.get('total_mb') if planes else None
+    row['control_planes'] = planes.get('control_planes') if planes else None
+    return row
+
+
 def summarise(results):
     comp = results['comparisons']
     summary = {}
@@ -655,20 +901,34 @@ def summarise(results):
         sizes = comp['fleet']['sizes']
         rows = {}
         for size, entry in sorted(sizes.items(), key=lambda kv: int(kv[0])):
-            rows[size] = {phase: {k: (entry.get(phase) or {}).get(k) for k in ('wall_s', 'aws_requests', 'aws_mutating', 'tasks_changed')}
-                          for phase in ('first', 'noop')}
+            rows[size] = _fleet_row(entry)
         summary['fleet'] = rows
-        keys = sorted(rows, key=int)
-        if len(keys) >= 2:
+        # Growth within a mode: the Kubernetes sizes among themselves; the AWS-only ones from a
+        # one-cluster AWS-only run (the gpu comparison's) when the fleet's own size 1 ran the Kubernetes steps.
+        by_mode = {}
+        for size, row in rows.items():
+            by_mode.setdefault(row['mode'], {})[size] = row
+        baseline = comp['fleet'].get('aws_only_1')
+        if baseline and '1' not in by_mode.get('aws-only', {}):
+            summary['fleet_aws_only_1'] = _fleet_row(baseline)
+            by_mode.setdefault('aws-only', {})['1'] = summary['fleet_aws_only_1']
+        growth = {}
+        for mode, mode_rows in sorted(by_mode.items()):
+            keys = sorted(mode_rows, key=int)
+            if len(keys) < 2:
+                continue
             small, big = keys[0], keys[-1]
-            growth = {}
+            growth[mode] = {}
             for phase in ('first', 'noop'):
-                a, b = rows[small][phase]['wall_s'], rows[big][phase]['wall_s']
-                growth[phase] = {'clusters_ratio': int(big) / int(small), 'wall_ratio': _ratio(b, a),
-                                 'per_cluster_s': {k: round(rows[k][phase]['wall_s'] / int(k), 3) if rows[k][phase]['wall_s'] else None
-                                                   for k in keys}}
+                a, b = mode_rows[small][phase]['wall_s'], mode_rows[big][phase]['wall_s']
+                growth[mode][phase] = {
+                    'clusters': [int(small), int(big)], 'clusters_ratio': int(big) / int(small), 'wall_ratio': _ratio(b, a),
+                    'per_cluster_s': {k: round(mode_rows[k][phase]['wall_s'] / int(k), 3) if mode_rows[k][phase]['wall_s'] else None
+                                      for k in keys}}
+        if growth:
             summary['fleet_growth'] = growth
-            met = all(g['wall_ratio'] is not None and g['wall_ratio'] < g['clusters_ratio'] for g in growth.values())
+            met = all(g['wall_ratio'] is not None and g['wall_ratio'] < g['clusters_ratio']
+                      for phases in growth.values() for g in phases.values())
             targets['fleet_sublinear'] = {'measured': growth, 'met': met}
     if 'helm' in comp:
         helm = comp['helm']
@@ -798,15 +1058,18 @@ def main(argv=None):
         # The vendors' real charts, as .ci/run gives them to the sandbox (GENAI_STACK_CHART_DIR, else
         # ../shared/vendor-charts when it exists; set and empty: the stand-ins only).
         chart_dir, chart_dir_source = charts.choose_chart_dir(os.environ)
-        env = start_private_sandbox(args.sandbox_dir, max(max_clusters, 3), log, chart_dir)
+        kube_sizes = [s for s in sizes if s <= KUBE_FLEET_MAX] if 'fleet' in only else []
+        env = start_private_sandbox(args.sandbox_dir, max(max_clusters, 3), log, chart_dir, kube_clusters=max(kube_sizes + [1]))
         recorded = charts.sandbox_chart_dir(args.sandbox_dir)
+        sandbox_dir = args.sandbox_dir
     else:
         if os.environ.get('AWS_ENDPOINT_URL') and os.environ.get('SANDBOX_AWS_JOURNAL'):
             env = {k: v for k, v in os.environ.items() if k.startswith(('AWS_', 'SANDBOX_', 'KUBECONFIG', 'HELM', 'KUBECTL', 'PATH'))}
         else:
             env = read_env_file(os.path.join(ROOT, '.sandbox', 'env'))
         # The running sandbox was filled from the directory it recorded, whatever this shell says.
-        recorded = charts.sandbox_chart_dir(charts.sandbox_dir_of(env))
+        sandbox_dir = charts.sandbox_dir_of(env)
+        recorded = charts.sandbox_chart_dir(sandbox_dir)
         chart_dir, chart_dir_source = charts.choose_chart_dir(os.environ) if recorded is None else (recorded, 'the running sandbox\'s record')
     if recorded is not None and recorded != chart_dir:  # what the sandbox did wins over what was asked
         log('the sandbox says its mirror was filled from %r, not %r' % (recorded, chart_dir))
@@ -831,8 +1094,8 @@ def main(argv=None):
         if 'manual' in only:
             results['comparisons']['manual'] = run_manual(harness, clusters[2] if len(clusters) > 2 else clusters[0], args.smoke, aws_cli)
         if 'fleet' in only:
-            reuse = results['comparisons'].get('gpu', {}).get('ours') if (args.smoke and 'gpu' in only) else None
-            results['comparisons']['fleet'] = run_fleet(harness, sizes, args.smoke, reuse_one=reuse)
+            reuse = results['comparisons'].get('gpu', {}).get('ours') if 'gpu' in only else None
+            results['comparisons']['fleet'] = run_fleet(harness, sizes, args.smoke, reuse_one=reuse, sandbox_dir=sandbox_dir, tmp=tmp)
         if 'helm' in only:
             results['comparisons']['helm'] = run_helm(harness, repeat, tmp, args.smoke)
         if 'site' in only:
