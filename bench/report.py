@@ -33,6 +33,66 @@ def _fmt(value, digits=2):
     return str(value)
 
 
+def _sizes_text(sizes):
+    sizes = [str(x) for x in sizes]
+    return sizes[0] if len(sizes) == 1 else '%s and %s' % (', '.join(sizes[:-1]), sizes[-1])
+
+
+def _per_cluster(wall, size):
+    return wall / int(size) if wall else None
+
+
+def _fleet_section(fleet, aws_only_1, comparison):
+    """Section 4: the fleet, each size in its mode, with the memory columns."""
+    sizes = sorted(fleet, key=int)
+    kube_max = comparison.get('kube_fleet_max') or 4
+    out = ['## 4. Fleet: cluster_gpu over %s clusters (forks = clusters)' % _sizes_text(sizes), '',
+           'Inventories `bench/inventories/fleet-<clusters>.yml`, one host per EKS cluster of the sandbox. Two modes '
+           '(the `mode` column):', '',
+           '- **Kubernetes** (fleets of up to %d clusters): the role as `inventories/sandbox` runs it, its Kubernetes steps on '
+           '(`cluster_gpu_kubernetes_enabled`, `cluster_gpu_device_plugin_enabled`): each host installs the NVIDIA device '
+           'plugin release and waits for its GPU Nodes on its own cluster\'s API server, connected by '
+           '`genai_stack_kube: "{{ lookup(\'genai.stack.eks_connection\', inventory_hostname) }}"` alone (KUBECONFIG names '
+           'no reachable cluster; the tokens are presigned for the emulator\'s own STS endpoint, `AWS_ENDPOINT_URL_STS`, since the '
+           'sandbox\'s token webhook takes no URL of the counting proxy). Kubernetes writes are counted in each cluster\'s own '
+           'audit log.' % kube_max,
+           '- **AWS only** (larger fleets, or a size with a cluster that has no control plane): the Kubernetes steps off. '
+           'The bench asks the sandbox for control planes for the first %d clusters only (`SANDBOX_KUBE_CLUSTERS`): each '
+           'kube-apiserver with its controllers takes about half a GB, and 16 of them more memory and CPU than the '
+           'benchmark host has.' % kube_max, '',
+           'Memory: **peak RSS** is the highest sum, over samples taken every 0.5 s while the run lasts, of the resident '
+           'memory of `ansible-playbook` and all its descendants (forks, module processes, helm); a process that lives less '
+           'than one interval can be missed. **Control planes** is the resident memory of the sandbox\'s Kubernetes '
+           'processes (the shared etcd, and per cluster kube-apiserver, controller-manager, scheduler and kwok, from their '
+           'pid files), read once after the first converge of a Kubernetes size: what such a fleet costs the sandbox, not '
+           'the collection. Linear growth would multiply wall time by the number of clusters; growth is compared within a '
+           'mode.', '']
+    rows = [(size, fleet[size]) for size in sizes]
+    if aws_only_1:
+        rows.insert(0, ('1 (gpu comparison)', aws_only_1))
+    if any(row.get('first', {}).get('peak_tree_rss_mb') is None for _size, row in rows):
+        out += ['Sizes with – in the memory columns come from a run made before the harness measured memory (and ran '
+                'the Kubernetes mode); the next full run (`make bench`) fills them.', '']
+    out += ['| clusters | mode | first converge (s) | s per cluster | AWS requests | Kubernetes writes | peak RSS (MB) '
+            '| no-op (s) | s per cluster | AWS requests | Kubernetes writes | peak RSS (MB) | control planes RSS (MB) |',
+            '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+    for size, row in rows:
+        f, n = row['first'], row['noop']
+        count = size.split()[0]
+        planes = row.get('control_planes_rss_mb')
+        out.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+            size, 'Kubernetes' if row.get('mode') == 'kubernetes' else 'AWS only',
+            _fmt(f['wall_s']), _fmt(_per_cluster(f['wall_s'], count)), _fmt(f['aws_requests']), _fmt(f.get('kube_writes')),
+            _fmt(f.get('peak_tree_rss_mb'), 0),
+            _fmt(n['wall_s']), _fmt(_per_cluster(n['wall_s'], count)), _fmt(n['aws_requests']), _fmt(n.get('kube_writes')),
+            _fmt(n.get('peak_tree_rss_mb'), 0),
+            '%s (%s)' % (_fmt(planes, 0), row.get('control_planes')) if planes is not None else '–'))
+    if any(row.get('control_planes_rss_mb') is not None for _size, row in rows):
+        out += ['', 'Control planes: total MB (number of control planes running in the sandbox at that moment).']
+    out.append('')
+    return out
+
+
 def _ratio_row(name, cell, unit=''):
     return '| %s | %s%s | %s%s | %s |' % (name, _fmt(cell.get('ours')), unit, _fmt(cell.get('upstream', cell.get('manual'))), unit,
                                          _fmt(cell.get('ratio')))
@@ -125,18 +185,7 @@ def markdown(results, results_path, plot_ok, candidate=None):
                 'a re-run of the procedure is not a thing it can do.' % _fmt(man.get('manual_second_run_rc')), '']
     fleet = s.get('fleet')
     if fleet:
-        out += ['## 4. Fleet: cluster_gpu over 1, 4 and 16 clusters (forks = clusters)', '',
-                'Inventories `bench/inventories/fleet-{1,4,16}.yml`, AWS work only (the sandbox has one Kubernetes control '
-                'plane for all its EKS clusters, so running the device plugin per cluster would measure contention on one '
-                'release rather than a fleet). Linear growth would multiply wall time by the number of clusters.', '',
-                '| clusters | first converge (s) | s per cluster | AWS requests | no-op (s) | s per cluster | AWS requests |',
-                '|---|---|---|---|---|---|---|']
-        for size, row in sorted(fleet.items(), key=lambda kv: int(kv[0])):
-            f, n = row['first'], row['noop']
-            out.append('| %s | %s | %s | %s | %s | %s | %s |' % (
-                size, _fmt(f['wall_s']), _fmt(f['wall_s'] / int(size) if f['wall_s'] else None), _fmt(f['aws_requests']),
-                _fmt(n['wall_s']), _fmt(n['wall_s'] / int(size) if n['wall_s'] else None), _fmt(n['aws_requests'])))
-        out.append('')
+        out += _fleet_section(fleet, s.get('fleet_aws_only_1'), (results.get('comparisons') or {}).get('fleet') or {})
     site = s.get('site')
     if site:
         out += ['## 5. The whole site', '', 'site.yml imports today: %s.' % ', '.join(site.get('imports') or []), '']
@@ -257,8 +306,10 @@ def _measured_text(key, target):
         return 'new revisions per no-op: %s' % target.get('measured')
     if key == 'fleet_sublinear':
         parts = []
-        for phase, g in (target.get('measured') or {}).items():
-            parts.append('%s: %sx clusters -> %sx wall' % (phase, _fmt(g['clusters_ratio'], 0), _fmt(g['wall_ratio'])))
+        for mode, phases in sorted((target.get('measured') or {}).items()):
+            for phase, g in phases.items():
+                parts.append('%s %s: %sx clusters -> %sx wall' % ('Kubernetes' if mode == 'kubernetes' else 'AWS only', phase,
+                                                                  _fmt(g['clusters_ratio'], 0), _fmt(g['wall_ratio'])))
         return '; '.join(parts)
     return json.dumps(target.get('measured'))
 
@@ -292,8 +343,10 @@ def _method(results):
            'node mirror polls EKS ListClusters/ListNodegroups/DescribeNodegroup and Auto Scaling DescribeAutoScalingGroups '
            'every ~2 s for every cluster, the same read operations the measured tools use. The journal '
            'window is still read and the difference is stored per run as `aws_requests_other`.',
-           '- Kubernetes writes: audit-log events with a write verb by the admin user (excludes the node mirror and the '
-           'control plane\'s controllers). Helm revisions: `helm history` before and after.',
+           '- Kubernetes writes: audit-log events with a write verb by the admin user, by certificate or by the EKS token of '
+           'the admin\'s IAM identity (excludes the node mirror and the control plane\'s controllers); in the fleet\'s '
+           'Kubernetes mode, from the audit log of each cluster of the fleet. Helm revisions: `helm history` before and after.',
+           '- Memory: the peak RSS of each measured command\'s process tree, sampled from /proc every 0.5 s (section 4).',
            '- Tasks changed: the `changed` count of the play recap (json callback), summed over hosts.',
            '- Each comparison uses names of its own (node groups `bench-gpu`, `bench-upstream`, `bench-manual`) and its own '
            'cluster in the private sandbox, and is torn down after (teardown not timed).', '',
@@ -471,7 +524,7 @@ def _walk(node):
 def plot(results, path, log):
     """A PNG with wall-time panels; drawn by the bench venv's python (matplotlib)."""
     s = results.get('summary') or {}
-    data = {'gpu': s.get('gpu'), 'helm': s.get('helm'), 'fleet': s.get('fleet'), 'manual': s.get('manual'), 'site': s.get('site')}
+    data = {'gpu': s.get('gpu'), 'helm': s.get('helm'), 'fleet': s.get('fleet'), 'fleet_aws_only_1': s.get('fleet_aws_only_1'), 'manual': s.get('manual'), 'site': s.get('site')}
     script = r'''
 import json, sys
 import matplotlib
@@ -513,13 +566,19 @@ for ax, key in zip(axes, panels):
         ax.set_title("site.yml (%s)" % ("charts not recorded" if label == "not recorded" else label))
         ax.set_ylabel("wall time (s)")
     else:
-        sizes = sorted(d["fleet"], key=int)
-        xs = [int(s) for s in sizes]
-        for ph, lab in (("first", "first converge"), ("noop", "no-op re-run")):
-            ys = [d["fleet"][s][ph]["wall_s"] for s in sizes]
-            ax.plot(xs, ys, marker="o", label=lab)
-            if ys and ys[0]:
-                ax.plot(xs, [ys[0] * x / xs[0] for x in xs], linestyle=":", color="grey")
+        modes = {}
+        for s, row in d["fleet"].items():
+            modes.setdefault(row.get("mode") or "aws-only", {})[int(s)] = row
+        if d.get("fleet_aws_only_1"):
+            modes.setdefault("aws-only", {}).setdefault(1, d["fleet_aws_only_1"])
+        for mode, rows in sorted(modes.items()):
+            xs = sorted(rows)
+            for ph, lab in (("first", "first converge"), ("noop", "no-op re-run")):
+                ys = [rows[x][ph]["wall_s"] for x in xs]
+                ax.plot(xs, ys, marker="o" if mode == "kubernetes" else "s",
+                        label="%s, %s" % ("Kubernetes" if mode == "kubernetes" else "AWS only", lab))
+                if len(xs) > 1 and ys[0]:
+                    ax.plot(xs, [ys[0] * x / xs[0] for x in xs], linestyle=":", color="grey")
         ax.set_xlabel("clusters (forks = clusters)"); ax.set_ylabel("wall time (s)"); ax.set_title("Fleet (dotted: linear)")
         ax.legend(fontsize=8)
 fig.tight_layout()
