@@ -71,10 +71,29 @@ def _check_run(run, where, ansible=True):
     assert sum(run['aws_requests_by_operation'].values()) == run['aws_requests'], where
     assert len(run['aws_mutating_operations']) <= run['aws_mutating'], where
     assert run['kube_writes'] >= len(run['kube_write_list']), where
+    _check_memory(run.get('memory'), where)
     if ansible:
         for task in run['task_profile']:
             assert task['aws_requests'] >= 0 and task['aws_api_ms'] >= 0, (where, task['name'])
         assert sum(t['aws_requests'] for t in run['task_profile']) <= run['aws_requests'], where
+
+
+def _check_memory(memory, where):
+    """The peak RSS of a run's process tree, sampled from /proc while it ran."""
+    assert isinstance(memory, dict), (where, memory)
+    assert memory['interval_s'] == 0.5 and memory['samples'] >= 1, (where, memory)
+    assert memory['peak_tree_processes'] >= 1, (where, memory)
+    # ansible-playbook alone is some tens of MB; no sandbox host has 64 GB for one run.
+    assert 10 <= memory['peak_tree_rss_mb'] < 64 * 1024, (where, memory)
+    # The largest process of a sample is part of that sample's sum, which is at most the peak.
+    assert 0 < memory['largest_process_rss_mb'] <= memory['peak_tree_rss_mb'], (where, memory)
+
+
+def _sandbox_dir(env):
+    for candidate in (env.get('SANDBOX_DIR'), os.path.dirname(env.get('KUBECONFIG') or '')):
+        if candidate and os.path.exists(os.path.join(candidate, 'kube', 'fleet.json')):
+            return candidate
+    return None
 
 
 def test_results_have_the_expected_keys(smoke_results):
@@ -145,14 +164,42 @@ def test_manual_comparison(smoke_results):
 
 def test_fleet_comparison(smoke_results):
     results = smoke_results[1]
-    sizes = results['comparisons']['fleet']['sizes']
+    fleet = results['comparisons']['fleet']
+    sizes = fleet['sizes']
     assert set(sizes) == {'1'}, 'smoke mode measures the smallest fleet only'
+    entry = sizes['1']
     for phase in ('first', 'noop'):
-        _check_run(sizes['1'][phase], 'fleet 1 %s' % phase)
-        assert results['summary']['fleet']['1'][phase]['wall_s'] == sizes['1'][phase]['wall_s']
+        _check_run(entry[phase], 'fleet 1 %s' % phase)
+        row = results['summary']['fleet']['1'][phase]
+        assert row['wall_s'] == entry[phase]['wall_s']
+        assert row['peak_tree_rss_mb'] == entry[phase]['memory']['peak_tree_rss_mb']
+        assert row['largest_process_rss_mb'] == entry[phase]['memory']['largest_process_rss_mb']
+    assert 'reused_from' not in entry, 'the fleet measures its own size 1 (the gpu comparison runs AWS-only)'
+    # The running sandbox's first cluster has a control plane (fleet.json): size 1 runs the Kubernetes steps
+    # against it through eks_connection; the smoke run does not grow the sandbox to more clusters.
+    assert fleet['kube_fleet_max'] == 4
+    assert 'sandbox' in fleet['control_planes'], fleet['control_planes']
+    assert entry['mode'] == 'kubernetes' and 'mode_reason' not in entry, entry.get('mode_reason')
+    assert results['summary']['fleet']['1']['mode'] == 'kubernetes'
+    assert entry['first']['kube_writes'] > 0, 'the Kubernetes steps wrote nothing on the cluster\'s API server'
+    directory = _sandbox_dir(_sandbox_env())
+    if directory:
+        with open(os.path.join(directory, 'kube', 'fleet.json'), encoding='utf-8') as handle:
+            now = [c['name'] for c in json.load(handle)['clusters']]
+        assert now == fleet['control_planes'], 'the smoke run changed the sandbox\'s control planes: %s -> %s' % (
+            fleet['control_planes'], now)
+    planes = entry['control_planes_rss']
+    assert planes['control_planes'] == len(planes['clusters']) == len(fleet['control_planes']), planes
+    assert 'sandbox' in planes['clusters'] and all(v > 0 for v in planes['clusters'].values()), planes
+    assert abs(planes['total_mb'] - sum(planes['clusters'].values())) < 0.2, planes
+    assert any(p.endswith('/kube-apiserver') for p in planes['processes']), planes['processes']
+    assert 50 < planes['total_mb'] < 64 * 1024, planes
+    assert results['summary']['fleet']['1']['control_planes_rss_mb'] == planes['total_mb']
     # One size gives no growth to judge: the target says so rather than passing.
     assert results['targets']['fleet_sublinear']['met'] is None
     assert 'fleet_growth' not in results['summary']
+    text = report.markdown(results, smoke_results[2], False)
+    assert '| 1 | Kubernetes | %s |' % report._fmt(entry['first']['wall_s']) in text  # pylint: disable=protected-access
 
 
 def test_helm_comparison(smoke_results):
@@ -258,8 +305,8 @@ def _judged_here(key, target):
         return bool(measured) and all(r == 0 for r in measured)
     if key == 'helm_noop_time_half_upstream':
         return measured <= 0.5 and target['measured_tasks'] <= 0.5
-    if key == 'fleet_sublinear':
-        return all(g['wall_ratio'] < g['clusters_ratio'] for g in measured.values())
+    if key == 'fleet_sublinear':  # growth within each mode (Kubernetes, AWS only)
+        return all(g['wall_ratio'] < g['clusters_ratio'] for phases in measured.values() for g in phases.values())
     raise AssertionError('a target this test does not know how to judge: %s (add it here)' % key)
 
 
