@@ -675,13 +675,15 @@ def run_fleet(h, sizes, smoke, reuse_one=None, sandbox_dir=None, tmp=None):
            'memory_method': 'peak over samples every %.1f s of the summed RSS (/proc/PID/status VmRSS) of ansible-playbook '
                             'and all its descendants; control planes: RSS of the processes in the pid files under '
                             '$SANDBOX_DIR/kube/run and kube/clusters/*/run, read once after the first converge' % MEMORY_SAMPLE_S}
-    if any(not (size == 1 and reuse_one is not None) for size in sizes):
+    modes = {size: fleet_mode(size, control_planes) for size in sizes}
+    reused = {size for size in sizes if size == 1 and reuse_one is not None and modes[size][0] == 'aws-only'}
+    if set(sizes) - reused:
         ensure_fleet_roles(h.env, ['sandbox'] + ['sandbox-%d' % i for i in range(2, max(sizes) + 1)])
     for size in sizes:
-        mode, why = fleet_mode(size, control_planes)
+        mode, why = modes[size]
         kube = mode == 'kubernetes'
         inv = write_inventory(size, kube=kube)
-        if size == 1 and reuse_one is not None and not kube:
+        if size in reused:
             res['sizes']['1'] = {'first': reuse_one['first'], 'noop': reuse_one['noop'][0], 'reused_from': 'gpu comparison',
                                  'mode': mode, 'mode_reason': why}
             continue
