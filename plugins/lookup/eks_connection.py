@@ -56,9 +56,9 @@ seealso:
 """
 
 EXAMPLES = r"""
-# inventories/prod/host_vars/arthur-prod.yml: every role's Kubernetes and helm calls for this host go to
-# the EKS cluster arthur-prod, each with a fresh token.
-genai_stack_kube: "{{ lookup('genai.stack.eks_connection', 'arthur-prod', region='us-east-2') }}"
+# In inventories/prod/host_vars/arthur-prod.yml, every role's Kubernetes and helm calls for this host go to
+# the EKS cluster arthur-prod, each with a fresh token:
+#   genai_stack_kube: "{{ lookup('genai.stack.eks_connection', 'arthur-prod', region='us-east-2') }}"
 
 # A play of kubernetes.core tasks against one EKS cluster.
 - hosts: localhost

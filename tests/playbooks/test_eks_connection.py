@@ -27,6 +27,7 @@ PLAY_USERS = (IAM_ADMIN_USERNAME, 'sandbox-admin')
 def _play_writes(run):
     return {user: run.activity['kube_writes_by_user'].get(user, 0) for user in PLAY_USERS}
 
+
 PLAY = '''
 - name: Kubernetes and helm through the EKS-derived connection only
   hosts: eks_clusters
