@@ -60,8 +60,8 @@ EXAMPLES = r"""
 # the EKS cluster arthur-prod, each with a fresh token:
 #   genai_stack_kube: "{{ lookup('genai.stack.eks_connection', 'arthur-prod', region='us-east-2') }}"
 
-# A play of kubernetes.core tasks against one EKS cluster.
-- hosts: localhost
+- name: A play of kubernetes.core tasks against one EKS cluster
+  hosts: localhost
   module_defaults:
     group/kubernetes.core.k8s: "{{ lookup('genai.stack.eks_connection', 'arthur-prod') }}"
   tasks:
