@@ -48,10 +48,13 @@ use_cluster() {
   fi
 }
 
-# fleet_size: SANDBOX_EKS_CLUSTERS (default 1), never fewer than the control planes already here: an
-# `up` without the variable keeps a grown fleet (as the emulator keeps its seeded clusters); `down` ends it.
+# fleet_size: SANDBOX_EKS_CLUSTERS (default 1), at most SANDBOX_KUBE_CLUSTERS when set (the bench's large
+# AWS-only fleets: each control plane costs ~0.5 GB; the clusters past it have none, and their node
+# groups no Nodes), never fewer than the control planes already here: an `up` without the variable
+# keeps a grown fleet (as the emulator keeps its seeded clusters); `down` ends it.
 fleet_size() {
   local n="${SANDBOX_EKS_CLUSTERS:-1}" name i
+  if [[ -n "${SANDBOX_KUBE_CLUSTERS:-}" ]] && (( n > SANDBOX_KUBE_CLUSTERS )); then n=$SANDBOX_KUBE_CLUSTERS; fi
   for name in $(extra_clusters); do
     i="${name#sandbox-}"
     if [[ "$i" =~ ^[0-9]+$ ]] && (( i > n )); then n=$i; fi
