@@ -58,6 +58,8 @@ IAM_ADMIN = 'arn:aws:iam::123456789012:user/sandbox-admin'
 # never touches (nor, in its teardown, removes) the nvidia-device-plugin namespace of site.yml.
 BENCH_DEVICE_PLUGIN_NAMESPACE = 'bench-nvidia-device-plugin'
 MEMORY_SAMPLE_S = 0.5
+# The Kubernetes processes of a sandbox control plane (sandbox/components/20-kube.sh); etcd is the first cluster's.
+CONTROL_PLANE_PROCESSES = ('etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok')
 VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
 AWSCLI_PIN = 'awscli==1.46.2'
 MATPLOTLIB_PIN = 'matplotlib==3.11.2'
@@ -289,8 +291,8 @@ def control_plane_rss(sandbox_dir):
     for name, run_dir in runs:
         total = 0
         for pid_file in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
-            if not pid_file.endswith('.pid'):
-                continue
+            if not pid_file.endswith('.pid') or pid_file[:-4] not in CONTROL_PLANE_PROCESSES:
+                continue  # kube/run also holds the node mirror's and the registry's
             try:
                 with open(os.path.join(run_dir, pid_file), encoding='ascii') as handle:
                     rss = rss_kb(int(handle.read().strip()))
