@@ -1,4 +1,5 @@
 """Small readers the playbook tests share: kubectl and helm as the user has them, and a poll."""
+import contextlib
 import json
 import os
 import subprocess
@@ -79,3 +80,21 @@ def planned_changes(output):
     and the `changed:` lines with their loop item. Task names and summaries are left out, so a
     name found here is one the plan shows as changing, not one a title happens to mention."""
     return '\n'.join(line for line in output.splitlines() if line.startswith(('-', '+', 'changed: ')))
+
+
+@contextlib.contextmanager
+def iam_user_without_access_entry(name):
+    """An IAM user (its access key) that may describe EKS clusters but has no access entry on any:
+    an identity whose EKS token the API servers refuse. Deleted afterwards."""
+    import boto3  # pylint: disable=import-outside-toplevel - only the tests that need it pay for it
+    iam = boto3.client('iam')
+    iam.create_user(UserName=name)
+    try:
+        iam.put_user_policy(UserName=name, PolicyName='describe', PolicyDocument=json.dumps({
+            'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': 'eks:DescribeCluster', 'Resource': '*'}]}))
+        yield iam.create_access_key(UserName=name)['AccessKey']
+    finally:
+        for key in iam.list_access_keys(UserName=name)['AccessKeyMetadata']:
+            iam.delete_access_key(UserName=name, AccessKeyId=key['AccessKeyId'])
+        iam.delete_user_policy(UserName=name, PolicyName='describe')
+        iam.delete_user(UserName=name)

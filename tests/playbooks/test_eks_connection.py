@@ -13,10 +13,9 @@ the certificate's user.
 import base64
 import json
 
-import boto3
 import pytest
 
-from playbook_helpers import decoy_kubeconfig, helm_releases, kube_get, kubectl
+from playbook_helpers import decoy_kubeconfig, helm_releases, iam_user_without_access_entry, kube_get, kubectl
 
 NAMESPACE = 'eks-connection-check'
 IAM_ADMIN_USERNAME = 'arn:aws:iam::123456789012:user/sandbox-admin'
@@ -139,21 +138,9 @@ def test_converge_rerun_check_through_eks_tokens_only(run_playbook, play, clean)
 
 @pytest.fixture
 def stranger():
-    """An IAM user allowed to describe the cluster but with no access entry on it."""
-    iam = boto3.client('iam')
-    name = 'eks-connection-stranger'
-    iam.create_user(UserName=name)
-    try:
-        iam.put_user_policy(UserName=name, PolicyName='describe', PolicyDocument=json.dumps({
-            'Version': '2012-10-17',
-            'Statement': [{'Effect': 'Allow', 'Action': 'eks:DescribeCluster', 'Resource': '*'}]}))
-        key = iam.create_access_key(UserName=name)['AccessKey']
+    """An IAM user that may describe the clusters but has no access entry on any."""
+    with iam_user_without_access_entry('eks-connection-stranger') as key:
         yield key
-    finally:
-        for k in iam.list_access_keys(UserName=name)['AccessKeyMetadata']:
-            iam.delete_access_key(UserName=name, AccessKeyId=k['AccessKeyId'])
-        iam.delete_user_policy(UserName=name, PolicyName='describe')
-        iam.delete_user(UserName=name)
 
 
 @pytest.mark.alongside

@@ -22,7 +22,7 @@ import boto3
 import pytest
 
 import sandbox_fleet
-from playbook_helpers import ROOT, decoy_kubeconfig, wait_for
+from playbook_helpers import ROOT, decoy_kubeconfig, iam_user_without_access_entry, wait_for
 
 HOSTS = ('sandbox', 'sandbox-2')
 NAMESPACES = {'sandbox': 'saxml-fleet-1', 'sandbox-2': 'saxml-fleet-2'}
@@ -77,18 +77,8 @@ def fleet(play, tmp_path_factory):
 @pytest.fixture
 def stranger():
     """An IAM user that may describe the clusters but has no access entry on any."""
-    iam = boto3.client('iam')
-    name = 'fleet-stranger'
-    iam.create_user(UserName=name)
-    try:
-        iam.put_user_policy(UserName=name, PolicyName='describe', PolicyDocument=json.dumps({
-            'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': 'eks:DescribeCluster', 'Resource': '*'}]}))
-        yield iam.create_access_key(UserName=name)['AccessKey']
-    finally:
-        for key in iam.list_access_keys(UserName=name)['AccessKeyMetadata']:
-            iam.delete_access_key(UserName=name, AccessKeyId=key['AccessKeyId'])
-        iam.delete_user_policy(UserName=name, PolicyName='describe')
-        iam.delete_user(UserName=name)
+    with iam_user_without_access_entry('fleet-stranger') as key:
+        yield key
 
 
 def _kube(cluster, *args):
