@@ -22,7 +22,7 @@ import boto3
 import pytest
 
 import sandbox_fleet
-from playbook_helpers import ROOT, decoy_kubeconfig, iam_user_without_access_entry, wait_for
+from playbook_helpers import ROOT, decoy_kubeconfig, iam_user_without_access_entry, kubectl, wait_for
 
 HOSTS = ('sandbox', 'sandbox-2')
 NAMESPACES = {'sandbox': 'saxml-fleet-1', 'sandbox-2': 'saxml-fleet-2'}
@@ -82,10 +82,8 @@ def stranger():
 
 
 def _kube(cluster, *args):
-    proc = subprocess.run([os.environ.get('KUBECTL_BIN', 'kubectl'), '--kubeconfig', cluster['kubeconfig']] + list(args),
-                          capture_output=True, text=True, check=False, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    """kubectl as the cluster's admin (its own certificate), on its own API server."""
+    return kubectl('--kubeconfig', cluster['kubeconfig'], *args).stdout
 
 
 def _releases(cluster):
