@@ -86,7 +86,7 @@ def planned_changes(output):
 def iam_user_without_access_entry(name):
     """An IAM user (its access key) that may describe EKS clusters but has no access entry on any:
     an identity whose EKS token the API servers refuse. Deleted afterwards."""
-    import boto3  # pylint: disable=import-outside-toplevel - only the tests that need it pay for it
+    import boto3  # pylint: disable=import-outside-toplevel  # only the tests that need it import boto3
     iam = boto3.client('iam')
     iam.create_user(UserName=name)
     try:

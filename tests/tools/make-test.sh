@@ -26,13 +26,19 @@ start=$SECONDS
 running="$SUITE_TIMES.running"
 : >"$running"
 
-# run_suite NAME [make arguments...]: one make target, timed; its exit status is returned.
+SUITE_LOGS="${SUITE_LOGS:-tests/output/suites}"
+mkdir -p "$SUITE_LOGS"
+
+# run_suite NAME [make arguments...]: one make target, timed; its exit status is returned. Its
+# output goes where the stream's goes and to $SUITE_LOGS/NAME.log, whose failure lines and tail
+# are printed last when it fails (CI may show only the end of a long log).
 run_suite() {
     local name="$1" t0=$SECONDS rc
     shift
     echo "$name $(( SECONDS - start ))" >>"$running"
-    # In the background and waited for, so that a signal is handled at once, not when it ends.
-    $MAKE --no-print-directory "$name" "$@" &
+    # In the background and waited for, so that a signal is handled at once, not when it ends
+    # (with pipefail, the pipeline's status is make's when make fails).
+    $MAKE --no-print-directory "$name" "$@" 2>&1 | tee "$SUITE_LOGS/$name.log" &
     wait $! && rc=0 || rc=$?
     printf '%-16s exit %-3s %5d s  (ended %5d s after make test began)\n' "$name" "$rc" "$(( SECONDS - t0 ))" \
         "$(( SECONDS - start ))" >>"$SUITE_TIMES"
@@ -56,6 +62,21 @@ table() {
         grep -q "^$name " "$SUITE_TIMES" || echo "$name still running, began $began s after make test began"
     done <"$running"
     echo "make test: $(( SECONDS - start )) s in all so far"
+}
+
+# why_failed: for each suite that failed, the lines of its log that say so, then its last lines.
+why_failed() {
+    local name rc log
+    while read -r name _ rc _; do
+        [[ "$rc" == 0 ]] && continue
+        log="$SUITE_LOGS/$name.log"
+        echo "---- make test: why $name failed (exit $rc; whole output: $log) ----"
+        [[ -f "$log" ]] || continue
+        echo "-- its lines that report a failure (at most 40):"
+        grep -E 'FAILED|ERROR|Error|fatal:|failed=[1-9]|Traceback|AssertionError|^E  ' "$log" | grep -v 'RETRYING' | head -n 40
+        echo "-- its last 40 lines:"
+        tail -n 40 "$log"
+    done <"$SUITE_TIMES"
 }
 
 # Every process started by this script, deepest first.
@@ -83,6 +104,7 @@ if [[ "$RELIABILITY_ALONGSIDE" != 1 ]]; then
     rc=$?
     table
     [[ $rc -eq 0 ]] && echo "make test: all suites passed"
+    [[ $rc -eq 0 ]] || why_failed
     exit "$rc"
 fi
 
@@ -109,6 +131,7 @@ cat "$RELIABILITY_LOG"
 echo "---- end of the streams' output ----"
 table
 if [[ $main -ne 0 || $besiderc -ne 0 || $checksrc -ne 0 ]]; then
+    why_failed
     echo "make test: FAILED (exit 1 means a suite failed: main sandbox $main, reliability sandbox $besiderc, checks and side sandbox $checksrc)" >&2
     exit 1
 fi
