@@ -98,3 +98,18 @@ def iam_user_without_access_entry(name):
             iam.delete_access_key(UserName=name, AccessKeyId=key['AccessKeyId'])
         iam.delete_user_policy(UserName=name, PolicyName='describe')
         iam.delete_user(UserName=name)
+
+
+def psql(sql, user=None, password=None, database=None, variables=None, script=None, env_extra=None, ssl=None):
+    """psql on the sandbox's PostgreSQL server, as its superuser (PG* of the environment) unless a user is given."""
+    env = dict(os.environ, PGPASSFILE=os.devnull, PGCONNECT_TIMEOUT='5')
+    if user:
+        env.update(PGUSER=user, PGPASSWORD=password, PGDATABASE=database)
+    if ssl:
+        env.update(PGSSLMODE=ssl, PGSSLROOTCERT=os.environ['SANDBOX_POSTGRES_CA'])
+    env.update(env_extra or {})
+    args = [os.path.join(os.environ['SANDBOX_POSTGRES_BIN'], 'psql'), '-X', '-w', '-A', '-t', '-v', 'ON_ERROR_STOP=1']
+    for key, value in (variables or {}).items():
+        args += ['-v', '%s=%s' % (key, value)]
+    args += ['-f', '-'] if script else ['-c', sql]
+    return subprocess.run(args, input=script, capture_output=True, text=True, env=env, timeout=60, check=False)

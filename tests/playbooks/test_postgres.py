@@ -15,7 +15,7 @@ import boto3
 import pytest
 from kubernetes import client, config
 
-from playbook_helpers import assert_absent_previewed
+from playbook_helpers import assert_absent_previewed, psql
 
 PLAYBOOK = 'playbooks/postgres.yml'
 STORE_NS = 'genai-postgres'
@@ -69,20 +69,6 @@ def _namespace_exists(core, name):
         if exc.status == 404:
             return False
         raise
-
-
-def psql(sql, user=None, password=None, database=None, variables=None, script=None, env_extra=None, ssl=None):
-    env = dict(os.environ, PGPASSFILE=os.devnull, PGCONNECT_TIMEOUT='5')
-    if user:
-        env.update(PGUSER=user, PGPASSWORD=password, PGDATABASE=database)
-    if ssl:
-        env.update(PGSSLMODE=ssl, PGSSLROOTCERT=os.environ['SANDBOX_POSTGRES_CA'])
-    env.update(env_extra or {})
-    args = [os.path.join(os.environ['SANDBOX_POSTGRES_BIN'], 'psql'), '-X', '-w', '-A', '-t', '-v', 'ON_ERROR_STOP=1']
-    for key, value in (variables or {}).items():
-        args += ['-v', '%s=%s' % (key, value)]
-    args += ['-f', '-'] if script else ['-c', sql]
-    return subprocess.run(args, input=script, capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
 @pytest.fixture
