@@ -69,7 +69,7 @@ def _fleet_section(fleet, aws_only_1, comparison):
            'mode.', '']
     rows = [(size, fleet[size]) for size in sizes]
     if aws_only_1:
-        rows.insert(0, ('1 (gpu comparison)', aws_only_1))
+        rows.insert(0, ('1 (gpu comparison)' if aws_only_1.get('reused_from') else '1', aws_only_1))
     if any(row.get('first', {}).get('peak_tree_rss_mb') is None for _size, row in rows):
         out += ['Sizes with – in the memory columns come from a run made before the harness measured memory (and ran '
                 'the Kubernetes mode); the next full run (`make bench`) fills them.', '']

@@ -710,12 +710,29 @@ def run_fleet(h, sizes, smoke, reuse_one=None, sandbox_dir=None, tmp=None):
         finally:
             h.playbook('(teardown fleet %d)' % size, CLUSTER_GPU, inv, ours_vars(smoke, 'absent'), check=False, **kwargs)
         res['sizes'][str(size)] = entry
-    # The AWS-only sizes' growth needs a one-cluster AWS-only run: the gpu comparison's, when it ran.
-    if reuse_one is not None and any(e.get('mode') == 'aws-only' and int(k) > 1 for k, e in res['sizes'].items()) \
+    # The AWS-only sizes' growth needs a one-cluster AWS-only run: the gpu comparison's when it ran,
+    # else one of the fleet's own (a few seconds), so `--only fleet` judges both modes' growth.
+    if any(e.get('mode') == 'aws-only' and int(k) > 1 for k, e in res['sizes'].items()) \
             and (res['sizes'].get('1') or {}).get('mode') != 'aws-only':
-        res['aws_only_1'] = {'first': reuse_one['first'], 'noop': reuse_one['noop'][0], 'reused_from': 'gpu comparison',
-                             'mode': 'aws-only'}
+        if reuse_one is not None:
+            res['aws_only_1'] = {'first': reuse_one['first'], 'noop': reuse_one['noop'][0], 'reused_from': 'gpu comparison',
+                                 'mode': 'aws-only'}
+        else:
+            res['aws_only_1'] = _fleet_aws_only_1(h, smoke)
     return res
+
+
+def _fleet_aws_only_1(h, smoke):
+    """One cluster, AWS work only: the baseline of the AWS-only sizes' growth when no gpu comparison ran."""
+    inv = write_inventory(1, path=os.path.join(BENCH, 'inventories', 'fleet-1-aws-only.yml'), kube=False)
+    h.log('fleet: 1 cluster, forks 1, aws-only (the baseline of the AWS-only sizes)')
+    entry = {'inventory': os.path.relpath(inv, ROOT), 'forks': 1, 'mode': 'aws-only'}
+    try:
+        entry['first'] = h.playbook('fleet  1 first converge (aws-only)', CLUSTER_GPU, inv, ours_vars(smoke))
+        entry['noop'] = h.playbook('fleet  1 no-op re-run (aws-only)', CLUSTER_GPU, inv, ours_vars(smoke))
+    finally:
+        h.playbook('(teardown fleet 1, aws-only)', CLUSTER_GPU, inv, ours_vars(smoke, 'absent'), check=False)
+    return entry
 
 
 def helm_history(h, namespace):
@@ -848,6 +865,8 @@ def _fleet_row(entry):
     """One fleet size in the summary: its mode, each phase's figures and peak RSS, and the control
     planes' RSS after the first converge (Kubernetes sizes). Runs from before the modes were AWS-only."""
     row = {'mode': entry.get('mode') or 'aws-only'}
+    if entry.get('reused_from'):
+        row['reused_from'] = entry['reused_from']
     for phase in ('first', 'noop'):
         run = entry.get(phase) or {}
         row[phase] = {k: run.get(k) for k in ('wall_s', 'aws_requests', 'aws_mutating', 'tasks_changed', 'kube_writes')}
