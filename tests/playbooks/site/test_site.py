@@ -34,7 +34,7 @@ import boto3
 import pytest
 import yaml
 
-from playbook_helpers import planned_changes
+from playbook_helpers import planned_changes, psql
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 STACK_NAMESPACES = ['arthur', 'adaptive', 'monitoring', 'opea', 'saxml', 'genai-postgres', 'nvidia-device-plugin']
@@ -84,9 +84,8 @@ def _role_default(role, name):
 
 
 def _psql(sql):
-    psql = os.path.join(os.environ.get('SANDBOX_POSTGRES_BIN', ''), 'psql')
-    proc = subprocess.run([psql, '-X', '-w', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql], capture_output=True, text=True,
-                          env=dict(os.environ, PGPASSFILE=os.devnull, PGCONNECT_TIMEOUT='5'), timeout=60, check=True)
+    proc = psql(sql)
+    assert proc.returncode == 0, proc.stderr
     return [line for line in proc.stdout.splitlines() if line]
 
 
