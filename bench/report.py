@@ -174,6 +174,8 @@ def markdown(results, results_path, plot_ok, candidate=None):
                 _fmt(row['kube_writes']['ours']), _fmt(row['kube_writes']['upstream']),
                 _fmt(row['new_revisions']['ours']), _fmt(row['new_revisions']['upstream'])))
         out.append('')
+        out += _own_run_line('Helm', results, 'helm')
+        out += _prefetch_section(s.get('helm_prefetch'))
     man = s.get('manual')
     if man:
         out += ['## 3. The manual procedure (AWS CLI)', '',
@@ -253,9 +255,42 @@ def _site_charts(charts, source):
     return out + ['']
 
 
+def _own_run_line(title, results, name):
+    """When a comparison's figures come from a run of their own (merged), that run's date, commit and load."""
+    run_data = _section_run(results, name)
+    if run_data is results:
+        return []
+    v_run = run_data.get('versions') or {}
+    loads = [r.get('loadavg_1m_before') for r in _walk((run_data.get('comparisons') or {}).get(name))]
+    loads = [x for x in loads if x is not None]
+    return ['%s figures from a run of their own: %s at %s%s, 1-minute load %s on %s CPUs.' % (
+        title, run_data.get('started'), v_run.get('git_commit'),
+        ' (working tree with uncommitted changes)' if v_run.get('git_dirty') else '',
+        '%.1f–%.1f' % (min(loads), max(loads)) if loads else 'not recorded', v_run.get('cpus')), '']
+
+
+def _prefetch_section(gain):
+    """helm_release's reads started ahead: what they save, and the keep-or-remove rule applied to it."""
+    if not gain:
+        return []
+    verdict = ('at least %d%%: the prefetch stays' if gain['keep'] else 'under %d%%: the prefetch is to be removed') % round(
+        100 * gain['keep_share'])
+    return ['**Reads started ahead.** helm_release starts its reads (`helm version`, `helm list`, `helm status`) side by side '
+            'before it needs them. The same no-op task on the same release, run interleaved from this checkout and from a copy '
+            'in which no read is started ahead (%d and %d runs): task median %s s with, %s s without; the prefetch saves '
+            '%.0f%% of the task\'s time, %s. Per pair, seconds saved: %s.' % (
+                gain['runs'][0], gain['runs'][1], _fmt(gain['with_s']), _fmt(gain['without_s']), 100 * gain['saved_share'],
+                verdict, ', '.join(_fmt(x) for x in gain['pair_savings_s'])), '']
+
+
 def _site_run(results):
     """The results file the site figures come from (the merged results themselves when they are its own)."""
-    source = (results.get('sources') or {}).get('site')
+    return _section_run(results, 'site')
+
+
+def _section_run(results, name):
+    """The results file a comparison's figures come from (the merged results themselves when they are its own)."""
+    source = (results.get('sources') or {}).get(name)
     if not source or not os.path.exists(os.path.join(ROOT, source)):
         return results
     with open(os.path.join(ROOT, source), encoding='utf-8') as handle:

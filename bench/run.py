@@ -745,9 +745,36 @@ def helm_history(h, namespace):
         return 0
 
 
+# The line appended to a copy of _helm.py so that HelmRunner starts no read ahead: every helm command
+# then runs when the module needs it, one after the other.
+NO_PREFETCH_PATCH = '\n\nHelmRunner.prefetch = lambda self, *commands: None  # bench: reads are not started ahead\n'
+
+
+def collection_without_prefetch(tmp):
+    """A copy of this checkout's collection (plugins and meta) in which helm_release's reads are not
+    started ahead; returns the collections path to put first in ANSIBLE_COLLECTIONS_PATH. The bench
+    runs the same no-op task with it and with the checkout, interleaved, to weigh the prefetch."""
+    base = os.path.join(tmp, 'no-prefetch')
+    target = os.path.join(base, 'ansible_collections', 'genai', 'stack')
+    shutil.rmtree(base, ignore_errors=True)
+    os.makedirs(target)
+    for name in ('plugins', 'meta'):
+        shutil.copytree(os.path.join(ROOT, name), os.path.join(target, name), symlinks=True)
+    shutil.copy(os.path.join(ROOT, 'galaxy.yml'), target)
+    helm_utils = os.path.join(target, 'plugins', 'module_utils', '_helm.py')
+    with open(helm_utils, encoding='utf-8') as handle:
+        if not re.search(r'^class HelmRunner\b[\s\S]*^    def prefetch\(self', handle.read(), re.M):
+            raise RuntimeError('%s has no HelmRunner.prefetch to turn off' % helm_utils)
+    with open(helm_utils, 'a', encoding='utf-8') as handle:
+        handle.write(NO_PREFETCH_PATCH)
+    return base
+
+
 def run_helm(h, repeat, tmp, smoke=False):
-    """Comparison 2: genai.stack.helm_release vs kubernetes.core.helm."""
+    """Comparison 2: genai.stack.helm_release vs kubernetes.core.helm; and helm_release's no-op with
+    and without its reads started ahead (side `ours_no_prefetch`: the same playbook and release)."""
     sides = {'ours': (os.path.join(BENCH, 'playbooks', 'helm_ours.yml'), 'bench-helm-ours'),
+             'ours_no_prefetch': (os.path.join(BENCH, 'playbooks', 'helm_ours.yml'), 'bench-helm-ours'),
              'upstream': (os.path.join(BENCH, 'playbooks', 'helm_upstream.yml'), 'bench-helm-upstream')}
     helm_env = {'HELM_REGISTRY_CONFIG': os.path.join(tmp, 'helm-registry.json'),
                 'HELM_REPOSITORY_CONFIG': os.path.join(tmp, 'helm-repositories.yaml'),
@@ -760,11 +787,16 @@ def run_helm(h, repeat, tmp, smoke=False):
         res['ours']['pending'] = 'genai.stack.helm_release is not loadable yet: %s' % probe.stderr.strip()[-300:]
     h.log('helm: gpu-echo from oci://%s/charts' % h.env.get('SANDBOX_REGISTRY'))
 
+    side_env = {side: helm_env for side in sides}
+    if not res['ours'].get('pending'):
+        side_env['ours_no_prefetch'] = dict(helm_env, ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(
+            [collection_without_prefetch(tmp), os.path.join(ROOT, '.collections')]))
+
     def step(side, label, message):
         playbook, namespace = sides[side]
         before = helm_history(h, namespace)
-        out = h.playbook('%s %s' % (side, label), playbook, None, {'bench_helm_message': message}, extra_env=helm_env,
-                         check=(side == 'ours'))
+        out = h.playbook('%s %s' % (side, label), playbook, None, {'bench_helm_message': message}, extra_env=side_env[side],
+                         check=(side != 'upstream'))
         out['revisions_before'] = before
         out['revisions_after'] = helm_history(h, namespace)
         out['new_revisions'] = out['revisions_after'] - before
@@ -774,11 +806,16 @@ def run_helm(h, repeat, tmp, smoke=False):
     try:
         for side in order:
             res[side]['install'] = step(side, 'helm install', 'v1')
-        for side in order:
+        noop_sides = order if res['ours'].get('pending') else ['ours', 'ours_no_prefetch', 'upstream']
+        res['ours_no_prefetch'] = {}
+        for side in noop_sides:
             res[side]['noop'] = []
         res['floor'] = []
-        for _ in range(repeat):
-            for side in order:
+        for index in range(repeat):
+            # Interleaved, and the two variants of ours in alternating order, so that neither always
+            # runs right after the other (a warm page cache, a load spike) and they share the load.
+            ours = ['ours', 'ours_no_prefetch'] if index % 2 == 0 else ['ours_no_prefetch', 'ours']
+            for side in (ours + ['upstream'] if len(noop_sides) == 3 else noop_sides):
                 res[side]['noop'].append(step(side, 'helm no-op re-run', 'v1'))
             # Interleaved too: what a one-task playbook costs before its module does anything.
             res['floor'].append(h.playbook('one-task floor (ping)', os.path.join(BENCH, 'playbooks', 'floor.yml')))
@@ -787,8 +824,7 @@ def run_helm(h, repeat, tmp, smoke=False):
     finally:
         helm = h.env.get('HELM_BIN') or 'helm'
         kubectl = h.env.get('KUBECTL_BIN') or 'kubectl'
-        for side in sides:
-            ns = sides[side][1]
+        for ns in sorted({namespace for _playbook, namespace in sides.values()}):
             subprocess.run([helm, 'uninstall', 'gpu-echo', '-n', ns, '--wait', '--timeout', '120s'], env=h.child_env(helm_env),
                            capture_output=True)
             subprocess.run([kubectl, 'delete', 'namespace', ns, '--wait=false', '--ignore-not-found'], env=h.child_env(),
@@ -974,6 +1010,7 @@ def summarise(results):
             # helm) and the whole playbook's wall time are at most half.
             ratio = rows['noop']['wall_s']['ratio']
             task_ratio = rows['noop']['tasks_s']['ratio']
+            summary['helm_prefetch'] = prefetch_gain(helm)
             targets['helm_noop_time_half_upstream'] = {
                 'measured': ratio, 'measured_tasks': task_ratio, 'target': 0.5,
                 'met': ratio is not None and ratio <= 0.5 and task_ratio is not None and task_ratio <= 0.5,
@@ -998,10 +1035,10 @@ def summarise(results):
         summary['candidate']['role'] = c['role']
     # A target is only judged on successful runs of our side.
     failed_ours = []
-    for name, side in (('gpu', 'ours'), ('helm', 'ours'), ('fleet', None), ('site', None)):
+    for name, side in (('gpu', 'ours'), ('helm', 'ours'), ('helm', 'ours_no_prefetch'), ('fleet', None), ('site', None)):
         if name not in comp:
             continue
-        node = comp[name][side] if side else comp[name]
+        node = comp[name].get(side) or {} if side else comp[name]
         for run in _walk_runs(node):
             if run.get('rc') not in (0, None) and not run.get('label', '').startswith('('):
                 failed_ours.append('%s: %s (rc %s)' % (name, run.get('label'), run.get('rc')))
@@ -1016,6 +1053,28 @@ def summarise(results):
         targets.setdefault(key, {'met': None, 'pending': 'not measured in this run'})
         targets[key]['target_text'] = text
     return summary, targets
+
+
+# helm_release keeps its reads started ahead only if they save at least this share of its no-op task's time.
+PREFETCH_KEEP_SHARE = 0.2
+
+
+def prefetch_gain(helm):
+    """helm_release's no-op task time with and without its reads started ahead (interleaved runs of
+    the same task on the same release): medians, the share of the task's time the prefetch saves,
+    and whether that is the fifth it must save to be kept. None when the variant did not run."""
+    with_runs = [r for r in helm['ours'].get('noop') or [] if r.get('rc') == 0]
+    without_runs = [r for r in (helm.get('ours_no_prefetch') or {}).get('noop') or [] if r.get('rc') == 0]
+    if not with_runs or not without_runs:
+        return None
+    with_s, without_s = _median(with_runs, 'tasks_s'), _median(without_runs, 'tasks_s')
+    if not without_s:
+        return None
+    saved = round(1 - with_s / without_s, 3)
+    # Paired differences too: each pair ran back to back, so load changes between pairs cancel out.
+    pairs = [round(b['tasks_s'] - a['tasks_s'], 3) for a, b in zip(with_runs, without_runs)]
+    return {'with_s': with_s, 'without_s': without_s, 'saved_share': saved, 'runs': [len(with_runs), len(without_runs)],
+            'pair_savings_s': pairs, 'keep_share': PREFETCH_KEEP_SHARE, 'keep': saved >= PREFETCH_KEEP_SHARE}
 
 
 # ---------------------------------------------------------------------------------------------
