@@ -120,7 +120,7 @@ lint: venv
 	$(BIN)/ansible-lint --profile production
 
 unit: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/sandbox/unit
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 tests/unit tests/sandbox/unit
 
 # INTEGRATION_ALL=0 leaves out the tests marked `alongside` (make test runs them in make alongside).
 # INTEGRATION_SPLIT=1 leaves out what make integration-side runs (make test runs that on a sandbox of
@@ -170,7 +170,7 @@ molecule: venv
 reliability: venv
 	$(RELIABILITY_SANDBOX) $(call RESET_FOR,make reliability (a sandbox of its own, fresh for each run))
 	set -a; . ./.sandbox-reliability/env; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
-	  $(BIN)/python -m pytest -p no:cacheprovider -rA tests/reliability && rc=0 || rc=$$?; \
+	  $(BIN)/python -m pytest -p no:cacheprovider -rA --durations=15 tests/reliability && rc=0 || rc=$$?; \
 	  SANDBOX_DIR=$(CURDIR)/.sandbox-reliability sandbox/sandboxctl down; exit $$rc
 
 reliability-quick: venv
@@ -201,7 +201,7 @@ demo-check: sandbox
 # A smoke run of the benchmark harness so it cannot rot (the benchmarks themselves: make bench).
 bench-smoke: venv
 	$(call RESET_FOR,make bench-smoke)
-	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider tests/bench
+	$(WITH_SANDBOX) $(BIN)/python -m pytest -q -p no:cacheprovider --durations=5 tests/bench
 
 # The picture of the GPU scaling loop in docs/stacks/cluster_gpu.md, from a real run of the loop
 # test on the sandbox (tests/playbooks/test_cluster_gpu_loop.py) with the clock at 15x for finer
