@@ -137,6 +137,7 @@ def markdown(results, results_path, plot_ok, candidate=None):
         sum(1 for target in t.values() if target.get('met') is True), len(t),
         '; '.join(missed) if missed else 'none', '; '.join(unjudged) if unjudged else 'none'), '']
 
+    out += _baseline_section(s.get('baseline'))
     gpu = s.get('gpu')
     if gpu:
         out += ['## 1. GPU capacity: role cluster_gpu vs the upstream modules', '',
@@ -252,6 +253,26 @@ def _site_charts(charts, source):
         out.append('- site.yml\'s stand-in summary named: %s; the mirror holds as stand-ins: %s (%s)' % (
             _release_list(said), _release_list(charts.get('mirror_standins')),
             'the same' if charts.get('summary_agrees') else '**they differ**'))
+    return out + ['']
+
+
+def _baseline_section(change):
+    """The no-ops against an earlier revision's collection (bench/run.py --baseline REV)."""
+    if not change:
+        return []
+    out = ['## No-op re-runs against `%s` (%s)' % (change['ref'], change['commit']), '',
+           'The same no-op re-runs from the collection of that revision (a `git archive` of its plugins, roles and meta), '
+           'interleaved with this checkout\'s on the same cluster and release. Tasks: the modules\' own time; slower means '
+           'a tasks ratio above %s, or any change reported by the baseline\'s run.' % _fmt(change['slower_above']), '',
+           '| no-op | runs (this, baseline) | tasks this (s) | tasks baseline (s) | ratio | wall ratio | AWS requests this / baseline '
+           '| slower |', '|---|---|---|---|---|---|---|---|']
+    for name, title in (('gpu', 'cluster_gpu (AWS steps)'), ('helm', 'helm_release')):
+        row = change.get(name)
+        if row:
+            out.append('| %s | %d, %d | %s | %s | %s | %s | %s / %s | %s |' % (
+                title, row['runs'][0], row['runs'][1], _fmt(row['tasks_s']['ours']), _fmt(row['tasks_s']['baseline']),
+                _fmt(row['tasks_s']['ratio']), _fmt(row['wall_s']['ratio']), _fmt(row['aws_requests']['ours']),
+                _fmt(row['aws_requests']['baseline']), 'no' if row['not_slower'] else '**yes**'))
     return out + ['']
 
 

@@ -335,6 +335,8 @@ class Harness:
         self.log = log
         self.proxy = awsproxy.CountingProxy(env['AWS_ENDPOINT_URL']).start()
         self.kube_user = env.get('SANDBOX_KUBE_ADMIN_USER')
+        # --baseline: the collections path of the revision the no-op runs are compared with (set by main).
+        self.baseline = None
         # The admin's EKS token (eks_connection) is the IAM user on the API servers.
         self.kube_users = {u for u in (self.kube_user, IAM_ADMIN) if u}
         self.journal_has_agent = None
@@ -605,8 +607,17 @@ def run_gpu(h, clusters, smoke, repeat, tmp):
         res['ours']['first'] = h.playbook('ours first converge', CLUSTER_GPU, inv_ours, ours_vars(smoke))
         res['upstream']['first'] = h.playbook('upstream first converge', UPSTREAM, inv_up, upstream_vars(smoke), check=False)
         res['ours']['noop'], res['upstream']['noop'] = [], []
-        for _ in range(repeat):  # interleaved, so load drift hits both sides alike
+        if h.baseline:  # the same no-op from the baseline revision's collection, on the same cluster
+            res['baseline'] = {'noop': []}
+            baseline_env = {'ANSIBLE_COLLECTIONS_PATH': collections_path(h.baseline)}
+        for index in range(repeat):  # interleaved, so load drift hits both sides alike
+            if h.baseline and index % 2:
+                res['baseline']['noop'].append(h.playbook('baseline no-op re-run', CLUSTER_GPU, inv_ours, ours_vars(smoke),
+                                                          extra_env=baseline_env))
             res['ours']['noop'].append(h.playbook('ours no-op re-run', CLUSTER_GPU, inv_ours, ours_vars(smoke)))
+            if h.baseline and not index % 2:
+                res['baseline']['noop'].append(h.playbook('baseline no-op re-run', CLUSTER_GPU, inv_ours, ours_vars(smoke),
+                                                          extra_env=baseline_env))
             res['upstream']['noop'].append(h.playbook('upstream no-op re-run', UPSTREAM, inv_up, upstream_vars(smoke), check=False))
     finally:
         h.playbook('(teardown ours)', CLUSTER_GPU, inv_ours, ours_vars(smoke, 'absent'), check=False)
@@ -750,17 +761,42 @@ def helm_history(h, namespace):
 NO_PREFETCH_PATCH = '\n\nHelmRunner.prefetch = lambda self, *commands: None  # bench: reads are not started ahead\n'
 
 
-def collection_without_prefetch(tmp):
-    """A copy of this checkout's collection (plugins and meta) in which helm_release's reads are not
-    started ahead; returns the collections path to put first in ANSIBLE_COLLECTIONS_PATH. The bench
-    runs the same no-op task with it and with the checkout, interleaved, to weigh the prefetch."""
-    base = os.path.join(tmp, 'no-prefetch')
+# What a copy of the collection needs to run its roles and modules.
+COLLECTION_PARTS = ('plugins', 'roles', 'meta', 'galaxy.yml')
+
+
+def collection_copy(tmp, name, ref=None):
+    """A copy of the collection in its own collections path (returned; put it first in
+    ANSIBLE_COLLECTIONS_PATH): this checkout's files, or those of git revision `ref`. The bench
+    runs the same no-op with a copy and with the checkout, interleaved, to weigh a difference."""
+    base = os.path.join(tmp, name)
     target = os.path.join(base, 'ansible_collections', 'genai', 'stack')
     shutil.rmtree(base, ignore_errors=True)
     os.makedirs(target)
-    for name in ('plugins', 'meta'):
-        shutil.copytree(os.path.join(ROOT, name), os.path.join(target, name), symlinks=True)
-    shutil.copy(os.path.join(ROOT, 'galaxy.yml'), target)
+    if ref:
+        archive = subprocess.run(['git', 'archive', '--format=tar', ref] + list(COLLECTION_PARTS), cwd=ROOT,
+                                 capture_output=True, check=True).stdout
+        subprocess.run(['tar', '-x', '-C', target], input=archive, capture_output=True, check=True)
+        return base
+    for part in COLLECTION_PARTS:
+        source = os.path.join(ROOT, part)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(target, part), symlinks=True)
+        else:
+            shutil.copy(source, target)
+    return base
+
+
+def collections_path(base):
+    """ANSIBLE_COLLECTIONS_PATH that finds a copy of the collection before the checkout."""
+    return os.pathsep.join([base, os.path.join(ROOT, '.collections')])
+
+
+def collection_without_prefetch(tmp):
+    """A copy of this checkout's collection in which helm_release's reads are not started ahead
+    (collection_copy), to weigh the prefetch."""
+    base = collection_copy(tmp, 'no-prefetch')
+    target = os.path.join(base, 'ansible_collections', 'genai', 'stack')
     helm_utils = os.path.join(target, 'plugins', 'module_utils', '_helm.py')
     with open(helm_utils, encoding='utf-8') as handle:
         if not re.search(r'^class HelmRunner\b[\s\S]*^    def prefetch\(self', handle.read(), re.M):
@@ -789,8 +825,10 @@ def run_helm(h, repeat, tmp, smoke=False):
 
     side_env = {side: helm_env for side in sides}
     if not res['ours'].get('pending'):
-        side_env['ours_no_prefetch'] = dict(helm_env, ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(
-            [collection_without_prefetch(tmp), os.path.join(ROOT, '.collections')]))
+        side_env['ours_no_prefetch'] = dict(helm_env, ANSIBLE_COLLECTIONS_PATH=collections_path(collection_without_prefetch(tmp)))
+    if h.baseline:
+        sides['baseline'] = sides['ours']
+        side_env['baseline'] = dict(helm_env, ANSIBLE_COLLECTIONS_PATH=collections_path(h.baseline))
 
     def step(side, label, message):
         playbook, namespace = sides[side]
@@ -806,16 +844,17 @@ def run_helm(h, repeat, tmp, smoke=False):
     try:
         for side in order:
             res[side]['install'] = step(side, 'helm install', 'v1')
-        noop_sides = order if res['ours'].get('pending') else ['ours', 'ours_no_prefetch', 'upstream']
-        res['ours_no_prefetch'] = {}
-        for side in noop_sides:
+        variants = [] if res['ours'].get('pending') else ['ours', 'ours_no_prefetch'] + (['baseline'] if h.baseline else [])
+        for side in variants[1:]:
+            res[side] = {'noop': []}
+        for side in order:
             res[side]['noop'] = []
         res['floor'] = []
         for index in range(repeat):
-            # Interleaved, and the two variants of ours in alternating order, so that neither always
-            # runs right after the other (a warm page cache, a load spike) and they share the load.
-            ours = ['ours', 'ours_no_prefetch'] if index % 2 == 0 else ['ours_no_prefetch', 'ours']
-            for side in (ours + ['upstream'] if len(noop_sides) == 3 else noop_sides):
+            # Interleaved, and the variants of ours in turning order, so that none always runs right
+            # after another (a warm page cache, a load spike) and they share the load.
+            turn = index % len(variants) if variants else 0
+            for side in (variants[turn:] + variants[:turn] + ['upstream'] if variants else order):
                 res[side]['noop'].append(step(side, 'helm no-op re-run', 'v1'))
             # Interleaved too: what a one-task playbook costs before its module does anything.
             res['floor'].append(h.playbook('one-task floor (ping)', os.path.join(BENCH, 'playbooks', 'floor.yml')))
@@ -1033,6 +1072,8 @@ def summarise(results):
                                     'ratio': _ratio(_median(c['candidate']['noop'], k), _median(c['current']['noop'], k))}
                                 for k in ('wall_s', 'aws_requests', 'aws_mutating', 'tasks_changed')}
         summary['candidate']['role'] = c['role']
+    if results.get('baseline'):
+        summary['baseline'] = baseline_change(results)
     # A target is only judged on successful runs of our side.
     failed_ours = []
     for name, side in (('gpu', 'ours'), ('helm', 'ours'), ('helm', 'ours_no_prefetch'), ('fleet', None), ('site', None)):
@@ -1077,6 +1118,31 @@ def prefetch_gain(helm):
             'pair_savings_s': pairs, 'keep_share': PREFETCH_KEEP_SHARE, 'keep': saved >= PREFETCH_KEEP_SHARE}
 
 
+# A no-op whose task time is more than this many times the baseline's counts as slower.
+BASELINE_SLOWER = 1.1
+
+
+def baseline_change(results):
+    """The checkout's no-ops against the baseline revision's (--baseline), comparison by comparison:
+    medians of the tasks' time, wall time and AWS requests, their ratios, and whether each stayed
+    within BASELINE_SLOWER of the baseline and made no change."""
+    out = {'ref': results['baseline']['ref'], 'commit': results['baseline']['commit'], 'slower_above': BASELINE_SLOWER}
+    for name in ('gpu', 'helm'):
+        comp = (results['comparisons'].get(name) or {})
+        ours = [r for r in (comp.get('ours') or {}).get('noop') or [] if r.get('rc') == 0]
+        base = [r for r in (comp.get('baseline') or {}).get('noop') or [] if r.get('rc') == 0]
+        if not ours or not base:
+            continue
+        row = {k: {'ours': _median(ours, k), 'baseline': _median(base, k), 'ratio': _ratio(_median(ours, k), _median(base, k))}
+               for k in ('tasks_s', 'wall_s', 'aws_requests')}
+        row['runs'] = [len(ours), len(base)]
+        row['baseline_changed'] = sum(r.get('tasks_changed') or 0 for r in base)
+        ratio = row['tasks_s']['ratio']
+        row['not_slower'] = ratio is not None and ratio <= BASELINE_SLOWER and row['baseline_changed'] == 0
+        out[name] = row
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 
 def _walk_runs(node):
@@ -1110,6 +1176,9 @@ def main(argv=None):
     parser.add_argument('--no-docs', action='store_true')
     parser.add_argument('--docs-only', action='store_true')
     parser.add_argument('--candidate-role', help='also compare a scratch copy of roles/cluster_gpu (path) with the current role')
+    parser.add_argument('--baseline', metavar='REV',
+                        help='also run the gpu and helm no-ops from the collection of git revision REV, interleaved with '
+                             "the checkout's, to show whether a change made them slower")
     parser.add_argument('--profile', action='store_true', help='also enable profile_tasks (the json callback already times tasks)')
     args = parser.parse_args(argv)
 
@@ -1168,6 +1237,10 @@ def main(argv=None):
                'versions': versions(dict(os.environ, **env)), 'attribution': 'proxy', 'comparisons': {},
                'minimum_reads': {'managed': MIN_READS_MANAGED, 'inputs': MIN_READS_INPUTS}}
     harness = Harness(env, args, log)
+    if args.baseline:
+        harness.baseline = collection_copy(tmp, 'baseline', args.baseline)
+        results['baseline'] = {'ref': args.baseline, 'commit': subprocess.run(
+            ['git', 'rev-parse', '--short', args.baseline], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()}
     started = time.perf_counter()
     rc = 0
     try:
