@@ -177,6 +177,7 @@ def markdown(results, results_path, plot_ok, candidate=None):
         out.append('')
         out += _own_run_line('Helm', results, 'helm')
         out += _prefetch_section(s.get('helm_prefetch'))
+        out += _prefetch_decision(s.get('helm_prefetch'))
     man = s.get('manual')
     if man:
         out += ['## 3. The manual procedure (AWS CLI)', '',
@@ -274,6 +275,26 @@ def _baseline_section(change):
                 _fmt(row['tasks_s']['ratio']), _fmt(row['wall_s']['ratio']), _fmt(row['aws_requests']['ours']),
                 _fmt(row['aws_requests']['baseline']), 'no' if row['not_slower'] else '**yes**'))
     return out + ['']
+
+
+def _prefetch_decision(gain_here):
+    """When this run did not weigh helm_release's reads started ahead (they were removed after the
+    run that did), that run's figures and the decision taken on them."""
+    if gain_here:
+        return []
+    path, data = latest(lambda d: ((d.get('comparisons') or {}).get('helm') or {}).get('ours_no_prefetch'))
+    if data is None:
+        return []
+    import run  # bench/run.py: prefetch_gain()
+    gain = run.prefetch_gain(data['comparisons']['helm'])
+    if not gain:
+        return []
+    return ['**Reads started ahead, removed.** helm_release used to start its reads (`helm version`, `helm list`, '
+            '`helm status`) side by side before it needed them. `%s` (%s) ran the same no-op task with and without that, '
+            'interleaved, %d times each: task median %s s with, %s s without, %.0f%% saved, under the %.0f%% a prefetch '
+            'had to save to be kept; it was removed, and each read now runs when it is needed.' % (
+                os.path.relpath(path, ROOT), data.get('started'), min(gain['runs']),
+                _fmt(gain['with_s']), _fmt(gain['without_s']), 100 * gain['saved_share'], 100 * gain['keep_share']), '']
 
 
 def _own_run_line(title, results, name):
