@@ -9,8 +9,6 @@ waiting for node group updates, EKS's waiters) and the request planning they sha
 
 from __future__ import annotations
 
-import math
-
 try:
     import botocore
 except ImportError:
@@ -110,10 +108,15 @@ class EKS(AWSService):
         """Run EKS's waiter `waiter_name` (nodegroup_active, nodegroup_deleted) for at most `timeout`
         seconds. botocore's WaiterError is left to the caller: a node group that ended
         CREATE_FAILED or DELETE_FAILED and a timeout read differently (see its last_response)."""
-        waiter = self.client.get_waiter(waiter_name)
-        attempts = max(1, int(math.ceil(float(timeout) / WAITER_DELAY)))
-        waiter.wait(clusterName=cluster_name, nodegroupName=nodegroup_name,
-                    WaiterConfig={'Delay': WAITER_DELAY, 'MaxAttempts': attempts})
+        self.client.get_waiter(waiter_name).wait(clusterName=cluster_name, nodegroupName=nodegroup_name,
+                                                 WaiterConfig=waiter_config(timeout))
+
+
+def waiter_config(timeout, delay=WAITER_DELAY):
+    """A waiter's WaiterConfig that gives up after about `timeout` seconds: a poll every `delay`
+    seconds (every `timeout` seconds when that is shorter), the first one at once."""
+    delay = max(1, min(delay, int(timeout)))
+    return {'Delay': delay, 'MaxAttempts': int(timeout) // delay + 1}
 
 
 def waiter_timed_out(exc):
@@ -121,4 +124,4 @@ def waiter_timed_out(exc):
     return isinstance(exc, botocore.exceptions.WaiterError) and 'Max attempts exceeded' in str(exc)
 
 
-__all__ = ['AWSServiceError', 'EKS', 'EKSUpdateFailed', 'autoscaling_group_of', 'plan_label_update', 'waiter_timed_out']
+__all__ = ['AWSServiceError', 'EKS', 'EKSUpdateFailed', 'autoscaling_group_of', 'plan_label_update', 'waiter_config', 'waiter_timed_out']
