@@ -47,8 +47,8 @@ class IAM(AWSService):
     """IAM calls on one role and its inline policies."""
 
     def get_role(self, name):
-        """The role, or None when it does not exist; AWSServiceError otherwise (is_not_found with
-        ACCESS_DENIED tells a caller without iam:GetRole)."""
+        """The role, or None when it does not exist; AWSServiceError otherwise (its code in
+        ACCESS_DENIED for a caller without iam:GetRole)."""
         found = self.lookup('read IAM role %r' % name, 'get_role', NOT_FOUND, RoleName=name)
         return found and found['Role']
 

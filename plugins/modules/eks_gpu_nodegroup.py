@@ -863,7 +863,7 @@ class NodegroupManager:
         try:
             role = self.iam.get_role(name)
         except AWSServiceError as exc:
-            if not is_not_found(exc, ACCESS_DENIED):
+            if exc.code not in ACCESS_DENIED:
                 raise
             self.module.warn('node_role: not allowed to read IAM role %r (iam:GetRole), so it was not checked' % name)
             return

@@ -60,8 +60,8 @@ def test_removal_plans_alarms_before_policies_and_only_what_exists():
     alarms = {'gpu-scale-in': {'AlarmName': 'gpu-scale-in'}}
     changes = scaling_alarm.plan_removal(_pairs(), policies, alarms)
     assert [c['key'] for c in changes] == ['scale_out_alarm', 'scale_in_alarm', 'scale_out_policy', 'scale_in_policy']
-    assert [(c['key'], c['name']) for c in scaling_alarm.writes(changes)] == [('scale_in_alarm', 'gpu-scale-in'),
-                                                                            ('scale_out_policy', 'gpu-scale-out')]
+    writes = [(c['key'], c['name']) for c in scaling_alarm.writes(changes)]
+    assert writes == [('scale_in_alarm', 'gpu-scale-in'), ('scale_out_policy', 'gpu-scale-out')]
 
 
 def test_actions_over_the_limit_count_the_kept_ones():
