@@ -101,10 +101,11 @@ except ImportError:
 
 from ansible.errors import AnsibleLookupError
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.plugin_utils.lookup import AWSLookupBase
 from ansible_collections.genai.stack.plugins.module_utils import _eks_token
+from ansible_collections.genai.stack.plugins.module_utils._aws import AWSServiceError
+from ansible_collections.genai.stack.plugins.module_utils._eks import EKS
 
 
 def default_ca_dir():
@@ -141,17 +142,17 @@ class LookupModule(AWSLookupBase):
             if problem:
                 raise AnsibleLookupError('eks_connection: _terms: %s' % problem)
         ca_dir = self.get_option('ca_cert_dir') or default_ca_dir()
-        eks = self.client('eks', AWSRetry.jittered_backoff())
+        eks = EKS(self.client('eks', AWSRetry.jittered_backoff()))
         sts = self.client('sts')
         return [self._connection(eks, sts, name, ca_dir) for name in names]
 
     def _connection(self, eks, sts, name, ca_dir):
         try:
-            cluster = eks.describe_cluster(name=name, aws_retry=True)['cluster']
-        except is_boto3_error_code('ResourceNotFoundException'):
+            cluster = eks.describe_cluster(name)
+        except AWSServiceError as exc:
+            raise AnsibleLookupError('eks_connection: could not describe EKS cluster %s: %s' % (name, exc.exception))
+        if cluster is None:
             raise AnsibleLookupError('eks_connection: _terms: no EKS cluster %s in region %s' % (name, self.region))
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:  # pylint: disable=duplicate-except
-            raise AnsibleLookupError('eks_connection: could not describe EKS cluster %s: %s' % (name, exc))
         problem = _eks_token.connection_problem(cluster)
         if problem:
             raise AnsibleLookupError('eks_connection: _terms: EKS cluster %s has no connection yet: %s' % (name, problem))

@@ -59,6 +59,17 @@ _KUBERNETES_VERSION = re.compile(r'^(\d+)\.(\d+)$')
 _INSTANCE_TYPE = re.compile(r'^[a-z][a-z0-9-]*\.[a-z0-9-]+$')
 
 
+# The dimensions the CloudWatch agent of a GPU node appends to its nvidia_gpu metrics (_userdata),
+# in this order; the GPU scaling alarm's query filters on them (scaling_alarm).
+GPU_METRIC_DIMENSIONS = ('ClusterName', 'NodegroupName', 'NodegroupType')
+GPU_NODEGROUP_TYPE = 'gpu'
+
+
+def gpu_metric_dimensions(cluster_name, nodegroup_name):
+    """The GPU_METRIC_DIMENSIONS of one node group's nvidia_gpu metrics, with their values."""
+    return dict(zip(GPU_METRIC_DIMENSIONS, (cluster_name, nodegroup_name, GPU_NODEGROUP_TYPE)))
+
+
 def gpu_count(instance_type):
     """NVIDIA GPUs of an instance type the table knows, or None (ask AWS: gpus_from_type_info)."""
     return NVIDIA_GPUS.get(instance_type)

@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.genai.stack.plugins.module_utils._gpu import GPU_METRIC_DIMENSIONS, gpu_metric_dimensions
+
 GPU_MEASUREMENTS = ('utilization_gpu', 'utilization_memory', 'memory_total', 'memory_used', 'memory_free', 'power_draw')
 CWAGENT_NAMESPACE = 'CWAgent'
-GPU_METRIC_DIMENSIONS = ('ClusterName', 'NodegroupName', 'NodegroupType')
 BOUNDARY = '==GENAISTACK-BOUNDARY=='
 CWAGENT_CONFIG_PATH = '/opt/aws/amazon-cloudwatch-agent/etc/genai-stack-gpu.json'
 CWAGENT_CTL = '/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl'
@@ -67,11 +68,7 @@ def cloudwatch_agent_config(cluster_name, nodegroup_name, region, interval=60):
                 'nvidia_gpu': {
                     'measurement': list(GPU_MEASUREMENTS),
                     'metrics_collection_interval': interval,
-                    'append_dimensions': {
-                        'ClusterName': cluster_name,
-                        'NodegroupName': nodegroup_name,
-                        'NodegroupType': 'gpu',
-                    },
+                    'append_dimensions': gpu_metric_dimensions(cluster_name, nodegroup_name),
                 },
             },
             # Also publish the per-node-group aggregate the alarm reads, without per-GPU series.

@@ -426,12 +426,14 @@ except ImportError:
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.policy import compare_policies
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
-from ansible_collections.genai.stack.plugins.module_utils._aws import GenaiAWSModule, eks_problems, is_not_found
+from ansible_collections.genai.stack.plugins.module_utils._aws import AWSServiceError, GenaiAWSModule, eks_problems, is_not_found, wait_until
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
-from ansible_collections.genai.stack.plugins.module_utils._eks import plan_label_update
+from ansible_collections.genai.stack.plugins.module_utils._ec2 import EC2, SUBNET_NOT_FOUND, tag_specifications
+from ansible_collections.genai.stack.plugins.module_utils._eks import EKS, EKSUpdateFailed, autoscaling_group_of, plan_label_update, waiter_timed_out
+from ansible_collections.genai.stack.plugins.module_utils._iam import ACCESS_DENIED, IAM, SSM, policy_document, role_name
 from ansible_collections.genai.stack.plugins.module_utils import _gpu
 from ansible_collections.genai.stack.plugins.module_utils import _userdata
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
@@ -561,27 +563,6 @@ def _check_role_policy(check, policy, state):
     size = len(json.dumps(parsed, separators=(',', ':')))
     check.require(size <= ROLE_POLICY_MAX, 'node_role_policy.document',
                   'is %d characters without whitespace; IAM allows %d for the inline policies of a role' % (size, ROLE_POLICY_MAX))
-
-
-def policy_document(document):
-    """A policy document as a dict, from a dict or JSON text (IAM returns it URL-encoded)."""
-    if isinstance(document, str):
-        text = document.strip()
-        if text.startswith('%7B') or text.startswith('%7b'):
-            text = unquote(text)
-        try:
-            document = json.loads(text)
-        except ValueError:
-            raise ValueError('is not valid JSON')
-    if not isinstance(document, dict):
-        raise ValueError('must be a JSON object (a dict), got %s' % type(document).__name__)
-    if not document.get('Statement'):
-        raise ValueError('has no Statement')
-    return document
-
-
-def _tags_list(tags):
-    return [{'Key': k, 'Value': tags[k]} for k in sorted(tags)]
 
 
 def _normalise_template_data(data):
@@ -753,58 +734,38 @@ class NodegroupManager:
         self.module = module
         self.params = module.params
         self.check_mode = module.check_mode
-        self.eks = module.client('eks')
-        self.ec2 = module.client('ec2')
+        self.eks = EKS(module.client('eks'))
+        self.ec2 = EC2(module.client('ec2'))
+        self._iam = None
         self.tracker = DifferenceTracker()
         self.actions = []
         self.updates = []
         self.gpus_per_node = None
         self.template_name = self.params['launch_template_name'] or '%s-%s' % (self.params['cluster_name'], self.params['name'])
 
+    @property
+    def iam(self):
+        """IAM's client is made on first use: most runs never read the node role."""
+        if self._iam is None:
+            self._iam = IAM(self.module.client('iam'))
+        return self._iam
+
     # -- reads ------------------------------------------------------------------------------
     def describe_cluster(self):
-        try:
-            return self.eks.describe_cluster(name=self.params['cluster_name'], aws_retry=True)['cluster']
-        except botocore.exceptions.ClientError as exc:
-            if is_not_found(exc):
-                self.module.fail_option('cluster_name', 'no EKS cluster named %r in %s' % (self.params['cluster_name'], self.module.region))
-            self.module.fail_json_aws(exc, msg='Could not describe EKS cluster %r' % self.params['cluster_name'])
-        except botocore.exceptions.BotoCoreError as exc:
-            self.module.fail_json_aws(exc, msg='Could not describe EKS cluster %r' % self.params['cluster_name'])
+        cluster = self.eks.describe_cluster(self.params['cluster_name'])
+        if cluster is None:
+            self.module.fail_option('cluster_name', 'no EKS cluster named %r in %s' % (self.params['cluster_name'], self.module.region))
+        return cluster
 
     def describe_nodegroup(self):
-        try:
-            return self.eks.describe_nodegroup(clusterName=self.params['cluster_name'], nodegroupName=self.params['name'], aws_retry=True)['nodegroup']
-        except botocore.exceptions.ClientError as exc:
-            if is_not_found(exc):
-                return None
-            self.module.fail_json_aws(exc, msg='Could not describe node group %r' % self.params['name'])
-        except botocore.exceptions.BotoCoreError as exc:
-            self.module.fail_json_aws(exc, msg='Could not describe node group %r' % self.params['name'])
+        return self.eks.describe_nodegroup(self.params['cluster_name'], self.params['name'])
 
     def describe_template(self):
-        try:
-            found = self.ec2.describe_launch_templates(LaunchTemplateNames=[self.template_name], aws_retry=True)['LaunchTemplates']
-        except botocore.exceptions.ClientError as exc:
-            if is_not_found(exc):
-                return None
-            self.module.fail_json_aws(exc, msg='Could not describe launch template %r' % self.template_name)
-        return found[0] if found else None
+        return self.ec2.describe_launch_template(self.template_name)
 
     def template_versions(self, template_id, versions):
         """LaunchTemplateData of the given versions, keyed by version number."""
-        wanted = sorted({str(v) for v in versions if v is not None})
-        if not wanted:
-            return {}
-        try:
-            result = self.ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=wanted, aws_retry=True)
-        except botocore.exceptions.ClientError as exc:
-            if is_not_found(exc):
-                return {}
-            self.module.fail_json_aws(exc, msg='Could not read versions %s of launch template %s' % (wanted, template_id))
-        except botocore.exceptions.BotoCoreError as exc:
-            self.module.fail_json_aws(exc, msg='Could not read versions %s of launch template %s' % (wanted, template_id))
-        return {str(v['VersionNumber']): v.get('LaunchTemplateData') or {} for v in result['LaunchTemplateVersions']}
+        return self.ec2.launch_template_versions(template_id, versions)
 
     def template_version_data(self, template_id, versions):
         """Normalised data of the given versions, keyed by version number."""
@@ -812,19 +773,7 @@ class NodegroupManager:
 
     # -- the node role's inline policy --------------------------------------------------------
     def _policy_role(self, nodegroup):
-        arn = self.params['node_role'] or (nodegroup or {}).get('nodeRole') or ''
-        return arn.split(':role/', 1)[-1].rsplit('/', 1)[-1] if ':role/' in arn else None
-
-    def read_role_policy(self, role, name):
-        try:
-            document = self.module.client('iam').get_role_policy(RoleName=role, PolicyName=name, aws_retry=True)['PolicyDocument']
-        except botocore.exceptions.ClientError as exc:
-            if is_not_found(exc):
-                return None
-            self.module.fail_json_aws(exc, msg='Could not read inline policy %s of IAM role %s' % (name, role))
-        except botocore.exceptions.BotoCoreError as exc:
-            self.module.fail_json_aws(exc, msg='Could not read inline policy %s of IAM role %s' % (name, role))
-        return policy_document(document) if isinstance(document, str) else document
+        return role_name(self.params['node_role'] or (nodegroup or {}).get('nodeRole'))
 
     def converge_role_policy(self, nodegroup):
         policy = self.params['node_role_policy']
@@ -834,13 +783,14 @@ class NodegroupManager:
         if role is None:
             self.module.fail_option('node_role', 'needed for node_role_policy')
         wanted = policy_document(policy['document'])
-        current = self.read_role_policy(role, policy['name'])
+        current = self.iam.get_role_policy(role, policy['name'])
+        if current is not None and not compare_policies(current, wanted):
+            current = wanted  # the same policy, written in another order
         if self.tracker.add('node_role_policy', {'role': role, 'name': policy['name'], 'document': current} if current else None,
                             {'role': role, 'name': policy['name'], 'document': wanted}):
             self.actions.append('put inline policy %s on IAM role %s' % (policy['name'], role))
             if not self.check_mode:
-                self._call('put inline policy %s on IAM role %s' % (policy['name'], role), self.module.client('iam').put_role_policy,
-                           RoleName=role, PolicyName=policy['name'], PolicyDocument=json.dumps(wanted, sort_keys=True))
+                self.iam.put_role_policy(role, policy['name'], wanted)
 
     def remove_role_policy(self, nodegroup):
         policy = self.params['node_role_policy']
@@ -851,48 +801,35 @@ class NodegroupManager:
             self.module.warn('node_role_policy: the node group is gone and node_role is not given, so the role of inline policy %s '
                              'is unknown; it was not removed' % policy['name'])
             return
-        current = self.read_role_policy(role, policy['name'])
+        current = self.iam.get_role_policy(role, policy['name'])
         if self.tracker.add('node_role_policy', {'role': role, 'name': policy['name'], 'document': current} if current else None, None):
             self.actions.append('delete inline policy %s of IAM role %s' % (policy['name'], role))
             if not self.check_mode:
-                try:
-                    self.module.client('iam').delete_role_policy(RoleName=role, PolicyName=policy['name'], aws_retry=True)
-                except botocore.exceptions.ClientError as exc:
-                    if not is_not_found(exc):
-                        self.module.fail_json_aws(exc, msg='Could not delete inline policy %s of IAM role %s' % (policy['name'], role))
+                self.iam.delete_role_policy(role, policy['name'])
 
     def resolve_ami(self, version):
         if self.params['ami_id']:
             return self.params['ami_id']
         name = _gpu.ssm_parameter_for(self.params['ami_type'], version)
-        ssm = self.module.client('ssm')
-        try:
-            return ssm.get_parameter(Name=name, aws_retry=True)['Parameter']['Value']
-        except botocore.exceptions.ClientError as exc:
-            if is_not_found(exc):
-                self.module.fail_option('kubernetes_version', 'no %s AMI is published for Kubernetes %s (SSM parameter %s not found)'
-                                        % (self.params['ami_type'], version, name))
-            self.module.fail_json_aws(exc, msg='Could not read SSM parameter %s' % name)
+        ami_id = SSM(self.module.client('ssm')).parameter(name)
+        if ami_id is None:
+            self.module.fail_option('kubernetes_version', 'no %s AMI is published for Kubernetes %s (SSM parameter %s not found)'
+                                    % (self.params['ami_type'], version, name))
+        return ami_id
 
     def describe_image(self, ami_id):
-        try:
-            images = self.ec2.describe_images(ImageIds=[ami_id], aws_retry=True)['Images']
-        except botocore.exceptions.ClientError as exc:
-            if 'InvalidAMIID' in (exc.response.get('Error', {}).get('Code') or ''):
-                images = []
-            else:
-                self.module.fail_json_aws(exc, msg='Could not describe AMI %s' % ami_id)
-        if not images:
+        image = self.ec2.describe_image(ami_id)
+        if image is None:
             self.module.fail_option('ami_id', 'AMI %s does not exist or is not visible to this account' % ami_id)
-        return images[0]
+        return image
 
     def check_subnets(self, subnets, cluster):
         try:
-            found = self.ec2.describe_subnets(SubnetIds=subnets, aws_retry=True)['Subnets']
-        except botocore.exceptions.ClientError as exc:
-            if 'InvalidSubnetID' in (exc.response.get('Error', {}).get('Code') or ''):
-                self.module.fail_option('subnets', exc.response['Error'].get('Message', 'a subnet does not exist'))
-            self.module.fail_json_aws(exc, msg='Could not describe subnets')
+            found = self.ec2.describe_subnets(subnets)
+        except AWSServiceError as exc:
+            if is_not_found(exc, SUBNET_NOT_FOUND):
+                self.module.fail_option('subnets', exc.exception.response['Error'].get('Message', 'a subnet does not exist'))
+            raise
         missing = sorted(set(subnets) - {s['SubnetId'] for s in found})
         if missing:
             self.module.fail_option('subnets', '%s do not exist' % ', '.join(missing))
@@ -910,41 +847,36 @@ class NodegroupManager:
         known = _gpu.gpu_count(instance_type)
         if known:
             return known
-        try:
-            found = self.ec2.describe_instance_types(InstanceTypes=[instance_type], aws_retry=True)['InstanceTypes']
-        except is_boto3_error_code(['InvalidInstanceType', 'InvalidParameterValue']):
-            found = []
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:  # pylint: disable=duplicate-except
-            self.module.fail_json_aws(exc, msg='Could not describe instance type %s' % instance_type)
-        if not found:
+        info = self.ec2.describe_instance_type(instance_type)
+        if info is None:
             self.module.fail_option('instance_type', '%r is not an EC2 instance type offered in %s' % (instance_type, self.module.region))
-        gpus = _gpu.gpus_from_type_info(found[0])
+        gpus = _gpu.gpus_from_type_info(info)
         if gpus < 1:
             self.module.fail_option('instance_type', '%r has no whole NVIDIA GPU (EC2 DescribeInstanceTypes GpuInfo: %s)'
-                                    % (instance_type, (found[0].get('GpuInfo') or {}).get('Gpus') or 'none'))
+                                    % (instance_type, (info.get('GpuInfo') or {}).get('Gpus') or 'none'))
         return gpus
 
     def check_node_role(self):
         """Before the launch template is created: EKS refuses a node role that does not exist or
         that EC2 cannot assume, and would leave the new template behind."""
-        role_name = self.params['node_role'].split(':role/', 1)[1].rsplit('/', 1)[-1]
+        name = role_name(self.params['node_role'])
         try:
-            role = self.module.client('iam').get_role(RoleName=role_name, aws_retry=True)['Role']
-        except botocore.exceptions.ClientError as exc:
-            if is_not_found(exc):
-                self.module.fail_option('node_role', 'IAM role %r does not exist (%s)' % (role_name, self.params['node_role']))
-            if 'AccessDenied' in (exc.response.get('Error', {}).get('Code') or ''):
-                self.module.warn('node_role: not allowed to read IAM role %r (iam:GetRole), so it was not checked' % role_name)
-                return
-            self.module.fail_json_aws(exc, msg='Could not read IAM role %r' % role_name)
+            role = self.iam.get_role(name)
+        except AWSServiceError as exc:
+            if exc.code not in ACCESS_DENIED:
+                raise
+            self.module.warn('node_role: not allowed to read IAM role %r (iam:GetRole), so it was not checked' % name)
+            return
+        if role is None:
+            self.module.fail_option('node_role', 'IAM role %r does not exist (%s)' % (name, self.params['node_role']))
         if role.get('Arn') and role['Arn'] != self.params['node_role']:
-            self.module.fail_option('node_role', '%s does not match the ARN of role %r (%s)' % (self.params['node_role'], role_name, role['Arn']))
+            self.module.fail_option('node_role', '%s does not match the ARN of role %r (%s)' % (self.params['node_role'], name, role['Arn']))
         trust = role.get('AssumeRolePolicyDocument')
         if isinstance(trust, str):
             trust = json.loads(unquote(trust))
         if trust and 'ec2.amazonaws.com' not in json.dumps(trust):
             self.module.fail_option('node_role', 'IAM role %r cannot be assumed by EC2 (ec2.amazonaws.com is not in its trust policy), '
-                                    'so nodes could not join' % role_name)
+                                    'so nodes could not join' % name)
 
     # -- desired state ----------------------------------------------------------------------
     def desired_labels(self):
@@ -1004,8 +936,7 @@ class NodegroupManager:
             'MetadataOptions': {'HttpTokens': 'required', 'HttpEndpoint': 'enabled',
                                 'HttpPutResponseHopLimit': self.params['metadata_hop_limit']},
             'Monitoring': {'Enabled': self.params['detailed_monitoring']},
-            'TagSpecifications': [{'ResourceType': 'instance', 'Tags': _tags_list(instance_tags)},
-                                  {'ResourceType': 'volume', 'Tags': _tags_list(instance_tags)}],
+            'TagSpecifications': tag_specifications(['instance', 'volume'], instance_tags),
         }
         groups, warning = node_security_groups(self.params['security_groups'], cluster, self.params['include_cluster_security_group'])
         if warning:
@@ -1029,10 +960,7 @@ class NodegroupManager:
         else:
             nodegroup = self.update_nodegroup(nodegroup, template_id, target_version)
 
-        asg_name = ''
-        for group in ((nodegroup or {}).get('resources') or {}).get('autoScalingGroups') or []:
-            asg_name = group.get('name') or ''
-            break
+        asg_name = autoscaling_group_of(nodegroup) or ''
         return {
             'nodegroup': camel_dict_to_snake_dict(nodegroup or {}, ignore_list=['labels', 'tags']),
             'launch_template': {'id': template_id, 'name': self.template_name, 'version': target_version},
@@ -1147,33 +1075,17 @@ class NodegroupManager:
                                     'set launch_template_name to its name' % (self.params['name'], used.get('id') or used.get('name'), self.template_name))
 
     # -- writes -----------------------------------------------------------------------------
-    def _call(self, what, method, **kwargs):
-        try:
-            return method(aws_retry=True, **kwargs)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            self.module.fail_json_aws(exc, msg='Could not %s' % what)
-
     def create_template(self, data):
-        tags = [{'ResourceType': 'launch-template', 'Tags': _tags_list(self.desired_tags())}]
-        result = self._call('create launch template %s' % self.template_name, self.ec2.create_launch_template,
-                            LaunchTemplateName=self.template_name, LaunchTemplateData=data, TagSpecifications=tags)
-        created = result['LaunchTemplate']
-        return created['LaunchTemplateId'], str(created['LatestVersionNumber'])
+        return self.ec2.create_launch_template(self.template_name, data, self.desired_tags())
 
     def create_template_version(self, template_id, data):
-        # The whole data, with no SourceVersion: EC2 would copy every setting `data` leaves out
-        # from the source version, so a removed setting (security groups, KMS key) would stay.
-        result = self._call('create a version of launch template %s' % self.template_name, self.ec2.create_launch_template_version,
-                            LaunchTemplateId=template_id, LaunchTemplateData=data,
-                            VersionDescription='genai.stack.eks_gpu_nodegroup')
-        version = str(result['LaunchTemplateVersion']['VersionNumber'])
+        version = self.ec2.create_launch_template_version(self.template_name, template_id, data, 'genai.stack.eks_gpu_nodegroup')
         self.set_default_template_version(template_id, version)
         return version
 
     def set_default_template_version(self, template_id, version):
         # New instances started outside EKS (and humans reading the console) see the current version.
-        self._call('set the default version of launch template %s' % self.template_name, self.ec2.modify_launch_template,
-                   LaunchTemplateId=template_id, DefaultVersion=version)
+        self.ec2.set_default_launch_template_version(self.template_name, template_id, version)
 
     def create_nodegroup(self, subnets, template_id, version):
         planned = {
@@ -1198,7 +1110,7 @@ class NodegroupManager:
                       capacityType=self.params['capacity_type'], launchTemplate={'id': template_id, 'version': version})
         if planned['taints']:
             kwargs['taints'] = [_taint_request(t) for t in planned['taints']]
-        self._call('create node group %s' % self.params['name'], self.eks.create_nodegroup, **kwargs)
+        self.eks.create_nodegroup(**kwargs)
         if self.params['wait']:
             return self.wait_for_status('ACTIVE')
         return self.describe_nodegroup()
@@ -1250,13 +1162,14 @@ class NodegroupManager:
         return current
 
     def apply_tags(self, arn, tags_add, tags_remove):
+        what = 'node group %s' % self.params['name']
         if tags_add:
-            self._call('tag node group %s' % self.params['name'], self.eks.tag_resource, resourceArn=arn, tags=tags_add)
+            self.eks.tag_resource(arn, tags_add, what)
         if tags_remove:
-            self._call('untag node group %s' % self.params['name'], self.eks.untag_resource, resourceArn=arn, tagKeys=tags_remove)
+            self.eks.untag_resource(arn, tags_remove, what)
 
     def start_update(self, what, method, default_type, wait, **kwargs):
-        update = self._call(what, method, clusterName=self.params['cluster_name'], nodegroupName=self.params['name'], **kwargs)['update']
+        update = method(self.params['cluster_name'], self.params['name'], what, **kwargs)
         self.updates.append({'id': update['id'], 'type': update.get('type', default_type)})
         if wait:
             self.wait_for_update(update['id'], self.updates[-1]['type'])
@@ -1301,7 +1214,12 @@ class NodegroupManager:
                                   nodegroup_status=status, health_issues=issues, actions=self.actions, updates=self.updates)
 
     def wait_for_status(self, status, allow=None):
+        """Wait until the node group's status is one of `allow` (`status` alone by default); EKS's
+        NodegroupActive waiter when only ACTIVE will do."""
         allow = allow or (status,)
+        if allow == ('ACTIVE',):
+            self._run_waiter('nodegroup_active', 'node group %s to be ACTIVE' % self.params['name'])
+            return self.describe_nodegroup()
 
         def probe():
             nodegroup = self.describe_nodegroup()
@@ -1310,22 +1228,28 @@ class NodegroupManager:
             self.fail_if_failed(nodegroup)
             return nodegroup if nodegroup.get('status') in allow else None
 
-        return self.module.wait_until('node group %s to be %s' % (self.params['name'], status), probe, self.params['wait_timeout'])
+        return wait_until('node group %s to be %s' % (self.params['name'], status), probe, self.params['wait_timeout'])
 
     def wait_for_deletion(self):
-        def probe():
+        self._run_waiter('nodegroup_deleted', 'node group %s to be deleted' % self.params['name'])
+
+    def _run_waiter(self, waiter_name, what):
+        """One of EKS's node group waiters; a failure names the node group's status and EKS's health issues."""
+        try:
+            self.eks.wait(waiter_name, self.params['cluster_name'], self.params['name'], self.params['wait_timeout'])
+        except botocore.exceptions.WaiterError as exc:
+            if waiter_timed_out(exc):
+                raise TimeoutError('Timed out after %ss waiting for %s' % (self.params['wait_timeout'], what))
             nodegroup = self.describe_nodegroup()
             if nodegroup is None:
-                return True
+                self.module.fail_json(msg='node group %s disappeared while waiting for %s' % (self.params['name'], what))
             self.fail_if_failed(nodegroup)
-            return False
-
-        return self.module.wait_until('node group %s to be deleted' % self.params['name'], probe, self.params['wait_timeout'])
+            self.module.fail_json_aws(exc, msg='Failed waiting for %s' % what)
 
     def wait_for_update(self, update_id, update_type):
-        return self.module.wait_for_eks_update(self.eks, self.params['cluster_name'], self.params['name'], update_id,
-                                               '%s %s of node group %s' % (update_type, update_id, self.params['name']),
-                                               self.params['wait_timeout'])
+        return self.eks.wait_for_update(self.params['cluster_name'], self.params['name'], update_id,
+                                        '%s %s of node group %s' % (update_type, update_id, self.params['name']),
+                                        self.params['wait_timeout'])
 
     # -- absent -----------------------------------------------------------------------------
     def absent(self):
@@ -1336,8 +1260,7 @@ class NodegroupManager:
         if nodegroup is not None:
             self.actions.append('delete node group %s' % self.params['name'])
             if not self.check_mode and nodegroup.get('status') != 'DELETING':
-                self._call('delete node group %s' % self.params['name'], self.eks.delete_nodegroup,
-                           clusterName=self.params['cluster_name'], nodegroupName=self.params['name'])
+                self.eks.delete_nodegroup(self.params['cluster_name'], self.params['name'])
         if template is not None:
             self.actions.append('delete launch template %s' % self.template_name)
         if self.check_mode:
@@ -1349,8 +1272,7 @@ class NodegroupManager:
             gone = True
         if template is not None:
             if gone:
-                self._call('delete launch template %s' % self.template_name, self.ec2.delete_launch_template,
-                           LaunchTemplateId=template['LaunchTemplateId'])
+                self.ec2.delete_launch_template(self.template_name, template['LaunchTemplateId'])
             else:
                 self.module.warn('launch template %s was kept: it can only be deleted once the node group is gone (use wait: true)'
                                  % self.template_name)
@@ -1409,7 +1331,14 @@ def main():
     module.validate(validate_params, module.params)
 
     manager = NodegroupManager(module)
-    result = manager.present() if module.params['state'] == 'present' else manager.absent()
+    try:
+        result = manager.present() if module.params['state'] == 'present' else manager.absent()
+    except AWSServiceError as exc:
+        module.fail_service(exc)
+    except EKSUpdateFailed as exc:
+        module.fail_json(msg=str(exc), eks_update=exc.result())
+    except TimeoutError as exc:
+        module.fail_json(msg=str(exc))
     changed = manager.tracker.has_differences or bool(manager.actions)
     result.update(changed=changed, actions=manager.actions, updates=manager.updates)
     if module._diff:

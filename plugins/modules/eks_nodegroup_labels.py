@@ -90,16 +90,11 @@ update_id:
   type: str
 """
 
-try:
-    import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
-
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
-from ansible_collections.genai.stack.plugins.module_utils._aws import GenaiAWSModule, is_not_found
+from ansible_collections.genai.stack.plugins.module_utils._aws import AWSServiceError, GenaiAWSModule
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
-from ansible_collections.genai.stack.plugins.module_utils._eks import plan_label_update
+from ansible_collections.genai.stack.plugins.module_utils._eks import EKS, EKSUpdateFailed, plan_label_update
 from ansible_collections.genai.stack.plugins.module_utils._validation import EKS_NAME, Checker
 
 
@@ -136,57 +131,65 @@ def desired_labels(current, wanted, state, purge):
     return dict(current, **wanted)
 
 
-def describe_nodegroup(module, eks):
+def plan(current, params):
+    """The change to make: `labels` (before and after) and `request`, UpdateNodegroupConfig's
+    labels payload, None when the node group already has the labels asked for."""
+    current = dict(current or {})
+    desired = desired_labels(current, dict(params['labels']), params['state'], params['purge_labels'])
+    return {'before': current, 'after': desired, 'request': plan_label_update(current, desired)}
+
+
+def read_nodegroup(module, eks):
     """The node group; a missing one (or its missing cluster) fails naming the option."""
     params = module.params
-    try:
-        return eks.describe_nodegroup(clusterName=params['cluster_name'], nodegroupName=params['name'], aws_retry=True)['nodegroup']
-    except botocore.exceptions.ClientError as exc:
-        if not is_not_found(exc):
-            module.fail_json_aws(exc, msg='Could not describe node group %r' % params['name'])
-    try:
-        eks.describe_cluster(name=params['cluster_name'], aws_retry=True)
-    except botocore.exceptions.ClientError as exc:
-        if not is_not_found(exc):
-            module.fail_json_aws(exc, msg='Could not describe EKS cluster %r' % params['cluster_name'])
+    nodegroup = eks.describe_nodegroup(params['cluster_name'], params['name'])
+    if nodegroup is not None:
+        return nodegroup
+    if eks.describe_cluster(params['cluster_name']) is None:
         module.fail_option('cluster_name', 'no EKS cluster %r in this account and region' % params['cluster_name'])
     module.fail_option('name', 'no node group %r in EKS cluster %r' % (params['name'], params['cluster_name']))
 
 
-def update_labels(module, eks, current, desired):
+def apply(module, eks, change):
     """Send the label change and wait for it when asked; returns the update's id."""
     params = module.params
-    try:
-        update = eks.update_nodegroup_config(clusterName=params['cluster_name'], nodegroupName=params['name'],
-                                             labels=plan_label_update(current, desired), aws_retry=True)['update']
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        module.fail_json_aws(exc, msg='Could not update the labels of node group %r' % params['name'])
+    update = eks.update_nodegroup_config(params['cluster_name'], params['name'],
+                                         'update the labels of node group %r' % params['name'], labels=change['request'])
     if params['wait']:
-        module.wait_for_eks_update(eks, params['cluster_name'], params['name'], update['id'],
-                                   'label update %s of node group %s' % (update['id'], params['name']), params['wait_timeout'])
+        what = 'label update %s of node group %s' % (update['id'], params['name'])
+        eks.wait_for_update(params['cluster_name'], params['name'], update['id'], what, params['wait_timeout'])
     return update['id']
+
+
+def run(module, eks):
+    params = module.params
+    nodegroup = read_nodegroup(module, eks)
+    change = plan(nodegroup.get('labels'), params)
+    tracker = DifferenceTracker()
+    tracker.add('labels', change['before'], change['after'])
+    result = dict(changed=tracker.has_differences)
+    if change['request'] and not module.check_mode:
+        result['update_id'] = apply(module, eks, change)
+        nodegroup = read_nodegroup(module, eks)
+    elif module.check_mode:
+        nodegroup = dict(nodegroup, labels=change['after'])
+    result['nodegroup'] = camel_dict_to_snake_dict(nodegroup, ignore_list=['labels', 'tags'])
+    if module._diff:
+        result['diff'] = tracker.diff()
+    return result
 
 
 def main():
     module = GenaiAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
     module.validate(validate_params, module.params)
-    params = module.params
-    eks = module.client('eks')
-
-    nodegroup = describe_nodegroup(module, eks)
-    current = dict(nodegroup.get('labels') or {})
-    desired = desired_labels(current, dict(params['labels']), params['state'], params['purge_labels'])
-    tracker = DifferenceTracker()
-    tracker.add('labels', current, desired)
-    result = dict(changed=tracker.has_differences)
-    if tracker.has_differences and not module.check_mode:
-        result['update_id'] = update_labels(module, eks, current, desired)
-        nodegroup = describe_nodegroup(module, eks)
-    elif module.check_mode:
-        nodegroup = dict(nodegroup, labels=desired)
-    result['nodegroup'] = camel_dict_to_snake_dict(nodegroup, ignore_list=['labels', 'tags'])
-    if module._diff:
-        result['diff'] = tracker.diff()
+    try:
+        result = run(module, EKS(module.client('eks')))
+    except AWSServiceError as exc:
+        module.fail_service(exc)
+    except EKSUpdateFailed as exc:
+        module.fail_json(msg=str(exc), eks_update=exc.result())
+    except TimeoutError as exc:
+        module.fail_json(msg=str(exc))
     module.exit_json(**result)
 
 

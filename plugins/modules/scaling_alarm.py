@@ -470,8 +470,14 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-from ansible_collections.genai.stack.plugins.module_utils._aws import GenaiAWSModule, is_not_found
+from ansible_collections.amazon.aws.plugins.module_utils.arn import parse_aws_arn
+
+from ansible_collections.genai.stack.plugins.module_utils._autoscaling import AutoScaling
+from ansible_collections.genai.stack.plugins.module_utils._aws import AWSServiceError, GenaiAWSModule
+from ansible_collections.genai.stack.plugins.module_utils._cloudwatch import CloudWatch
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.genai.stack.plugins.module_utils._eks import EKS, autoscaling_group_of
+from ansible_collections.genai.stack.plugins.module_utils._gpu import gpu_metric_dimensions
 from ansible_collections.genai.stack.plugins.module_utils._validation import EKS_NAME, Checker, InputErrors
 
 GPU_QUERY = 'SELECT AVG(nvidia_smi_utilization_gpu) FROM CWAgent WHERE {where}'
@@ -494,9 +500,6 @@ CONTROL_CHARACTERS = re.compile(r'[\x00-\x1f\x7f]')
 PAIR_OPTIONS = ('name', 'metric', 'query', 'query_dimensions', 'scale_out_threshold', 'scale_in_threshold',
                 'scale_out_adjustment', 'scale_in_adjustment', 'alarm_description')
 INHERITED_OPTIONS = ('scale_out_adjustment', 'scale_in_adjustment')
-# Request limits: PolicyNames of DescribePolicies, AlarmNames of DescribeAlarms and DeleteAlarms.
-POLICY_NAMES_PER_REQUEST = 50
-ALARM_NAMES_PER_REQUEST = 100
 # Notification options and the alarm fields they set; CloudWatch takes at most 5 ARNs in each field.
 ACTION_OPTIONS = (('alarm_actions', 'AlarmActions'), ('ok_actions', 'OKActions'), ('insufficient_data_actions', 'InsufficientDataActions'))
 ACTION_FIELDS = dict(ACTION_OPTIONS)
@@ -504,7 +507,7 @@ MAX_ACTIONS = 5
 # arn:<partition>:sns:<region>:<account>:<topic>; topic names are 1-256 letters, digits, - and _ (.fifo for FIFO topics).
 SNS_TOPIC_ARN = re.compile(r'^arn:(?P<partition>aws[a-z-]*):sns:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+):(?P<account>\d{12}):'
                            r'(?P<topic>[A-Za-z0-9_-]{1,256}|[A-Za-z0-9_-]{1,251}\.fifo)$')
-ARN_ACCOUNT = re.compile(r'^arn:[a-z-]+:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):')
+ACCOUNT_ID = re.compile(r'^\d{12}$')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,7 +525,7 @@ def quote_identifier(name):
 
 def default_dimensions(cluster_name, nodegroup_name):
     """The dimensions the CloudWatch agent of our GPU node user data appends to nvidia_gpu metrics."""
-    return {'ClusterName': cluster_name, 'NodegroupName': nodegroup_name, 'NodegroupType': 'gpu'}
+    return gpu_metric_dimensions(cluster_name, nodegroup_name)
 
 
 def render_query(metric, autoscaling_group_name=None, dimensions=None):
@@ -892,7 +895,8 @@ def describe_alarm(direction, params, settings, autoscaling_group_name):
 
 def is_policy_arn_named(arn, policy_name):
     """True for an Auto Scaling policy ARN of a policy called `policy_name` (of any group)."""
-    return arn.startswith('arn:') and ':autoscaling:' in arn and arn.endswith(':policyName/' + policy_name)
+    parsed = parse_aws_arn(arn) if arn.startswith('arn:') else None
+    return bool(parsed) and parsed['service'] == 'autoscaling' and parsed['resource'].endswith(':policyName/' + policy_name)
 
 
 def desired_actions(params, existing, policy_name, policy_arn):
@@ -950,38 +954,124 @@ def placeholder_arn(region, autoscaling_group_name, policy_name):
 
 
 # ---------------------------------------------------------------------------------------------
+# Planning (no AWS access): the resources as read and as wanted in, the changes out. Each change
+# is one policy or alarm of one pair and direction: {'pair', 'direction', 'name', 'key' (its name
+# in the diff), 'before', 'after'}; it is a write when before != after.
+
+
+def pair_entries(params, settings):
+    """The pairs of the request, each with its options, settings and its resources' names."""
+    pairs = []
+    for resolved in settings['pairs']:
+        name = resolved['params']['name']
+        pairs.append({'name': name, 'params': resolved['params'], 'settings': resolved,
+                      'names': dict((d, name + SUFFIX[d]) for d in DIRECTIONS)})
+    return pairs
+
+
+def _each(pairs):
+    for pair in pairs:
+        for direction in DIRECTIONS:
+            yield pair, direction, pair['names'][direction]
+
+
+def plan_policies(pairs, policies, warmup):
+    """The step-scaling policies: `policies` as DescribePolicies gives them, by name; a policy that
+    exists keeps its warmup unless `warmup` (estimated_instance_warmup) is given."""
+    changes = []
+    for pair, direction, name in _each(pairs):
+        before = normalise_policy(policies.get(name))
+        kept = warmup if warmup is not None or before is None else before['estimated_instance_warmup']
+        after = desired_policy(direction, name, pair['params']['scale_%s_adjustment' % direction], kept)
+        changes.append({'pair': pair, 'direction': direction, 'name': name, 'key': 'scale_%s_policy' % direction,
+                        'before': before, 'after': after})
+    return changes
+
+
+def plan_alarms(pairs, alarms, arns, group, params):
+    """The metric alarms: `alarms` as DescribeAlarms gives them, by name, each wired to its policy's
+    ARN in `arns`; a pair's `expression` is its Metrics Insights query."""
+    changes = []
+    for pair, direction, name in _each(pairs):
+        after = desired_alarm(direction, name, pair['expression'], pair['params'], pair['settings'], group, arns[name], alarms.get(name))
+        changes.append({'pair': pair, 'direction': direction, 'name': name, 'key': 'scale_%s_alarm' % direction,
+                        'before': normalise_alarm(alarms.get(name)), 'after': after})
+    return changes
+
+
+def plan_removal(pairs, policies, alarms):
+    """state=absent: every alarm, then every policy, to none. Alarms come first: an alarm must not
+    point at a policy that no longer exists."""
+    changes = [{'pair': pair, 'direction': direction, 'name': name, 'key': 'scale_%s_alarm' % direction,
+                'before': normalise_alarm(alarms.get(name)), 'after': None} for pair, direction, name in _each(pairs)]
+    changes.extend({'pair': pair, 'direction': direction, 'name': name, 'key': 'scale_%s_policy' % direction,
+                    'before': normalise_policy(policies.get(name)), 'after': None} for pair, direction, name in _each(pairs))
+    return changes
+
+
+def writes(changes):
+    """The changes that differ from what is there."""
+    return [change for change in changes if change['before'] != change['after']]
+
+
+def actions_over_limit(pairs, params, alarms, region):
+    """(option, message) for each alarm whose actions (the given ones, its policy and, unless
+    purge_actions, those kept) would exceed CloudWatch's limit per state."""
+    errors = []
+    for _pair, _direction, name in _each(pairs):
+        # The policy's ARN may not be known yet; any ARN of its name counts the same.
+        actions = desired_actions(params, alarms.get(name), name, placeholder_arn(region, '-', name))
+        for option, field in ACTION_OPTIONS:
+            if len(actions[option]) > MAX_ACTIONS:
+                ours = set(params.get(option) or [])
+                kept = len(actions[option]) - len(ours) - (1 if field == 'AlarmActions' else 0)
+                errors.append((option, 'alarm %s would have %d %s, CloudWatch takes at most %d: %d set by another tool are '
+                                       'kept unless purge_actions=true' % (name, len(actions[option]), field, MAX_ACTIONS, kept)))
+    return errors
+
+
+def resources_account(policies, alarms):
+    """The account of the pairs' policies and alarms, or None while there are none (or several)."""
+    accounts = set()
+    for resource, key in [(a, 'AlarmArn') for a in alarms.values()] + [(p, 'PolicyARN') for p in policies.values()]:
+        parsed = parse_aws_arn(resource.get(key) or '')
+        if parsed and ACCOUNT_ID.match(parsed['account_id'] or ''):
+            accounts.add(parsed['account_id'])
+    return accounts.pop() if len(accounts) == 1 else None
+
+
+# ---------------------------------------------------------------------------------------------
 # AWS side
 
 
 class ScalingAlarm:
-    """Reads every pair at once, compares it with the request and writes only what differs."""
+    """Reads every pair at once, plans, and writes only what differs (nothing in check mode)."""
 
     def __init__(self, module, settings):
         self.module = module
         self.params = module.params
         # With `alarms`, diff entries are grouped under each pair's name.
         self.grouped = self.params.get('alarms') is not None
-        self.pairs = []
-        for resolved in settings['pairs']:
-            name = resolved['params']['name']
-            self.pairs.append({'name': name, 'params': resolved['params'], 'settings': resolved,
-                               'names': dict((d, name + SUFFIX[d]) for d in DIRECTIONS)})
-        self.all_names = [pair['names'][d] for pair in self.pairs for d in DIRECTIONS]
+        self.pairs = pair_entries(self.params, settings)
+        self.all_names = [name for _pair, _direction, name in _each(self.pairs)]
         self.tracker = DifferenceTracker()
         self.before, self.after = {}, {}
-        self.autoscaling = module.client('autoscaling')
-        self.cloudwatch = module.client('cloudwatch')
+        self.autoscaling = AutoScaling(module.client('autoscaling'))
+        self.cloudwatch = CloudWatch(module.client('cloudwatch'))
         self.placeholders = []
 
-    def track(self, pair, key, before, after):
-        """Record one resource for `changed` and the diff; True when it differs."""
-        if self.grouped:
-            self.before.setdefault(pair['name'], {})[key] = before
-            self.after.setdefault(pair['name'], {})[key] = after
-        else:
-            self.before[key] = before
-            self.after[key] = after
-        return self.tracker.add('%s %s' % (pair['name'], key), before, after)
+    def track(self, changes):
+        """Record planned changes for `changed` and the diff; returns those that differ."""
+        for change in changes:
+            pair, key = change['pair'], change['key']
+            if self.grouped:
+                self.before.setdefault(pair['name'], {})[key] = change['before']
+                self.after.setdefault(pair['name'], {})[key] = change['after']
+            else:
+                self.before[key] = change['before']
+                self.after[key] = change['after']
+            self.tracker.add('%s %s' % (pair['name'], key), change['before'], change['after'])
+        return writes(changes)
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -998,27 +1088,20 @@ class ScalingAlarm:
         `tolerate_missing`."""
         policies, error = None, None
         try:
-            policies = self._describe_policies(group)
-        except botocore.exceptions.ClientError as exc:
+            policies = self.autoscaling.describe_policies(group, self.all_names)
+        except AWSServiceError as exc:
+            if not isinstance(exc.exception, botocore.exceptions.ClientError):
+                raise
             error = exc  # judged once we know whether the group exists
-        except botocore.exceptions.BotoCoreError as exc:
-            self.module.fail_json_aws(exc, msg='Failed to read scaling policies of %s' % group)
         if policies is not None and all(name in policies for name in self.all_names):
             return group, policies
-        if not self._group_exists(group):
+        if not self.autoscaling.group_exists(group):
             if tolerate_missing:
                 return None, {}
             self.module.fail_input(InputErrors([self._missing_group(group)]))
         if error is not None:
-            self.module.fail_json_aws(error, msg='Failed to read scaling policies of %s' % group)
+            raise error
         return group, policies
-
-    def _group_exists(self, group):
-        try:
-            found = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group], aws_retry=True)['AutoScalingGroups']
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            self.module.fail_json_aws(exc, msg='Failed to read Auto Scaling group %s' % group)
-        return bool(found)
 
     def _missing_group(self, group):
         if self.params['autoscaling_group_name']:
@@ -1026,69 +1109,32 @@ class ScalingAlarm:
         return ('nodegroup_name', 'node group %s names Auto Scaling group %s, which does not exist' % (self.params['nodegroup_name'], group))
 
     def _nodegroup_group(self, tolerate_missing):
-        params = self.params
-        eks = self.module.client('eks')
-        cluster, nodegroup = params['cluster_name'], params['nodegroup_name']
+        cluster, nodegroup = self.params['cluster_name'], self.params['nodegroup_name']
+        eks = EKS(self.module.client('eks'))
         try:
-            described = eks.describe_nodegroup(clusterName=cluster, nodegroupName=nodegroup, aws_retry=True)['nodegroup']
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            if not is_not_found(exc):
-                self.module.fail_json_aws(exc, msg='Failed to read node group %s of cluster %s' % (nodegroup, cluster))
+            described = eks.describe_nodegroup(cluster, nodegroup)
+        except AWSServiceError as exc:
+            raise AWSServiceError('read node group %s of cluster %s' % (nodegroup, cluster), exc.exception) from exc
+        if described is None:
             if tolerate_missing:
                 return None
-            self.module.fail_input(InputErrors([self._why_nodegroup_missing(eks, cluster, nodegroup)]))
-        groups = (described.get('resources') or {}).get('autoScalingGroups') or []
-        if not groups or not groups[0].get('name'):
+            if self._cluster_missing(eks, cluster):
+                self.module.fail_input(InputErrors([('cluster_name', 'no EKS cluster named %s' % cluster)]))
+            self.module.fail_input(InputErrors([('nodegroup_name', 'no node group named %s in cluster %s' % (nodegroup, cluster))]))
+        group = autoscaling_group_of(described)
+        if not group:
             if tolerate_missing:
                 return None
             self.module.fail_input(InputErrors([('nodegroup_name', 'node group %s of cluster %s has no Auto Scaling group yet (status %s)'
                                                  % (nodegroup, cluster, described.get('status')))]))
-        return groups[0]['name']
+        return group
 
-    def _why_nodegroup_missing(self, eks, cluster, nodegroup):
+    @staticmethod
+    def _cluster_missing(eks, cluster):
         try:
-            eks.describe_cluster(name=cluster, aws_retry=True)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            if is_not_found(exc):
-                return ('cluster_name', 'no EKS cluster named %s' % cluster)
-            self.module.fail_json_aws(exc, msg='Failed to read cluster %s' % cluster)
-        return ('nodegroup_name', 'no node group named %s in cluster %s' % (nodegroup, cluster))
-
-    def _describe_policies(self, group):
-        """Our policies of `group` by name: one request per 50 names (the PolicyNames limit)."""
-        found = {}
-        for start in range(0, len(self.all_names), POLICY_NAMES_PER_REQUEST):
-            request = {'AutoScalingGroupName': group, 'PolicyNames': self.all_names[start:start + POLICY_NAMES_PER_REQUEST]}
-            while True:
-                response = self.autoscaling.describe_policies(aws_retry=True, **request)
-                found.update((p['PolicyName'], p) for p in response['ScalingPolicies'])
-                if not response.get('NextToken'):
-                    break
-                request['NextToken'] = response['NextToken']
-        return found
-
-    def read_policies(self, group):
-        try:
-            return self._describe_policies(group)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            self.module.fail_json_aws(exc, msg='Failed to read scaling policies of %s' % group)
-
-    def read_alarms(self):
-        """Our alarms by name: one request per 100 names (the AlarmNames limit)."""
-        found = {}
-        for start in range(0, len(self.all_names), ALARM_NAMES_PER_REQUEST):
-            names = self.all_names[start:start + ALARM_NAMES_PER_REQUEST]
-            request = {'AlarmNames': names, 'AlarmTypes': ['MetricAlarm'], 'MaxRecords': 100}
-            try:
-                while True:
-                    response = self.cloudwatch.describe_alarms(aws_retry=True, **request)
-                    found.update((a['AlarmName'], a) for a in response['MetricAlarms'])
-                    if not response.get('NextToken'):
-                        break
-                    request['NextToken'] = response['NextToken']
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-                self.module.fail_json_aws(exc, msg='Failed to read alarms %s' % ', '.join(names))
-        return found
+            return eks.describe_cluster(cluster) is None
+        except AWSServiceError as exc:
+            raise AWSServiceError('read cluster %s' % cluster, exc.exception) from exc
 
     # -- converge -----------------------------------------------------------------------------
 
@@ -1096,7 +1142,7 @@ class ScalingAlarm:
         group = self.group_name(tolerate_missing=False)
         self.set_expressions(group)
         group, policies = self.locate(group, tolerate_missing=False)
-        alarms = self.read_alarms()
+        alarms = self.cloudwatch.describe_alarms(self.all_names)
         self.check_kept_actions(policies, alarms)
         policies, arns = self.converge_policies(group, policies)
         alarms = self.converge_alarms(group, alarms, arns)
@@ -1118,22 +1164,12 @@ class ScalingAlarm:
         """Write the step-scaling policies that differ; returns the policies as read after any
         write, and every policy's ARN (a placeholder in check mode for one not written yet)."""
         check_mode = self.module.check_mode
-        arns, wrote_policy = {}, False
-        for pair in self.pairs:
-            for direction in DIRECTIONS:
-                name = pair['names'][direction]
-                existing = policies.get(name)
-                before = normalise_policy(existing)
-                warmup = self.params['estimated_instance_warmup']
-                if warmup is None and before is not None:
-                    warmup = before['estimated_instance_warmup']
-                after = desired_policy(direction, name, pair['params']['scale_%s_adjustment' % direction], warmup)
-                arns[name] = existing.get('PolicyARN') if existing else None
-                if self.track(pair, 'scale_%s_policy' % direction, before, after) and not check_mode:
-                    arns[name] = self._put_policy(group, after)
-                    wrote_policy = True
-        if wrote_policy:
-            policies = self.read_policies(group)
+        arns = dict((name, (policies.get(name) or {}).get('PolicyARN')) for name in self.all_names)
+        changed = self.track(plan_policies(self.pairs, policies, self.params['estimated_instance_warmup']))
+        if changed and not check_mode:
+            for change in changed:
+                arns[change['name']] = self.autoscaling.put_scaling_policy(policy_request(group, change['after']))
+            policies = self.autoscaling.describe_policies(group, self.all_names)
         for name in self.all_names:
             arns[name] = arns[name] or (policies.get(name) or {}).get('PolicyARN')
             if arns[name] is None:
@@ -1146,98 +1182,43 @@ class ScalingAlarm:
     def converge_alarms(self, group, alarms, arns):
         """Write the alarms that differ, each wired to its policy's ARN; returns the alarms as read
         after any write."""
-        wrote_alarm = False
-        for pair in self.pairs:
-            for direction in DIRECTIONS:
-                name = pair['names'][direction]
-                after = desired_alarm(direction, name, pair['expression'], pair['params'], pair['settings'], group, arns[name],
-                                      alarms.get(name))
-                pair.setdefault('desired', {})[direction] = after
-                if self.track(pair, 'scale_%s_alarm' % direction, normalise_alarm(alarms.get(name)), after) and not self.module.check_mode:
-                    self._put_alarm(after)
-                    wrote_alarm = True
-        if wrote_alarm:
-            alarms = self.read_alarms()
+        changes = plan_alarms(self.pairs, alarms, arns, group, self.params)
+        for change in changes:
+            change['pair'].setdefault('desired', {})[change['direction']] = change['after']
+        changed = self.track(changes)
+        if changed and not self.module.check_mode:
+            for change in changed:
+                self.cloudwatch.put_metric_alarm(alarm_request(change['after']))
+            alarms = self.cloudwatch.describe_alarms(self.all_names)
         return alarms
 
     def check_kept_actions(self, policies, alarms):
         """Before any write: the actions kept (purge_actions=false) and the given ones must fit CloudWatch's
         limit per state; a topic of another account than the alarms' is allowed (its access policy decides) but said."""
-        errors = []
-        for pair in self.pairs:
-            for direction in DIRECTIONS:
-                name = pair['names'][direction]
-                # The policy's ARN may not be known yet; any ARN of its name counts the same.
-                actions = desired_actions(self.params, alarms.get(name), name, placeholder_arn(self.module.region, '-', name))
-                for option, field in ACTION_OPTIONS:
-                    if len(actions[option]) > MAX_ACTIONS:
-                        ours = set(self.params.get(option) or [])
-                        kept = len(actions[option]) - len(ours) - (1 if field == 'AlarmActions' else 0)
-                        errors.append((option, 'alarm %s would have %d %s, CloudWatch takes at most %d: %d set by another tool are '
-                                               'kept unless purge_actions=true' % (name, len(actions[option]), field, MAX_ACTIONS, kept)))
+        errors = actions_over_limit(self.pairs, self.params, alarms, self.module.region)
         if errors:
             self.module.fail_input(InputErrors(errors))
-        accounts = set()
-        for resource, key in [(a, 'AlarmArn') for a in alarms.values()] + [(p, 'PolicyARN') for p in policies.values()]:
-            match = ARN_ACCOUNT.match(resource.get(key) or '')
-            if match:
-                accounts.add(match.group(1))
-        if len(accounts) != 1:
+        account = resources_account(policies, alarms)
+        if account is None:
             return  # not checkable before the first policy or alarm exists
-        account = accounts.pop()
         for option in ACTION_FIELDS:
             for arn in self.params.get(option) or []:
                 if SNS_TOPIC_ARN.match(arn).group('account') != account:
                     self.module.warn('%s: topic %s is in another account than the alarms (%s); its access policy must allow '
                                      'cloudwatch.amazonaws.com to publish to it' % (option, arn, account))
 
-    def _put_policy(self, group, policy):
-        try:
-            response = self.autoscaling.put_scaling_policy(aws_retry=True, **policy_request(group, policy))
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            self.module.fail_json_aws(exc, msg='Failed to write scaling policy %s' % policy['name'])
-        # An answer without PolicyARN is taken as it is: the policy read back after the writes carries it.
-        return response.get('PolicyARN')
-
-    def _put_alarm(self, alarm):
-        try:
-            self.cloudwatch.put_metric_alarm(aws_retry=True, **alarm_request(alarm))
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            self.module.fail_json_aws(exc, msg='Failed to write alarm %s' % alarm['name'])
-
     def absent(self):
-        check_mode = self.module.check_mode
         group = self.group_name(tolerate_missing=True)
         policies = {}
         if group is not None:
             group, policies = self.locate(group, tolerate_missing=True)
-        alarms = self.read_alarms()
-        # Alarms first: an alarm must not point at a policy that no longer exists.
-        doomed_alarms = []
-        for pair in self.pairs:
-            for direction in DIRECTIONS:
-                name = pair['names'][direction]
-                if self.track(pair, 'scale_%s_alarm' % direction, normalise_alarm(alarms.get(name)), None):
-                    doomed_alarms.append(name)
-        doomed_policies = []
-        for pair in self.pairs:
-            for direction in DIRECTIONS:
-                name = pair['names'][direction]
-                if self.track(pair, 'scale_%s_policy' % direction, normalise_policy(policies.get(name)), None):
-                    doomed_policies.append(name)
-        if not check_mode:
-            for start in range(0, len(doomed_alarms), ALARM_NAMES_PER_REQUEST):
-                names = doomed_alarms[start:start + ALARM_NAMES_PER_REQUEST]
-                try:
-                    self.cloudwatch.delete_alarms(AlarmNames=names, aws_retry=True)
-                except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-                    self.module.fail_json_aws(exc, msg='Failed to delete alarms %s' % ', '.join(names))
-            for name in doomed_policies:
-                try:
-                    self.autoscaling.delete_policy(AutoScalingGroupName=group, PolicyName=name, aws_retry=True)
-                except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-                    if not is_not_found(exc):
-                        self.module.fail_json_aws(exc, msg='Failed to delete scaling policy %s' % name)
+        alarms = self.cloudwatch.describe_alarms(self.all_names)
+        changed = self.track(plan_removal(self.pairs, policies, alarms))
+        if not self.module.check_mode:
+            self.cloudwatch.delete_alarms([c['name'] for c in changed if c['key'].endswith('_alarm')])
+            for change in changed:
+                if change['key'].endswith('_policy'):
+                    self.autoscaling.delete_policy(group, change['name'])
         return {'autoscaling_group_name': group, 'policies': [], 'alarms': [], 'placeholder_arns': []}
 
     def result(self, group, policies, alarms, arns):
@@ -1331,7 +1312,11 @@ def main():
         supports_check_mode=True,
     )
     settings = module.validate(check_input, module.params, module.region)
-    module.exit_json(**ScalingAlarm(module, settings).run())
+    try:
+        result = ScalingAlarm(module, settings).run()
+    except AWSServiceError as exc:
+        module.fail_service(exc, msg='Failed to %s' % exc.operation)
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

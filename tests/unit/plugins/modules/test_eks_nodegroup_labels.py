@@ -74,3 +74,15 @@ def test_labels_merge_then_absent_removes_only_the_given_keys(run_module):
     assert not failed and result['changed']
     labels = boto3.client('eks', region_name='us-east-2').describe_nodegroup(clusterName='demo', nodegroupName='cpu')['nodegroup']['labels']
     assert labels == {'keep': 'me'}
+
+
+@pytest.mark.parametrize('current, labels, state, purge, after, payload', [
+    ({'a': '1'}, {'a': '1'}, 'present', False, {'a': '1'}, None),
+    ({'a': '1'}, {'b': '2'}, 'present', False, {'a': '1', 'b': '2'}, {'addOrUpdateLabels': {'b': '2'}}),
+    ({'a': '1'}, {'b': '2'}, 'present', True, {'b': '2'}, {'addOrUpdateLabels': {'b': '2'}, 'removeLabels': ['a']}),
+    ({'a': '1', 'b': '2'}, {'b': 'ignored'}, 'absent', False, {'a': '1'}, {'removeLabels': ['b']}),
+    (None, {'c': '3'}, 'absent', False, {}, None),
+])
+def test_plan(current, labels, state, purge, after, payload):
+    change = eks_nodegroup_labels.plan(current, {'labels': labels, 'state': state, 'purge_labels': purge})
+    assert change == {'before': dict(current or {}), 'after': after, 'request': payload}
