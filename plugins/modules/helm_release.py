@@ -780,9 +780,9 @@ def plan_rendered(existing, docs):
     chart = next((labels['helm.sh/chart'] for labels in (((parsed.get('metadata') or {}).get('labels') or {}) for _raw, parsed in docs)
                   if labels.get('helm.sh/chart')), None)
     action = 'write' if tracker.has_differences else 'none'
-    reasons = ['%d files differ' % len(after)] if after else []
+    reasons = ['to write: %s' % ', '.join(sorted(after))] if after else []
     if stale:
-        reasons.append('%d files are no longer rendered' % len(stale))
+        reasons.append('no longer rendered: %s' % ', '.join(stale))
     return ReleasePlan(action, tracker, reasons, wanted=wanted, stale=stale, chart=chart)
 
 
