@@ -1244,20 +1244,6 @@ def make_runner(module, binary):
         module.fail_option(option, 'cannot give helm this connection: %s' % exc)
 
 
-def start_reads(runner, params):
-    """Every run of present and absent reads the version and the release: they start now, side by
-    side, and so does `helm status` when the stored-release decision may read it (it is dropped
-    unused when the release is not deployed or this helm has no `status --show-resources`)."""
-    if params['state'] == 'rendered':
-        return
-    runner.prefetch(VERSION_ARGS)
-    runner.prefetch_release(params['name'], params['release_namespace'])
-    if params['state'] == 'present' and not stored_noop_request_blocker(
-            params['chart_ref'], params.get('chart_repo_url'), params.get('chart_version'), params.get('set_values'),
-            post_renderer=params.get('post_renderer'), values_reused=bool(params.get('reuse_values')) or params.get('reset_values') is False):
-        runner.prefetch_status(params['name'], params['release_namespace'])
-
-
 def check_helm_version(module, runner, binary):
     """Options this helm cannot honour, refused naming the option and the version it needs."""
     params = module.params
@@ -1330,7 +1316,6 @@ def main():
     runner = make_runner(module, binary)
     manager = None
     try:
-        start_reads(runner, params)
         runner.detect_version()
         check_helm_version(module, runner, binary)
         manager = ReleaseManager(module, runner)
