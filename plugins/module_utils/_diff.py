@@ -22,6 +22,10 @@ class DifferenceTracker:
     def has_differences(self):
         return any(item[3] for item in self._items)
 
+    def changed_fields(self):
+        """The names of the fields that differ, in the order they were recorded."""
+        return [item[0] for item in self._items if item[3]]
+
     def diff(self):
         before, after = {}, {}
         for name, b, a, _differs in self._items:

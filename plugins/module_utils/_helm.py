@@ -16,7 +16,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import tempfile
 
 try:
@@ -44,8 +43,6 @@ MIN_VERSION = (3, 8, 0)
 VERSION_ARGS = ['version', '--template', '{{.Version}}']
 # The state flags exist in helm 3 and 4 (helm 4 dropped `list --all`).
 LIST_STATES = ['--deployed', '--failed', '--pending', '--superseded', '--uninstalling']
-# Commands that change a release: reads started ahead of them are dropped, never used after them.
-RELEASE_WRITES = ('install', 'upgrade', 'rollback', 'uninstall')
 
 
 # Chart version constraints as helm reads them (Masterminds semver): terms joined by "," or
@@ -720,23 +717,6 @@ def display_command(argv, mask_all=False):
     return ' '.join(shlex.quote(a) for a in shown)
 
 
-class StartedCommand:
-    """A helm command started ahead of its use (HelmRunner.prefetch): its result as run_command gives it."""
-
-    def __init__(self, process):
-        self.process = process
-
-    def result(self):
-        out, err = self.process.communicate()
-        return (self.process.returncode, to_text(out, errors='surrogate_or_strict'),
-                to_text(err, errors='surrogate_or_strict'))
-
-    def discard(self):
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.communicate()
-
-
 class HelmRunner:
     """Runs helm with the module's connection settings; records every command line it ran (masked)."""
 
@@ -750,7 +730,6 @@ class HelmRunner:
         self.global_args, self.env = helm_settings(kube, self._write_kubeconfig) if kube else ([], {})
         self.version = None
         self.flags = None
-        self._started = {}
 
     def detect_version(self):
         rc, out, err = self._execute(self.argv(VERSION_ARGS))
@@ -766,57 +745,15 @@ class HelmRunner:
         self.flags = HelmFlags(version)
         return version
 
-    # -- reads started ahead ------------------------------------------------------------------
-
-    def prefetch(self, *commands):
-        """Start read-only helm commands now, side by side; `run` with the same arguments takes their result
-        instead of starting them again. A no-op re-run's reads (version, list, status) then cost about the
-        time of the slowest one, not of all three. A read that cannot be started is left to `run`, which
-        reports its error; one not used is dropped by `close`."""
-        for args in commands:
-            argv = self.argv(args)
-            if tuple(argv) in self._started:
-                continue
-            try:
-                self._started[tuple(argv)] = self._spawn(argv)
-            except OSError:
-                continue
-
-    def prefetch_release(self, name, namespace):
-        """Start `release`'s read ahead (see prefetch)."""
-        self.prefetch(self.release_args(name, namespace) + ['-o', 'json'])
-
-    def prefetch_status(self, name, namespace):
-        """Start `status`'s read ahead (see prefetch)."""
-        self.prefetch(self.status_args(name, namespace) + ['-o', 'json'])
-
-    def _spawn(self, argv):
-        env = dict(os.environ)
-        env.update(self.env)
-        return StartedCommand(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                               env=env, close_fds=True))
-
     def _execute(self, argv, data=None):
-        if argv[1:2] and argv[1] in RELEASE_WRITES:
-            self.close()  # what was read ahead may be stale after this
-        started = self._started.pop(tuple(argv), None) if data is None else None
-        if started is not None:
-            return started.result()
         kwargs = {'environ_update': self.env}
         if data is not None:
             kwargs.update(data=data, binary_data=True)
         return self.module.run_command(argv, **kwargs)
 
-    def close(self):
-        """Stop and reap the reads started ahead that were not used."""
-        started, self._started = self._started, {}
-        for command in started.values():
-            command.discard()
-
     def cleanup(self):
-        """Stop the reads started ahead and delete the private directory (values files, registry configuration):
-        called on every exit path of the module, so nothing of the values outlives the task."""
-        self.close()
+        """Delete the private directory (values files, registry configuration): called on every exit
+        path of the module, so nothing of the values outlives the task."""
         private, self._private = self._private, None
         if private:
             shutil.rmtree(private, ignore_errors=True)
@@ -899,7 +836,7 @@ class HelmRunner:
 
     @staticmethod
     def release_args(name, namespace):
-        """`release`'s command (before run_json's `-o json`); also what to prefetch."""
+        """`release`'s command (before run_json's `-o json`)."""
         return ['list', '-n', namespace, '--filter', '^%s$' % re.escape(name)] + LIST_STATES
 
     @staticmethod

@@ -12,7 +12,11 @@ from __future__ import annotations
 import os
 import re
 
+from collections.abc import Mapping
+
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.validation import check_type_dict
 
 SUBNET_ID = re.compile(r'^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$')
 SECURITY_GROUP_ID = re.compile(r'^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$')
@@ -210,23 +214,92 @@ def user_path(value):
     return os.path.expanduser(value)
 
 
+def _unparsable_dict(value):
+    """Whether ansible-core's dict conversion refuses `value` (a string it cannot read as JSON or
+    key=value, or any other value that is not a mapping)."""
+    if isinstance(value, Mapping):
+        return False
+    if not isinstance(value, str):
+        return True
+    try:
+        check_type_dict(value)
+    except TypeError:
+        return True
+    return False
+
+
+def _dicts_given(option, value):
+    """The mappings `value` gives for a dict option (or a list option of dicts) with suboptions, a
+    string read as JSON or key=value; None when one of them cannot be read as a mapping."""
+    if value is None:
+        return []
+    items = value if option.get('type') == 'list' and isinstance(value, list) else [value]
+    if any(_unparsable_dict(item) for item in items):
+        return None
+    return [item if isinstance(item, Mapping) else check_type_dict(item) for item in items]
+
+
+def _given(option_name, option, params):
+    for name in [option_name] + list(option.get('aliases') or []):
+        if name in params:
+            return params[name]
+    return None
+
+
+def unreadable_dict_option(spec, params):
+    """The first dict option (or list option of dicts) with suboptions that `params` give as
+    something not readable as a mapping, as a spec and parameters that hold only the path to it,
+    the option itself without its suboptions; None when there is none.
+
+    ansible-core reads such a value twice: first to collect the suboptions' no_log values, in an
+    error that names no option ("dictionary requested, could not parse JSON or key=value"), then in
+    its type check, which names the option. Without the suboptions only the second reading is left.
+    """
+    for name, option in spec.items():
+        if option.get('options') is None or option.get('type') not in ('dict', 'list'):
+            continue
+        value = _given(name, option, params)
+        dicts = _dicts_given(option, value)
+        if dicts is None:
+            return {name: dict((k, v) for k, v in option.items() if k != 'options')}, {name: value}
+        for item in dicts:
+            found = unreadable_dict_option(option['options'], item)
+            if found:
+                narrowed = dict(option, options=found[0])
+                return {name: narrowed}, {name: [found[1]] if option.get('type') == 'list' else found[1]}
+    return None
+
+
+def option_naming_message(spec, params):
+    """ansible-core's own message, from its public validator, for the first dict option that
+    `params` give as something not readable as a mapping (see unreadable_dict_option): it names
+    the option. None when every such option is readable."""
+    found = unreadable_dict_option(spec, params)
+    if not found:
+        return None
+    messages = ArgumentSpecValidator(found[0]).validate(found[1]).error_messages
+    return messages[0] if messages else None
+
+
 class NamingAnsibleModule(AnsibleModule):
     """AnsibleModule whose argument validation failures always name the option.
 
-    ansible-core converts a string given for a dict option with suboptions twice: while
-    collecting no_log values (whose error, "dictionary requested, could not parse JSON or
-    key=value", names nothing) and in the type check (whose error names the option). The first
-    error recorded is the one reported, so the unnamed one wins; this reports the named one.
+    Given a string for a dict option with suboptions, ansible-core reports "dictionary requested,
+    could not parse JSON or key=value", which names nothing (see spec_without_unreadable_suboptions).
+    When the module fails while it is being built, its own argument spec and parameters are checked
+    for such an option with ansible-core's public validator, and the failure reports the message
+    that names it.
     """
 
+    def __init__(self, *args, **kwargs):
+        self._genai_building = True
+        super().__init__(*args, **kwargs)
+        self._genai_building = False
+
     def fail_json(self, msg, **kwargs):  # pylint: disable=arguments-differ
-        result = getattr(self, 'validation_result', None)
-        errors = list(getattr(result, 'errors', None) or [])
-        if errors and type(errors[0]).__name__ == 'NoLogError' and not getattr(self, '_genai_renamed', False):
-            self._genai_renamed = True
-            named = [e for e in errors[1:] if type(e).__name__ != 'NoLogError']
-            if named:
-                msg = named[0].args[0] if named[0].args else str(named[0])
+        if getattr(self, '_genai_building', False) and isinstance(getattr(self, 'params', None), dict):
+            self._genai_building = False
+            msg = option_naming_message(self.argument_spec, self.params) or msg
         super().fail_json(msg=msg, **kwargs)
 
     def fail_option(self, option, text, **extra):

@@ -308,42 +308,74 @@ def local_packages(module, params):
     return found, [label for _i, label in missing]
 
 
-def mirror_one(module, helm, mirror, index, chart, package, missing, with_credentials, result, before, after):
-    """Compare charts[index] with what the mirror holds and push it when the mirror lacks it (or
-    overwrite says so); records the chart's action in `result` and its digests in `before`/`after`."""
-    params = module.params
+def needs_source_package(have_package, mirror_digest, overwrite, check_mode):
+    """Whether a chart is pulled from its source: when chart_dir gave no package for it, and the
+    mirror lacks it or overwrite may replace it. In check mode a chart the mirror lacks is not
+    pulled: it would be pushed whatever its content."""
+    if have_package:
+        return False
+    if mirror_digest is None:
+        return not check_mode
+    return bool(overwrite)
+
+
+def plan_chart(mirror_digest, digest, overwrite):
+    """What to do with one chart, from the digest of what the mirror holds (None when it lacks
+    the chart) and of the package (None when none was read): 'pushed' when the mirror lacks it or
+    holds another content and overwrite is set, 'differing' when it holds another content and
+    overwrite is not set, else 'unchanged'."""
+    if mirror_digest is None:
+        return 'pushed'
+    if digest is None or digest == mirror_digest:
+        return 'unchanged'
+    return 'pushed' if overwrite else 'differing'
+
+
+def chart_diff(action, digest, mirror_digest, source):
+    """(before, after) of one chart in the diff: before is None when the mirror lacks the chart
+    (it is left out), after names the source when no package was read for a push."""
+    if action != 'pushed':
+        return mirror_digest, mirror_digest
+    return mirror_digest, digest or mirror_digest or 'from %s' % source
+
+
+def read_chart(module, helm, mirror, index, chart, package, with_credentials):
+    """The digest of what the mirror holds of charts[index] (None when it lacks the chart), and
+    the package to push with its digest (None for both when none is needed in check mode)."""
     label = '%s:%s' % (chart['name'], chart['version'])
-    if label in missing:
-        result['charts'].append(dict(name=chart['name'], version=chart['version'], ref='%s/%s' % (mirror, label),
-                                     action='missing', digest=None, mirror_digest=None))
-        return
     scratch = os.path.join(helm.work, str(index))
     os.makedirs(os.path.join(scratch, 'mirror'))
     os.makedirs(os.path.join(scratch, 'source'))
     held = helm.pull_from_mirror(mirror, chart['name'], chart['version'], os.path.join(scratch, 'mirror'), with_credentials)
     mirror_digest = file_digest(held) if held else None
-    if package is None and (held is None or params['overwrite']) and not (module.check_mode and held is None):
+    if needs_source_package(package is not None, mirror_digest, module.params['overwrite'], module.check_mode):
         package = helm.pull_from_source(index, chart, os.path.join(scratch, 'source'))
         problem = check_package(package, chart['name'], chart['version'])
         if problem:
             raise MirrorError('charts[%d].source: %s pulled from %s %s' % (index, label, chart['source'], problem),
                               option='charts[%d].source' % index)
-    digest = file_digest(package) if package else None
-    if held is None:
-        action = 'pushed'
-    elif digest is None or digest == mirror_digest:
-        action = 'unchanged'
-    elif params['overwrite']:
-        action = 'pushed'
-    else:
-        action = 'differing'
+    return mirror_digest, package, file_digest(package) if package else None
+
+
+def mirror_one(module, helm, mirror, index, chart, package, missing, with_credentials, result, before, after):
+    """Compare charts[index] with what the mirror holds and push it when the mirror lacks it (or
+    overwrite says so); records the chart's action in `result` and its digests in `before`/`after`."""
+    label = '%s:%s' % (chart['name'], chart['version'])
+    if label in missing:
+        result['charts'].append(dict(name=chart['name'], version=chart['version'], ref='%s/%s' % (mirror, label),
+                                     action='missing', digest=None, mirror_digest=None))
+        return
+    mirror_digest, package, digest = read_chart(module, helm, mirror, index, chart, package, with_credentials)
+    action = plan_chart(mirror_digest, digest, module.params['overwrite'])
+    if action == 'differing':
         module.warn('helm_chart_mirror: %s/%s holds a different content than %s (%s, the package %s); left alone, '
                     'set overwrite to replace it' % (mirror, label, package, mirror_digest, digest))
     if action == 'pushed' and not module.check_mode:
         helm.push(package, mirror)
-    if mirror_digest:
-        before[label] = mirror_digest
-    after[label] = (digest or mirror_digest or 'from %s' % chart.get('source')) if action == 'pushed' else mirror_digest
+    held, wanted = chart_diff(action, digest, mirror_digest, chart.get('source'))
+    if held:
+        before[label] = held
+    after[label] = wanted
     result[action].append(label)
     result['charts'].append(dict(name=chart['name'], version=chart['version'], ref='%s/%s' % (mirror, label),
                                  action=action, digest=digest, mirror_digest=mirror_digest))

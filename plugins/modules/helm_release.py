@@ -664,6 +664,128 @@ def _check_render_dir(check, params, state):
         check.error('render_dir', 'applies to state=rendered only')
 
 
+# -- planning: what is and what is wanted in, the action out; no helm, no API ---------------------
+
+class ReleasePlan:
+    """A planned run: `action` (install, reinstall, rollback, upgrade, uninstall, write or none),
+    `reasons` saying why in words, `tracker` holding every compared field (it answers `changed` and
+    builds the diff), and `details` the action needs or the result reports."""
+
+    def __init__(self, action, tracker, reasons=(), **details):
+        self.action = action
+        self.tracker = tracker
+        self.reasons = list(reasons)
+        self.details = details
+
+
+# The field of the comparison that differs, as a reason to upgrade.
+UPGRADE_REASONS = {
+    'status': 'the release is not deployed', 'chart': 'the chart differs', 'values': 'the values differ',
+    'values_digest': 'the values differ', 'drift': 'live objects drifted', 'manifest': 'the rendered manifest differs',
+}
+
+
+def recovery_action(status, has_deployed_revision):
+    """What a release left in `status` needs whatever is asked, or None when comparing it with
+    the desired release decides: a pending install, an uninstall or a failed release with no
+    deployed revision is installed again, a pending upgrade or rollback is rolled back, another
+    failed release is upgraded."""
+    if status in ('pending-install', 'uninstalling') or (status == 'failed' and not has_deployed_revision):
+        return 'reinstall'
+    if status in ('pending-upgrade', 'pending-rollback'):
+        return 'rollback'
+    if status == 'failed':
+        return 'upgrade'
+    return None
+
+
+def _compare_release(tracker, current, desired, mask):
+    tracker.add('status', current['status'], 'deployed')
+    tracker.add('chart', current['chart'], desired['chart'])
+    tracker.add('values', mask(current['values']), mask(desired['values']))
+    if current['installed'] and not values_equal(current['values'], desired['values']) and not tracker.has_differences:
+        # A change the masked copies cannot show (a new password: both sides are the mask) or Python's ==
+        # misses (True == 1): told by digests, so it is upgraded without the values showing in the diff.
+        tracker.add('values_digest', values_digest(current['values']), values_digest(desired['values']))
+
+
+def plan_release(current, desired, mask, namespace, compare_manifest=False):
+    """Plan state=present. `current` is None when the release is not installed, else its `status`,
+    `chart`, stored `values` and `manifest`, `has_deployed_revision` (read for a failed release)
+    and, when its status leaves the decision to the comparison, `drift`: (fields, before, after)
+    of its live objects. `desired` holds `chart`, `values` and `manifest` as helm would install
+    them; `mask` hides secret values in the diff. With `compare_manifest` (a local chart or a
+    post-renderer) the rendered manifest is compared too. The plan's details hold `drift` and
+    the changed `objects_before` and `objects_after`."""
+    tracker = DifferenceTracker()
+    if current is None:
+        action, reasons = 'install', ['the release is not installed']
+        current = {'installed': False, 'status': None, 'chart': None, 'values': None, 'manifest': ''}
+    else:
+        action = recovery_action(current['status'], current.get('has_deployed_revision'))
+        reasons = ['the release is %s' % current['status']] if action else []
+        current = dict(current, installed=True)
+    _compare_release(tracker, current, desired, mask)
+    drift, drift_before, drift_after = [], {}, {}
+    if action is None:
+        drift, drift_before, drift_after = current['drift']
+        tracker.add('drift', drift, [])
+        if compare_manifest:
+            tracker.add('manifest', value_hash(current['manifest'].strip()), value_hash(desired['manifest'].strip()))
+        reasons = _unique(UPGRADE_REASONS[field] for field in tracker.changed_fields())
+        action = 'upgrade' if reasons else 'none'
+    before, after = changed_objects(split_manifest(current['manifest']), split_manifest(desired['manifest']), namespace)
+    before.update(drift_before)
+    after.update(drift_after)
+    return ReleasePlan(action, tracker, reasons, drift=list(drift), objects_before=before, objects_after=after)
+
+
+def _unique(items):
+    seen = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def plan_uninstall(release):
+    """Plan state=absent: uninstall the release when there is one."""
+    tracker = DifferenceTracker()
+    tracker.add('status', release and release.get('status'), None)
+    if release:
+        return ReleasePlan('uninstall', tracker, ['the release is installed'])
+    return ReleasePlan('none', tracker)
+
+
+def plan_rendered(existing, docs):
+    """Plan state=rendered. `existing` holds render_dir's .yaml files by name, `docs` the (text,
+    object) of each document helm rendered. Files that differ are written and stale ones removed;
+    the diff shows a Secret's file as a fingerprint. The details hold the `wanted` files, the
+    `stale` names and the `chart` the objects are labelled with."""
+    names = rendered_file_names([parsed for _raw, parsed in docs])
+    wanted = dict(zip(names, [raw for raw, _parsed in docs]))
+    objects = dict(zip(names, [parsed for _raw, parsed in docs]))
+
+    def shown(name, text):
+        obj = objects.get(name)
+        if obj is not None and obj.get('kind') == 'Secret':
+            return value_hash(text)
+        return text
+
+    before = {n: shown(n, t) for n, t in existing.items() if wanted.get(n) != t}
+    after = {n: shown(n, t) for n, t in wanted.items() if existing.get(n) != t}
+    stale = sorted(set(existing) - set(wanted))
+    tracker = DifferenceTracker()
+    tracker.add('files', before, after)
+    chart = next((labels['helm.sh/chart'] for labels in (((parsed.get('metadata') or {}).get('labels') or {}) for _raw, parsed in docs)
+                  if labels.get('helm.sh/chart')), None)
+    action = 'write' if tracker.has_differences else 'none'
+    reasons = ['to write: %s' % ', '.join(sorted(after))] if after else []
+    if stale:
+        reasons.append('no longer rendered: %s' % ', '.join(stale))
+    return ReleasePlan(action, tracker, reasons, wanted=wanted, stale=stale, chart=chart)
+
+
 class ReleaseManager:
     """Reads the release and its live objects, decides, and runs helm only when something must change."""
 
@@ -921,9 +1043,9 @@ class ReleaseManager:
     # -- states -------------------------------------------------------------------------------
 
     def absent(self):
-        release = self.helm.release(self.name, self.namespace)
-        self.tracker.add('status', release and release.get('status'), None)
-        if release and not self.module.check_mode:
+        plan = plan_uninstall(self.helm.release(self.name, self.namespace))
+        self.tracker = plan.tracker
+        if plan.action == 'uninstall' and not self.module.check_mode:
             self.helm.run(['uninstall', self.name, '-n', self.namespace, '--wait', '--timeout', self.params['wait_timeout']])
         return {'status': None}
 
@@ -989,6 +1111,17 @@ class ReleaseManager:
                             'app_version': release.get('app_version'), 'values': masked}
         return True
 
+    def current(self, release):
+        """What plan_release compares for an installed release: its status and chart, its stored values and
+        manifest, whether a failed release has a deployed revision to go back to, and, when the status leaves
+        the decision to the comparison, the drift of its live objects."""
+        status = release.get('status')
+        current = {'status': status, 'chart': release.get('chart'), 'values': self.stored_values(), 'manifest': self.stored_manifest()}
+        current['has_deployed_revision'] = bool(self._deployed_revision()) if status == 'failed' else None
+        if recovery_action(status, current['has_deployed_revision']) is None:
+            current['drift'] = self.live_drift(current['manifest'])
+        return current
+
     def present(self):
         release = self.helm.release(self.name, self.namespace)
         if release is None:
@@ -996,45 +1129,16 @@ class ReleaseManager:
         elif self.decide_from_stored(release):
             return None
         desired = self.desired(first_install=release is None, current=release)
-        status = release.get('status') if release else None
-        action = None
-        if release is None:
-            action = 'install'
-            stored_manifest, stored_values, stored_chart = '', None, None
-        else:
-            stored_chart = release.get('chart')
-            stored_values = self.stored_values()
-            stored_manifest = self.stored_manifest()
-            if status in ('pending-install', 'uninstalling') or (status == 'failed' and not self._deployed_revision()):
-                action = 'reinstall'
-            elif status in ('pending-upgrade', 'pending-rollback'):
-                action = 'rollback'
-            elif status == 'failed':
-                action = 'upgrade'
-        self.tracker.add('status', status, 'deployed')
-        self.tracker.add('chart', stored_chart, desired['chart'])
-        self.tracker.add('values', self.masked(stored_values), self.masked(desired['values']))
-        if release is not None and not values_equal(stored_values, desired['values']) and not self.tracker.has_differences:
-            # A change the masked copies cannot show (a new password: both sides are the mask) or Python's ==
-            # misses (True == 1): told by digests, so it is upgraded without the values showing in the diff.
-            self.tracker.add('values_digest', values_digest(stored_values), values_digest(desired['values']))
-        if action is None:
-            self.drift, drift_before, drift_after = self.live_drift(stored_manifest)
-            self.tracker.add('drift', self.drift, [])
-            # A local chart's templates, like a post-renderer's output, can change without a new version.
-            if chart_source(self.params['chart_ref'], self.params.get('chart_repo_url')) == 'local' or self.params.get('post_renderer'):
-                self.tracker.add('manifest', value_hash(stored_manifest.strip()), value_hash(desired['manifest'].strip()))
-            if self.tracker.has_differences:
-                action = 'upgrade'
-        else:
-            drift_before, drift_after = {}, {}
-        before, after = changed_objects(split_manifest(stored_manifest), split_manifest(desired['manifest']), self.namespace)
-        before.update(drift_before)
-        after.update(drift_after)
-        self.objects_before, self.objects_after = before, after
-
-        if action and not self.module.check_mode:
-            self.apply(action, release)
+        # A local chart's templates, like a post-renderer's output, can change without a new version.
+        compare_manifest = chart_source(self.params['chart_ref'], self.params.get('chart_repo_url')) == 'local' \
+            or bool(self.params.get('post_renderer'))
+        plan = plan_release(self.current(release) if release is not None else None, desired, self.masked, self.namespace,
+                            compare_manifest=compare_manifest)
+        self.tracker = plan.tracker
+        self.drift = plan.details['drift']
+        self.objects_before, self.objects_after = plan.details['objects_before'], plan.details['objects_after']
+        if plan.action != 'none' and not self.module.check_mode:
+            self.apply(plan.action, release)
         return desired
 
     def _deployed_revision(self, below=None):
@@ -1091,27 +1195,13 @@ class ReleaseManager:
                                            + self.render_args())
         except HelmError as exc:
             raise self.fetch_error(exc)
-        docs = split_documents(to_text(out))
-        names = rendered_file_names([parsed for _raw, parsed in docs])
-        wanted = dict(zip(names, [raw for raw, _parsed in docs]))
-        objects = dict(zip(names, [parsed for _raw, parsed in docs]))
         existing = read_rendered_files(render_dir)
-
-        def shown(name, text):
-            obj = objects.get(name)
-            if obj is not None and obj.get('kind') == 'Secret':
-                return value_hash(text)
-            return text
-
-        before = {n: shown(n, t) for n, t in existing.items() if wanted.get(n) != t}
-        after = {n: shown(n, t) for n, t in wanted.items() if existing.get(n) != t}
-        stale = sorted(set(existing) - set(wanted))
-        self.tracker.add('files', before, after)
-        if not self.module.check_mode and self.tracker.has_differences:
+        plan = plan_rendered(existing, split_documents(to_text(out)))
+        self.tracker = plan.tracker
+        wanted, stale = plan.details['wanted'], plan.details['stale']
+        if plan.action == 'write' and not self.module.check_mode:
             write_rendered_files(render_dir, wanted, existing, stale)
-        chart = next((labels['helm.sh/chart'] for labels in (((parsed.get('metadata') or {}).get('labels') or {}) for _raw, parsed in docs)
-                      if labels.get('helm.sh/chart')), None)
-        return {'files': sorted(wanted), 'removed_files': stale, 'chart': chart}
+        return {'files': sorted(wanted), 'removed_files': stale, 'chart': plan.details['chart']}
 
 
 def read_rendered_files(render_dir):
@@ -1152,20 +1242,6 @@ def make_runner(module, binary):
     except (ValueError, OSError, yaml.YAMLError) as exc:
         option = auth.source('context') if auth['context'] else auth.source('kubeconfig')
         module.fail_option(option, 'cannot give helm this connection: %s' % exc)
-
-
-def start_reads(runner, params):
-    """Every run of present and absent reads the version and the release: they start now, side by
-    side, and so does `helm status` when the stored-release decision may read it (it is dropped
-    unused when the release is not deployed or this helm has no `status --show-resources`)."""
-    if params['state'] == 'rendered':
-        return
-    runner.prefetch(VERSION_ARGS)
-    runner.prefetch_release(params['name'], params['release_namespace'])
-    if params['state'] == 'present' and not stored_noop_request_blocker(
-            params['chart_ref'], params.get('chart_repo_url'), params.get('chart_version'), params.get('set_values'),
-            post_renderer=params.get('post_renderer'), values_reused=bool(params.get('reuse_values')) or params.get('reset_values') is False):
-        runner.prefetch_status(params['name'], params['release_namespace'])
 
 
 def check_helm_version(module, runner, binary):
@@ -1240,7 +1316,6 @@ def main():
     runner = make_runner(module, binary)
     manager = None
     try:
-        start_reads(runner, params)
         runner.detect_version()
         check_helm_version(module, runner, binary)
         manager = ReleaseManager(module, runner)

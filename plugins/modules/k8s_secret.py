@@ -739,8 +739,107 @@ def external_secret_body(params):
 
 # ---------------------------------------------------------------------------------------------
 
+def metadata_changes(tracker, live_meta, labels, annotations):
+    """Record the wanted labels and annotations against the live ones in `tracker` (only the keys
+    given are managed); return the labels and annotations to write, the live ones updated."""
+    live_labels = dict(live_meta.get('labels') or {})
+    live_annotations = dict(live_meta.get('annotations') or {})
+    want_labels = {k: str(v) for k, v in (labels or {}).items()}
+    want_annotations = {k: str(v) for k, v in (annotations or {}).items()}
+    tracker.add('labels', {k: live_labels.get(k) for k in want_labels}, want_labels)
+    tracker.add('annotations', {k: live_annotations.get(k) for k in want_annotations}, want_annotations)
+    live_labels.update(want_labels)
+    live_annotations.update(want_annotations)
+    return live_labels, live_annotations
+
+
+class Plan:
+    """What brings the live object to the desired one, decided without any call to the API.
+
+    `action` is one of ACTIONS: create, replace, recreate (delete then create: Kubernetes refuses
+    to change a Secret's type or an immutable Secret), delete or none. `tracker` holds every field
+    compared (it answers `changed` and builds the diff), `fields` names those that differ, and
+    `body` is the object to write (None for delete and none).
+    """
+
+    ACTIONS = ('create', 'replace', 'recreate', 'delete', 'none')
+    VERBS = {'create': ('create',), 'replace': ('replace',), 'recreate': ('delete', 'create'), 'delete': ('delete',), 'none': ()}
+
+    def __init__(self, action, tracker, body=None):
+        self.action = action
+        self.tracker = tracker
+        self.body = body
+
+    @property
+    def fields(self):
+        return self.tracker.changed_fields()
+
+    @property
+    def verbs(self):
+        """The API calls of the action, in order."""
+        return self.VERBS[self.action]
+
+
+def plan_absent(live):
+    """Delete the live object when there is one."""
+    tracker = DifferenceTracker()
+    tracker.add('exists', live is not None, False)
+    return Plan('delete' if live is not None else 'none', tracker)
+
+
+def _object_action(live, tracker):
+    if live is None:
+        return 'create'
+    return 'replace' if tracker.has_differences else 'none'
+
+
+def _body(kind, api_version, name, namespace, labels, annotations, live_meta, action):
+    body = {'apiVersion': api_version, 'kind': kind,
+            'metadata': {'name': name, 'namespace': namespace, 'labels': labels, 'annotations': annotations}}
+    if action == 'replace':
+        body['metadata']['resourceVersion'] = live_meta.get('resourceVersion')
+    return body
+
+
+def plan_secret(live, desired, fingerprints):
+    """Plan a Secret. `live` is the Secret the API holds (data base64-encoded) or None; `desired`
+    holds name, namespace, type, data ({key: bytes}), labels and annotations. The values are
+    compared through `fingerprints`, so the diff shows which keys change and no value."""
+    live_meta = (live or {}).get('metadata') or {}
+    live_data = dict((key, base64.b64decode(value or '')) for key, value in ((live or {}).get('data') or {}).items())
+    tracker = DifferenceTracker()
+    tracker.add('exists', live is not None, True)
+    tracker.add('type', (live or {}).get('type'), desired['type'])
+    tracker.add('data', fingerprints.of_data(live_data) if live else {}, fingerprints.of_data(desired['data']))
+    labels, annotations = metadata_changes(tracker, live_meta, desired.get('labels'), desired.get('annotations'))
+    action = _object_action(live, tracker)
+    if action == 'replace' and (live.get('type') != desired['type'] or live.get('immutable')):
+        action = 'recreate'
+    body = _body('Secret', 'v1', desired['name'], desired['namespace'], labels, annotations, live_meta, action)
+    body['type'] = desired['type']
+    body['data'] = dict((key, base64.b64encode(value).decode('ascii')) for key, value in desired['data'].items())
+    return Plan(action, tracker, body)
+
+
+def plan_external(live, desired):
+    """Plan an ExternalSecret. `live` is the object the API holds or None; `desired` holds name,
+    namespace, api_version, spec, labels and annotations. Only the fields `spec` gives are compared:
+    the operator's defaults in the live spec are no drift."""
+    live_meta = (live or {}).get('metadata') or {}
+    live_spec = (live or {}).get('spec') or {}
+    tracker = DifferenceTracker()
+    tracker.add('exists', live is not None, True)
+    drift = drifted_fields(desired['spec'], live_spec) if live else ['spec']
+    tracker.add('spec', live_spec if drift else desired['spec'], desired['spec'])
+    labels, annotations = metadata_changes(tracker, live_meta, desired.get('labels'), desired.get('annotations'))
+    action = _object_action(live, tracker)
+    body = _body('ExternalSecret', desired['api_version'], desired['name'], desired['namespace'], labels, annotations, live_meta, action)
+    body['spec'] = desired['spec']
+    return Plan(action, tracker, body)
+
+
 class SecretManager:
-    """Reads the live object, compares it with the desired one, and writes only when they differ."""
+    """Reads the live object, plans against the desired one, and writes only what the plan says."""
 
     def __init__(self, module):
         self.module = module
@@ -795,59 +894,42 @@ class SecretManager:
         except Exception as exc:  # pylint: disable=broad-except
             self.fail('cannot %s %s: %s' % (verb, self.ref, api_error_message(exc)), exc)
 
-    # -- absent ------------------------------------------------------------------------------
+    def desired(self):
+        """What `plan_secret` and `plan_external` compare the live object with, from the options."""
+        return {'name': self.name, 'namespace': self.namespace, 'api_version': self.api_version,
+                'labels': self.params.get('labels'), 'annotations': self.params.get('annotations')}
+
+    def apply(self, plan, live):
+        """Carry out `plan` (in check mode, only record its actions); the object the API returned
+        for the last write, or `live` when nothing was written."""
+        self.tracker = plan.tracker
+        if plan.action == 'create':
+            self.require_namespace()
+        resource = None if self.module.check_mode or plan.action == 'none' else self.resource()
+        calls = {
+            'create': lambda: resource.create(body=plan.body, namespace=self.namespace),
+            'replace': lambda: resource.replace(body=plan.body, namespace=self.namespace),
+            'delete': lambda: resource.delete(name=self.name, namespace=self.namespace),
+        }
+        result = live
+        for verb in plan.verbs:
+            result = self.write(verb, calls[verb])
+        return result
+
+    # -- the states --------------------------------------------------------------------------
 
     def absent(self):
         live = self.read()
-        self.tracker.add('exists', live is not None, False)
-        if live is not None:
-            self.write('delete', lambda: self.resource().delete(name=self.name, namespace=self.namespace))
+        self.apply(plan_absent(live), live)
         return None
-
-    # -- present -----------------------------------------------------------------------------
-
-    def _metadata_changes(self, live_meta):
-        labels = dict(live_meta.get('labels') or {})
-        annotations = dict(live_meta.get('annotations') or {})
-        want_labels = {k: str(v) for k, v in (self.params.get('labels') or {}).items()}
-        want_annotations = {k: str(v) for k, v in (self.params.get('annotations') or {}).items()}
-        self.tracker.add('labels', {k: labels.get(k) for k in want_labels}, want_labels)
-        self.tracker.add('annotations', {k: annotations.get(k) for k in want_annotations}, want_annotations)
-        labels.update(want_labels)
-        annotations.update(want_annotations)
-        return labels, annotations
 
     def present_secret(self, secret_type, data):
         live = self.read()
-        live_meta = (live or {}).get('metadata') or {}
-        live_data = {}
-        for key, value in ((live or {}).get('data') or {}).items():
-            live_data[key] = base64.b64decode(value or '')
-        self.tracker.add('exists', live is not None, True)
-        self.tracker.add('type', (live or {}).get('type'), secret_type)
-        self.tracker.add('data', self.fingerprints.of_data(live_data) if live else {}, self.fingerprints.of_data(data))
-        labels, annotations = self._metadata_changes(live_meta)
-        body = {
-            'apiVersion': 'v1', 'kind': 'Secret', 'type': secret_type,
-            'metadata': {'name': self.name, 'namespace': self.namespace, 'labels': labels, 'annotations': annotations},
-            'data': {key: base64.b64encode(value).decode('ascii') for key, value in data.items()},
-        }
-        if live is None:
-            self.require_namespace()
-        resource = None if self.module.check_mode else self.resource()
-        if live is None:
-            result = self.write('create', lambda: resource.create(body=body, namespace=self.namespace))
-        elif not self.tracker.has_differences:
-            result = live
-        elif live.get('type') != secret_type or live.get('immutable'):
-            # Kubernetes refuses to change a Secret's type or an immutable Secret: recreate it.
-            self.write('delete', lambda: resource.delete(name=self.name, namespace=self.namespace))
-            result = self.write('create', lambda: resource.create(body=body, namespace=self.namespace))
-        else:
-            body['metadata']['resourceVersion'] = live_meta.get('resourceVersion')
-            result = self.write('replace', lambda: resource.replace(body=body, namespace=self.namespace))
+        desired = dict(self.desired(), type=secret_type, data=data)
+        plan = plan_secret(live, desired, self.fingerprints)
+        result = self.apply(plan, live)
         result = result.to_dict() if hasattr(result, 'to_dict') else result
-        meta = (result or body)['metadata']
+        meta = (result or plan.body)['metadata']
         secret = {
             'kind': 'Secret', 'name': self.name, 'namespace': self.namespace, 'type': secret_type, 'keys': sorted(data),
             'labels': meta.get('labels') or {}, 'annotations': meta.get('annotations') or {},
@@ -857,29 +939,12 @@ class SecretManager:
         return secret
 
     def present_external(self):
-        spec = external_secret_body(self.params)
         live = self.read()
-        live_meta = (live or {}).get('metadata') or {}
-        live_spec = (live or {}).get('spec') or {}
-        self.tracker.add('exists', live is not None, True)
-        drift = drifted_fields(spec, live_spec) if live else ['spec']
-        self.tracker.add('spec', live_spec if drift else spec, spec)
-        labels, annotations = self._metadata_changes(live_meta)
-        body = {
-            'apiVersion': self.api_version, 'kind': 'ExternalSecret',
-            'metadata': {'name': self.name, 'namespace': self.namespace, 'labels': labels, 'annotations': annotations},
-            'spec': spec,
-        }
-        if live is None:
-            self.require_namespace()
-        resource = None if self.module.check_mode else self.resource()
-        if live is None:
-            self.write('create', lambda: resource.create(body=body, namespace=self.namespace))
-        elif self.tracker.has_differences:
-            body['metadata']['resourceVersion'] = live_meta.get('resourceVersion')
-            self.write('replace', lambda: resource.replace(body=body, namespace=self.namespace))
-        return {'kind': 'ExternalSecret', 'name': self.name, 'namespace': self.namespace, 'spec': spec,
-                'labels': labels, 'annotations': annotations}
+        plan = plan_external(live, dict(self.desired(), spec=external_secret_body(self.params)))
+        self.apply(plan, live)
+        metadata = plan.body['metadata']
+        return {'kind': 'ExternalSecret', 'name': self.name, 'namespace': self.namespace, 'spec': plan.body['spec'],
+                'labels': metadata['labels'], 'annotations': metadata['annotations']}
 
 
 def main():

@@ -314,72 +314,23 @@ def test_merge_key_overridden_by_an_explicit_key_is_not_a_duplicate(tmp_path):
     assert _helm.load_values_file(_file(tmp_path, text)) == {'base': {'x': 1, 'w': 0}, 'm': {'x': 3, 'w': 0}}
 
 
-# -- reads started ahead, with real processes ---------------------------------------------------
-
-FAKE_HELM = r'''#!/bin/sh
-# A stand-in helm: `a` waits (up to 10 s) for `b` to have started; `b` marks that it started;
-# `slow` sleeps; anything else prints its arguments.
-case "$1" in
-  a) i=0; while [ ! -e "$MARKS/b" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
-     if [ -e "$MARKS/b" ]; then echo a-saw-b; else echo a-alone; fi ;;
-  b) touch "$MARKS/b"; echo b-$HELM_KUBEAPISERVER ;;
-  slow) sleep 30 ;;
-  *) echo "$@" ;;
-esac
-'''
-
+# -- running helm -------------------------------------------------------------------------------
 
 class CountingModule:
-    """What HelmRunner needs of AnsibleModule: run_command, recording what ran through it."""
+    """What HelmRunner needs of AnsibleModule: run_command, recording what ran through it and with which environment."""
 
     def __init__(self):
         self.ran = []
 
     def run_command(self, argv, environ_update=None, **_kwargs):
-        self.ran.append(argv[1:])
+        self.ran.append((argv[1:], dict(environ_update or {})))
         return 0, 'fresh %s\n' % ' '.join(argv[1:]), ''
 
 
-@pytest.fixture
-def real_runner(tmp_path, monkeypatch):
-    binary = tmp_path / 'helm'
-    binary.write_text(FAKE_HELM)
-    binary.chmod(0o755)
-    monkeypatch.setenv('MARKS', str(tmp_path))
+def test_each_command_runs_when_asked_with_the_connection_in_its_environment():
     module = CountingModule()
-    return _helm.HelmRunner(module, str(binary), {'host': 'https://api.test:6443'}), module
-
-
-def test_prefetched_reads_run_side_by_side_and_are_used(real_runner):
-    runner, module = real_runner
-    runner.prefetch(['a'], ['b'])
-    # `a` only sees `b`'s mark if both were running at once; run() takes their output, not run_command's.
-    assert runner.run(['a'], record=False)[1].strip() == 'a-saw-b'
-    assert runner.run(['b'], record=False)[1].strip() == 'b-https://api.test:6443'   # the runner's environment
-    assert module.ran == []
-    # Used once: the same read again is a fresh one.
-    assert runner.run(['b'], record=False)[1].startswith('fresh b')
-    assert module.ran == [['b']]
-
-
-def test_a_write_drops_the_reads_started_before_it(real_runner):
-    runner, module = real_runner
-    runner.prefetch(['list', 'x'])
-    runner.run(['upgrade', 'x'])
-    assert runner.run(['list', 'x'], record=False)[1].startswith('fresh list x')
-    assert module.ran == [['upgrade', 'x'], ['list', 'x']]
-
-
-def test_close_stops_unused_reads(real_runner):
-    runner, _module = real_runner
-    runner.prefetch(['slow'])
-    process = next(iter(runner._started.values())).process  # pylint: disable=protected-access
-    runner.close()
-    assert process.returncode is not None and runner._started == {}  # pylint: disable=protected-access
-
-
-def test_a_read_that_cannot_start_is_left_to_run(tmp_path):
-    module = CountingModule()
-    runner = _helm.HelmRunner(module, str(tmp_path / 'missing-helm'), {})
-    runner.prefetch(['list'])
-    assert runner.run(['list'], record=False)[1].startswith('fresh list')
+    runner = _helm.HelmRunner(module, '/usr/bin/helm', {'host': 'https://api.test:6443'})
+    assert runner.run(['list', 'x'], record=False)[1] == 'fresh list x\n'
+    assert runner.run(['list', 'x'], record=False)[1] == 'fresh list x\n'
+    assert [argv for argv, _env in module.ran] == [['list', 'x'], ['list', 'x']]
+    assert all(env.get('HELM_KUBEAPISERVER') == 'https://api.test:6443' for _argv, env in module.ran)

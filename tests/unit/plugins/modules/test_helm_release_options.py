@@ -168,7 +168,6 @@ def reusing(helm, monkeypatch):  # noqa: F811
     fake.objects.helm = fake
     fake.binary = helm.binary
     monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: fake(self, argv, **kw))  # pylint: disable=unnecessary-lambda
-    monkeypatch.setattr(_helm.HelmRunner, '_spawn', lambda self, argv: fake.start(self.module, argv))
     return fake
 
 
