@@ -176,8 +176,7 @@ def markdown(results, results_path, plot_ok, candidate=None):
                 _fmt(row['new_revisions']['ours']), _fmt(row['new_revisions']['upstream'])))
         out.append('')
         out += _own_run_line('Helm', results, 'helm')
-        out += _prefetch_section(s.get('helm_prefetch'))
-        out += _prefetch_decision(s.get('helm_prefetch'))
+        out += _prefetch_decision()
     man = s.get('manual')
     if man:
         out += ['## 3. The manual procedure (AWS CLI)', '',
@@ -277,11 +276,9 @@ def _baseline_section(change):
     return out + ['']
 
 
-def _prefetch_decision(gain_here):
-    """When this run did not weigh helm_release's reads started ahead (they were removed after the
-    run that did), that run's figures and the decision taken on them."""
-    if gain_here:
-        return []
+def _prefetch_decision():
+    """helm_release's reads started ahead were weighed by a run before they were removed: that run's
+    figures and the decision taken on them."""
     path, data = latest(lambda d: ((d.get('comparisons') or {}).get('helm') or {}).get('ours_no_prefetch'))
     if data is None:
         return []
@@ -309,20 +306,6 @@ def _own_run_line(title, results, name):
         title, run_data.get('started'), v_run.get('git_commit'),
         ' (working tree with uncommitted changes)' if v_run.get('git_dirty') else '',
         '%.1f–%.1f' % (min(loads), max(loads)) if loads else 'not recorded', v_run.get('cpus')), '']
-
-
-def _prefetch_section(gain):
-    """helm_release's reads started ahead: what they save, and the keep-or-remove rule applied to it."""
-    if not gain:
-        return []
-    verdict = ('at least %d%%: the prefetch stays' if gain['keep'] else 'under %d%%: the prefetch is to be removed') % round(
-        100 * gain['keep_share'])
-    return ['**Reads started ahead.** helm_release starts its reads (`helm version`, `helm list`, `helm status`) side by side '
-            'before it needs them. The same no-op task on the same release, run interleaved from this checkout and from a copy '
-            'in which no read is started ahead (%d and %d runs): task median %s s with, %s s without; the prefetch saves '
-            '%.0f%% of the task\'s time, %s. Per pair, seconds saved: %s.' % (
-                gain['runs'][0], gain['runs'][1], _fmt(gain['with_s']), _fmt(gain['without_s']), 100 * gain['saved_share'],
-                verdict, ', '.join(_fmt(x) for x in gain['pair_savings_s'])), '']
 
 
 def _site_run(results):
@@ -469,9 +452,8 @@ def _proposals(results, candidate):
     helm = (results.get('targets') or {}).get('helm_noop_time_half_upstream') or {}
     if helm.get('measured_tasks') is not None:
         text = ('- **helm_release no-op.** Its task takes %s s against %s s for kubernetes.core.helm\'s two tasks (%sx); the '
-                'whole playbook %s s against %s s (%sx). The module\'s three reads (`helm version`, `helm list`, '
-                '`helm status --show-resources`) start together, so they cost about the slowest of them rather than the sum, '
-                'and the stored manifest is parsed with libyaml.' % (
+                'whole playbook %s s against %s s (%sx). The module makes three reads (`helm version`, `helm list`, '
+                '`helm status --show-resources`) and parses the stored manifest with libyaml.' % (
                     _fmt(helm.get('ours_tasks_s')), _fmt(helm.get('upstream_tasks_s')), _fmt(helm.get('measured_tasks')),
                     _fmt(helm.get('ours_s')), _fmt(helm.get('upstream_s')), _fmt(helm.get('measured'))))
         floor, floor_task, upstream = helm.get('floor_s'), helm.get('floor_tasks_s'), helm.get('upstream_s')
@@ -506,9 +488,9 @@ def _proposals(results, candidate):
             '3.10+; helm 4: `get values`, `get manifest` and API reads) without a registry login, a chart pull or a render, '
             'when the chart is remote, the version exact and there are no `set_values`; the kubernetes client is imported '
             'only when needed. Anything else takes the full path (render, compare).',
-            '6. **helm_release starts its reads together** (`helm version`, `helm list` and, when the stored-release '
-            'decision may use it, `helm status`) and takes each result when it needs it; a read not used is stopped, and '
-            'none is used after a write.%s' % _helm_task_change(results), '']
+            '6. **helm_release started its reads together** (`helm version`, `helm list` and, when the stored-release '
+            'decision might use it, `helm status`). Weighed later in interleaved runs against running them one by one, '
+            'it saved too little to keep its machinery (section 2), and was removed.%s' % _helm_task_change(results), '']
     if noop:
         ops = noop.get('aws_requests_by_operation') or {}
         out += ['Result: the no-op above is %d module tasks and %s AWS requests (%s).' % (

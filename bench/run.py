@@ -756,11 +756,6 @@ def helm_history(h, namespace):
         return 0
 
 
-# The line appended to a copy of _helm.py so that HelmRunner starts no read ahead: every helm command
-# then runs when the module needs it, one after the other.
-NO_PREFETCH_PATCH = '\n\nHelmRunner.prefetch = lambda self, *commands: None  # bench: reads are not started ahead\n'
-
-
 # What a copy of the collection needs to run its roles and modules.
 COLLECTION_PARTS = ('plugins', 'roles', 'meta', 'galaxy.yml')
 
@@ -792,25 +787,10 @@ def collections_path(base):
     return os.pathsep.join([base, os.path.join(ROOT, '.collections')])
 
 
-def collection_without_prefetch(tmp):
-    """A copy of this checkout's collection in which helm_release's reads are not started ahead
-    (collection_copy), to weigh the prefetch."""
-    base = collection_copy(tmp, 'no-prefetch')
-    target = os.path.join(base, 'ansible_collections', 'genai', 'stack')
-    helm_utils = os.path.join(target, 'plugins', 'module_utils', '_helm.py')
-    with open(helm_utils, encoding='utf-8') as handle:
-        if not re.search(r'^class HelmRunner\b[\s\S]*^    def prefetch\(self', handle.read(), re.M):
-            raise RuntimeError('%s has no HelmRunner.prefetch to turn off' % helm_utils)
-    with open(helm_utils, 'a', encoding='utf-8') as handle:
-        handle.write(NO_PREFETCH_PATCH)
-    return base
-
-
 def run_helm(h, repeat, tmp, smoke=False):
-    """Comparison 2: genai.stack.helm_release vs kubernetes.core.helm; and helm_release's no-op with
-    and without its reads started ahead (side `ours_no_prefetch`: the same playbook and release)."""
+    """Comparison 2: genai.stack.helm_release vs kubernetes.core.helm (with --baseline, also ours from
+    the baseline revision's collection: side `baseline`, the same playbook and release)."""
     sides = {'ours': (os.path.join(BENCH, 'playbooks', 'helm_ours.yml'), 'bench-helm-ours'),
-             'ours_no_prefetch': (os.path.join(BENCH, 'playbooks', 'helm_ours.yml'), 'bench-helm-ours'),
              'upstream': (os.path.join(BENCH, 'playbooks', 'helm_upstream.yml'), 'bench-helm-upstream')}
     helm_env = {'HELM_REGISTRY_CONFIG': os.path.join(tmp, 'helm-registry.json'),
                 'HELM_REPOSITORY_CONFIG': os.path.join(tmp, 'helm-repositories.yaml'),
@@ -824,8 +804,6 @@ def run_helm(h, repeat, tmp, smoke=False):
     h.log('helm: gpu-echo from oci://%s/charts' % h.env.get('SANDBOX_REGISTRY'))
 
     side_env = {side: helm_env for side in sides}
-    if not res['ours'].get('pending'):
-        side_env['ours_no_prefetch'] = dict(helm_env, ANSIBLE_COLLECTIONS_PATH=collections_path(collection_without_prefetch(tmp)))
     if h.baseline:
         sides['baseline'] = sides['ours']
         side_env['baseline'] = dict(helm_env, ANSIBLE_COLLECTIONS_PATH=collections_path(h.baseline))
@@ -844,7 +822,7 @@ def run_helm(h, repeat, tmp, smoke=False):
     try:
         for side in order:
             res[side]['install'] = step(side, 'helm install', 'v1')
-        variants = [] if res['ours'].get('pending') else ['ours', 'ours_no_prefetch'] + (['baseline'] if h.baseline else [])
+        variants = [] if res['ours'].get('pending') else ['ours'] + (['baseline'] if h.baseline else [])
         for side in variants[1:]:
             res[side] = {'noop': []}
         for side in order:
@@ -1049,7 +1027,6 @@ def summarise(results):
             # helm) and the whole playbook's wall time are at most half.
             ratio = rows['noop']['wall_s']['ratio']
             task_ratio = rows['noop']['tasks_s']['ratio']
-            summary['helm_prefetch'] = prefetch_gain(helm)
             targets['helm_noop_time_half_upstream'] = {
                 'measured': ratio, 'measured_tasks': task_ratio, 'target': 0.5,
                 'met': ratio is not None and ratio <= 0.5 and task_ratio is not None and task_ratio <= 0.5,
@@ -1076,7 +1053,7 @@ def summarise(results):
         summary['baseline'] = baseline_change(results)
     # A target is only judged on successful runs of our side.
     failed_ours = []
-    for name, side in (('gpu', 'ours'), ('helm', 'ours'), ('helm', 'ours_no_prefetch'), ('fleet', None), ('site', None)):
+    for name, side in (('gpu', 'ours'), ('helm', 'ours'), ('fleet', None), ('site', None)):
         if name not in comp:
             continue
         node = comp[name].get(side) or {} if side else comp[name]
@@ -1102,8 +1079,9 @@ PREFETCH_KEEP_SHARE = 0.2
 
 def prefetch_gain(helm):
     """helm_release's no-op task time with and without its reads started ahead (interleaved runs of
-    the same task on the same release): medians, the share of the task's time the prefetch saves,
-    and whether that is the fifth it must save to be kept. None when the variant did not run."""
+    the same task on the same release, in results recorded before the prefetch was removed):
+    medians, the share of the task's time the prefetch saved, and whether that was the fifth it had
+    to save to be kept. None when the variant did not run."""
     with_runs = [r for r in helm['ours'].get('noop') or [] if r.get('rc') == 0]
     without_runs = [r for r in (helm.get('ours_no_prefetch') or {}).get('noop') or [] if r.get('rc') == 0]
     if not with_runs or not without_runs:

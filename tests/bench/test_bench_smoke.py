@@ -223,24 +223,6 @@ def test_helm_comparison(smoke_results):
     assert results['targets']['helm_noop_no_revision']['measured'] == [r['new_revisions'] for r in helm['ours']['noop']]
 
 
-def test_helm_prefetch_weighed(smoke_results):
-    """The same no-op run from a copy of the collection whose helm_release starts no read ahead: it
-    ran, changed nothing, made no revision, and the summary weighs it against the checkout's run."""
-    results = smoke_results[1]
-    helm = results['comparisons']['helm']
-    without = helm['ours_no_prefetch']['noop']
-    assert len(without) == results['repeat']
-    for run in without:
-        _check_run(run, 'helm no-op without prefetch')
-        assert run['rc'] == 0 and run['tasks_changed'] == 0 and run['new_revisions'] == 0, run
-    gain = results['summary']['helm_prefetch']
-    assert gain['without_s'] == run['tasks_s'] and gain['with_s'] == helm['ours']['noop'][0]['tasks_s']
-    assert gain['saved_share'] == round(1 - gain['with_s'] / gain['without_s'], 3)
-    assert gain['keep'] is (gain['saved_share'] >= 0.2)
-    text = report.markdown(results, smoke_results[2], False)
-    assert 'the prefetch saves %.0f%%' % (100 * gain['saved_share']) in text
-
-
 def test_site_comparison(smoke_results):
     results = smoke_results[1]
     site = results['comparisons']['site']

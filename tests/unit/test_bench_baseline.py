@@ -1,6 +1,6 @@
-"""bench/run.py's comparisons of one no-op with another (a revision's collection with --baseline,
-the copy without helm_release's reads started ahead): the copies hold what a run needs, and the
-figures and verdicts follow from the runs."""
+"""bench/run.py's comparisons of one no-op with another (a revision's collection with --baseline;
+helm_release with and without reads started ahead, in results recorded before their removal): the
+copies hold what a run needs, and the figures and verdicts follow from the runs."""
 import os
 import subprocess
 import sys
@@ -28,15 +28,6 @@ def test_a_copy_of_a_revision_holds_its_plugins_and_roles(tmp_path):
     for part in ('plugins/modules/helm_release.py', 'roles/cluster_gpu/tasks/main.yml', 'meta/runtime.yml', 'galaxy.yml'):
         assert os.path.isfile(os.path.join(target, part)), part
     assert run.collections_path(base).split(os.pathsep)[0] == base
-
-
-def test_the_copy_without_prefetch_turns_it_off_and_nothing_else(tmp_path):
-    base = run.collection_without_prefetch(str(tmp_path))
-    copied = os.path.join(base, 'ansible_collections', 'genai', 'stack', 'plugins', 'module_utils', '_helm.py')
-    with open(copied, encoding='utf-8') as handle:
-        text = handle.read()
-    with open(os.path.join(ROOT, 'plugins', 'module_utils', '_helm.py'), encoding='utf-8') as handle:
-        assert text == handle.read() + run.NO_PREFETCH_PATCH
 
 
 def test_not_slower_within_a_tenth():
@@ -69,3 +60,8 @@ def test_prefetch_kept_only_when_it_saves_a_fifth():
     helm['ours_no_prefetch']['noop'] = _runs([0.9, 0.9])
     assert run.prefetch_gain(helm)['keep'] is False
     assert run.prefetch_gain({'ours': {'noop': _runs([1.0])}}) is None
+
+
+def test_the_page_keeps_the_recorded_prefetch_decision():
+    text = '\n'.join(report._prefetch_decision())  # pylint: disable=protected-access
+    assert text.startswith('**Reads started ahead, removed.**') and '11% saved, under the 20%' in text
