@@ -457,8 +457,8 @@ from ansible_collections.genai.stack.plugins.module_utils._helm import (
     CRDS_MISSING, HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, SECRET_FINGERPRINTS, HelmError, HelmRunner, SetValuesError,
     apply_set_values,
     changed_objects, chart_error, chart_source, live_index, live_lookup, load_values_file, mask_paths, mask_values, merge_values, object_label,
-    oci_registry_host, rendered_file_names, requested_values, split_documents, split_manifest, stored_noop_blocker, stored_noop_request_blocker,
-    user_values, valid_version_constraint, values_equal, write_private, VERSION_ARGS,
+    oci_registry_host, rendered_file_names, requested_values, split_documents, split_manifest, stored_noop_blocker,
+    user_values, valid_version_constraint, values_equal, write_private,
 )
 from ansible_collections.genai.stack.plugins.module_utils._kube import (
     api_error_message, drifted_fields, get_client, get_object, kube_argument_spec, mask_secret, missing_namespace, project,
