@@ -6,12 +6,13 @@ read the way the gpu_nodes filters read them."""
 
 from __future__ import annotations
 
-from ansible_collections.genai.stack.plugins.filter.gpu_nodes import _node_state, _nodes
+from ansible_collections.genai.stack.plugins.filter.gpu_nodes import _node_state
+from ansible_collections.genai.stack.plugins.plugin_utils.k8s_results import resources
 
 
 def gpu_node_states(result):
     """``[{name, ready, gpus}]`` a Node: its name, whether it is Ready, its allocatable NVIDIA GPUs."""
-    return [_node_state(n) for n in _nodes(result)]
+    return [_node_state(n) for n in resources(result)]
 
 
 class FilterModule:
