@@ -5,7 +5,8 @@ Read from the roles' task files, with Ansible's rules of inheritance: a block's 
 import_tasks' tags reach every task below them; an include_tasks' own tags select the include
 only, and its `apply` tags reach the included tasks. For each task the test checks that
 - it carries a phase tag, and the right one for where it stands (preflight.yml: preflight,
-  verify*.yml: verify, absent.yml: teardown, a Summary task: summary);
+  verify*.yml: verify, absent.yml: teardown, a Summary task: summary), or `always` for a step
+  that only reads what both the converge and verify use; never both converge and verify;
 - every include on its way is entered whenever the task is selected by one of its tags
   (the include has that tag, or `always`);
 - no include on its way carries a tag the task lacks (skipping that tag would skip the task).
@@ -78,7 +79,9 @@ def tag_problems(role_dir):
     for filename, name, tags, includes in _walk(tasks_dir, 'main.yml', _load(tasks_dir, 'main.yml'), set(), []):
         where = '%s: %r' % (filename, name)
         phase = _expected_phase(filename, name)
-        if not tags & PHASES:
+        if tags >= {'converge', 'verify'} and 'summary' not in tags:
+            problems.append('%s is skipped with --skip-tags verify and with --skip-tags converge: tag a step both need always' % where)
+        if not tags & (PHASES | {'always'}):
             problems.append('%s carries no phase tag (%s)' % (where, ', '.join(sorted(PHASES))))
         elif phase and phase not in tags:
             problems.append('%s lacks the tag %s' % (where, phase))
@@ -131,6 +134,9 @@ def test_a_well_tagged_role_passes(tmp_path):
     # verify.yml's tasks tagged on the include only: they do not inherit it.
     ([PREFLIGHT, {'name': 'Deploy', 'ansible.builtin.include_tasks': 'present.yml', 'tags': ['always']}],
      [dict(VERIFY, **{'ansible.builtin.include_tasks': 'verify.yml'})], "verify.yml: 'Check' carries no phase tag"),
+    # A step both phases need, tagged with both: skipping either would skip it.
+    ([PREFLIGHT, {'name': 'Deploy', 'ansible.builtin.include_tasks': 'present.yml', 'tags': ['always']}],
+     [{'name': 'Read', 'ansible.builtin.debug': {}, 'tags': ['converge', 'verify']}], 'tag a step both need always'),
     # The present path's include not entered under --tags verify.
     ([PREFLIGHT, {'name': 'Deploy', 'ansible.builtin.include_tasks': 'present.yml', 'tags': ['converge']}],
      [VERIFY], 'is not reached under --tags verify'),
