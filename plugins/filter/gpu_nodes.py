@@ -5,11 +5,7 @@
 
 from __future__ import annotations
 
-
-def _nodes(result):
-    if isinstance(result, dict):
-        return result.get('resources') or []
-    return list(result or [])
+from ansible_collections.genai.stack.plugins.plugin_utils.k8s_results import resources as _nodes
 
 
 def _node_state(node):
