@@ -58,6 +58,21 @@ class EKSUpdateFailed(Exception):
                 'errors': self.update.get('errors') or []}
 
 
+def run_or_fail(module, action, *args):
+    """Run a node group module's `action(*args)` and end the module on what it raises: an AWS call
+    that failed (with botocore's detail), an update EKS ended Failed or Cancelled (returned as
+    `eks_update`), a wait that timed out."""
+    try:
+        return action(*args)
+    except AWSServiceError as exc:
+        module.fail_service(exc)
+    except EKSUpdateFailed as exc:
+        module.fail_json(msg=str(exc), eks_update=exc.result())
+    except TimeoutError as exc:
+        module.fail_json(msg=str(exc))
+    return None
+
+
 class EKS(AWSService):
     """EKS calls for one cluster's node groups."""
 
@@ -124,4 +139,4 @@ def waiter_timed_out(exc):
     return isinstance(exc, botocore.exceptions.WaiterError) and 'Max attempts exceeded' in str(exc)
 
 
-__all__ = ['AWSServiceError', 'EKS', 'EKSUpdateFailed', 'autoscaling_group_of', 'plan_label_update', 'waiter_config', 'waiter_timed_out']
+__all__ = ['AWSServiceError', 'EKS', 'EKSUpdateFailed', 'autoscaling_group_of', 'plan_label_update', 'run_or_fail', 'waiter_config', 'waiter_timed_out']

@@ -432,7 +432,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_
 from ansible_collections.genai.stack.plugins.module_utils._aws import AWSServiceError, GenaiAWSModule, eks_problems, is_not_found, wait_until
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._ec2 import EC2, SUBNET_NOT_FOUND, tag_specifications
-from ansible_collections.genai.stack.plugins.module_utils._eks import EKS, EKSUpdateFailed, autoscaling_group_of, plan_label_update, waiter_timed_out
+from ansible_collections.genai.stack.plugins.module_utils._eks import EKS, autoscaling_group_of, plan_label_update, run_or_fail, waiter_timed_out
 from ansible_collections.genai.stack.plugins.module_utils._iam import ACCESS_DENIED, IAM, SSM, policy_document, role_name
 from ansible_collections.genai.stack.plugins.module_utils import _gpu
 from ansible_collections.genai.stack.plugins.module_utils import _userdata
@@ -1331,14 +1331,7 @@ def main():
     module.validate(validate_params, module.params)
 
     manager = NodegroupManager(module)
-    try:
-        result = manager.present() if module.params['state'] == 'present' else manager.absent()
-    except AWSServiceError as exc:
-        module.fail_service(exc)
-    except EKSUpdateFailed as exc:
-        module.fail_json(msg=str(exc), eks_update=exc.result())
-    except TimeoutError as exc:
-        module.fail_json(msg=str(exc))
+    result = run_or_fail(module, manager.present if module.params['state'] == 'present' else manager.absent)
     changed = manager.tracker.has_differences or bool(manager.actions)
     result.update(changed=changed, actions=manager.actions, updates=manager.updates)
     if module._diff:

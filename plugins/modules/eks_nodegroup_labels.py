@@ -92,9 +92,9 @@ update_id:
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
-from ansible_collections.genai.stack.plugins.module_utils._aws import AWSServiceError, GenaiAWSModule
+from ansible_collections.genai.stack.plugins.module_utils._aws import GenaiAWSModule
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
-from ansible_collections.genai.stack.plugins.module_utils._eks import EKS, EKSUpdateFailed, plan_label_update
+from ansible_collections.genai.stack.plugins.module_utils._eks import EKS, plan_label_update, run_or_fail
 from ansible_collections.genai.stack.plugins.module_utils._validation import EKS_NAME, Checker
 
 
@@ -182,14 +182,7 @@ def run(module, eks):
 def main():
     module = GenaiAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
     module.validate(validate_params, module.params)
-    try:
-        result = run(module, EKS(module.client('eks')))
-    except AWSServiceError as exc:
-        module.fail_service(exc)
-    except EKSUpdateFailed as exc:
-        module.fail_json(msg=str(exc), eks_update=exc.result())
-    except TimeoutError as exc:
-        module.fail_json(msg=str(exc))
+    result = run_or_fail(module, run, module, EKS(module.client('eks')))
     module.exit_json(**result)
 
 

@@ -83,3 +83,31 @@ def test_waiter_timed_out_tells_a_timeout_from_a_failure_state():
     failed = botocore.exceptions.WaiterError(name='NodegroupActive', reason='Waiter encountered a terminal failure state', last_response={})
     assert waiter_timed_out(timeout) and not waiter_timed_out(failed)
     assert not waiter_timed_out(TimeoutError('Max attempts exceeded'))
+
+
+class _FailingModule:
+    """What run_or_fail needs of a module: its two ways to fail, recorded."""
+
+    def __init__(self):
+        self.failed = []
+
+    def fail_service(self, exc):
+        self.failed.append(('service', exc.message))
+
+    def fail_json(self, **kwargs):
+        self.failed.append(('json', kwargs))
+
+
+def test_run_or_fail_returns_the_result_or_ends_on_each_failure():
+    from ansible_collections.genai.stack.plugins.module_utils import _eks  # pylint: disable=import-outside-toplevel
+    module = _FailingModule()
+    assert _eks.run_or_fail(module, lambda a, b: a + b, 1, 2) == 3 and module.failed == []
+
+    def raise_(exc):
+        raise exc
+    _eks.run_or_fail(module, raise_, TimeoutError('Timed out after 5s waiting for x'))
+    update = {'id': 'u1', 'status': 'Failed', 'type': 'ConfigUpdate', 'errors': []}
+    _eks.run_or_fail(module, raise_, _eks.EKSUpdateFailed('label update', update))
+    assert module.failed[0] == ('json', {'msg': 'Timed out after 5s waiting for x'})
+    assert module.failed[1][1]['eks_update'] == {'id': 'u1', 'status': 'Failed', 'type': 'ConfigUpdate', 'errors': []}
+    assert module.failed[1][1]['msg'].startswith('label update ended Failed')
