@@ -76,14 +76,16 @@ def _run(args, env=None, cwd=ROOT):
 
 
 def _variable_rule_tasks(role):
-    """The preflight's assert tasks that judge variables only: a literal list of rules as loop, no cluster state."""
+    """The preflight's rule checks (genai.stack.common's rules step) that judge variables only: a literal list of rules,
+    no cluster state."""
     with open(os.path.join(ROOT, 'roles', role, 'tasks', 'preflight.yml'), encoding='utf-8') as handle:
         tasks = yaml.safe_load(handle)
     # Names the preflight reads from the cluster or computes from it (register, set_fact): rules
     # that use them judge cluster state, which a real account's run checks on its own.
     state = {t['register'] for t in tasks if 'register' in t}
     state |= {k for t in tasks for k in (t.get('ansible.builtin.set_fact') or {})}
-    return [t for t in tasks if 'ansible.builtin.assert' in t and isinstance(t.get('loop'), list)
+    return [t for t in tasks if (t.get('ansible.builtin.import_role') or {}).get('tasks_from') == 'rules'
+            and isinstance((t.get('vars') or {}).get('common_rules'), list)
             and not any(name in yaml.safe_dump(t) for name in state)]
 
 
@@ -99,7 +101,7 @@ def _preflight_playbook(tmp_path):
         (target / 'meta').mkdir(parents=True)
         shutil.copy(os.path.join(source, 'meta', 'argument_specs.yml'), target / 'meta' / 'argument_specs.yml')
         tasks = _variable_rule_tasks(role)
-        assert tasks, '%s: no assert task with a literal list of rules in its preflight' % role
+        assert tasks, '%s: no rules step with a literal list of rules in its preflight' % role
         (target / 'tasks').mkdir()
         (target / 'tasks' / 'main.yml').write_text(yaml.safe_dump(tasks, sort_keys=False), encoding='utf-8')
     play = [{'name': 'Variable rules of the preflights', 'hosts': 'eks_clusters', 'gather_facts': False,

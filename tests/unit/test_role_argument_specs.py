@@ -7,7 +7,9 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 COLLECTION_WIDE = ('genai_stack_chart_mirror', 'genai_stack_chart_mirror_username', 'genai_stack_chart_mirror_password',
                    'genai_stack_chart_mirror_plain_http', 'genai_stack_kube')
-ROLES = sorted(d for d in os.listdir(os.path.join(ROOT, 'roles')) if os.path.isdir(os.path.join(ROOT, 'roles', d)))
+# The stacks (a tasks/main.yml); genai.stack.common is imported by them through its own entry points
+# (tests/unit/test_common_role.py).
+ROLES = sorted(d for d in os.listdir(os.path.join(ROOT, 'roles')) if os.path.isfile(os.path.join(ROOT, 'roles', d, 'tasks', 'main.yml')))
 
 
 def _load(role, *parts):

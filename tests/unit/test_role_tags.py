@@ -2,8 +2,10 @@
 `--tags preflight` and the like select whole phases (docs/roles.md, "Tags").
 
 Read from the roles' task files, with Ansible's rules of inheritance: a block's and an
-import_tasks' tags reach every task below them; an include_tasks' own tags select the include
-only, and its `apply` tags reach the included tasks. For each task the test checks that
+import_tasks' tags reach every task below them, and so do an import_role's (the stacks import the steps
+of genai.stack.common this way, whose tasks carry no tags of their own: they take the phase of where
+they are imported); an include_tasks' own tags select the include only, and its `apply` tags reach
+the included tasks. For each task the test checks that
 - it carries a phase tag, and the right one for where it stands (preflight.yml: preflight,
   verify*.yml: verify, absent.yml: teardown, a Summary task: summary), or `always` for a step
   that only reads what both the converge and verify use; never both converge and verify;
@@ -22,6 +24,8 @@ ROLES = sorted(r for r in os.listdir(ROLES_DIR) if os.path.isfile(os.path.join(R
 PHASES = {'preflight', 'converge', 'verify', 'summary', 'teardown'}
 INCLUDE = ('include_tasks', 'ansible.builtin.include_tasks')
 IMPORT = ('import_tasks', 'ansible.builtin.import_tasks')
+IMPORT_ROLE = ('import_role', 'ansible.builtin.import_role')
+COMMON = 'genai.stack.common'
 
 
 def _tags(value):
@@ -47,8 +51,16 @@ def _walk(tasks_dir, name, tasks, inherited, includes):
             for key in ('block', 'rescue', 'always'):
                 yield from _walk(tasks_dir, name, task.get(key), own, includes)
             continue
-        module = next((key for key in task if key in INCLUDE + IMPORT), None)
-        if module in IMPORT:
+        module = next((key for key in task if key in INCLUDE + IMPORT + IMPORT_ROLE), None)
+        if module in IMPORT_ROLE:
+            args = task[module]
+            assert args.get('name') == COMMON, '%s: %r imports role %s; only %s is imported' % (name, task.get('name'), args.get('name'), COMMON)
+            common_tasks = os.path.join(ROLES_DIR, COMMON.rsplit('.', 1)[1], 'tasks')
+            target = '%s.yml' % args['tasks_from']
+            # Its tasks stand where they are imported: the importing file says their phase.
+            for found in _walk(common_tasks, target, _load(common_tasks, target), own, includes):
+                yield (name,) + found[1:]
+        elif module in IMPORT:
             target = _target(task[module])
             yield from _walk(tasks_dir, target, _load(tasks_dir, target), own, includes)
         elif module in INCLUDE:
@@ -134,6 +146,10 @@ def test_a_well_tagged_role_passes(tmp_path):
     # verify.yml's tasks tagged on the include only: they do not inherit it.
     ([PREFLIGHT, {'name': 'Deploy', 'ansible.builtin.include_tasks': 'present.yml', 'tags': ['always']}],
      [dict(VERIFY, **{'ansible.builtin.include_tasks': 'verify.yml'})], "verify.yml: 'Check' carries no phase tag"),
+    # genai.stack.common's namespace step imported without a tag: its tasks have none of their own.
+    ([PREFLIGHT, {'name': 'Deploy', 'ansible.builtin.include_tasks': 'present.yml', 'tags': ['always']}],
+     [{'name': 'Namespace', 'ansible.builtin.import_role': {'name': 'genai.stack.common', 'tasks_from': 'namespace'}}],
+     "present.yml: 'Create the namespaces that do not exist yet' carries no phase tag"),
     # A step both phases need, tagged with both: skipping either would skip it.
     ([PREFLIGHT, {'name': 'Deploy', 'ansible.builtin.include_tasks': 'present.yml', 'tags': ['always']}],
      [{'name': 'Read', 'ansible.builtin.debug': {}, 'tags': ['converge', 'verify']}], 'tag a step both need always'),
