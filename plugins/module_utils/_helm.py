@@ -27,13 +27,34 @@ except ImportError as exc:  # the module reports it with missing_required_lib
     HAS_YAML = False
     YAML_IMPORT_ERROR = exc
 
+from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._kube import MASK, Fingerprints, mask_secret
 from ansible_collections.genai.stack.plugins.module_utils._kube_auth import helm_settings
+from ansible_collections.genai.stack.plugins.module_utils._validation import InputErrors, NamingAnsibleModule, fail_on_input_errors
 
 # libyaml's loader when PyYAML has it: a chart's manifest parses several times faster.
 _SAFE_LOADER = getattr(yaml, 'CSafeLoader', None) or getattr(yaml, 'SafeLoader', None)
+
+
+def helm_module(argument_spec, check_options, prepare=None):
+    """The AnsibleModule of a module that runs helm, its input checked before anything is read:
+    ansible-core's argument spec (registry credentials come together), `prepare(module)` (say, to
+    mask what the options hold), PyYAML present, then the module's own checks, `check_options(params)`,
+    which raise InputErrors naming each option at fault."""
+    module = NamingAnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                                 required_together=[['registry_username', 'registry_password']])
+    if prepare is not None:
+        prepare(module)
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib('PyYAML'), exception=str(YAML_IMPORT_ERROR))
+    try:
+        check_options(module.params)
+    except InputErrors as exc:
+        fail_on_input_errors(module, exc)
+    return module
+
 
 RELEASE_NAME = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')
 RELEASE_NAME_MAX = 53

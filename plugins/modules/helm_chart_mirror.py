@@ -208,14 +208,12 @@ import os
 import shutil
 import traceback
 
-from ansible.module_utils.basic import missing_required_lib
-
 from ansible_collections.genai.stack.plugins.module_utils._chart_mirror import (
     CHART_NAME, EXACT_VERSION, MIRROR, MirrorError, MirrorHelm, check_package, file_digest, package_name,
 )
-from ansible_collections.genai.stack.plugins.module_utils._helm import HAS_YAML, YAML_IMPORT_ERROR
+from ansible_collections.genai.stack.plugins.module_utils._helm import helm_module
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
-    Checker, InputErrors, NamingAnsibleModule, fail_on_input_errors, input_error_fields,
+    Checker, InputErrors, fail_on_input_errors, input_error_fields,
 )
 
 
@@ -382,15 +380,8 @@ def mirror_one(module, helm, mirror, index, chart, package, missing, with_creden
 
 
 def main():
-    module = NamingAnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                                 required_together=[['registry_username', 'registry_password']])
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib('PyYAML'), exception=str(YAML_IMPORT_ERROR))
+    module = helm_module(argument_spec(), check_options)
     params = module.params
-    try:
-        check_options(params)
-    except InputErrors as exc:
-        fail_on_input_errors(module, exc)
     mirror = params['mirror'].rstrip('/')
     packages, missing = ({}, [])
     if params.get('chart_dir'):

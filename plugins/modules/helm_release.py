@@ -449,13 +449,12 @@ import os
 import re
 import traceback
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.genai.stack.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.genai.stack.plugins.module_utils._helm import (
-    CRDS_MISSING, HAS_YAML, YAML_IMPORT_ERROR, yaml, RELEASE_NAME, RELEASE_NAME_MAX, SECRET_FINGERPRINTS, HelmError, HelmRunner, SetValuesError,
-    apply_set_values,
+    CRDS_MISSING, yaml, RELEASE_NAME, RELEASE_NAME_MAX, SECRET_FINGERPRINTS, HelmError, HelmRunner, SetValuesError,
+    apply_set_values, helm_module,
     changed_objects, chart_error, chart_source, live_index, live_lookup, load_values_file, mask_paths, mask_values, merge_values, object_label,
     oci_registry_host, rendered_file_names, requested_values, split_documents, split_manifest, stored_noop_blocker,
     user_values, valid_version_constraint, values_equal, write_private,
@@ -466,7 +465,7 @@ from ansible_collections.genai.stack.plugins.module_utils._kube import (
 )
 from ansible_collections.genai.stack.plugins.module_utils._kube_auth import auth_params, check_connection, helm_problems
 from ansible_collections.genai.stack.plugins.module_utils._validation import (
-    DNS_LABEL, Checker, InputErrors, NamingAnsibleModule, fail_on_input_errors, input_error_fields, user_path,
+    DNS_LABEL, Checker, input_error_fields, user_path,
 )
 
 DURATION = re.compile(r'^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$')
@@ -1299,16 +1298,8 @@ def release_after(module, runner, manager):
 
 
 def main():
-    module = NamingAnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                                 required_together=[['registry_username', 'registry_password']])
-    protect_kubeconfig(module)
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib('PyYAML'), exception=str(YAML_IMPORT_ERROR))
+    module = helm_module(argument_spec(), check_options, prepare=protect_kubeconfig)
     params = module.params
-    try:
-        check_options(params)
-    except InputErrors as exc:
-        fail_on_input_errors(module, exc)
 
     binary = params.get('binary_path') or module.get_bin_path('helm')
     if not binary:

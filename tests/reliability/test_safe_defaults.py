@@ -71,16 +71,18 @@ def _argspec_of(module_name):
         raise _Captured(spec)
 
     names = {'AnsibleModule': kube_module, 'NamingAnsibleModule': kube_module, 'GenaiAWSModule': aws_module}
-    saved = {n: getattr(module, n) for n in names if hasattr(module, n)}
-    for name in saved:
-        setattr(module, name, names[name])
+    # The helm modules build theirs through _helm.helm_module.
+    helm = importlib.import_module('ansible_collections.genai.stack.plugins.module_utils._helm')
+    saved = {(owner, n): getattr(owner, n) for owner in (module, helm) for n in names if hasattr(owner, n)}
+    for owner, name in saved:
+        setattr(owner, name, names[name])
     try:
         module.main()
     except _Captured as captured:
         return captured.spec
     finally:
-        for name, value in saved.items():
-            setattr(module, name, value)
+        for (owner, name), value in saved.items():
+            setattr(owner, name, value)
     raise AssertionError('%s: main() built no module' % module_name)
 
 

@@ -334,3 +334,60 @@ def test_each_command_runs_when_asked_with_the_connection_in_its_environment():
     assert runner.run(['list', 'x'], record=False)[1] == 'fresh list x\n'
     assert [argv for argv, _env in module.ran] == [['list', 'x'], ['list', 'x']]
     assert all(env.get('HELM_KUBEAPISERVER') == 'https://api.test:6443' for _argv, env in module.ran)
+
+
+# --- helm_module: how both helm modules build themselves and check their input ------------------
+
+class _Stop(Exception):
+    def __init__(self, result):
+        super().__init__(result.get('msg'))
+        self.result = result
+
+
+def _helm_module(monkeypatch, params, check_options, **kwargs):
+    import json
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.text.converters import to_bytes
+    payload = dict(params, _ansible_remote_tmp='/tmp', _ansible_keep_remote_files=False)
+    monkeypatch.setattr(basic, '_ANSIBLE_ARGS', to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': payload})))
+    monkeypatch.setattr(basic, '_ANSIBLE_PROFILE', 'legacy', raising=False)
+
+    def fail_json(self, **result):
+        raise _Stop(result)
+
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
+    return _helm.helm_module(HELM_SPEC, check_options, **kwargs)
+
+
+HELM_SPEC = {'name': {'type': 'str'}, 'registry_username': {'type': 'str'}, 'registry_password': {'type': 'str', 'no_log': True}}
+
+
+def _refuse_name(params):
+    from ansible_collections.genai.stack.plugins.module_utils._validation import InputErrors
+    if params['name'] == 'Bad':
+        raise InputErrors([('name', 'must be lower case')])
+
+
+def test_helm_module_runs_prepare_then_the_modules_own_checks(monkeypatch):
+    order = []
+    module = _helm_module(monkeypatch, {'name': 'good'}, lambda params: order.append('checks'), prepare=lambda m: order.append('prepare'))
+    assert module.params['name'] == 'good' and module.check_mode is False and order == ['prepare', 'checks']
+
+
+def test_helm_module_fails_naming_the_option_its_checks_refuse(monkeypatch):
+    with pytest.raises(_Stop) as stop:
+        _helm_module(monkeypatch, {'name': 'Bad'}, _refuse_name)
+    assert stop.value.result['errors'] == [{'option': 'name', 'message': 'must be lower case'}]
+
+
+def test_helm_module_wants_registry_credentials_together(monkeypatch):
+    with pytest.raises(_Stop) as stop:
+        _helm_module(monkeypatch, {'name': 'good', 'registry_username': 'me'}, _refuse_name)
+    assert 'registry_username' in stop.value.result['msg'] and 'registry_password' in stop.value.result['msg']
+
+
+def test_helm_module_says_when_pyyaml_is_missing(monkeypatch):
+    monkeypatch.setattr(_helm, 'HAS_YAML', False)
+    with pytest.raises(_Stop) as stop:
+        _helm_module(monkeypatch, {'name': 'good'}, _refuse_name)
+    assert 'PyYAML' in stop.value.result['msg']
