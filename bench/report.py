@@ -186,9 +186,11 @@ def markdown(results, results_path, plot_ok, candidate=None):
                 _ratio_row('mutating AWS requests', man['aws_mutating']), '',
                 'The script is not idempotent: its second run exits %s (create-launch-template refuses an existing name); '
                 'a re-run of the procedure is not a thing it can do.' % _fmt(man.get('manual_second_run_rc')), '']
+        out += _own_run_line('Manual procedure', results, 'manual')
     fleet = s.get('fleet')
     if fleet:
         out += _fleet_section(fleet, s.get('fleet_aws_only_1'), (results.get('comparisons') or {}).get('fleet') or {})
+        out += _own_run_line('Fleet', results, 'fleet')
     site = s.get('site')
     if site:
         out += ['## 5. The whole site', '', 'site.yml imports today: %s.' % ', '.join(site.get('imports') or []), '']
@@ -680,7 +682,9 @@ def latest(predicate):
 
 def merge_latest(results, results_path, log):
     """Each comparison from the newest full run that has it (a run of `--only fleet` after a
-    complete run replaces the fleet figures only); summary and targets recomputed."""
+    complete run replaces the fleet figures only; a run of `--only gpu,helm` keeps the older
+    runs' manual, fleet and site figures, each labelled with its own run); summary and targets
+    recomputed. A comparison the base run has is never taken from an older run."""
     import run  # bench/run.py: summarise()
     merged = json.loads(json.dumps(results))
     sources = {}
@@ -689,7 +693,7 @@ def merge_latest(results, results_path, log):
         if data is None:
             continue
         if path != results_path:
-            if data.get('started', '') < results.get('started', ''):
+            if key in (results.get('comparisons') or {}) and data.get('started', '') < results.get('started', ''):
                 continue
             merged['comparisons'][key] = data['comparisons'][key]
             log('docs: %s from %s' % (key, os.path.basename(path)))
