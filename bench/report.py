@@ -262,7 +262,10 @@ def _baseline_section(change):
     """The no-ops against an earlier revision's collection (bench/run.py --baseline REV)."""
     if not change:
         return []
-    out = ['## No-op re-runs against `%s` (%s)' % (change['ref'], change['commit']), '',
+    out = ['## No-op re-runs against `%s` (%s)' % (change['ref'], change['commit']), '']
+    if change.get('subject'):
+        out += ['That revision: "%s".' % change['subject'], '']
+    out += [
            'The same no-op re-runs from the collection of that revision (a `git archive` of its plugins, roles and meta), '
            'interleaved with this checkout\'s on the same cluster and release. Tasks: the modules\' own time; slower means '
            'a tasks ratio above %s, or any change reported by the baseline\'s run.' % _fmt(change['slower_above']), '',
@@ -275,7 +278,35 @@ def _baseline_section(change):
                 title, row['runs'][0], row['runs'][1], _fmt(row['tasks_s']['ours']), _fmt(row['tasks_s']['baseline']),
                 _fmt(row['tasks_s']['ratio']), _fmt(row['wall_s']['ratio']), _fmt(row['aws_requests']['ours']),
                 _fmt(row['aws_requests']['baseline']), 'no' if row['not_slower'] else '**yes**'))
-    return out + ['']
+    return out + [''] + _other_baselines()
+
+
+def _other_baselines():
+    """Runs of their own against other revisions, kept in bench/results/baseline/ (bench/run.py
+    --baseline REV --results-dir bench/results/baseline --no-docs): to tell which change a difference
+    above comes from, each compared with the revision just before or after it."""
+    import run  # bench/run.py: baseline_change()
+    folder = os.path.join(BENCH, 'results', 'baseline')
+    names = sorted(f for f in os.listdir(folder) if f.endswith('.json')) if os.path.isdir(folder) else []
+    rows = []
+    for name in names:
+        with open(os.path.join(folder, name), encoding='utf-8') as handle:
+            data = json.load(handle)
+        if not data.get('baseline'):
+            continue
+        change = run.baseline_change(data)
+        for key, title in (('gpu', 'cluster_gpu (AWS steps)'), ('helm', 'helm_release')):
+            row = change.get(key)
+            if row:
+                rows.append('| %s | `%s`%s | %d, %d | %s | %s | %s | %s | `%s` |' % (
+                    title, change['ref'], (' "%s"' % change['subject']) if change.get('subject') else '', row['runs'][0], row['runs'][1],
+                    _fmt(row['tasks_s']['ours']), _fmt(row['tasks_s']['baseline']), _fmt(row['tasks_s']['ratio']),
+                    'no' if row['not_slower'] else '**yes**', os.path.relpath(os.path.join(folder, name), ROOT)))
+    if not rows:
+        return []
+    return ['Against other revisions, in runs of their own (which change a difference comes from):', '',
+            '| no-op | against | runs (this, baseline) | tasks this (s) | tasks baseline (s) | ratio | slower | results |',
+            '|---|---|---|---|---|---|---|---|'] + rows + ['']
 
 
 def _prefetch_decision():

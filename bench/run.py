@@ -1104,7 +1104,8 @@ def baseline_change(results):
     """The checkout's no-ops against the baseline revision's (--baseline), comparison by comparison:
     medians of the tasks' time, wall time and AWS requests, their ratios, and whether each stayed
     within BASELINE_SLOWER of the baseline and made no change."""
-    out = {'ref': results['baseline']['ref'], 'commit': results['baseline']['commit'], 'slower_above': BASELINE_SLOWER}
+    out = {'ref': results['baseline']['ref'], 'commit': results['baseline']['commit'], 'slower_above': BASELINE_SLOWER,
+           'subject': results['baseline'].get('subject')}
     for name in ('gpu', 'helm'):
         comp = (results['comparisons'].get(name) or {})
         ours = [r for r in (comp.get('ours') or {}).get('noop') or [] if r.get('rc') == 0]
@@ -1218,7 +1219,10 @@ def main(argv=None):
     if args.baseline:
         harness.baseline = collection_copy(tmp, 'baseline', args.baseline)
         results['baseline'] = {'ref': args.baseline, 'commit': subprocess.run(
-            ['git', 'rev-parse', '--short', args.baseline], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()}
+            ['git', 'rev-parse', '--short', args.baseline], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip(),
+            # What that revision is, for the page: its commit subject (the page is rendered where git history may be shallow).
+            'subject': subprocess.run(['git', 'log', '-1', '--format=%s', args.baseline], cwd=ROOT, capture_output=True, text=True,
+                                      check=True).stdout.strip()[:160]}
     started = time.perf_counter()
     rc = 0
     try:

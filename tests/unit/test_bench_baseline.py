@@ -1,6 +1,7 @@
 """bench/run.py's comparisons of one no-op with another (a revision's collection with --baseline;
 helm_release with and without reads started ahead, in results recorded before their removal): the
 copies hold what a run needs, and the figures and verdicts follow from the runs."""
+import json
 import os
 import subprocess
 import sys
@@ -30,7 +31,8 @@ def test_a_copy_of_a_revision_holds_its_plugins_and_roles(tmp_path):
     assert run.collections_path(base).split(os.pathsep)[0] == base
 
 
-def test_not_slower_within_a_tenth():
+def test_not_slower_within_a_tenth(monkeypatch, tmp_path):
+    monkeypatch.setattr(report, 'BENCH', str(tmp_path))  # no runs against other revisions after the table
     change = run.baseline_change(_results([1.0, 1.05, 1.2], [1.0, 1.0, 1.1]))
     row = change['gpu']
     assert row['tasks_s'] == {'ours': 1.05, 'baseline': 1.0, 'ratio': 1.05}
@@ -45,6 +47,23 @@ def test_slower_above_a_tenth_or_when_the_baseline_changed_something():
     assert run.baseline_change(_results([1.0], [1.0], base_changed=1))['gpu']['not_slower'] is False
     text = '\n'.join(report._baseline_section(run.baseline_change(_results([1.2], [1.0]))))  # pylint: disable=protected-access
     assert '| **yes** |' in text
+
+
+def test_runs_against_other_revisions_follow_with_what_each_revision_is(monkeypatch, tmp_path):
+    folder = tmp_path / 'results' / 'baseline'
+    folder.mkdir(parents=True)
+    other = _results([1.2, 1.2], [1.0, 1.0])
+    other['baseline'].update(ref='9abbc3b', commit='9abbc3b', subject='Merge the prefetch removal')
+    (folder / '20261206T144006Z.json').write_text(json.dumps(other))
+    (folder / 'not-a-baseline-run.json').write_text(json.dumps({'comparisons': {}}))
+    monkeypatch.setattr(report, 'BENCH', str(tmp_path))
+    change = run.baseline_change(_results([1.0], [1.0]))
+    assert change['subject'] is None
+    text = '\n'.join(report._baseline_section(change))  # pylint: disable=protected-access
+    assert 'Against other revisions' in text
+    rows = [line for line in text.splitlines() if line.startswith('| cluster_gpu') and '9abbc3b' in line]
+    assert rows == ['| cluster_gpu (AWS steps) | `9abbc3b` "Merge the prefetch removal" | 2, 2 | 1.20 | 1.00 | 1.20 | **yes** | `%s` |'
+                    % os.path.relpath(str(folder / '20261206T144006Z.json'), report.ROOT)]
 
 
 def test_failed_runs_are_left_out():
