@@ -17,7 +17,7 @@ import sys
 
 import pytest
 import yaml
-from real_charts import CHART_DIR, helm_binary
+from real_charts import CHART_DIR, helm_binary, missing_helm
 from test_real_charts_observability import KUBE_VERSION, YAML_LOADER, chart_defaults, role_values
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
@@ -51,7 +51,7 @@ def helm():
         pytest.skip('ai-ml-observability-0.1.0.tgz is not in %s (set GENAI_STACK_CHART_DIR): the reference chart cannot be rendered' % CHART_DIR)
     found = helm_binary()
     if not found:
-        pytest.skip('no helm binary (HELM_BIN, PATH or the sandbox cache)')
+        missing_helm('the reference chart cannot be rendered')
     return found
 
 

@@ -16,7 +16,7 @@ import tarfile
 
 import pytest
 import yaml
-from real_charts import CHART_DIR, helm_binary
+from real_charts import CHART_DIR, helm_binary, missing_helm
 
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
@@ -43,7 +43,7 @@ def _need(package):
     if not os.path.exists(path):
         pytest.skip('%s is not in %s' % (package, CHART_DIR))
     if not HELM:
-        pytest.skip('no helm binary (HELM_BIN, PATH or the sandbox cache)')
+        missing_helm('the real charts cannot be rendered')
     return path
 
 
@@ -393,7 +393,7 @@ def test_device_plugin_runs_on_the_gpu_nodes_the_role_labels(labels):
 def test_the_stand_in_device_plugin_keeps_the_real_default_affinity():
     """The sandbox installs the stand-in when the real chart is absent: it must refuse plain GPU nodes as the real one does."""
     if not HELM:
-        pytest.skip('no helm binary (HELM_BIN, PATH or the sandbox cache)')
+        missing_helm('the real charts cannot be rendered')
     chart = os.path.join(ROOT, 'tests', 'fixtures', 'charts', 'nvidia-device-plugin')
     plain = dict(EKS_LABELS, capability='gpu')
     for path, values in ((chart, {}), (chart, role_values('cluster_gpu')('_cluster_gpu_device_plugin_values'))):

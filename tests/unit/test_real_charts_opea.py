@@ -21,7 +21,7 @@ import tarfile
 
 import pytest
 import yaml
-from real_charts import CHART_DIR, helm_binary
+from real_charts import CHART_DIR, helm_binary, missing_helm
 
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
@@ -63,7 +63,7 @@ def chart():
     if not os.path.exists(path):
         pytest.skip('chatqna-%s.tgz is not in %s' % (version, CHART_DIR))
     if not HELM:
-        pytest.skip('no helm binary (HELM_BIN, PATH or the sandbox cache)')
+        missing_helm('the real chart cannot be rendered')
     return path
 
 
