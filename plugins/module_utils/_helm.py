@@ -255,7 +255,16 @@ def split_documents(text):
 
 
 def split_manifest(text):
-    return [parsed for _raw, parsed in split_documents(text)]
+    """The objects of a manifest as helm creates them: a `kind: List` (or any `*List` with `items`, which some
+    charts render) stands for its items, each an object of its own."""
+    objects = []
+    for _raw, parsed in split_documents(text):
+        items = parsed.get('items')
+        if str(parsed.get('kind') or '').endswith('List') and isinstance(items, list):
+            objects.extend(item for item in items if isinstance(item, dict) and item.get('kind'))
+        else:
+            objects.append(parsed)
+    return objects
 
 
 def object_label(obj, default_namespace=None):

@@ -64,6 +64,26 @@ def test_split_and_name_files():
     assert names == ['configmap-default-app.yaml', 'configmap-other-app.yaml', 'deployment-app.yaml']
 
 
+def test_split_manifest_reads_a_list_as_its_items():
+    # aws-load-balancer-controller 3.5.0 renders its IngressClass and IngressClassParams inside a `kind: List`;
+    # helm creates the items, so drift detection reads the items, never a "List" object (which no API serves).
+    manifest = MANIFEST + """# Source: alb/templates/ingressclass.yaml
+apiVersion: v1
+kind: List
+metadata: {}
+items:
+- apiVersion: elbv2.k8s.aws/v1beta1
+  kind: IngressClassParams
+  metadata: {name: alb}
+- apiVersion: networking.k8s.io/v1
+  kind: IngressClass
+  metadata: {name: alb}
+"""
+    objects = _helm.split_manifest(manifest)
+    assert [o['kind'] for o in objects] == ['ConfigMap', 'ConfigMap', 'Deployment', 'IngressClassParams', 'IngressClass']
+    assert len(_helm.split_documents(manifest)) == 4  # the files of state=rendered keep the List as the chart wrote it
+
+
 def test_changed_objects_masks_secrets():
     before = [{'kind': 'Secret', 'metadata': {'name': 's'}, 'data': {'k': 'b2xk'}}, {'kind': 'ConfigMap', 'metadata': {'name': 'c'}}]
     after = [{'kind': 'Secret', 'metadata': {'name': 's'}, 'data': {'k': 'bmV3'}}, {'kind': 'ConfigMap', 'metadata': {'name': 'c'}}]
