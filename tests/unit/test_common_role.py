@@ -30,7 +30,7 @@ def _load(path):
 SPECS = _load(os.path.join(COMMON, 'meta', 'argument_specs.yml'))['argument_specs']
 # Required, yet left out of the entry point's options (its description says why: the argument
 # validation would template the rules before the check-mode leniency applies).
-UNVALIDATED = {'rules': {'common_rules'}, 'namespace': set()}
+UNVALIDATED = {'rules': {'common_rules'}, 'namespace': set(), 'cluster_needs': set()}
 
 
 def _tasks(data):
@@ -59,7 +59,7 @@ def test_common_has_entry_points_only():
     """A library of steps, not a stack: no main to run by itself, a task file per entry point."""
     assert 'main' not in SPECS
     files = sorted(f[:-4] for f in os.listdir(os.path.join(COMMON, 'tasks')))
-    assert files == sorted(SPECS) == ['namespace', 'rules']
+    assert files == sorted(SPECS) == ['cluster_needs', 'namespace', 'rules']
 
 
 def test_every_import_names_an_entry_point_with_its_options():
@@ -84,7 +84,7 @@ def test_every_import_names_an_entry_point_with_its_options():
         if required - given:
             problems.append('%s: missing %s' % (label, sorted(required - given)))
     assert not problems, '\n'.join(problems)
-    assert seen == {'rules', 'namespace'}, seen
+    assert seen == {'rules', 'namespace', 'cluster_needs'}, seen
 
 
 def test_no_stack_role_writes_its_own_rules_loop_or_namespace():
