@@ -129,7 +129,7 @@ def _hostvars(path, env=None):
 
 
 def test_site_has_every_stack():
-    assert SITE_ROLES == ['cluster_gpu', 'observability', 'postgres', 'genai_engine', 'adaptive', 'opea', 'saxml']
+    assert SITE_ROLES == ['cluster_gpu', 'cluster_addons', 'observability', 'postgres', 'genai_engine', 'adaptive', 'opea', 'saxml']
 
 
 def test_example_inventory_parses_and_names_clusters():
