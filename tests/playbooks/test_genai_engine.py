@@ -26,7 +26,9 @@ EXTRA = ['-e', os.environ['GENAI_ENGINE_TEST_EXTRA_VARS']] if os.environ.get('GE
 
 @pytest.fixture(scope='module')
 def stack(request):
-    """GPU node group and capability labels, then the database and postgres-secret; removed after."""
+    """GPU node group and capability labels, the cluster add-ons the engine's preflight asks for (the sandbox inventory's:
+    the IngressClass alb of the AWS load balancer controller, the metrics API for its HPA), then the database and
+    postgres-secret; removed after."""
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, 'ansible.cfg'))
 
@@ -36,12 +38,14 @@ def stack(request):
         assert done.returncode == 0, done.stdout[-4000:]
 
     play('playbooks/cluster_gpu.yml')
+    play('playbooks/cluster_addons.yml')
     play('playbooks/postgres.yml')
     config.load_kube_config()
     yield client.CoreV1Api()
     play('playbooks/genai_engine.yml', *EXTRA, '-e', 'genai_engine_state=absent')
     play('playbooks/postgres.yml', '-e', 'postgres_state=absent')
     play('playbooks/cluster_gpu.yml', '-e', 'cluster_gpu_state=absent')
+    play('playbooks/cluster_addons.yml', '-e', 'cluster_addons_state=absent')
 
 
 def _secrets(core):
