@@ -48,3 +48,38 @@ def test_bad_names_fail_before_writing(tmp_path, bad):
     assert done.returncode != 0
     assert "iam_policy_" in done.stdout + done.stderr
     assert not dest.exists()
+
+
+# The add-ons' controller policies (iam_policy_addons), documented as docs/iam/addon-<add-on>-policy.json.
+ADDONS = {"aws-load-balancer-controller": (9, 82), "cluster-autoscaler": (3, 12)}
+
+
+@pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="no .venv/bin/ansible-playbook (make venv)")
+def test_documented_addon_policies_are_the_generated_ones(tmp_path):
+    done, dest = _run(tmp_path, iam_policy_addons=sorted(ADDONS))
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The operator's policy is unchanged by them: the controllers' calls are made by their own roles.
+    with open(os.path.join(ROOT, "docs", "iam", "minimal-policy.json"), encoding="utf-8") as handle:
+        assert json.loads(dest.read_text()) == json.load(handle)
+    for addon, counts in ADDONS.items():
+        generated = json.loads((tmp_path / ("policy-%s.json" % addon)).read_text())
+        with open(os.path.join(ROOT, "docs", "iam", "addon-%s-policy.json" % addon), encoding="utf-8") as handle:
+            assert json.load(handle) == generated, "regenerate docs/iam/addon-%s-policy.json (docs/iam/README.md)" % addon
+        statements = generated["Statement"]
+        assert (len(statements), sum(len(s["Action"]) for s in statements)) == counts
+        # Every change is on the cluster's own resources: a condition, or resource ARNs of the account, never "*" alone.
+        for statement in statements:
+            writes = [a for a in statement["Action"] if not a.split(":")[1].startswith(("Describe", "Get", "List"))]
+            if writes and statement["Resource"] == "*":
+                assert statement["Sid"] in ("AlbControllerWafAndShieldOnItsBalancers",), statement
+    autoscaler = json.loads((tmp_path / "policy-cluster-autoscaler.json").read_text())["Statement"]
+    (sizing,) = [s for s in autoscaler if "autoscaling:SetDesiredCapacity" in s["Action"]]
+    assert sizing["Condition"]["StringEquals"] == {"aws:ResourceTag/k8s.io/cluster-autoscaler/sandbox": "owned",
+                                                   "aws:ResourceTag/eks:nodegroup-name": ["gpu-nodes"]}
+
+
+@pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="no .venv/bin/ansible-playbook (make venv)")
+def test_unknown_addon_fails_before_writing(tmp_path):
+    done, dest = _run(tmp_path, iam_policy_addons=["external-dns"])
+    assert done.returncode != 0 and "iam_policy_addons" in done.stdout + done.stderr
+    assert not dest.exists()
