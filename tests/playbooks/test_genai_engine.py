@@ -27,7 +27,7 @@ EXTRA = ['-e', os.environ['GENAI_ENGINE_TEST_EXTRA_VARS']] if os.environ.get('GE
 @pytest.fixture(scope='module')
 def stack(request):
     """GPU node group and capability labels, the cluster add-ons the engine's preflight asks for (the sandbox inventory's:
-    the IngressClass alb of the AWS load balancer controller, the metrics API for its HPA), then the database and
+    the IngressClass alb of the AWS load balancer controller), then the database and
     postgres-secret; removed after."""
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, 'ansible.cfg'))
