@@ -29,12 +29,13 @@ RESET_FOR = sandbox/sandboxctl reset "$(1)"
 RELIABILITY_SANDBOX = SANDBOX_DIR=$(CURDIR)/.sandbox-reliability SANDBOX_AWS_ROOT_KEYS='testing,AKIAREL*,BADCASE*'
 ANSIBLE_TEST_TREE := tests/output/collection/ansible_collections
 
-.PHONY: help venv sandbox sandbox-down sandbox-status sandbox-reset demo teardown test sanity lint unit integration \
+.PHONY: help venv sandbox sandbox-down sandbox-status sandbox-reset demo teardown demo-fleet teardown-fleet test sanity lint unit integration \
         integration-% integration-side molecule build bench bench-smoke clean docs docs-check install-check alongside reliability reliability-quick site-check demo-check loop-picture
 
 help:
 	@echo "make demo          converge site.yml on the sandbox (starts it first)"
 	@echo "make teardown      remove what make demo deployed (playbooks/teardown.yml)"
+	@echo "make demo-fleet    site.yml on two sandbox clusters, one host each (make teardown-fleet removes it)"
 	@echo "make test          sanity, lint, unit and integration tests (what CI runs)"
 	@echo "make sandbox       start the local cloud; make sandbox-down stops it and removes its state"
 	@echo "make sandbox-reset back to the seeded sandbox (what make test's suites do first)"
@@ -75,18 +76,31 @@ demo: sandbox
 teardown: sandbox
 	$(WITH_SANDBOX) $(BIN)/ansible-playbook playbooks/teardown.yml
 
+# The same site on a fleet: the sandbox grown to two EKS clusters, each with its own API server, and
+# inventories/sandbox_fleet (a host per cluster, each connected by genai.stack.eks_connection).
+# tests/playbooks/test_fleet.py runs this inventory in make test. Remove it with make teardown-fleet.
+demo-fleet: venv
+	SANDBOX_EKS_CLUSTERS=2 sandbox/sandboxctl up
+	$(WITH_SANDBOX) $(BIN)/ansible-playbook site.yml -i inventories/sandbox_fleet --diff
+	@echo "demo-fleet: site.yml converged on both clusters. To remove it: make teardown-fleet"
+
+teardown-fleet: venv
+	SANDBOX_EKS_CLUSTERS=2 sandbox/sandboxctl up
+	$(WITH_SANDBOX) $(BIN)/ansible-playbook playbooks/teardown.yml -i inventories/sandbox_fleet
+
 # make test runs three streams at once (tests/tools/make-test.sh), since much of a suite's time is
 # waiting: the main sandbox's suites (MAIN_SUITES_SANDBOX; site-check, which includes demo-check's
 # checks, passes whatever the sandbox holds, a demo or an interrupted earlier run, and every later
-# suite resets it); the reliability suite's sandbox (.sandbox-reliability: make alongside, the
+# suite resets it; bench-smoke last, since the fleet's whole-site test made the side stream the
+# longest); the reliability suite's sandbox (.sandbox-reliability: make alongside, the
 # about 140 integration tests marked `alongside` that need only a seeded sandbox, then make
 # reliability); and the checks that need no sandbox (MAIN_SUITES_FIRST) followed by SIDE_SUITES on
 # a side sandbox (.sandbox-side, stopped at the end). make integration leaves out what the other
 # streams run (INTEGRATION_ALL=0, INTEGRATION_SPLIT=1). Each suite's wall time is printed in a table
 # at the end, and when make test is stopped. RELIABILITY_ALONGSIDE=0 runs them all one after the other.
 MAIN_SUITES_FIRST := sanity lint unit docs-check
-MAIN_SUITES_SANDBOX := site-check integration
-SIDE_SUITES := integration-side bench-smoke
+MAIN_SUITES_SANDBOX := site-check integration bench-smoke
+SIDE_SUITES := integration-side
 RELIABILITY_LOG := tests/output/reliability/make-reliability.log
 RELIABILITY_ALONGSIDE ?= 1
 test: venv
@@ -128,7 +142,8 @@ unit: venv
 INTEGRATION_ALL ?= 1
 INTEGRATION_SPLIT ?= 0
 # The fleet tests grow their sandbox to two EKS clusters, each with its own API server: the side
-# sandbox, so that the main one stays the one-cluster sandbox the other tests expect.
+# sandbox, so that the main one stays the one-cluster sandbox the other tests expect. test_fleet.py
+# converges the whole site.yml on both clusters at once (about 5 min on an idle 2-core host).
 INTEGRATION_SIDE := tests/playbooks/test_observability.py tests/sandbox/live/test_fleet_control_planes.py \
   tests/playbooks/test_fleet.py
 INTEGRATION_MARKS = $(if $(filter 0,$(INTEGRATION_ALL)),-m 'not alongside')

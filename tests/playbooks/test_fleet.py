@@ -1,21 +1,24 @@
-"""Two EKS clusters, two API servers, one inventory (issue 14, items 4 and 5).
+"""site.yml over a fleet: two EKS clusters, two API servers, one inventory (issue 14, items 4 and 5).
 
 The sandbox is grown to a fleet of two clusters (`sandbox`, `sandbox-2`), each with its own
-kube-apiserver, node mirror and EKS token webhook. One inventory has a host per cluster whose only
-Kubernetes connection is genai.stack.eks_connection for its own cluster (the controller's
-KUBECONFIG names a cluster that does not exist). playbooks/cluster_gpu.yml, postgres.yml and
-saxml.yml run on both hosts at once, each host with its own Saxml namespace and its own database on
-the one PostgreSQL server (as two clusters' engines would have on one RDS instance), so an object
-that went to the wrong cluster would show on the other's API server. Between them they make every
-kind of object the site makes: AWS node groups, GPU Nodes, Helm releases, namespaces and Secrets.
+kube-apiserver, node mirror and EKS token webhook. The fleet inventory (inventories/sandbox_fleet, what
+`make demo-fleet` runs) has a host per cluster whose only Kubernetes connection is
+genai.stack.eks_connection for its own cluster (here the controller's KUBECONFIG names a cluster
+that does not exist), and the sandbox inventory's group variables. The
+whole playbooks/site.yml runs on both hosts at once (forks), as a user runs it on a fleet. Each host
+differs where a misdirected object would show: its own Saxml namespace, its own engine database on
+the one PostgreSQL server (as two clusters' engines would have on one RDS instance) and the Secrets
+naming it.
 
-- a host whose identity has no access entry on its cluster fails alone, before any write there, with
-  the API server's refusal, while the other host converges;
-- both converge; each API server, read with its own admin certificate, holds its own release,
-  namespace, connection Secret (naming its own database), credentials store, GPU Nodes (mirrored
-  from its own node group) and Saxml pods, and nothing of the other's;
-- a second run changes nothing and writes nothing on either API server;
-- the teardown removes each cluster's releases, Secrets, database and GPU node group, checked on each.
+- both converge from empty; each API server, read with its own admin certificate, holds every
+  stack's releases, namespaces, Secrets (naming its own database), credentials store and GPU Nodes
+  (mirrored from its own node group), the same set on both, and nothing of the other's;
+- a second run changes nothing, makes no mutating AWS request and writes nothing on either API server;
+- a host whose identity has no access entry on its cluster fails alone, in its first role's
+  preflight before any write there, with the API server's refusal, while the other host, given work
+  to do (one of its Secrets deleted), converges through every play of the site;
+- playbooks/teardown.yml removes each cluster's releases, stack namespaces, databases and GPU node
+  group, checked on each.
 """
 import base64
 import json
@@ -24,65 +27,59 @@ import subprocess
 
 import boto3
 import pytest
+import yaml
 
 import sandbox_fleet
 from playbook_helpers import ROOT, decoy_kubeconfig, iam_user_without_access_entry, kubectl, psql, wait_for
 
 HOSTS = ('sandbox', 'sandbox-2')
-NAMESPACES = {'sandbox': 'saxml-fleet-1', 'sandbox-2': 'saxml-fleet-2'}
-# Each host's database on the shared server, and the Secret the postgres role writes for it into
-# the host's Saxml namespace (a URL naming that database).
+INVENTORY = os.path.join(ROOT, 'inventories', 'sandbox_fleet')
+# Where the inventory's hosts differ: the Saxml namespace, and the Arthur engine's database (and
+# owner) on the shared PostgreSQL server, which the postgres role's Secrets name.
+SAXML_NAMESPACES = {'sandbox': 'saxml-fleet-1', 'sandbox-2': 'saxml-fleet-2'}
 DATABASES = {'sandbox': 'fleet_db_1', 'sandbox-2': 'fleet_db_2'}
-DB_SECRET = 'fleet-db'
+# The namespaces of the site's stacks other than Saxml's, the same on both clusters (test_site.py's list).
+SHARED_NAMESPACES = ['arthur', 'adaptive', 'monitoring', 'opea', 'genai-postgres', 'nvidia-device-plugin']
 STORE_NAMESPACE = 'genai-postgres'
+ENGINE_SECRET = ('arthur', 'postgres-secret')
 IAM_ADMIN = 'arn:aws:iam::123456789012:user/sandbox-admin'
 CLUSTER_LABEL = 'sandbox.genai.stack/eks-cluster'
-TEARDOWN = '{"cluster_gpu_state": "absent", "postgres_state": "absent", "saxml_state": "absent"}'
-PLAY = '''
-- name: GPU capacity
-  ansible.builtin.import_playbook: {root}/playbooks/cluster_gpu.yml
-- name: PostgreSQL
-  ansible.builtin.import_playbook: {root}/playbooks/postgres.yml
-- name: Saxml
-  ansible.builtin.import_playbook: {root}/playbooks/saxml.yml
-'''.format(root=ROOT)
+SITE = os.path.join(ROOT, 'playbooks', 'site.yml')
+TEARDOWN = os.path.join(ROOT, 'playbooks', 'teardown.yml')
+# A whole-site converge of two clusters at once, on two cores with other suites running.
+SITE_TIMEOUT = 2700
 
 
-def _inventory(path, stranger=None):
-    """Hosts of both clusters, each connected through the lookup; sandbox-2 as `stranger` if given."""
-    hosts = {}
-    for host in HOSTS:
-        options = ''
-        if stranger and host == 'sandbox-2':
-            options = ", access_key='%s', secret_key='%s'" % (stranger['AccessKeyId'], stranger['SecretAccessKey'])
-        hosts[host] = {'genai_stack_kube': "{{ lookup('genai.stack.eks_connection', inventory_hostname%s) }}" % options,
-                       'saxml_namespace': NAMESPACES[host],
-                       'postgres_databases': [{'name': DATABASES[host], 'owner': DATABASES[host],
-                                               'secrets': [{'name': DB_SECRET, 'namespace': NAMESPACES[host], 'type': 'url'}]}]}
+def _namespaces_of(host):
+    return SHARED_NAMESPACES + [SAXML_NAMESPACES[host]]
+
+
+def _inventory(path=None, stranger=None):
+    """The fleet inventory (inventories/sandbox_fleet); with a `stranger`, a copy of it whose
+    sandbox-2 connects with the stranger's access key."""
+    if not stranger:
+        return INVENTORY
+    with open(os.path.join(INVENTORY, 'hosts.yml'), encoding='utf-8') as handle:
+        hosts = yaml.safe_load(handle)
+    group = hosts['all']['children']['eks_clusters']
+    group['hosts']['sandbox-2']['genai_stack_kube'] = group['vars']['genai_stack_kube'].replace(
+        'inventory_hostname)', "inventory_hostname, access_key='%s', secret_key='%s')" % (stranger['AccessKeyId'], stranger['SecretAccessKey']))
     path.mkdir(exist_ok=True)
-    (path / 'hosts.yml').write_text(json.dumps({'all': {'children': {'eks_clusters': {'hosts': hosts}}}}))
-    if not (path / 'group_vars').exists():
-        os.symlink(os.path.join(ROOT, 'inventories', 'sandbox', 'group_vars'), str(path / 'group_vars'))
+    (path / 'hosts.yml').write_text(yaml.safe_dump(hosts))
+    os.symlink(os.path.join(ROOT, 'inventories', 'sandbox', 'group_vars'), str(path / 'group_vars'))
     return str(path)
 
 
 @pytest.fixture(scope='module')
-def play(tmp_path_factory):
-    path = tmp_path_factory.mktemp('fleet') / 'fleet.yml'
-    path.write_text(PLAY)
-    return str(path)
-
-
-@pytest.fixture(scope='module')
-def fleet(play, tmp_path_factory):
-    """Two clusters, neither with this module's stacks (an earlier run's are torn down first)."""
+def fleet():
+    """Two clusters, neither with a site on it (an earlier run's is torn down first)."""
     clusters = {c['name']: c for c in sandbox_fleet.ensure(2)}
     assert sorted(clusters) == sorted(HOSTS), clusters
-    if _databases() or any(_gpu_nodegroups(h) or {NAMESPACES[h], STORE_NAMESPACE} & _namespaces(clusters[h]) for h in HOSTS):
-        inventory = _inventory(tmp_path_factory.mktemp('fleet-clean') / 'inv')
+    if _databases() or any(_gpu_nodegroups(h) or set(_namespaces_of(h)) & _namespaces(clusters[h]) for h in HOSTS):
+        inventory = _inventory()
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), KUBECONFIG=decoy_kubeconfig())
-        proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), play, '-i', inventory, '-e', TEARDOWN],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+        proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), TEARDOWN, '-i', inventory],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=SITE_TIMEOUT, check=False)
         assert proc.returncode == 0, proc.stdout[-5000:]
     return clusters
 
@@ -135,81 +132,94 @@ def _writes(fleet, marks):
     return {name: sandbox_fleet.audit_writes(cluster, marks[name], (IAM_ADMIN, 'sandbox-admin')) for name, cluster in fleet.items()}
 
 
-def _run(run_playbook, play, inventory, *args):
-    return run_playbook(play, '-i', inventory, *args, env_extra={'KUBECONFIG': decoy_kubeconfig()})
+def _run(run_playbook, playbook, inventory, *args):
+    return run_playbook(playbook, '-i', inventory, *args, timeout=SITE_TIMEOUT, env_extra={'KUBECONFIG': decoy_kubeconfig()})
 
 
 def _gpu_nodegroups(cluster):
     return [n for n in boto3.client('eks').list_nodegroups(clusterName=cluster)['nodegroups'] if not n.endswith('-cpu')]
 
 
-def test_a_host_without_access_fails_alone_before_any_write_there(run_playbook, fleet, play, tmp_path, stranger):
-    marks = _marks(fleet)
-    run = _run(run_playbook, play, _inventory(tmp_path / 'inv', stranger))
-    assert run.returncode != 0, run
-    assert run.recap['sandbox']['failed'] == 0, run.recap
-    assert _releases(fleet['sandbox']).get((NAMESPACES['sandbox'], 'saxml')) == 'deployed'
-    assert run.recap['sandbox-2']['failed'] == 1, run.recap
-    assert ('cluster_gpu preflight: genai_stack_kube (or cluster_gpu_kubeconfig): ' in run.output
-            and 'the cluster refused these credentials' in run.output), run.output[-5000:]
-    assert _gpu_nodegroups('sandbox-2') == [], 'sandbox-2 got a node group although its host failed in preflight'
-    writes = _writes(fleet, marks)
-    assert writes['sandbox-2'] == [], writes['sandbox-2'][:5]
-    if run.recap['sandbox']['changed']:
-        assert writes['sandbox'], 'the converging host changed things but wrote nothing on its own API server'
+def _site_releases(host, releases):
+    """A cluster's releases, with its own Saxml namespace written as `saxml`: equal for two hosts
+    that each hold their own site."""
+    return {('saxml' if ns == SAXML_NAMESPACES[host] else ns, name): status for (ns, name), status in releases.items()}
 
 
-def test_each_cluster_converges_its_own_objects_then_reruns_clean(run_playbook, fleet, play, tmp_path):
-    inventory = _inventory(tmp_path / 'inv')
+def _assert_holds_its_own_site(host, cluster):
+    namespaces = _namespaces(cluster)
+    assert set(_namespaces_of(host)) <= namespaces, (host, sorted(set(_namespaces_of(host)) - namespaces))
+    assert not {SAXML_NAMESPACES[h] for h in HOSTS if h != host} & namespaces, (host, namespaces)
+    releases = _releases(cluster)
+    assert set(releases.values()) == {'deployed'}, (host, releases)
+    # Every stack namespace but the credentials store holds a release of its stack.
+    with_releases = {ns for (ns, _name) in releases}
+    assert set(_namespaces_of(host)) - {STORE_NAMESPACE} <= with_releases, (host, sorted(releases))
+    assert not {SAXML_NAMESPACES[h] for h in HOSTS if h != host} & with_releases, (host, releases)
+    gpu = _gpu_nodes(cluster)
+    assert gpu and set(gpu) == {host}, (host, gpu)
+    # The engine's Secret names its own database; the credentials store holds its own owner only.
+    engine = _secrets(cluster, ENGINE_SECRET[0])[ENGINE_SECRET[1]]
+    assert DATABASES[host] in engine.values(), (host, sorted(engine))
+    assert not [h for h in HOSTS if h != host and DATABASES[h] in engine.values()], host
+    store = _secrets(cluster, STORE_NAMESPACE)
+    assert sorted(s['database'] for s in store.values() if 'database' in s) == [DATABASES[host]], (host, sorted(store))
+    pods = json.loads(_kube(cluster, 'get', 'pods', '-n', SAXML_NAMESPACES[host], '-o', 'json'))['items']
+    phases = {p['metadata']['name']: p['status'].get('phase') for p in pods}
+    # The model publishing Job's pod has Succeeded; the servers run, scheduled on this cluster's Nodes.
+    assert 'Running' in phases.values() and set(phases.values()) <= {'Running', 'Succeeded'}, (host, phases)
+    return _site_releases(host, releases)
+
+
+def test_each_cluster_converges_its_own_site_then_reruns_clean(run_playbook, fleet):
+    inventory = _inventory()
     marks = _marks(fleet)
-    first = _run(run_playbook, play, inventory)
+    first = _run(run_playbook, SITE, inventory)
     assert first.returncode == 0, first
-    assert first.recap['sandbox-2']['changed'] > 0, first.recap
+    assert all(first.recap[h]['changed'] > 0 for h in HOSTS), first.recap
     writes = _writes(fleet, marks)
-    # sandbox converged in the test before; sandbox-2 now, on its own API server, as the run's IAM user.
-    assert writes['sandbox-2'], 'the first converge of sandbox-2 wrote nothing on its API server'
+    # Each host wrote its site on its own API server, as the run's IAM user (by its EKS token).
+    assert all(writes[h] for h in HOSTS), {h: len(writes[h]) for h in HOSTS}
     assert {w['user'] for h in HOSTS for w in writes[h]} == {IAM_ADMIN}, {h: writes[h][:3] for h in HOSTS}
 
-    for host in HOSTS:
-        cluster = fleet[host]
-        namespaces = _namespaces(cluster)
-        assert NAMESPACES[host] in namespaces, (host, namespaces)
-        assert not {NAMESPACES[h] for h in HOSTS if h != host} & namespaces, (host, namespaces)
-        releases = _releases(cluster)
-        assert releases.get((NAMESPACES[host], 'saxml')) == 'deployed', (host, releases)
-        assert all(ns != NAMESPACES[h] for (ns, _name) in releases for h in HOSTS if h != host), (host, releases)
-        gpu = _gpu_nodes(cluster)
-        assert gpu and set(gpu) == {host}, (host, gpu)
-        # Its connection Secret names its own database; the credentials store holds its own owner only.
-        url = _secrets(cluster, NAMESPACES[host])[DB_SECRET]['url']
-        assert url.split('?')[0].endswith('/' + DATABASES[host]), (host, url.split('@')[-1])
-        store = _secrets(cluster, STORE_NAMESPACE)
-        assert sorted(s['database'] for s in store.values() if 'database' in s) == [DATABASES[host]], (host, sorted(store))
-        pods = json.loads(_kube(cluster, 'get', 'pods', '-n', NAMESPACES[host], '-o', 'json'))['items']
-        phases = {p['metadata']['name']: p['status'].get('phase') for p in pods}
-        # The model publishing Job's pod has Succeeded; the servers run, scheduled on this cluster's Nodes.
-        assert 'Running' in phases.values() and set(phases.values()) <= {'Running', 'Succeeded'}, (host, phases)
-
+    sites = {host: _assert_holds_its_own_site(host, fleet[host]) for host in HOSTS}
+    assert sites['sandbox'] == sites['sandbox-2'], sites
     assert _databases() == sorted(DATABASES.values())
 
     marks = _marks(fleet)
-    again = _run(run_playbook, play, inventory)
+    again = _run(run_playbook, SITE, inventory)
     assert again.returncode == 0 and again.changed == 0, again
     assert again.activity['aws_mutating'] == 0, again.activity['aws_mutating_operations']
     writes = _writes(fleet, marks)
     assert writes == {h: [] for h in HOSTS}, {h: w[:5] for h, w in writes.items()}
 
 
-def test_teardown_removes_each_clusters_own(run_playbook, fleet, play, tmp_path):
-    inventory = _inventory(tmp_path / 'inv')
-    run = _run(run_playbook, play, inventory, '-e', TEARDOWN)
+def test_a_host_without_access_fails_alone_before_any_write_there(run_playbook, fleet, tmp_path, stranger):
+    # Work for the host that converges: its engine's Secret is gone (the postgres role writes it again).
+    _kube(fleet['sandbox'], 'delete', 'secret', '-n', ENGINE_SECRET[0], ENGINE_SECRET[1])
+    marks = _marks(fleet)
+    run = _run(run_playbook, SITE, _inventory(tmp_path / 'inv', stranger))
+    assert run.returncode != 0, run
+    assert run.recap['sandbox']['failed'] == 0 and run.recap['sandbox']['changed'] > 0, run.recap
+    assert run.recap['sandbox-2']['failed'] == 1, run.recap
+    assert ('cluster_gpu preflight: genai_stack_kube (or cluster_gpu_kubeconfig): ' in run.output
+            and 'the cluster refused these credentials' in run.output), run.output[-5000:]
+    # The converging host went on through every play of the site, the last one included (sandbox-2
+    # left the run in the first: a play runs only while one of its hosts has not failed).
+    assert 'PLAY [Charts that were stand-ins]' in run.output, run.output[-3000:]
+    assert ENGINE_SECRET[1] in _secrets(fleet['sandbox'], ENGINE_SECRET[0])
+    writes = _writes(fleet, marks)
+    assert writes['sandbox-2'] == [], writes['sandbox-2'][:5]
+    assert writes['sandbox'], 'the converging host changed things but wrote nothing on its own API server'
+
+
+def test_teardown_removes_each_clusters_own(run_playbook, fleet):
+    run = _run(run_playbook, TEARDOWN, _inventory())
     assert run.returncode == 0, run
-    assert _releases(fleet['sandbox-2']) == {}, 'sandbox-2 only ever had this test\'s releases'
     assert _databases() == [], 'the teardown left databases on the shared server'
     for host in HOSTS:
-        releases = _releases(fleet[host])
-        assert not [r for r in releases if r[1] in ('saxml', 'nvidia-device-plugin')], (host, releases)
-        assert not {NAMESPACES[host], STORE_NAMESPACE} & _namespaces(fleet[host]), host
+        assert _releases(fleet[host]) == {}, (host, _releases(fleet[host]))
+        assert not set(_namespaces_of(host)) & _namespaces(fleet[host]), (host, _namespaces(fleet[host]))
         assert _gpu_nodegroups(host) == [], host
         # The node group's Nodes leave its own API server once EKS has deleted it.
         assert wait_for(lambda h=host: _gpu_nodes(fleet[h]) == [], timeout=120), (host, _gpu_nodes(fleet[host]))

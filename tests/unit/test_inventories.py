@@ -26,6 +26,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 BIN = os.path.dirname(sys.executable)
 EXAMPLE = os.path.join(ROOT, 'inventories', 'example_eks')
 SANDBOX = os.path.join(ROOT, 'inventories', 'sandbox')
+FLEET = os.path.join(ROOT, 'inventories', 'sandbox_fleet')
 
 # The secrets inventories/example_eks takes from the environment, and the variables they feed.
 EXAMPLE_SECRETS = {
@@ -203,7 +204,7 @@ def _gpu_pods(hv):
     return pods
 
 
-@pytest.mark.parametrize('inventory', [SANDBOX, EXAMPLE], ids=['sandbox', 'example_eks'])
+@pytest.mark.parametrize('inventory', [SANDBOX, FLEET, EXAMPLE], ids=['sandbox', 'sandbox_fleet', 'example_eks'])
 def test_gpu_nodes_hold_every_gpu_pod_of_site(inventory):
     # nvidia.com/gpu per node as the sandbox's node mirror gives them (sandbox/kube/nodemirror.py).
     gpus_per_node = {'g4dn.2xlarge': 1, 'g4dn.xlarge': 1, 'g5.2xlarge': 1, 'g5.12xlarge': 4, 'p4d.24xlarge': 8}
@@ -241,3 +242,26 @@ def test_adaptive_reads_the_database_secret_postgres_writes(inventory):
         assert len(set(owners)) == len(owners), owners
     order = SITE_ROLES
     assert order.index('postgres') < order.index('adaptive'), order
+
+
+def test_fleet_inventory_keeps_each_hosts_own_apart():
+    """inventories/sandbox_fleet (make demo-fleet, test_fleet.py): one host per cluster of the
+    sandbox's fleet, each connected to its own cluster by the EKS lookup, with the sandbox's group
+    variables; on the one PostgreSQL server each host's engine has a database and owner of its own,
+    which the postgres role creates with the engine's Secret; Saxml's namespaces differ."""
+    hostvars = _hostvars(FLEET, _env(SANDBOX_REGISTRY='127.0.0.1:1'))
+    assert sorted(hostvars) == ['sandbox', 'sandbox-2'], sorted(hostvars)
+    sandbox = _hostvars(SANDBOX, _env(SANDBOX_REGISTRY='127.0.0.1:1'))['sandbox']
+    seen = {'database': set(), 'owner': set(), 'saxml_namespace': set()}
+    for host, var in hostvars.items():
+        assert var['genai_stack_kube'].replace(' ', '') == "{{lookup('genai.stack.eks_connection',inventory_hostname)}}", host
+        # Everything else the sandbox sets, the fleet's hosts get too (the same group_vars).
+        assert {k: v for k, v in sandbox.items() if k not in var} == {}, host
+        databases = {db['name']: db for db in var['postgres_databases']}
+        engine = databases.get(var['genai_engine_postgres_database'])
+        assert engine and engine['owner'] == var['genai_engine_postgres_username'], (host, databases)
+        assert {'name': 'postgres-secret', 'namespace': 'arthur', 'type': 'credentials'} in engine['secrets'], (host, engine)
+        for key, values in (('database', list(databases)), ('owner', [db['owner'] for db in databases.values()]),
+                            ('saxml_namespace', [var['saxml_namespace']])):
+            assert not seen[key] & set(values), (host, key, values)
+            seen[key] |= set(values)
