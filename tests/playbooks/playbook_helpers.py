@@ -11,6 +11,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 # A cluster that does not exist (an API server on the discard port): the controller's KUBECONFIG in
 # every playbook test, so that a Kubernetes call that does not follow the host's connection fails.
 DECOY_SERVER = 'https://127.0.0.1:9'
+# The namespaces site.yml's stacks create on a cluster (the sandbox inventory's names; kube-system, where
+# the add-ons live, is never one): test_site.py and test_fleet.py (which gives Saxml a namespace per host).
+SITE_STACK_NAMESPACES = ('arthur', 'adaptive', 'monitoring', 'opea', 'saxml', 'genai-postgres', 'nvidia-device-plugin')
 
 
 def decoy_kubeconfig():

@@ -30,16 +30,18 @@ import pytest
 import yaml
 
 import sandbox_fleet
-from playbook_helpers import ROOT, decoy_kubeconfig, iam_user_without_access_entry, kubectl, psql, wait_for
+from playbook_helpers import ROOT, SITE_STACK_NAMESPACES, decoy_kubeconfig, iam_user_without_access_entry, kubectl, psql, wait_for
 
 HOSTS = ('sandbox', 'sandbox-2')
 INVENTORY = os.path.join(ROOT, 'inventories', 'sandbox_fleet')
-# Where the inventory's hosts differ: the Saxml namespace, and the Arthur engine's database (and
-# owner) on the shared PostgreSQL server, which the postgres role's Secrets name.
-SAXML_NAMESPACES = {'sandbox': 'saxml-fleet-1', 'sandbox-2': 'saxml-fleet-2'}
-DATABASES = {'sandbox': 'fleet_db_1', 'sandbox-2': 'fleet_db_2'}
-# The namespaces of the site's stacks other than Saxml's, the same on both clusters (test_site.py's list).
-SHARED_NAMESPACES = ['arthur', 'adaptive', 'monitoring', 'opea', 'genai-postgres', 'nvidia-device-plugin']
+# Where the inventory's hosts differ, read from it: the Saxml namespace, and the Arthur engine's
+# database (and owner) on the shared PostgreSQL server, which the postgres role's Secrets name.
+with open(os.path.join(INVENTORY, 'hosts.yml'), encoding='utf-8') as _handle:
+    _FLEET_HOSTS = yaml.safe_load(_handle)['all']['children']['eks_clusters']['hosts']
+SAXML_NAMESPACES = {host: _FLEET_HOSTS[host]['saxml_namespace'] for host in HOSTS}
+DATABASES = {host: _FLEET_HOSTS[host]['genai_engine_postgres_database'] for host in HOSTS}
+# The namespaces of the site's stacks other than Saxml's, the same on both clusters.
+SHARED_NAMESPACES = [ns for ns in SITE_STACK_NAMESPACES if ns != 'saxml']
 STORE_NAMESPACE = 'genai-postgres'
 ENGINE_SECRET = ('arthur', 'postgres-secret')
 IAM_ADMIN = 'arn:aws:iam::123456789012:user/sandbox-admin'

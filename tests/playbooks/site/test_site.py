@@ -34,10 +34,10 @@ import boto3
 import pytest
 import yaml
 
-from playbook_helpers import planned_changes, psql
+from playbook_helpers import SITE_STACK_NAMESPACES, planned_changes, psql
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
-STACK_NAMESPACES = ['arthur', 'adaptive', 'monitoring', 'opea', 'saxml', 'genai-postgres', 'nvidia-device-plugin']
+STACK_NAMESPACES = list(SITE_STACK_NAMESPACES)
 # What the teardown's check-mode plan must show going, in its diff or changed items: releases,
 # Secrets, the node group's launch template, its role's inline policy, an alarm.
 PLANNED_REMOVALS = ['(item=adaptive)', 'adaptive-control-plane-secret', 'arthur/postgres-secret', 'kube-prometheus-stack',
