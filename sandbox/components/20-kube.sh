@@ -471,7 +471,8 @@ restart_if_lacking() {
 }
 
 controllers_up() {
-  restart_if_lacking kube-controller-manager "--horizontal-pod-autoscaler-downscale-stabilization $HPA_DOWNSCALE "
+  restart_if_lacking kube-controller-manager \
+    "--horizontal-pod-autoscaler-sync-period $HPA_SYNC --horizontal-pod-autoscaler-downscale-stabilization $HPA_DOWNSCALE "
   restart_if_lacking kwok "--config $K/kwok-usage.yaml "
   start_proc kube-controller-manager "$LOGS" "$RUN" "$KUBEBIN/kube-controller-manager" \
     --kubeconfig "$C/controller-manager.kubeconfig" \
