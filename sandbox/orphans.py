@@ -34,10 +34,13 @@ _PROGRAMS = {
     'kwok': _CLUSTER + r'[^/]+\.kubeconfig$',
     'postgres': r'/postgres/data$',
     'registry': r'/registry/config\.yml$',
+    # a metrics-server the pod network runs on the host (sandbox/kube/podnet.py)
+    'metrics-server': _CLUSTER + r'run/podnet/',
 }
 _PYTHON_MARKS = {
     'sandbox.aws.server': r'/aws/journal\.jsonl$',
     'nodemirror.py': _CLUSTER + r'[^/]+\.kubeconfig$',
+    'podnet.py': _CLUSTER + r'[^/]+\.kubeconfig$',
     'evaluator.py': r'/cloudwatch/clock\.json$',
     'publisher.py': r'/cloudwatch/clock\.json$',
 }

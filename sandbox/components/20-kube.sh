@@ -31,6 +31,7 @@ FLEET_FILE="$K/fleet.json"
 KUBEBIN="$(cache_dir kube)/bin"
 ETCDBIN="$(cache_dir etcd)/bin"
 KWOKDIR="$(cache_dir kwok)"
+MSBIN="$(cache_dir metrics-server)/bin"
 # The first seeded EKS cluster (sandbox/aws/seed.py cluster_names): its control plane is the
 # one-cluster sandbox's, with the paths, ports and variables that sandbox always had.
 FIRST=sandbox
@@ -110,6 +111,29 @@ pki() {
   cert nodemirror sandbox-nodemirror
   cert agents sandbox-agents
   cert unprivileged sandbox-unprivileged
+  cert podnet sandbox-podnet
+  front_proxy_pki
+}
+
+# The aggregation layer's own CA and client certificate, as every cluster has them (kubeadm's
+# front-proxy-ca): the API server proxies metrics.k8s.io (and any APIService) with this certificate
+# and the user in X-Remote-User headers, which the extension server trusts because its CA is in
+# kube-system/extension-apiserver-authentication (requestheader-client-ca-file).
+front_proxy_pki() {
+  if [[ ! -f "$PKI/front-proxy-ca.crt" ]]; then
+    openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/front-proxy-ca.key" 2>/dev/null
+    openssl req -x509 -new -key "$PKI/front-proxy-ca.key" -subj "/CN=$CLUSTER-front-proxy-ca" -days 3650 -sha256 \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+      -out "$PKI/front-proxy-ca.crt" 2>/dev/null
+  fi
+  [[ -f "$PKI/front-proxy-client.crt" ]] && return 0
+  openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/front-proxy-client.key" 2>/dev/null
+  openssl req -new -key "$PKI/front-proxy-client.key" -subj "/CN=front-proxy-client" -out "$PKI/front-proxy-client.csr" 2>/dev/null
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' \
+    >"$PKI/front-proxy-client.ext"
+  openssl x509 -req -in "$PKI/front-proxy-client.csr" -CA "$PKI/front-proxy-ca.crt" -CAkey "$PKI/front-proxy-ca.key" \
+    -CAcreateserial -days 3650 -sha256 -extfile "$PKI/front-proxy-client.ext" -out "$PKI/front-proxy-client.crt" 2>/dev/null
+  rm -f "$PKI/front-proxy-client.csr" "$PKI/front-proxy-client.ext"
 }
 
 kubeconfig() { # kubeconfig FILE CERTNAME USER
@@ -212,21 +236,46 @@ metadata:
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: sandbox:agents}
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: sandbox-agents}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: sandbox:podnet
+  labels: {sandbox.genai.stack/managed: "true"}
+rules:
+- apiGroups: [""]
+  resources: [nodes, services]
+  verbs: [get, list]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list]
+- apiGroups: [""]
+  resources: [serviceaccounts/token]
+  verbs: [create]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: sandbox:podnet
+  labels: {sandbox.genai.stack/managed: "true"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: sandbox:podnet}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: sandbox-podnet}
 YAML
 }
 
 # Where the apiserver's connections into the cluster network go (admission webhooks, aggregated
-# APIs, kubelet logs/exec): nowhere. kwok runs no containers, so no webhook server ever listens
-# behind a chart's webhook Service; on a real cluster the operator would answer. Left direct,
-# the apiserver would dial the Service's ClusterIP (10.96/16, no kube-proxy here): on a host
-# whose network drops such packets every create waits the webhook's timeoutSeconds (10 s per
-# webhook for kube-prometheus-stack's PrometheusRules), and on a 10/8 corporate network it could
-# reach a stranger's machine. An HTTP CONNECT proxy on a unix socket that nothing listens on makes
-# every such dial fail at once, with the socket's name in the error, so each webhook's
-# failurePolicy decides at once: Ignore admits the object (with a warning in the apiserver log),
-# Fail refuses it, as a real cluster whose webhook server is down would.
+# APIs, kubelet logs/exec): an HTTP CONNECT proxy on a unix socket, the cluster's pod network
+# (sandbox/kube/podnet.py, started by controllers_up). kwok runs no containers, so behind most
+# Services nothing listens: podnet answers 503 at once, with the reason, and each webhook's
+# failurePolicy decides at once (Ignore admits the object with a warning in the apiserver log, Fail
+# refuses it), as on a real cluster whose webhook server is down. Left direct, the apiserver would
+# dial the Service's ClusterIP (10.96/16, no kube-proxy here): on a host whose network drops such
+# packets every create waits the webhook's timeoutSeconds, and on a 10/8 corporate network it could
+# reach a stranger's machine. The Services podnet serves are those of metrics-server, which it runs
+# on the host (the metrics API). One socket per cluster: each cluster's ClusterIPs are its own.
 egress_config() {
-  cat >"$K/egress-selector.yaml" <<YAML
+  cat >"$C/egress-selector.yaml.tmp" <<YAML
 apiVersion: apiserver.k8s.io/v1beta1
 kind: EgressSelectorConfiguration
 egressSelections:
@@ -235,9 +284,39 @@ egressSelections:
     proxyProtocol: HTTPConnect
     transport:
       uds:
-        udsName: $K/no-pod-network-in-the-sandbox.sock
+        udsName: $C/pod-network.sock
 YAML
+  mv "$C/egress-selector.yaml.tmp" "$C/egress-selector.yaml"
   rm -f "$K/no-pod-network-in-the-sandbox.sock"
+}
+
+# kwok's emulation of each Node's kubelet resource metrics (/metrics/nodes/NODE/metrics/resource on
+# its server; the node mirror's annotation metrics.k8s.io/resource-metrics-path points metrics-server
+# there), from kwok's own Metric "metrics-resource" (copied from the kwok module by build.sh), and the
+# usage it reports: per container, the Pod's annotations sandbox.genai.stack/cpu-usage and
+# sandbox.genai.stack/memory-usage (quantities, e.g. "400m", "300Mi"; a test sets them to put a
+# workload under load), else an idle 1m of CPU and 16Mi of memory. A Node's usage is its Pods' sum.
+kwok_usage_config() {
+  cat >"$K/kwok-usage.yaml.tmp" <<'YAML'
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterResourceUsage
+metadata:
+  name: sandbox-usage-from-annotations
+spec:
+  usages:
+  - usage:
+      cpu:
+        expression: |
+          "sandbox.genai.stack/cpu-usage" in pod.metadata.annotations
+          ? Quantity(pod.metadata.annotations["sandbox.genai.stack/cpu-usage"])
+          : Quantity("1m")
+      memory:
+        expression: |
+          "sandbox.genai.stack/memory-usage" in pod.metadata.annotations
+          ? Quantity(pod.metadata.annotations["sandbox.genai.stack/memory-usage"])
+          : Quantity("16Mi")
+YAML
+  mv "$K/kwok-usage.yaml.tmp" "$K/kwok-usage.yaml"
 }
 
 # The default StorageClass, as EKS clusters have one (gp2/gp3 through the EBS CSI driver): charts
@@ -297,6 +376,9 @@ restart_apiserver_if_stale() {
   if [[ "$WEBHOOK_CHANGED" == 1 ]] || ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- --authentication-token-webhook-config-file; then
     echo "20-kube: restarting $(label)kube-apiserver for its EKS token webhook configuration"
     stop_proc kube-apiserver "$RUN"
+  elif ! cmdline_of "$RUN/kube-apiserver.pid" | grep -qF -- "--egress-selector-config-file $C/egress-selector.yaml --requestheader-client-ca-file"; then
+    echo "20-kube: restarting $(label)kube-apiserver for its pod network and front proxy (the metrics API)"
+    stop_proc kube-apiserver "$RUN"
   fi
 }
 
@@ -325,6 +407,7 @@ kubeconfigs() {
   kubeconfig "$C/nodemirror.kubeconfig" nodemirror sandbox-nodemirror
   kubeconfig "$C/agents.kubeconfig" agents sandbox-agents
   kubeconfig "$C/unprivileged.kubeconfig" unprivileged sandbox-unprivileged
+  kubeconfig "$C/podnet.kubeconfig" podnet sandbox-podnet
 }
 
 # The one etcd of the fleet; each cluster's apiserver keeps its objects under its own prefix.
@@ -359,14 +442,38 @@ apiserver_up() {
     --authorization-mode Node,RBAC --anonymous-auth=false --allow-privileged=true \
     --audit-policy-file "$K/audit-policy.yaml" --audit-log-path "$AUDIT_LOG" \
     --audit-log-format json --audit-log-mode blocking --audit-log-maxsize 0 \
-    --egress-selector-config-file "$K/egress-selector.yaml" \
+    --egress-selector-config-file "$C/egress-selector.yaml" \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
     --authentication-token-webhook-config-file "$WEBHOOK_KUBECONFIG" \
     --authentication-token-webhook-version v1 --authentication-token-webhook-cache-ttl 30s \
     --enable-priority-and-fairness=false --profiling=false --v 1
   wait_for "$(label)kube-apiserver" 120 api_ready
 }
 
+# The HorizontalPodAutoscaler controller's pace: Kubernetes' defaults are a 15 s sync and 5 min of
+# downscale stabilization (an autoscaler scales in only to the highest recommendation of the last
+# 5 min). The sandbox syncs every 5 s and stabilizes for 30 s, so a test sees a scale-out and the
+# scale-in after it within a minute or two; the decisions are the controller's own.
+HPA_SYNC="${SANDBOX_HPA_SYNC_PERIOD:-5s}"
+HPA_DOWNSCALE="${SANDBOX_HPA_DOWNSCALE_STABILIZATION:-30s}"
+
+# restart_if_lacking NAME TEXT: stop NAME (started again next) when its command line lacks TEXT:
+# a sandbox started before a flag was added gets it on its next `up`; its state is in etcd.
+restart_if_lacking() {
+  alive "$RUN/$1.pid" || return 0
+  if ! cmdline_of "$RUN/$1.pid" | grep -qF -- "$2"; then
+    echo "20-kube: restarting $(label)$1 for: $2"
+    stop_proc "$1" "$RUN"
+  fi
+}
+
 controllers_up() {
+  restart_if_lacking kube-controller-manager \
+    "--horizontal-pod-autoscaler-sync-period $HPA_SYNC --horizontal-pod-autoscaler-downscale-stabilization $HPA_DOWNSCALE "
+  restart_if_lacking kwok "--config $K/kwok-usage.yaml "
   start_proc kube-controller-manager "$LOGS" "$RUN" "$KUBEBIN/kube-controller-manager" \
     --kubeconfig "$C/controller-manager.kubeconfig" \
     --authentication-kubeconfig "$C/controller-manager.kubeconfig" \
@@ -376,6 +483,8 @@ controllers_up() {
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
     --use-service-account-credentials=true --cluster-name "$CLUSTER" \
     --enable-hostpath-provisioner \
+    --horizontal-pod-autoscaler-sync-period "$HPA_SYNC" \
+    --horizontal-pod-autoscaler-downscale-stabilization "$HPA_DOWNSCALE" \
     --profiling=false --v 1
   start_proc kube-scheduler "$LOGS" "$RUN" "$KUBEBIN/kube-scheduler" \
     --kubeconfig "$C/scheduler.kubeconfig" \
@@ -384,10 +493,15 @@ controllers_up() {
     --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 --profiling=false --v 1
   start_proc kwok "$LOGS" "$RUN" "$KWOKDIR/bin/kwok" \
     --kubeconfig "$C/kwok.kubeconfig" --config "$KWOKDIR/stages.yaml" \
+    --config "$KWOKDIR/metrics-resource.yaml" --config "$K/kwok-usage.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --node-lease-duration-seconds 40 --node-ip 127.0.0.1 --node-port "$KWOK_PORT" \
     --server-address "127.0.0.1:$KWOK_PORT" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key"
+  start_proc podnet "$LOGS" "$RUN" "$SANDBOX_PYTHON" "$REPO_ROOT/sandbox/kube/podnet.py" \
+    --cluster "$CLUSTER" --kubeconfig "$C/podnet.kubeconfig" --socket "$C/pod-network.sock" \
+    --proxy-port "$(port_of podnet "$PORTS")" --kubelet-port "$KWOK_PORT" \
+    --metrics-server-bin "$MSBIN/metrics-server" --state-dir "$RUN/podnet" --log-dir "$LOGS"
 }
 
 # control_plane_up NAME: cluster NAME's PKI, kubeconfigs, apiserver (registered with the emulator for
@@ -399,6 +513,7 @@ control_plane_up() {
   KWOK_PORT=$(port_of kwok "$PORTS")
   pki
   kubeconfigs
+  egress_config
   token_webhook_config
   restart_apiserver_if_stale
   apiserver_up
@@ -414,7 +529,7 @@ control_plane_ready() {
   use_cluster "$1"
   wait_for "$(label)the default ServiceAccount" 60 \
     "$KUBEBIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" get serviceaccount default -n default
-  for p in kube-controller-manager kube-scheduler kwok; do
+  for p in kube-controller-manager kube-scheduler kwok podnet; do
     alive "$RUN/$p.pid" || { echo "20-kube: $(label)$p exited; see $LOGS/$p.log" >&2; tail -20 "$LOGS/$p.log" >&2; return 1; }
   done
 }
@@ -455,11 +570,12 @@ ENV
 up() {
   local names name
   mkdir -p "$K" "$SANDBOX_DIR/logs" "$SANDBOX_DIR/env.d"
-  [[ -f "$KWOKDIR/.ok" && -x "$KUBEBIN/kube-apiserver" && -x "$ETCDBIN/etcd" ]] || {
+  [[ -f "$KWOKDIR/.ok" && -f "$KWOKDIR/metrics-resource.yaml" && -x "$KUBEBIN/kube-apiserver" && -x "$ETCDBIN/etcd" \
+     && -x "$MSBIN/metrics-server" ]] || {
     echo "20-kube: binaries missing; run 05-tools first" >&2; return 1; }
   mapfile -t names < <(fleet_names "$(fleet_size)")
   audit_policy
-  egress_config
+  kwok_usage_config
   etcd_up
   for name in "${names[@]}"; do control_plane_up "$name"; done
   for name in "${names[@]}"; do control_plane_ready "$name"; done
@@ -479,7 +595,7 @@ control_plane_down() {
       [[ "$d" == /tmp/hostpath_pv/* ]] && rmdir "$d" 2>/dev/null || true
     done
   fi
-  for p in kwok kube-scheduler kube-controller-manager kube-apiserver; do
+  for p in podnet kwok kube-scheduler kube-controller-manager kube-apiserver; do
     stop_proc "$p" "$RUN"
   done
 }
@@ -495,7 +611,7 @@ status() {
   local rc=0 p name
   for name in "$FIRST" $(extra_clusters); do
     use_cluster "$name"
-    for p in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
+    for p in etcd kube-apiserver kube-controller-manager kube-scheduler kwok podnet; do
       [[ "$p" == etcd && "$name" != "$FIRST" ]] && continue
       if alive "$RUN/$p.pid"; then
         echo "20-kube: $(label)$p running (pid $(cat "$RUN/$p.pid"), RSS $(rss_of "$RUN/$p.pid"))"

@@ -28,12 +28,16 @@ mirror_args() {
 }
 
 # mirror_up NAME: start cluster NAME's mirror, or restart one running with other arguments (the
-# fleet grew: the first cluster's mirror now keeps to its own cluster); adds NAME to STARTED if so.
+# fleet grew: the first cluster's mirror now keeps to its own cluster) or older code (its files changed
+# since it started: e.g. a Node annotation added); adds NAME to STARTED if so.
 mirror_up() {
   local run args
   run="$(cluster_dir "$1")/run"
   args=$(mirror_args "$1" | tr '\n' ' ')
-  [[ "$(cmdline_of "$run/nodemirror.pid" || true)" == *" $MIRROR $args" ]] && return 0
+  if [[ "$(cmdline_of "$run/nodemirror.pid" || true)" == *" $MIRROR $args" ]] \
+     && ! [[ "$MIRROR" -nt "$run/nodemirror.pid" || "$(dirname "$MIRROR")/nodeboot.py" -nt "$run/nodemirror.pid" ]]; then
+    return 0
+  fi
   [[ -f "$(cluster_dir "$1")/nodemirror.kubeconfig" ]] || { echo "40-nodes: 20-kube is not up for $1" >&2; return 1; }
   stop_proc nodemirror "$run"
   # shellcheck disable=SC2086 # the arguments are words without spaces

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the sandbox's Go binaries into the cache, one group at a time.
-# usage: build.sh kube|etcd|kwok|registry   (env: SANDBOX_CACHE, pins below)
+# usage: build.sh kube|etcd|kwok|registry|metrics-server   (env: SANDBOX_CACHE, pins below)
 # Each group lands in $SANDBOX_CACHE/<group>-<version>/bin and is marked done
 # with a .ok file, so it is rebuilt only when its pin changes.
 set -euo pipefail
@@ -19,6 +19,7 @@ case "$group" in
   etcd) ver=$ETCD_VERSION ;;
   kwok) ver=$KWOK_VERSION ;;
   registry) ver=$REGISTRY_VERSION ;;
+  metrics-server) ver=$METRICS_SERVER_VERSION ;;
   *) echo "unknown group $group" >&2; exit 2 ;;
 esac
 dir="$SANDBOX_CACHE/$group-$ver"
@@ -80,10 +81,22 @@ kwok)
            pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
     echo "---"; cat "$src/$f"
   done > "$dir/stages.yaml"
+  # Its emulation of each Node's kubelet /metrics/resource (what metrics-server scrapes), given to the
+  # kwok controller by 20-kube.
+  cp "$src/../metrics/resource/metrics-resource.yaml" "$dir/metrics-resource.yaml"
   ;;
 registry)
   GOBIN="$dir/bin" go install -p "$GO_P" -trimpath -ldflags "-s -w" \
     "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"
+  ;;
+metrics-server)
+  # Its own wrapper module, as `go get -tool` records it: metrics-server pins its own k8s.io
+  # libraries (not the control plane's), so it never shares the kube module.
+  printf 'module sandbox/metrics-server\n\ngo 1.24.0\n' > go.mod
+  go get -tool "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+  go build -p "$GO_P" -trimpath \
+    -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$METRICS_SERVER_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+    -o "$dir/bin/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server
   ;;
 esac
 end=$(date +%s)

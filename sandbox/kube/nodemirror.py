@@ -58,6 +58,9 @@ OWNED_TAINTS_ANNOTATION = "sandbox.genai.stack/owned-taints"
 # What the instance behind an EKS Node is, as its instance metadata and tags would say (JSON):
 # the sandbox's CloudWatch agent (sandbox/cloudwatch/publisher.py) publishes from it.
 INSTANCE_ANNOTATION = "sandbox.genai.stack/instance"
+# Where metrics-server reads the Node's resource metrics (metrics-server honours this annotation in place
+# of the kubelet's /metrics/resource): kwok's server emulates each Node's under this path (20-kube).
+METRICS_PATH_ANNOTATION = "metrics.k8s.io/resource-metrics-path"
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 
 GIB = 1024**3
@@ -220,6 +223,7 @@ class NodeSpec:
         owned = {
             OWNED_LABELS_ANNOTATION: json.dumps(sorted(self.labels)),
             OWNED_TAINTS_ANNOTATION: json.dumps(sorted({t["key"] for t in self.taints})),
+            METRICS_PATH_ANNOTATION: f"/metrics/nodes/{self.name}/metrics/resource",
         }
         if self.instance:
             owned[INSTANCE_ANNOTATION] = json.dumps(self.instance, sort_keys=True)

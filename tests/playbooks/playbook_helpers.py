@@ -116,3 +116,37 @@ def psql(sql, user=None, password=None, database=None, variables=None, script=No
         args += ['-v', '%s=%s' % (key, value)]
     args += ['-f', '-'] if script else ['-c', sql]
     return subprocess.run(args, input=script, capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+# The sandbox's simulated usage: kwok reports, per container, a Pod's annotation sandbox.genai.stack/cpu-usage
+# (a quantity) as its CPU usage, else 1m (sandbox/components/20-kube.sh, kwok_usage_config).
+CPU_USAGE_ANNOTATION = 'sandbox.genai.stack/cpu-usage'
+
+
+def metrics_api_available():
+    """APIService v1beta1.metrics.k8s.io exists and its Available condition is True."""
+    got = kubectl('get', 'apiservice', 'v1beta1.metrics.k8s.io', '-o', 'json', check=False)
+    if got.returncode != 0:
+        return False
+    conditions = json.loads(got.stdout).get('status', {}).get('conditions', [])
+    return any(c['type'] == 'Available' and c['status'] == 'True' for c in conditions)
+
+
+def top(*args):
+    """`kubectl top ARGS --no-headers` as rows of columns, [] while the metrics API has nothing to say."""
+    got = kubectl('top', *args, '--no-headers', check=False)
+    return [line.split() for line in got.stdout.splitlines() if line.strip()] if got.returncode == 0 else []
+
+
+def put_cpu_load(namespace, selector, total_millicores):
+    """Spread `total_millicores` of CPU use over the Running Pods the selector picks, as a fixed request rate
+    spreads over a Deployment's replicas: each gets total / count (annotated; 0 removes the load). Returns the
+    number of Pods loaded. Call it again as the replicas change."""
+    pods = [p for p in kube_get('pods', '-n', namespace, '-l', selector)['items']
+            if not p['metadata'].get('deletionTimestamp') and p.get('status', {}).get('phase') == 'Running']
+    for pod in pods:
+        share = '%dm' % max(1, total_millicores // len(pods)) if total_millicores else None
+        if (pod['metadata'].get('annotations') or {}).get(CPU_USAGE_ANNOTATION) != share:
+            kubectl('annotate', '--overwrite', 'pod', pod['metadata']['name'], '-n', namespace,
+                    '%s=%s' % (CPU_USAGE_ANNOTATION, share) if share else CPU_USAGE_ANNOTATION + '-', check=False)
+    return len(pods)

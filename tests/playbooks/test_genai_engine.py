@@ -6,12 +6,13 @@ import base64
 import json
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
 from kubernetes import client, config
 
-from playbook_helpers import assert_absent_previewed, helm_releases
+from playbook_helpers import assert_absent_previewed, helm_releases, kube_get, metrics_api_available, put_cpu_load, top, wait_for
 
 PLAYBOOK = 'playbooks/genai_engine.yml'
 NS = 'arthur'
@@ -118,6 +119,8 @@ def _converge_and_switch_modes(run_playbook, core):
     assert check.returncode == 0 and check.changed > 0, check
     assert check.admin_writes == 0, check.admin_write_sample
 
+    _hpa_scales_out_under_load_and_back_in()
+
     # GPU mode, with registry credentials: a DaemonSet on the GPU nodes and the pull secret.
     registry = ['-e', 'genai_engine_mode=gpu', '-e', 'genai_engine_registry_username=puller', '-e', 'genai_engine_registry_password=pull-token-123']
     gpu = run_playbook(PLAYBOOK, *EXTRA, *registry, env_extra=OPENAI)
@@ -139,6 +142,59 @@ def _converge_and_switch_modes(run_playbook, core):
     assert other.returncode != 0 and 'genai_engine_secret_store_key: differs from the key in Secret arthur/' + STORE in other.output, other
     assert other.admin_writes == 0, other.admin_write_sample
     assert base64.b64decode(_secrets(core)[STORE].data['key']).decode() == store_key
+
+
+ENGINE_PODS = 'app=arthur-genai-engine'
+# The load the test puts on the engine, spread over its Pods (playbook_helpers.put_cpu_load): 1.5 CPU against the
+# sandbox's request of 500m per Pod and the HPA's 50 % target asks for 6 replicas.
+LOAD_MILLICORES = 1500
+
+
+def _engine_replicas():
+    return kube_get('deployment', 'arthur-genai-engine', '-n', NS)['spec']['replicas']
+
+
+def _hpa_scales_out_under_load_and_back_in():
+    """The chart's HorizontalPodAutoscaler (CPU, 50 % of the request, minReplicas genai_engine_replicas=2) reads the
+    sandbox's metrics API (metrics-server as the cluster_addons role installed it, kwok reporting each Pod's usage):
+    it scales the Deployment out under load and back in to its minimum once the load is gone."""
+    (hpa,) = kube_get('hpa', '-n', NS)['items']
+    assert hpa['spec']['scaleTargetRef']['name'] == 'arthur-genai-engine' and hpa['spec']['minReplicas'] == 2, hpa['spec']
+    assert wait_for(metrics_api_available, 120), kube_get('apiservice', 'v1beta1.metrics.k8s.io').get('status')
+    # kubectl top answers, for the Nodes and for the engine's Pods (idle: kwok's 1m).
+    assert wait_for(lambda: len(top('pods', '-n', NS, '-l', ENGINE_PODS)) == 2, 120), top('pods', '-n', NS)
+    assert top('nodes'), 'kubectl top nodes answered nothing'
+    # The autoscaler reads the Pods' CPU and, idle, keeps the minimum.
+    assert wait_for(lambda: any(m.get('type') == 'Resource' for m in kube_get('hpa', hpa['metadata']['name'], '-n', NS)
+                                .get('status', {}).get('currentMetrics') or []), 120), kube_get('hpa', '-n', NS)['items']
+    assert _engine_replicas() == 2
+
+    seen = []
+    started = time.monotonic()
+
+    def loaded_and_scaled_out():
+        put_cpu_load(NS, ENGINE_PODS, LOAD_MILLICORES)
+        seen.append(_engine_replicas())
+        return seen[-1] >= 4
+
+    try:
+        assert wait_for(loaded_and_scaled_out, 240), ('no scale-out under load', seen, kube_get('hpa', '-n', NS)['items'])
+    finally:
+        put_cpu_load(NS, ENGINE_PODS, 0)
+    assert max(seen) <= 10, seen  # genai_engine_max_replicas
+    scaled_out = time.monotonic()
+    # Idle again: back to the minimum after the controller's downscale stabilization (30 s on the sandbox).
+    assert wait_for(lambda: put_cpu_load(NS, ENGINE_PODS, 0) is not None and _engine_replicas() == 2, 240), \
+        ('no scale-in once idle', _engine_replicas(), kube_get('hpa', '-n', NS)['items'])
+    events = kubectl_events_reasons(hpa['metadata']['name'])
+    assert 'SuccessfulRescale' in events, events
+    print('HPA: scaled out to %d replicas in %.0f s under load, back to 2 in %.0f s once idle'
+          % (max(seen), scaled_out - started, time.monotonic() - scaled_out))
+
+
+def kubectl_events_reasons(name):
+    """The reasons of the events the autoscaler recorded on its HPA."""
+    return {e['reason'] for e in kube_get('events', '-n', NS, '--field-selector', 'involvedObject.name=' + name)['items']}
 
 
 BAD_VARS = [

@@ -76,7 +76,7 @@ def _webhook(name, namespace, policy):
 def test_webhook_without_server_fails_at_once_by_its_failure_policy(env, namespace):
     """The charts' pattern: a webhook Service in front of an operator Pod (Running, as kwok plays
     it; the Service gets its Endpoints). No server listens, so the apiserver's call fails at
-    once, on the sandbox's no-pod-network socket (never a dial into the host's network, which
+    once, answered by the sandbox's pod network (never a dial into the host's network, which
     waits timeoutSeconds or reaches another machine): failurePolicy Fail refuses the object,
     Ignore admits it."""
     kubectl(env, "apply", "-n", namespace, "-f", "-", input=json.dumps({
@@ -98,8 +98,9 @@ def test_webhook_without_server_fails_at_once_by_its_failure_policy(env, namespa
         r = kubectl(env, "create", "configmap", "refused", "-n", namespace, check=False)
         assert r.returncode != 0, "failurePolicy Fail with no webhook server must refuse the object"
         assert 'failed calling webhook "check.platform.test"' in r.stderr, r.stderr
-        # The dial went to the sandbox's no-pod-network socket, not out to the host's network.
-        assert "no-pod-network-in-the-sandbox.sock" in r.stderr, r.stderr
+        # The dial went to the sandbox's pod network (its socket), not out to the host's network, and was
+        # answered at once: nothing serves this Service.
+        assert "pod-network.sock" in r.stderr and "nothing in the sandbox cluster sandbox serves" in r.stderr, r.stderr
 
         kubectl(env, "apply", "-f", "-", input=json.dumps(_webhook(name, namespace, "Ignore")))
         kubectl(env, "create", "configmap", "admitted", "-n", namespace)

@@ -30,6 +30,11 @@ BIN = "/root/.cache/genai-stack"
       "/w/.sandbox/aws/journal.jsonl"], "/w/.sandbox"),
     (["/w/.venv/bin/python3.11", "/w/sandbox/kube/nodemirror.py", "--kubeconfig", "/w/.sandbox/kube/nodemirror.kubeconfig"],
      "/w/.sandbox"),
+    # the pod network and the metrics-server it runs on the host (sandbox/kube/podnet.py)
+    (["/w/.venv/bin/python", "/w/sandbox/kube/podnet.py", "--cluster", "sandbox", "--kubeconfig",
+      "/w/.sandbox/kube/podnet.kubeconfig", "--socket", "/w/.sandbox/kube/pod-network.sock"], "/w/.sandbox"),
+    ([f"{BIN}/metrics-server-v0.8.0/bin/metrics-server", "--metric-resolution=15s", "--secure-port=40001",
+      "--cert-dir=/w/.sandbox/kube/clusters/sandbox-2/run/podnet/kube-system.metrics-server/certs"], "/w/.sandbox"),
     # a fleet's further clusters (20-kube: kube/clusters/<name>/)
     ([f"{BIN}/kube-v1.31.4/bin/kube-apiserver", "--etcd-servers", "http://127.0.0.1:1", "--etcd-prefix",
       "/clusters/sandbox-2/registry", "--tls-cert-file", "/w/.sandbox/kube/clusters/sandbox-2/pki/apiserver.crt"],
