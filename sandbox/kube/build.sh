@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the sandbox's Go binaries into the cache, one group at a time.
-# usage: build.sh kube|etcd|kwok|registry|metrics-server   (env: SANDBOX_CACHE, pins below)
+# usage: build.sh kube|etcd|kwok|registry|metrics-server|cm-sandbox   (env: SANDBOX_CACHE, pins below)
 # Each group lands in $SANDBOX_CACHE/<group>-<version>/bin and is marked done
 # with a .ok file, so it is rebuilt only when its pin changes.
 set -euo pipefail
@@ -20,9 +20,10 @@ case "$group" in
   kwok) ver=$KWOK_VERSION ;;
   registry) ver=$REGISTRY_VERSION ;;
   metrics-server) ver=$METRICS_SERVER_VERSION ;;
+  cm-sandbox) ver=$CERT_MANAGER_VERSION ;;
   *) echo "unknown group $group" >&2; exit 2 ;;
 esac
-dir="$SANDBOX_CACHE/$group-$ver"
+dir="$(cache_dir "$group")"
 mkdir -p "$SANDBOX_CACHE"
 # One build per group at a time (several sandboxes may start at once); the loser waits.
 exec 9>"$SANDBOX_CACHE/.build-$group-$ver.lock"
@@ -97,6 +98,17 @@ metrics-server)
   go build -p "$GO_P" -trimpath \
     -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$METRICS_SERVER_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
     -o "$dir/bin/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server
+  ;;
+cm-sandbox)
+  # cert-manager's controllers, webhook and CA injector in one binary of our own (sandbox/certmanager/main.go):
+  # the proxy serves the main module github.com/cert-manager/cert-manager (pkg/, internal/) but answers 404 for
+  # cmd/controller, cmd/webhook and cmd/cainjector. The module path sits under cert-manager's so that Go's
+  # internal rule lets main.go use the webhook's configuration types, as cert-manager's own cmd modules do.
+  cp "$CM_SANDBOX_SRC/main.go" .
+  printf 'module github.com/cert-manager/cert-manager/genai-stack-sandbox\n\ngo 1.26.0\n\nrequire github.com/cert-manager/cert-manager %s\n' \
+    "$CERT_MANAGER_VERSION" > go.mod
+  go mod tidy
+  go build -p "$GO_P" -trimpath -ldflags "-s -w" -o "$dir/bin/cm-sandbox" .
   ;;
 esac
 end=$(date +%s)
