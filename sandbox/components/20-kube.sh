@@ -32,6 +32,7 @@ KUBEBIN="$(cache_dir kube)/bin"
 ETCDBIN="$(cache_dir etcd)/bin"
 KWOKDIR="$(cache_dir kwok)"
 MSBIN="$(cache_dir metrics-server)/bin"
+CMBIN="$(cache_dir cm-sandbox)/bin"
 # The first seeded EKS cluster (sandbox/aws/seed.py cluster_names): its control plane is the
 # one-cluster sandbox's, with the paths, ports and variables that sandbox always had.
 FIRST=sandbox
@@ -272,8 +273,9 @@ YAML
 # refuses it), as on a real cluster whose webhook server is down. Left direct, the apiserver would
 # dial the Service's ClusterIP (10.96/16, no kube-proxy here): on a host whose network drops such
 # packets every create waits the webhook's timeoutSeconds, and on a 10/8 corporate network it could
-# reach a stranger's machine. The Services podnet serves are those of metrics-server, which it runs
-# on the host (the metrics API). One socket per cluster: each cluster's ClusterIPs are its own.
+# reach a stranger's machine. The Services podnet serves are those of metrics-server (the metrics API)
+# and cert-manager's webhook, whose Deployments it runs on the host (podnet.py's HOST_RUNNERS).
+# One socket per cluster: each cluster's ClusterIPs are its own.
 egress_config() {
   cat >"$C/egress-selector.yaml.tmp" <<YAML
 apiVersion: apiserver.k8s.io/v1beta1
@@ -474,6 +476,7 @@ controllers_up() {
   restart_if_lacking kube-controller-manager \
     "--horizontal-pod-autoscaler-sync-period $HPA_SYNC --horizontal-pod-autoscaler-downscale-stabilization $HPA_DOWNSCALE "
   restart_if_lacking kwok "--config $K/kwok-usage.yaml "
+  restart_if_lacking podnet "--cm-sandbox-bin $CMBIN/cm-sandbox "
   start_proc kube-controller-manager "$LOGS" "$RUN" "$KUBEBIN/kube-controller-manager" \
     --kubeconfig "$C/controller-manager.kubeconfig" \
     --authentication-kubeconfig "$C/controller-manager.kubeconfig" \
@@ -501,7 +504,8 @@ controllers_up() {
   start_proc podnet "$LOGS" "$RUN" "$SANDBOX_PYTHON" "$REPO_ROOT/sandbox/kube/podnet.py" \
     --cluster "$CLUSTER" --kubeconfig "$C/podnet.kubeconfig" --socket "$C/pod-network.sock" \
     --proxy-port "$(port_of podnet "$PORTS")" --kubelet-port "$KWOK_PORT" \
-    --metrics-server-bin "$MSBIN/metrics-server" --state-dir "$RUN/podnet" --log-dir "$LOGS"
+    --metrics-server-bin "$MSBIN/metrics-server" --cm-sandbox-bin "$CMBIN/cm-sandbox" \
+    --state-dir "$RUN/podnet" --log-dir "$LOGS"
 }
 
 # control_plane_up NAME: cluster NAME's PKI, kubeconfigs, apiserver (registered with the emulator for
@@ -571,7 +575,7 @@ up() {
   local names name
   mkdir -p "$K" "$SANDBOX_DIR/logs" "$SANDBOX_DIR/env.d"
   [[ -f "$KWOKDIR/.ok" && -f "$KWOKDIR/metrics-resource.yaml" && -x "$KUBEBIN/kube-apiserver" && -x "$ETCDBIN/etcd" \
-     && -x "$MSBIN/metrics-server" ]] || {
+     && -x "$MSBIN/metrics-server" && -x "$CMBIN/cm-sandbox" ]] || {
     echo "20-kube: binaries missing; run 05-tools first" >&2; return 1; }
   mapfile -t names < <(fleet_names "$(fleet_size)")
   audit_policy

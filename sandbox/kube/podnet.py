@@ -3,23 +3,33 @@
 
 kwok runs no containers: a Pod is marked Running, but nothing listens behind its Service. For most
 charts that is what the sandbox wants (see sandbox/README.md, "What the vendors' real charts get").
-metrics-server is different: the API server serves the metrics API by proxying to it (an
-APIService), the namespace controller stops deleting namespaces while a registered metrics API does
-not answer, and the HorizontalPodAutoscaler controller reads it. So for every Deployment that runs
-the metrics-server image, this process:
+A few add-ons must really run, and HOST_RUNNERS says how each runs on the host, by the image its
+Deployment's container runs:
 
-* runs the same metrics-server release as a host process, with the Deployment's own container
-  arguments (adapted: a loopback port and certificate directory of its own, the Deployment's
-  ServiceAccount's token to reach the API server, kwok's kubelet endpoint trusted as it is: one
-  certificate for every Node), restarted when the Deployment's arguments change, stopped when the
+* metrics-server: the API server serves the metrics API by proxying to it (an APIService), the
+  namespace controller stops deleting namespaces while a registered metrics API does not answer, and
+  the HorizontalPodAutoscaler controller reads it. The same release runs on the host.
+* cert-manager (controller, webhook, cainjector images): its admission webhook (failurePolicy Fail)
+  refuses every Issuer, ClusterIssuer and Certificate while nothing answers it, and nothing issues a
+  certificate without its controllers. cm-sandbox (sandbox/certmanager/main.go, the same release's
+  packages) runs each of the three.
+
+For every Deployment running one of those images, this process:
+
+* runs the host process with the Deployment's own container arguments, adapted (``$(VAR)`` expanded
+  from the container's env as the kubelet would; a loopback port and directory of its own instead of
+  the container's; the Deployment's ServiceAccount's token to reach the API server, so the chart's
+  own RBAC applies), restarted when the Deployment's arguments change or it exits, stopped when the
   Deployment goes or is scaled to zero;
 * answers the API server's dials into the cluster: the API server's egress selector sends every
   connection to the cluster network (webhooks, aggregated APIs, kubelets) as an HTTP CONNECT on a
-  unix socket (``--socket``). ``<ClusterIP>:<port>`` of a Service in front of such a Deployment is
-  spliced to its host process; anything else is answered ``503`` at once, with the reason, so a
-  webhook's failurePolicy decides at once, as when its server is down;
-* lets the host processes reach the Nodes' kubelets: on ``--proxy-port`` (loopback TCP, the
-  metrics-server's ``HTTPS_PROXY``) ``<Node InternalIP>:<kubelet port>`` of a Node kwok plays is
+  unix socket (``--socket``). ``<ClusterIP>:<port>`` of a Service in front of such a Deployment,
+  whose target is the port the host process serves (metrics-server's and cert-manager's webhook's
+  ``--secure-port``), is spliced to the host process; anything else (their metrics ports, every
+  other Service) is answered ``503`` at once, with the reason, so a webhook's failurePolicy decides
+  at once, as when its server is down;
+* lets the host processes reach the Nodes' kubelets: on ``--proxy-port`` (loopback TCP, the host
+  processes' ``HTTPS_PROXY``) ``<Node InternalIP>:<kubelet port>`` of a Node kwok plays is
   spliced to kwok's server, which serves each Node's ``/metrics/resource`` (kwok's Metric,
   configured by 20-kube; the node mirror points metrics-server at it with the Node annotation
   ``metrics.k8s.io/resource-metrics-path``).
@@ -41,6 +51,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Callable, NamedTuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,11 +65,27 @@ TOKEN_SECONDS = 3600
 TOKEN_REFRESH = 1200
 
 
+def image_name(container: dict) -> str:
+    """The image's last path element without tag or digest: registry.k8s.io/metrics-server/metrics-server:v0.8.0 ->
+    metrics-server (a mirror keeps it: 127.0.0.1:5000/mirror/metrics-server@sha256:...)."""
+    image = (container.get("image") or "").split("@")[0]
+    return image.rsplit("/", 1)[-1].split(":")[0]
+
+
 def is_metrics_server(container: dict) -> bool:
     """A container running the metrics-server image (registry.k8s.io/metrics-server/metrics-server:vX)."""
-    image = (container.get("image") or "").split("@")[0]
-    name = image.rsplit("/", 1)[-1].split(":")[0]
-    return name == "metrics-server"
+    return image_name(container) == "metrics-server"
+
+
+def flag_values(args: list[str], flag: str) -> list[str]:
+    """Every value given to ``flag`` in ``--flag=value`` or ``--flag value`` form, in order."""
+    out = []
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            out.append(arg.split("=", 1)[1])
+        elif arg == flag and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            out.append(args[i + 1])
+    return out
 
 
 def host_args(container_args: list[str], port: int, cert_dir: str, kubeconfig: str) -> list[str]:
@@ -85,6 +112,102 @@ def host_args(container_args: list[str], port: int, cert_dir: str, kubeconfig: s
     return out
 
 
+class HostSlot(NamedTuple):
+    """What podnet gives one host process: its served port (loopback), a spare port, its directory and kubeconfig."""
+    port: int
+    spare_port: int
+    dir: str
+    kubeconfig: str
+
+
+def _metrics_server_argv(binary: str, args: list[str], slot: HostSlot) -> list[str]:
+    return [binary] + host_args(args, slot.port, os.path.join(slot.dir, "certs"), slot.kubeconfig)
+
+
+def _cm_controller_argv(binary: str, args: list[str], slot: HostSlot) -> list[str]:
+    # cert-manager's default for the namespace of ClusterIssuers' Secrets is kube-system; the chart passes its own.
+    ns = (flag_values(args, "--cluster-resource-namespace") or ["kube-system"])[-1]
+    return [binary, "controller", f"--kubeconfig={slot.kubeconfig}", f"--cluster-resource-namespace={ns}"]
+
+
+def _cm_webhook_argv(binary: str, args: list[str], slot: HostSlot) -> list[str]:
+    out = [binary, "webhook", f"--kubeconfig={slot.kubeconfig}", f"--secure-port={slot.port}", f"--healthz-port={slot.spare_port}"]
+    for flag in ("--dynamic-serving-ca-secret-namespace", "--dynamic-serving-ca-secret-name"):
+        if flag_values(args, flag):
+            out.append(f"{flag}={flag_values(args, flag)[-1]}")
+    # The chart repeats the flag (a string slice in cert-manager's command line); cm-sandbox takes one comma list.
+    names = [n for v in flag_values(args, "--dynamic-serving-dns-names") for n in v.split(",") if n]
+    if names:
+        out.append("--dynamic-serving-dns-names=" + ",".join(names))
+    return out
+
+
+def _cm_cainjector_argv(binary: str, args: list[str], slot: HostSlot) -> list[str]:
+    ns = flag_values(args, "--namespace")
+    return [binary, "cainjector", f"--kubeconfig={slot.kubeconfig}"] + ([f"--namespace={ns[-1]}"] if ns else [])
+
+
+def _secure_port(default: int | None):
+    def serves(args: list[str]) -> int | None:
+        values = flag_values(args, "--secure-port")
+        return int(values[-1]) if values else default
+    return serves
+
+
+class HostRunner(NamedTuple):
+    """How a container image runs on the host: which executable (podnet's ``--<binary>-bin``), its command line
+    from the Deployment's arguments, and which container port it answers for (its Services' targetPort), if any."""
+    binary: str
+    argv: Callable[[str, list[str], HostSlot], list[str]]
+    serves: Callable[[list[str]], int | None]
+
+
+def _serves_nothing(_args: list[str]) -> None:
+    return None
+
+
+# Image name (image_name) -> how to run it on the host. cert-manager's three images are the chart v1.21.1's
+# (quay.io/jetstack/cert-manager-{controller,webhook,cainjector}); cm-sandbox runs the release 05-tools built
+# (sandbox/kube/pins.sh), as metrics-server's row runs METRICS_SERVER_VERSION, whatever the image's tag.
+HOST_RUNNERS: dict[str, HostRunner] = {
+    "metrics-server": HostRunner("metrics-server", _metrics_server_argv, _secure_port(10250)),
+    # Controllers need no Service: they only call the API server. The chart's metrics Services stay unanswered.
+    "cert-manager-controller": HostRunner("cm-sandbox", _cm_controller_argv, _serves_nothing),
+    "cert-manager-webhook": HostRunner("cm-sandbox", _cm_webhook_argv, _secure_port(10250)),
+    "cert-manager-cainjector": HostRunner("cm-sandbox", _cm_cainjector_argv, _serves_nothing),
+}
+
+
+def expand(arg: str, env: dict[str, str]) -> str:
+    """Kubernetes' expansion of ``$(VAR)`` in a container's command and args: a known variable is replaced, an
+    unknown one left as written, ``$$`` is a literal ``$``."""
+    out, i = [], 0
+    while i < len(arg):
+        if arg.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif arg.startswith("$(", i) and ")" in arg[i + 2:]:
+            close = arg.index(")", i + 2)
+            name = arg[i + 2:close]
+            out.append(env[name] if name in env else arg[i:close + 1])
+            i = close + 1
+        else:
+            out.append(arg[i])
+            i += 1
+    return "".join(out)
+
+
+def container_env(container: dict, namespace: str) -> dict[str, str]:
+    """The container's variables podnet can know: literal values and the Pod's namespace (a fieldRef)."""
+    env = {}
+    for e in container.get("env") or []:
+        if "value" in e:
+            env[e["name"]] = expand(str(e["value"]), env)
+        elif (((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")) == "metadata.namespace":
+            env[e["name"]] = namespace
+    return env
+
+
 def _selects(selector: dict, labels: dict) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
@@ -102,36 +225,41 @@ def _container_port(container: dict, target) -> int | None:
 
 
 def workloads(deployments: list[dict]) -> dict[str, dict]:
-    """ns/name -> {namespace, name, service_account, args, labels, ports} of every metrics-server Deployment to run."""
+    """ns/name -> {namespace, name, service_account, args, labels, container, image, runner, serves} of every
+    Deployment to run on the host: one whose Pods run an image HOST_RUNNERS has a row for."""
     out = {}
     for d in deployments:
         spec = d.get("spec") or {}
         if spec.get("replicas", 1) == 0 or d["metadata"].get("deletionTimestamp"):
             continue
         pod = (spec.get("template") or {}).get("spec") or {}
-        container = next((c for c in pod.get("containers") or [] if is_metrics_server(c)), None)
+        container = next((c for c in pod.get("containers") or [] if image_name(c) in HOST_RUNNERS), None)
         if container is None:
             continue
         ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
+        env = container_env(container, ns)
+        args = [expand(a, env) for a in list(container.get("command") or [])[1:] + list(container.get("args") or [])]
+        runner = image_name(container)
         out[f"{ns}/{name}"] = {
             "namespace": ns, "name": name,
             "service_account": pod.get("serviceAccountName") or "default",
-            "args": list(container.get("command") or [])[1:] + list(container.get("args") or []),
+            "args": args,
             "labels": ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {},
             "container": container,
             "image": container.get("image", ""),
+            "runner": runner,
+            "serves": HOST_RUNNERS[runner].serves(args),
         }
     return out
 
 
 def service_routes(workload: dict, services: list[dict], host_port: int) -> dict[str, str]:
     """ClusterIP:port -> 127.0.0.1:host_port for each port of a Service selecting the workload's Pods
-    whose targetPort is the container's secure port."""
-    secure = None
-    for arg in workload["args"]:
-        if arg.startswith("--secure-port="):
-            secure = int(arg.split("=", 1)[1])
+    whose targetPort is the container port the host process serves (none when it serves none)."""
+    secure = workload.get("serves")
     routes = {}
+    if secure is None:
+        return routes
     for s in services:
         spec = s.get("spec") or {}
         if s["metadata"]["namespace"] != workload["namespace"] or not _selects(spec.get("selector") or {}, workload["labels"]):
@@ -141,7 +269,7 @@ def service_routes(workload: dict, services: list[dict], host_port: int) -> dict
                 continue
             for p in spec.get("ports") or []:
                 target = _container_port(workload["container"], p.get("targetPort", p.get("port")))
-                if secure is None or target == secure:
+                if target == secure:
                     routes[f"{ip}:{p['port']}"] = f"127.0.0.1:{host_port}"
     return routes
 
@@ -244,16 +372,17 @@ def free_port() -> int:
 
 
 class HostProcess:
-    """One metrics-server host process standing in for a Deployment's Pods."""
+    """One host process standing in for a Deployment's Pods, run as HOST_RUNNERS' row for its image says."""
 
-    def __init__(self, key: str, workload: dict, state_dir: str, log_dir: str, binary: str, proxy_port: int, kube):
+    def __init__(self, key: str, workload: dict, state_dir: str, log_dir: str, binaries: dict[str, str], proxy_port: int, kube):
         self.key, self.workload, self.kube = key, workload, kube
-        safe = key.replace("/", ".")
+        runner = workload["runner"]
+        safe = f"{runner}.{key.replace('/', '.')}"
         self.dir = os.path.join(state_dir, safe)
-        self.log_path = os.path.join(log_dir, f"metrics-server.{safe}.log")
-        self.pid_file = os.path.join(state_dir, f"metrics-server.{safe}.pid")
-        self.binary, self.proxy_port = binary, proxy_port
-        self.port = free_port()
+        self.log_path = os.path.join(log_dir, f"{safe}.log")
+        self.pid_file = os.path.join(state_dir, f"{safe}.pid")
+        self.binaries, self.proxy_port = binaries, proxy_port
+        self.port, self.spare_port = free_port(), free_port()
         self.proc: subprocess.Popen | None = None
         self.token_at = 0.0
         self.fingerprint = ""
@@ -271,6 +400,7 @@ class HostProcess:
         self.token_at = time.time()
 
     def _kubeconfig(self) -> str:
+        # client-go rereads a tokenFile, so the refreshed token reaches a running process.
         path = os.path.join(self.dir, "kubeconfig")
         kc = {"apiVersion": "v1", "kind": "Config",
               "clusters": [{"name": "c", "cluster": {"server": self.kube.server, "certificate-authority": self.kube.verify}}],
@@ -280,28 +410,34 @@ class HostProcess:
             json.dump(kc, f)
         return path
 
-    def args(self) -> list[str]:
-        return host_args(self.workload["args"], self.port, os.path.join(self.dir, "certs"), os.path.join(self.dir, "kubeconfig"))
+    def argv(self) -> list[str]:
+        runner = HOST_RUNNERS[self.workload["runner"]]
+        slot = HostSlot(self.port, self.spare_port, self.dir, os.path.join(self.dir, "kubeconfig"))
+        return runner.argv(self.binaries.get(runner.binary) or runner.binary, self.workload["args"], slot)
 
     def ensure(self, workload: dict):
         """Start, restart (arguments changed, process exited) or keep; refresh the token file."""
-        fingerprint = hashlib.sha256(json.dumps([workload["args"], workload["service_account"]]).encode()).hexdigest()
+        fingerprint = hashlib.sha256(json.dumps([workload["runner"], workload["args"], workload["service_account"]]).encode()).hexdigest()
         if self.proc and self.proc.poll() is None and fingerprint == self.fingerprint:
             if time.time() - self.token_at > TOKEN_REFRESH:
                 self._write_token()
             return
+        binary = self.binaries.get(HOST_RUNNERS[workload["runner"]].binary)
+        if not binary or not os.access(binary, os.X_OK):
+            raise RuntimeError(f"no {HOST_RUNNERS[workload['runner']].binary} executable (podnet's "
+                               f"--{HOST_RUNNERS[workload['runner']].binary}-bin: {binary or 'not given'}); 05-tools builds it")
         if self.proc and self.proc.poll() is None:
             log.info("%s: the Deployment's arguments changed; restarting its host process", self.key)
             self.stop()
         elif self.proc:
-            log.warning("%s: metrics-server exited with %s; starting it again (log %s)", self.key, self.proc.returncode, self.log_path)
+            log.warning("%s: %s exited with %s; starting it again (log %s)", self.key, workload["runner"], self.proc.returncode, self.log_path)
         self.workload, self.fingerprint = workload, fingerprint
         os.makedirs(os.path.join(self.dir, "certs"), exist_ok=True)
         self._write_token()
         self._kubeconfig()
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         env.update({"HTTPS_PROXY": f"http://127.0.0.1:{self.proxy_port}", "NO_PROXY": "127.0.0.1,localhost"})
-        argv = [self.binary] + self.args()
+        argv = self.argv()
         log.info("%s: starting %s", self.key, " ".join(argv))
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -323,9 +459,10 @@ class HostProcess:
 
 
 def stop_leftovers(state_dir: str):
-    """Host processes a previous podnet left (it was killed): their pid files name them."""
+    """Host processes a previous podnet left (it was killed): their pid files name them, and each one's command
+    line names its kubeconfig under state_dir (a reused pid of another program is left alone)."""
     for name in os.listdir(state_dir) if os.path.isdir(state_dir) else []:
-        if not (name.startswith("metrics-server.") and name.endswith(".pid")):
+        if not name.endswith(".pid"):
             continue
         path = os.path.join(state_dir, name)
         try:
@@ -343,6 +480,8 @@ class Supervisor:
     def __init__(self, args, kube, proxy: Proxy):
         self.args, self.kube, self.proxy = args, kube, proxy
         self.running: dict[str, HostProcess] = {}
+        self.complaints: dict[str, str] = {}
+        self.binaries = {"metrics-server": args.metrics_server_bin, "cm-sandbox": args.cm_sandbox_bin}
 
     def sync(self):
         deployments = self.kube._req("GET", "/apis/apps/v1/deployments")["items"]
@@ -355,13 +494,20 @@ class Supervisor:
         services = self.kube._req("GET", "/api/v1/services")["items"] if wanted else []
         for key, w in wanted.items():
             hp = self.running.get(key)
+            if hp is not None and hp.workload["runner"] != w["runner"]:
+                log.info("%s: the Deployment now runs %s; stopping its %s host process", key, w["runner"], hp.workload["runner"])
+                self.running.pop(key).stop()
+                hp = None
             if hp is None:
                 hp = self.running[key] = HostProcess(key, w, self.args.state_dir, self.args.log_dir,
-                                                      self.args.metrics_server_bin, self.args.proxy_port, self.kube)
+                                                      self.binaries, self.args.proxy_port, self.kube)
             try:
                 hp.ensure(w)
+                self.complaints.pop(key, None)
             except Exception as e:  # noqa: BLE001 - the ServiceAccount may not exist yet: next pass
-                log.warning("%s: cannot start its host process yet: %s", key, e)
+                if self.complaints.get(key) != str(e):  # said once, not every pass
+                    log.warning("%s: cannot start its host process yet: %s", key, e)
+                    self.complaints[key] = str(e)
                 continue
             api_routes.update(service_routes(w, services, hp.port))
         nodes = self.kube._req("GET", "/api/v1/nodes")["items"] if wanted else []
@@ -391,6 +537,8 @@ def main(argv=None):
     ap.add_argument("--proxy-port", type=int, required=True)
     ap.add_argument("--kubelet-port", type=int, required=True, help="kwok's server port (every Node's kubelet port)")
     ap.add_argument("--metrics-server-bin", required=True)
+    ap.add_argument("--cm-sandbox-bin", help="cm-sandbox (sandbox/certmanager/main.go): runs cert-manager's controller, "
+                    "webhook and cainjector images; without it their Deployments get no host process")
     ap.add_argument("--state-dir", required=True)
     ap.add_argument("--log-dir", required=True)
     ap.add_argument("--interval", type=float, default=2.0)

@@ -118,4 +118,100 @@ def test_proxy_splices_a_routed_address_and_refuses_the_others_at_once(tmp_path)
 def test_cli_documents_itself(argv, capsys):
     with pytest.raises(SystemExit) as e:
         podnet.main(argv)
-    assert e.value.code == 0 and "--metrics-server-bin" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "--metrics-server-bin" in out and "--cm-sandbox-bin" in out
+
+
+# cert-manager chart v1.21.1's three Deployments and the webhook's Service, as `helm template` renders them.
+CM_ENV = [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
+CM_ARGS = {
+    "controller": ["--v=2", "--cluster-resource-namespace=$(POD_NAMESPACE)", "--leader-election-namespace=kube-system",
+                   "--acme-http01-solver-image=quay.io/jetstack/cert-manager-acmesolver:v1.21.1", "--max-concurrent-challenges=60"],
+    "webhook": ["--v=2", "--secure-port=10250", "--dynamic-serving-ca-secret-namespace=$(POD_NAMESPACE)",
+                "--dynamic-serving-ca-secret-name=cert-manager-webhook-ca", "--dynamic-serving-dns-names=cert-manager-webhook",
+                "--dynamic-serving-dns-names=cert-manager-webhook.$(POD_NAMESPACE)",
+                "--dynamic-serving-dns-names=cert-manager-webhook.$(POD_NAMESPACE).svc"],
+    "cainjector": ["--v=2", "--leader-election-namespace=kube-system"],
+}
+CM_PORTS = {"controller": [{"containerPort": 9402, "name": "http-metrics"}, {"containerPort": 9403, "name": "http-healthz"}],
+            "webhook": [{"name": "https", "containerPort": 10250}, {"name": "healthcheck", "containerPort": 6080},
+                        {"containerPort": 9402, "name": "http-metrics"}],
+            "cainjector": [{"containerPort": 9402, "name": "http-metrics"}]}
+
+
+def cm_deployment(component, ns="cm"):
+    name = "cert-manager" if component == "controller" else f"cert-manager-{component}"
+    labels = {"app.kubernetes.io/name": "cert-manager" if component == "controller" else component,
+              "app.kubernetes.io/instance": "cert-manager", "app.kubernetes.io/component": component}
+    return {"metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": 1, "template": {"metadata": {"labels": labels}, "spec": {
+                "serviceAccountName": name, "containers": [{
+                    "name": f"cert-manager-{component}", "image": f"quay.io/jetstack/cert-manager-{component}:v1.21.1",
+                    "args": CM_ARGS[component], "env": CM_ENV, "ports": CM_PORTS[component]}]}}}}
+
+
+def cm_service(component, ports, ns="cm", ip="10.96.5.5"):
+    return {"metadata": {"name": component, "namespace": ns},
+            "spec": {"clusterIP": ip, "clusterIPs": [ip],
+                     "selector": {"app.kubernetes.io/name": "cert-manager" if component == "controller" else component,
+                                  "app.kubernetes.io/instance": "cert-manager", "app.kubernetes.io/component": component},
+                     "ports": ports}}
+
+
+def test_cert_manager_s_three_images_each_get_their_cm_sandbox_command():
+    found = podnet.workloads([cm_deployment(c) for c in ("controller", "webhook", "cainjector")]
+                             + [deployment("acmesolver", image="quay.io/jetstack/cert-manager-acmesolver:v1.21.1")])
+    assert {k: w["runner"] for k, w in found.items()} == {
+        "cm/cert-manager": "cert-manager-controller", "cm/cert-manager-webhook": "cert-manager-webhook",
+        "cm/cert-manager-cainjector": "cert-manager-cainjector"}
+    assert found["cm/cert-manager-webhook"]["service_account"] == "cert-manager-webhook"
+    slot = podnet.HostSlot(40001, 40002, "/s", "/s/kubeconfig")
+
+    def argv(key):
+        w = found[key]
+        return podnet.HOST_RUNNERS[w["runner"]].argv("/bin/cm-sandbox", w["args"], slot)
+
+    # $(POD_NAMESPACE) is the Deployment's namespace, as the kubelet expands it; the chart's repeated flag is one list.
+    assert argv("cm/cert-manager") == ["/bin/cm-sandbox", "controller", "--kubeconfig=/s/kubeconfig", "--cluster-resource-namespace=cm"]
+    assert argv("cm/cert-manager-webhook") == [
+        "/bin/cm-sandbox", "webhook", "--kubeconfig=/s/kubeconfig", "--secure-port=40001", "--healthz-port=40002",
+        "--dynamic-serving-ca-secret-namespace=cm", "--dynamic-serving-ca-secret-name=cert-manager-webhook-ca",
+        "--dynamic-serving-dns-names=cert-manager-webhook,cert-manager-webhook.cm,cert-manager-webhook.cm.svc"]
+    assert argv("cm/cert-manager-cainjector") == ["/bin/cm-sandbox", "cainjector", "--kubeconfig=/s/kubeconfig"]
+
+
+def test_only_the_webhook_s_https_port_is_spliced_for_cert_manager():
+    found = podnet.workloads([cm_deployment(c) for c in ("controller", "webhook", "cainjector")])
+    services = [cm_service("webhook", [{"name": "https", "port": 443, "targetPort": "https"},
+                                       {"name": "metrics", "port": 9402, "targetPort": "http-metrics"}]),
+                cm_service("controller", [{"name": "http-metrics", "port": 9402}], ip="10.96.5.6"),
+                cm_service("cainjector", [{"name": "http-metrics", "port": 9402}], ip="10.96.5.7")]
+    assert podnet.service_routes(found["cm/cert-manager-webhook"], services, 40001) == {"10.96.5.5:443": "127.0.0.1:40001"}
+    assert podnet.service_routes(found["cm/cert-manager"], services, 40003) == {}
+    assert podnet.service_routes(found["cm/cert-manager-cainjector"], services, 40004) == {}
+
+
+def test_metrics_server_keeps_its_row():
+    w = podnet.workloads([deployment()])["kube-system/metrics-server"]
+    assert w["runner"] == "metrics-server" and w["serves"] == 10250
+    argv = podnet.HOST_RUNNERS["metrics-server"].argv("/bin/ms", w["args"], podnet.HostSlot(5, 6, "/s", "/s/kc"))
+    assert argv[0] == "/bin/ms" and "--secure-port=5" in argv and "--cert-dir=/s/certs" in argv
+
+
+def test_expand_follows_the_kubelet_s_rules():
+    env = {"NS": "cm", "A": "x"}
+    assert podnet.expand("--n=$(NS).svc", env) == "--n=cm.svc"
+    assert podnet.expand("$(UNKNOWN)-$(A)", env) == "$(UNKNOWN)-x"
+    assert podnet.expand("$$(NS) costs $$5", env) == "$(NS) costs $5"
+    assert podnet.container_env({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "$(A)2"},
+                                         {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                                         {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}, "cm") \
+        == {"A": "1", "B": "12", "NS": "cm"}
+
+
+def test_a_missing_executable_is_said_and_nothing_starts(tmp_path):
+    w = podnet.workloads([cm_deployment("webhook")])["cm/cert-manager-webhook"]
+    hp = podnet.HostProcess("cm/cert-manager-webhook", w, str(tmp_path), str(tmp_path), {"cm-sandbox": None}, 1, kube=None)
+    with pytest.raises(RuntimeError, match="no cm-sandbox executable"):
+        hp.ensure(w)
+    assert hp.proc is None and hp.log_path.endswith("cert-manager-webhook.cm.cert-manager-webhook.log")
