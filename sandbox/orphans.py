@@ -34,8 +34,9 @@ _PROGRAMS = {
     'kwok': _CLUSTER + r'[^/]+\.kubeconfig$',
     'postgres': r'/postgres/data$',
     'registry': r'/registry/config\.yml$',
-    # a metrics-server the pod network runs on the host (sandbox/kube/podnet.py)
+    # a metrics-server or cert-manager (cm-sandbox) the pod network runs on the host (sandbox/kube/podnet.py)
     'metrics-server': _CLUSTER + r'run/podnet/',
+    'cm-sandbox': _CLUSTER + r'run/podnet/',
 }
 _PYTHON_MARKS = {
     'sandbox.aws.server': r'/aws/journal\.jsonl$',

@@ -35,6 +35,9 @@ BIN = "/root/.cache/genai-stack"
       "/w/.sandbox/kube/podnet.kubeconfig", "--socket", "/w/.sandbox/kube/pod-network.sock"], "/w/.sandbox"),
     ([f"{BIN}/metrics-server-v0.8.0/bin/metrics-server", "--metric-resolution=15s", "--secure-port=40001",
       "--cert-dir=/w/.sandbox/kube/clusters/sandbox-2/run/podnet/kube-system.metrics-server/certs"], "/w/.sandbox"),
+    ([f"{BIN}/cm-sandbox-v1.21.1-0123456789ab/bin/cm-sandbox", "webhook",
+      "--kubeconfig=/w/.sandbox/kube/run/podnet/cert-manager-webhook.cert-manager.cert-manager-webhook/kubeconfig",
+      "--secure-port=40002"], "/w/.sandbox"),
     # a fleet's further clusters (20-kube: kube/clusters/<name>/)
     ([f"{BIN}/kube-v1.31.4/bin/kube-apiserver", "--etcd-servers", "http://127.0.0.1:1", "--etcd-prefix",
       "/clusters/sandbox-2/registry", "--tls-cert-file", "/w/.sandbox/kube/clusters/sandbox-2/pki/apiserver.crt"],
