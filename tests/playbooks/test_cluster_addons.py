@@ -1,23 +1,32 @@
 """Role cluster_addons through playbooks/cluster_addons.yml on the sandbox inventory, as a user runs it.
 
 The sandbox inventory turns on the AWS load balancer controller (what the stacks' preflights ask for there); the tests
-turn on the cluster autoscaler, the GPU operator and cert-manager with extra variables. metrics-server is on there too:
-the sandbox runs it on the host for the chart's Deployment (sandbox/kube/podnet.py), so its metrics API answers
-(docs/stacks/cluster_addons.md, "On the sandbox").
+turn on the cluster autoscaler and the GPU operator with extra variables. metrics-server and cert-manager (with a
+self-signed ClusterIssuer) are on there too: the sandbox runs metrics-server and cert-manager's controller, webhook and
+CA injector on the host for the charts' Deployments (sandbox/kube/podnet.py), so the metrics API answers and
+Certificates are issued (docs/stacks/cluster_addons.md, "On the sandbox").
 Every chart is the vendor's own, from the sandbox's chart mirror. Verified by another route than the role: kubectl
 (Deployments available, CRDs established, the APIService, the IngressClass, the autoscaler's command line) and helm.
 """
+import base64
+import datetime
 import json
 
 import pytest
+from cryptography import x509
 
 import sandbox_journal
 from playbook_helpers import helm_releases, kube_get, kubectl, metrics_api_available, top, wait_for
 
 PLAYBOOK = 'playbooks/cluster_addons.yml'
-AUTOSCALER = {'cluster_addons_cluster_autoscaler_enabled': True, 'cluster_addons_metrics_server_enabled': True}
-GPU_OPERATOR = {'cluster_addons_gpu_operator_enabled': True, 'cluster_gpu_device_plugin_enabled': False}
+# cert-manager has its own test (test_cert_manager_issues_certificates_from_its_cluster_issuer); the others leave it off.
+NO_CERT_MANAGER = {'cluster_addons_cert_manager_enabled': False}
+AUTOSCALER = {'cluster_addons_cluster_autoscaler_enabled': True, 'cluster_addons_metrics_server_enabled': True, **NO_CERT_MANAGER}
+GPU_OPERATOR = {'cluster_addons_gpu_operator_enabled': True, 'cluster_gpu_device_plugin_enabled': False, **NO_CERT_MANAGER}
 CERT_MANAGER = {'cluster_addons_cert_manager_enabled': True, 'cluster_addons_cert_manager_issuer_name': 'genai-selfsigned'}
+# The sandbox inventory's issuer (inventories/sandbox/group_vars/all/cluster_addons.yml).
+SANDBOX_ISSUER = 'sandbox-selfsigned'
+PROBE_DNS_NAME = 'addons-probe.sandbox.test'
 # The API groups of the CRDs the add-ons bring (the role's crd_groups), all removed on teardown.
 CRD_GROUPS = ('elbv2.k8s.aws', 'aga.k8s.aws', 'gateway.k8s.aws', 'cert-manager.io', 'acme.cert-manager.io', 'nvidia.com',
               'resource.nvidia.com', 'nfd.k8s-sigs.io')
@@ -165,24 +174,62 @@ def test_gpu_operator_instead_of_the_device_plugin(run_playbook):
     _assert_nothing_left()
 
 
-def test_cert_manager_installs_then_stops_at_the_unanswered_webhook(run_playbook):
-    """cert-manager's CRDs and Deployments converge; its admission webhook (failurePolicy Fail, not configurable) cannot
-    answer on the sandbox, whose API server has no route into the pod network, so the ClusterIssuer is refused and the
-    role says why (docs/stacks/cluster_addons.md). When issue 18's item 3 runs cert-manager for real, this test must
-    become the issuer's converge, re-run and check mode."""
-    extra = _vars(CERT_MANAGER, {'cluster_addons_ingress_enabled': False, 'cluster_addons_metrics_server_enabled': False,
-                                 'cluster_addons_wait_timeout': 30})
+def _ready(*ref):
+    got = kubectl('get', '-o', 'json', *ref, check=False)
+    if got.returncode != 0:
+        return False
+    return any(c['type'] == 'Ready' and c['status'] == 'True' for c in json.loads(got.stdout).get('status', {}).get('conditions', []))
+
+
+def test_cert_manager_issues_certificates_from_its_cluster_issuer(run_playbook, tmp_path):
+    """The sandbox inventory's cert-manager: the role converges (its ClusterIssuer admitted by cert-manager's real webhook,
+    which the sandbox runs on the host), the issuer is Ready, a Certificate from it becomes Ready with a Secret holding a
+    certificate for the DNS name asked, a re-run and check mode change nothing, and teardown leaves nothing."""
+    extra = _vars({'cluster_addons_ingress_enabled': False, 'cluster_addons_metrics_server_enabled': False})
+    certificate = tmp_path / 'certificate.json'
+    certificate.write_text(json.dumps({
+        'apiVersion': 'cert-manager.io/v1', 'kind': 'Certificate', 'metadata': {'name': 'addons-probe', 'namespace': 'default'},
+        'spec': {'secretName': 'addons-probe-tls', 'dnsNames': [PROBE_DNS_NAME], 'duration': '24h',
+                 'issuerRef': {'kind': 'ClusterIssuer', 'name': SANDBOX_ISSUER}}}))
     try:
-        run = run_playbook(PLAYBOOK, *extra)
-        assert run.returncode != 0, run
-        assert ("cluster_addons issuer: cluster_addons_cert_manager_issuer_name: ClusterIssuer genai-selfsigned could not be written "
-                "within 30 s (cluster_addons_wait_timeout): cert-manager's admission webhook webhook.cert-manager.io") in _text(run), run
+        first = run_playbook(PLAYBOOK, *extra)
+        assert first.returncode == 0, first
+        first.assert_wrote()
+        assert 'chart versions: cert-manager v1.21.1' in _text(first), first
+
+        # Verified by another route: helm and kubectl.
         assert helm_releases('cert-manager')['cert-manager']['status'] == 'deployed'
         assert _available('cert-manager', 'cert-manager')
         for crd in ('certificates.cert-manager.io', 'clusterissuers.cert-manager.io', 'issuers.cert-manager.io'):
             assert _established(crd), crd
-        assert not _exists('clusterissuer', 'genai-selfsigned')
+        assert kube_get('clusterissuer', SANDBOX_ISSUER)['spec'] == {'selfSigned': {}}
+        assert wait_for(lambda: _ready('clusterissuer', SANDBOX_ISSUER), 60), kube_get('clusterissuer', SANDBOX_ISSUER).get('status')
+
+        kubectl('apply', '-f', str(certificate))
+        assert wait_for(lambda: _ready('certificate', '-n', 'default', 'addons-probe'), 90), \
+            kube_get('certificate', '-n', 'default', 'addons-probe').get('status')
+        secret = kube_get('secret', '-n', 'default', 'addons-probe-tls')
+        cert = x509.load_pem_x509_certificate(base64.b64decode(secret['data']['tls.crt']))
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        assert names == [PROBE_DNS_NAME]
+        assert cert.issuer == cert.subject  # self-signed: its own issuer
+        now = datetime.datetime.now(datetime.timezone.utc)
+        assert cert.not_valid_before_utc <= now < cert.not_valid_after_utc
+        assert datetime.timedelta(hours=23) < cert.not_valid_after_utc - cert.not_valid_before_utc <= datetime.timedelta(hours=25)
+        kubectl('delete', '-f', str(certificate))
+
+        mark = sandbox_journal.mark()
+        second = run_playbook(PLAYBOOK, *extra)
+        assert second.returncode == 0 and second.changed == 0, second
+        second.assert_no_write()
+        assert sandbox_journal.since(mark, kube_user=sandbox_journal.admin_user())['kube_writes'] == 0
+
+        check = run_playbook(PLAYBOOK, *extra, '--check', '--diff')
+        assert check.returncode == 0 and check.changed == 0, check
+        check.assert_no_write()
     finally:
+        kubectl('delete', '-f', str(certificate), '--ignore-not-found', check=False)
+        kubectl('delete', 'secret', '-n', 'default', 'addons-probe-tls', '--ignore-not-found', check=False)
         down = run_playbook(PLAYBOOK, *extra, '-e', 'cluster_addons_state=absent')
     assert down.returncode == 0, down
     _assert_nothing_left()
