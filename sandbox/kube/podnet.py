@@ -17,8 +17,9 @@ Deployment's container runs:
 For every Deployment running one of those images, this process:
 
 * runs the host process with the Deployment's own container arguments, adapted (``$(VAR)`` expanded
-  from the container's env as the kubelet would; a loopback port and directory of its own instead of
-  the container's; the Deployment's ServiceAccount's token to reach the API server, so the chart's
+  from the container's env as the kubelet would; a free port and a directory of its own instead of
+  the container's, metrics-server bound to loopback, cert-manager's webhook on every interface since
+  its server takes no bind address; the Deployment's ServiceAccount's token to reach the API server, so the chart's
   own RBAC applies), restarted when the Deployment's arguments change or it exits, stopped when the
   Deployment goes or is scaled to zero;
 * answers the API server's dials into the cluster: the API server's egress selector sends every
@@ -72,11 +73,6 @@ def image_name(container: dict) -> str:
     return image.rsplit("/", 1)[-1].split(":")[0]
 
 
-def is_metrics_server(container: dict) -> bool:
-    """A container running the metrics-server image (registry.k8s.io/metrics-server/metrics-server:vX)."""
-    return image_name(container) == "metrics-server"
-
-
 def flag_values(args: list[str], flag: str) -> list[str]:
     """Every value given to ``flag`` in ``--flag=value`` or ``--flag value`` form, in order."""
     out = []
@@ -113,7 +109,8 @@ def host_args(container_args: list[str], port: int, cert_dir: str, kubeconfig: s
 
 
 class HostSlot(NamedTuple):
-    """What podnet gives one host process: its served port (loopback), a spare port, its directory and kubeconfig."""
+    """What podnet gives one host process: the free port it serves (podnet splices to 127.0.0.1 there), a spare
+    free port, its directory and its kubeconfig."""
     port: int
     spare_port: int
     dir: str
