@@ -58,7 +58,7 @@ def value_problem(name, kind, value):
         'uint': lambda v: re.fullmatch(r'[0-9]+', v),
         'level': lambda v: re.fullmatch(r'[0-9]+', v),
         'float': lambda v: re.fullmatch(r'[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?', v),
-        'duration': lambda v: GO_DURATION.match(v),
+        'duration': GO_DURATION.match,
         'severity': lambda v: v.upper() in CA['values']['stderrthreshold'],
     }
     if kind in checks and not checks[kind](value):
