@@ -134,6 +134,19 @@ def cluster_gpu_lifecycle():
     return result
 
 
+@pytest.fixture(scope='session')
+def engine_addons():
+    """The cluster add-ons the engine's preflight asks for on the sandbox (its IngressClass alb, the metrics API
+    of its HPA), installed once by an administrator, as a user's platform team would, and removed at the end.
+    cert-manager stays off: the engine does not use it, and the add-ons' own suite runs it."""
+    args = ('-e', 'cluster_addons_cert_manager_enabled=false')
+    installed = _support.run_playbook('playbooks/cluster_addons.yml', *args)
+    assert installed.returncode == 0, installed
+    yield installed
+    removed = _support.run_playbook('playbooks/cluster_addons.yml', '-e', 'cluster_addons_state=absent', *args)
+    assert removed.returncode == 0, removed
+
+
 @pytest.fixture(scope='session', autouse=True)
 def steady_gpu_load():
     """The GPU Nodes hold still while the suite converges and compares (tests/tools/steady_load.py)."""

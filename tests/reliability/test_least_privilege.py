@@ -332,6 +332,12 @@ ENGINE_CLUSTER_RULES = """\
   verbs: [list]
 - apiGroups: [""]
   resources: [namespaces]
+  verbs: [get]
+- apiGroups: [networking.k8s.io]
+  resources: [ingressclasses]
+  verbs: [get]
+- apiGroups: [apiregistration.k8s.io]
+  resources: [apiservices]
   verbs: [get]"""
 
 
@@ -349,7 +355,7 @@ def _secret_playbook(directory, namespace, kubeconfig):
     return path
 
 
-def test_genai_engine_with_a_namespaced_role_and_a_read_only_cluster_role():
+def test_genai_engine_with_a_namespaced_role_and_a_read_only_cluster_role(engine_addons):  # pylint: disable=unused-argument
     user = 'system:serviceaccount:%s:%s' % (ENGINE_NS, ENGINE_SA)
     with tempfile.TemporaryDirectory(prefix='rel-rbac-engine-') as tmp:
         manifest = os.path.join(tmp, 'rbac.yml')

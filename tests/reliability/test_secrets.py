@@ -188,7 +188,7 @@ def _engine_vars(secrets):
             '-e', 'genai_engine_openai_gpt_names_endpoints_keys=gpt::https://x.example/::%s' % secrets['openai']]
 
 
-def test_genai_engine_vvv_diff_check_and_failure(request):
+def test_genai_engine_vvv_diff_check_and_failure(request, engine_addons):  # pylint: disable=unused-argument
     secrets = {name: canary(name) for name in ('admin', 'pg', 'registry', 'openai')}
     try:
         converge = _support.run_playbook('playbooks/genai_engine.yml', '-vvv', '--diff', *_engine_vars(secrets))

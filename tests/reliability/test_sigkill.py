@@ -177,7 +177,7 @@ def cluster_gpu_chain():
 
 
 @pytest.fixture(scope='module')
-def engine_chain():
+def engine_chain(engine_addons):  # pylint: disable=unused-argument
     results = {'runs': []}
     admin_keys = set()
     try:
