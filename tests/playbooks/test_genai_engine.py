@@ -119,7 +119,7 @@ def _converge_and_switch_modes(run_playbook, core):
     assert check.returncode == 0 and check.changed > 0, check
     assert check.admin_writes == 0, check.admin_write_sample
 
-    _hpa_scales_out_under_load_and_back_in()
+    _hpa_scales_out_under_load_and_back_in(lambda: run_playbook(PLAYBOOK, *EXTRA, env_extra=OPENAI))
 
     # GPU mode, with registry credentials: a DaemonSet on the GPU nodes and the pull secret.
     registry = ['-e', 'genai_engine_mode=gpu', '-e', 'genai_engine_registry_username=puller', '-e', 'genai_engine_registry_password=pull-token-123']
@@ -154,10 +154,11 @@ def _engine_replicas():
     return kube_get('deployment', 'arthur-genai-engine', '-n', NS)['spec']['replicas']
 
 
-def _hpa_scales_out_under_load_and_back_in():
+def _hpa_scales_out_under_load_and_back_in(rerun):
     """The chart's HorizontalPodAutoscaler (CPU, 50 % of the request, minReplicas genai_engine_replicas=2) reads the
     sandbox's metrics API (metrics-server as the cluster_addons role installed it, kwok reporting each Pod's usage):
-    it scales the Deployment out under load and back in to its minimum once the load is gone."""
+    it scales the Deployment out under load and back in to its minimum once the load is gone. A re-run of the role
+    while it is scaled out (rerun) changes nothing: the replicas stay the autoscaler's, not genai_engine_replicas."""
     (hpa,) = kube_get('hpa', '-n', NS)['items']
     assert hpa['spec']['scaleTargetRef']['name'] == 'arthur-genai-engine' and hpa['spec']['minReplicas'] == 2, hpa['spec']
     assert wait_for(metrics_api_available, 120), kube_get('apiservice', 'v1beta1.metrics.k8s.io').get('status')
@@ -179,17 +180,28 @@ def _hpa_scales_out_under_load_and_back_in():
 
     try:
         assert wait_for(loaded_and_scaled_out, 240), ('no scale-out under load', seen, kube_get('hpa', '-n', NS)['items'])
+        scaled_out = time.monotonic()
+        # The role again, under the same load: the chart leaves spec.replicas out when its HPA is on, so the release
+        # is unchanged and nothing writes the Deployment back to genai_engine_replicas.
+        before = _engine_replicas()
+        put_cpu_load(NS, ENGINE_PODS, LOAD_MILLICORES)
+        again = rerun()
+        assert again.returncode == 0 and again.changed == 0, again
+        assert again.admin_writes == 0, again.admin_write_sample
+        after = _engine_replicas()
+        assert after >= before, ('the re-run took the scaled-out replicas back', before, after)
+        seen.append(after)
     finally:
         put_cpu_load(NS, ENGINE_PODS, 0)
     assert max(seen) <= 10, seen  # genai_engine_max_replicas
-    scaled_out = time.monotonic()
+    idle = time.monotonic()
     # Idle again: back to the minimum after the controller's downscale stabilization (30 s on the sandbox).
     assert wait_for(lambda: put_cpu_load(NS, ENGINE_PODS, 0) is not None and _engine_replicas() == 2, 240), \
         ('no scale-in once idle', _engine_replicas(), kube_get('hpa', '-n', NS)['items'])
     events = kubectl_events_reasons(hpa['metadata']['name'])
     assert 'SuccessfulRescale' in events, events
     print('HPA: scaled out to %d replicas in %.0f s under load, back to 2 in %.0f s once idle'
-          % (max(seen), scaled_out - started, time.monotonic() - scaled_out))
+          % (max(seen), scaled_out - started, time.monotonic() - idle))
 
 
 def kubectl_events_reasons(name):
