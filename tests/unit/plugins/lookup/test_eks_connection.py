@@ -109,8 +109,8 @@ def test_the_signature_covers_the_cluster_id(lookup, aws, monkeypatch):
     """Two tokens made in the same second for two clusters differ only by their signature: the
     x-k8s-aws-id header is signed, which is what makes a token useless on another cluster."""
     frozen = datetime.datetime(2026, 12, 6, 3, 0, 0)
-    monkeypatch.setattr('botocore.auth.datetime.datetime', type('Frozen', (datetime.datetime,), {
-        'utcnow': classmethod(lambda cls: frozen)}))
+    # botocore's signers read the clock through get_current_datetime (botocore.compat), imported into botocore.auth.
+    monkeypatch.setattr('botocore.auth.get_current_datetime', lambda remove_tzinfo=True: frozen)
     for name in ('one', 'two', 'one'):
         aws.add_response('describe_cluster', {'cluster': _cluster(name)}, {'name': name})
     tokens = [lookup(name, region='us-east-2', ca_cert_dir=aws.ca_dir)[0]['api_key'] for name in ('one', 'two', 'one')]
