@@ -141,6 +141,35 @@ def test_converge_rerun_check_verify_and_teardown(run_playbook):
     again = run_playbook(PLAYBOOK, *extra, '-e', 'cluster_addons_state=absent')
     assert again.returncode == 0 and again.changed == 0, again
     again.assert_no_write()
+    _engine_refuses_without_its_add_ons(run_playbook)
+
+
+# The engine on the sandbox inventory (IngressClass alb, its HPA on), on the sandbox's CPU Nodes, with a database
+# password given, so that nothing but the missing add-ons stops its preflight.
+ENGINE_VARS = {'genai_engine_cpu_node_labels': {'sandbox/pool': 'cpu'}, 'genai_engine_postgres_password': 'addons-test-password'}
+ENGINE_REFUSALS = (
+    'genai_engine preflight: genai_engine_ingress_class_name: no IngressClass alb in the cluster: install the ingress controller '
+    'that owns it (genai.stack.cluster_addons: cluster_addons_ingress_enabled, with cluster_addons_ingress_class_name alb)',
+    'genai_engine preflight: genai_engine_hpa_enabled: turns a HorizontalPodAutoscaler on, and the cluster has no metrics API '
+    '(APIService v1beta1.metrics.k8s.io) for it to read: install metrics-server (genai.stack.cluster_addons: '
+    'cluster_addons_metrics_server_enabled), or turn the autoscaler off',
+)
+
+
+def _engine_refuses_without_its_add_ons(run_playbook):
+    """With the add-ons gone, playbooks/genai_engine.yml fails in its preflight, before any write, naming each missing
+    add-on and the variable that installs it; check mode reports the same and goes on."""
+    refused = run_playbook('playbooks/genai_engine.yml', *_vars(ENGINE_VARS))
+    assert refused.returncode != 0, refused
+    for message in ENGINE_REFUSALS:
+        assert message in _text(refused), (message, refused)
+    refused.assert_no_write()
+    assert not _exists('namespace', 'arthur')
+    planned = run_playbook('playbooks/genai_engine.yml', *_vars(ENGINE_VARS), '--check')
+    assert planned.returncode == 0, planned
+    assert all(message in _text(planned) for message in ENGINE_REFUSALS), planned
+    assert 'check mode: reported, not fatal' in _text(planned), planned
+    planned.assert_no_write()
 
 
 def test_gpu_operator_instead_of_the_device_plugin(run_playbook):
