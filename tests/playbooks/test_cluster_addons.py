@@ -70,6 +70,29 @@ def _device_plugins():
     return kube_get('daemonsets', '-A', '-l', 'app.kubernetes.io/name=nvidia-device-plugin')['items']
 
 
+def _assert_torn_down_then_again_nothing(run_playbook, extra, down):
+    """The teardown run (down) left nothing; a second teardown, with the add-ons' CRDs gone (as on a cluster where
+    they never ran, which teardown.yml meets on a fresh cluster), has nothing to do and does not fail on their kinds."""
+    assert down.returncode == 0, down
+    _assert_nothing_left()
+    again = run_playbook(PLAYBOOK, *extra, '-e', 'cluster_addons_state=absent')
+    assert again.returncode == 0 and again.changed == 0, again
+    again.assert_no_write()
+
+
+def _rerun_and_check_change_nothing(run_playbook, extra):
+    """A second run and a check-mode run with --diff: changed=0, no write of the admin user (counted by the run and,
+    for the second run, again from the audit log) and no mutating AWS request."""
+    mark = sandbox_journal.mark()
+    second = run_playbook(PLAYBOOK, *extra)
+    assert second.returncode == 0 and second.changed == 0, second
+    second.assert_no_write()
+    assert sandbox_journal.since(mark, kube_user=sandbox_journal.admin_user())['kube_writes'] == 0
+    check = run_playbook(PLAYBOOK, *extra, '--check', '--diff')
+    assert check.returncode == 0 and check.changed == 0, check
+    check.assert_no_write()
+
+
 def _assert_nothing_left():
     releases = {**helm_releases('kube-system'), **helm_releases('gpu-operator'), **helm_releases('cert-manager')}
     assert not set(releases) & {'aws-load-balancer-controller', 'metrics-server', 'cluster-autoscaler', 'gpu-operator', 'cert-manager'}
@@ -113,15 +136,7 @@ def test_converge_rerun_check_verify_and_teardown(run_playbook):
         kubectl('create', 'service', 'clusterip', 'addons-probe', '--tcp=80:80', '-n', 'default')
         kubectl('delete', 'service', 'addons-probe', '-n', 'default')
 
-        mark = sandbox_journal.mark()
-        second = run_playbook(PLAYBOOK, *extra)
-        assert second.returncode == 0 and second.changed == 0, second
-        second.assert_no_write()
-        assert sandbox_journal.since(mark, kube_user=sandbox_journal.admin_user())['kube_writes'] == 0
-
-        check = run_playbook(PLAYBOOK, *extra, '--check', '--diff')
-        assert check.returncode == 0 and check.changed == 0, check
-        check.assert_no_write()
+        _rerun_and_check_change_nothing(run_playbook, extra)
 
         # A changed value is a planned change in check mode, and nothing is written.
         plan = run_playbook(PLAYBOOK, *_vars(AUTOSCALER, {'cluster_addons_cluster_autoscaler_scale_down_unneeded_time': 900}), '--check', '--diff')
@@ -136,11 +151,7 @@ def test_converge_rerun_check_verify_and_teardown(run_playbook):
         assert helm_releases('kube-system')['metrics-server']['status'] == 'deployed'
     finally:
         down = run_playbook(PLAYBOOK, *extra, '-e', 'cluster_addons_state=absent')
-    assert down.returncode == 0, down
-    _assert_nothing_left()
-    again = run_playbook(PLAYBOOK, *extra, '-e', 'cluster_addons_state=absent')
-    assert again.returncode == 0 and again.changed == 0, again
-    again.assert_no_write()
+    _assert_torn_down_then_again_nothing(run_playbook, extra, down)
     _engine_refuses_without_its_add_ons(run_playbook)
 
 
@@ -191,12 +202,7 @@ def test_gpu_operator_instead_of_the_device_plugin(run_playbook):
         assert policy['driver']['enabled'] is False and policy['toolkit']['enabled'] is False
         assert policy['devicePlugin']['enabled'] is True and policy['dcgmExporter']['enabled'] is False
         assert _established('clusterpolicies.nvidia.com') and _established('nodefeatures.nfd.k8s-sigs.io')
-        second = run_playbook(PLAYBOOK, *extra)
-        assert second.returncode == 0 and second.changed == 0, second
-        second.assert_no_write()
-        check = run_playbook(PLAYBOOK, *extra, '--check', '--diff')
-        assert check.returncode == 0 and check.changed == 0, check
-        check.assert_no_write()
+        _rerun_and_check_change_nothing(run_playbook, extra)
     finally:
         down = run_playbook(PLAYBOOK, *extra, '-e', 'cluster_addons_state=absent')
     assert down.returncode == 0, down
@@ -247,26 +253,12 @@ def test_cert_manager_issues_certificates_from_its_cluster_issuer(run_playbook, 
         assert datetime.timedelta(hours=23) < cert.not_valid_after_utc - cert.not_valid_before_utc <= datetime.timedelta(hours=25)
         kubectl('delete', '-f', str(certificate))
 
-        mark = sandbox_journal.mark()
-        second = run_playbook(PLAYBOOK, *extra)
-        assert second.returncode == 0 and second.changed == 0, second
-        second.assert_no_write()
-        assert sandbox_journal.since(mark, kube_user=sandbox_journal.admin_user())['kube_writes'] == 0
-
-        check = run_playbook(PLAYBOOK, *extra, '--check', '--diff')
-        assert check.returncode == 0 and check.changed == 0, check
-        check.assert_no_write()
+        _rerun_and_check_change_nothing(run_playbook, extra)
     finally:
         kubectl('delete', '-f', str(certificate), '--ignore-not-found', check=False)
         kubectl('delete', 'secret', '-n', 'default', 'addons-probe-tls', '--ignore-not-found', check=False)
         down = run_playbook(PLAYBOOK, *extra, '-e', 'cluster_addons_state=absent')
-    assert down.returncode == 0, down
-    _assert_nothing_left()
-    # Teardown again, cert-manager's CRDs gone with the first (as on a cluster where it never ran, which
-    # teardown.yml meets on a fresh cluster): nothing to do, no error on the unknown ClusterIssuer kind.
-    again = run_playbook(PLAYBOOK, *extra, '-e', 'cluster_addons_state=absent')
-    assert again.returncode == 0 and again.changed == 0, again
-    again.assert_no_write()
+    _assert_torn_down_then_again_nothing(run_playbook, extra, down)
 
 
 BAD_VARS = [
