@@ -10,7 +10,8 @@
 #
 # Identities (client certificates signed by each cluster's CA):
 #   sandbox-admin        group system:masters   -> $SANDBOX_DIR/kubeconfig (KUBECONFIG)
-#   sandbox-nodemirror   ClusterRole sandbox:nodemirror (Nodes only) -> kube/nodemirror.kubeconfig
+#   sandbox-nodemirror   ClusterRole sandbox:nodemirror (Nodes; list and delete the Pods of a Node it deletes)
+#                        -> kube/nodemirror.kubeconfig
 #   sandbox-agents       ClusterRole sandbox:agents (read Nodes and Pods: what the node agents see)
 #                        -> kube/agents.kubeconfig (45-alarms' CloudWatch agent publisher)
 #   sandbox-kwok         group system:masters   (the kwok controller)
@@ -209,6 +210,10 @@ rules:
 - apiGroups: [""]
   resources: [nodes, nodes/status]
   verbs: [get, list, watch, create, update, patch, delete]
+# The Pods bound to a Node it deletes go with it (nodemirror.py).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, delete]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding

@@ -26,7 +26,14 @@ TPU Nodes (GKE-style, ``google.com/tpu``) can be declared in ``$SANDBOX_DIR/tpu-
 or the env var ``SANDBOX_TPU_NODES`` (same JSON): a list of objects
 ``{"name", "accelerator", "topology", "chips", "labels", "taints", "count"}``.
 
-Only Nodes labelled ``sandbox.genai.stack/managed=true`` are ever changed or deleted.
+When a node group shrinks or goes, its Nodes are deleted and so are the Pods bound to them (at
+once, grace period 0): the instance and what ran on it are gone. EKS drains a managed node
+group's Nodes before it terminates them; without this, Kubernetes' pod garbage collector would
+remove those Pods only some 40 s after their Node, and a namespace holding one (an add-on
+scheduled on a GPU Node, removed after the GPU node group) would take that long to go.
+
+Only Nodes labelled ``sandbox.genai.stack/managed=true`` are ever changed or deleted, and only
+Pods bound to such a Node when it is deleted.
 The apiserver is reached with plain HTTPS (requests + client certificate of the kubeconfig
 given with --kubeconfig, user ``sandbox-nodemirror``), so no Kubernetes client library is needed.
 """
@@ -550,6 +557,12 @@ class Kube:
     def delete_node(self, name: str):
         self._req("DELETE", f"/api/v1/nodes/{name}")
 
+    def pods_on(self, node: str) -> list[dict]:
+        return self._req("GET", "/api/v1/pods", params={"fieldSelector": f"spec.nodeName={node}"})["items"]
+
+    def delete_pod(self, namespace: str, name: str):
+        self._req("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", json={"gracePeriodSeconds": 0})
+
 
 AWS_CLIENT_ID = "sandbox-nodemirror"
 INTERNAL_HEADER = "x-sandbox-internal"  # sandbox/aws/server.py: such requests are not journaled
@@ -736,6 +749,12 @@ def reconcile(kube: Kube, specs: list[NodeSpec], log: logging.Logger, kubelet_ve
             kube.delete_node(name)
             log.info("deleted node %s", name)
             writes += 1
+            # Its instance is gone, and what ran there with it (see the module's docstring).
+            for pod in kube.pods_on(name):
+                meta = pod["metadata"]
+                kube.delete_pod(meta["namespace"], meta["name"])
+                log.info("deleted pod %s/%s of deleted node %s", meta["namespace"], meta["name"], name)
+                writes += 1
     return writes
 
 

@@ -1,5 +1,6 @@
 """Live test of the node mirror (component 40-nodes): EKS node groups in the AWS emulator
-appear as Kubernetes Nodes, follow scaling and deletion, and take GPU pods."""
+appear as Kubernetes Nodes, follow scaling and deletion, and take GPU pods, which go with their
+Node when its node group is deleted."""
 import json
 import uuid
 
@@ -128,6 +129,18 @@ def test_gpu_pod_runs_on_mirrored_node(env, eks, gpu_nodegroup):
 
         p = wait(running, 60, "the GPU pod Running")
         assert p["spec"]["nodeName"] in {n["metadata"]["name"] for n in nodes_of(env, name)}
+
+        # The node group goes: its Nodes leave, and the Pod bound to one goes with them, deleted by
+        # the node mirror itself (not some 40 s later by Kubernetes' pod garbage collector).
+        eks.delete_nodegroup(clusterName=cluster, nodegroupName=name)
+        wait(lambda: not nodes_of(env, name) or None, 30, "nodes of the deleted node group gone")
+        wait(lambda: kubectl(env, "get", "pod", "cuda", "-n", ns, check=False).returncode != 0 or None, 30,
+             "the GPU pod gone with its Node")
+        with open(env["SANDBOX_KUBE_AUDIT"]) as f:
+            deleters = {e["user"]["username"] for e in map(json.loads, f)
+                        if e["verb"] == "delete" and e.get("objectRef", {}).get("resource") == "pods"
+                        and e["objectRef"].get("namespace") == ns and e["objectRef"].get("name") == "cuda"}
+        assert deleters == {"sandbox-nodemirror"}, deleters
     finally:
         kubectl(env, "delete", "namespace", ns, "--wait=false", check=False)
 

@@ -1,6 +1,7 @@
 """Unit tests of the node mirror's pure mapping logic (sandbox/kube/nodemirror.py)."""
 import importlib.util
 import json
+import logging
 import pathlib
 import re
 import sys
@@ -224,3 +225,46 @@ def test_a_fleet_mirror_writes_only_its_clusters_nodes(tmp_path):
     assert len(second) == 2 and {s.labels[nm.CLUSTER_LABEL] for s in second} == {"sandbox-2"}
     first = nm.desired_specs(_TwoClusters(), "us-east-2", str(tmp_path), ["sandbox"])
     assert {s.labels.get(nm.CLUSTER_LABEL) for s in first} == {"sandbox", None}  # its Nodes and the TPU Node
+
+
+
+class _RecordingKube:
+    """The Kube calls reconcile makes, against Nodes and Pods held in memory."""
+
+    def __init__(self, nodes, pods):
+        self.nodes = set(nodes)
+        self.pods = pods  # (namespace, name, node)
+        self.calls = []
+
+    def managed_nodes(self):
+        return {n: {"metadata": {"name": n}} for n in self.nodes}
+
+    def create_node(self, manifest):
+        self.calls.append(("create node", manifest["metadata"]["name"]))
+
+    def patch_node(self, name, patch, status=False):
+        self.calls.append(("patch node", name))
+
+    def delete_node(self, name):
+        self.calls.append(("delete node", name))
+        self.nodes.discard(name)
+
+    def pods_on(self, node):
+        return [{"metadata": {"namespace": ns, "name": name}} for ns, name, on in self.pods if on == node]
+
+    def delete_pod(self, namespace, name):
+        self.calls.append(("delete pod", namespace, name))
+        self.pods = [p for p in self.pods if p[:2] != (namespace, name)]
+
+
+def test_pods_of_a_deleted_node_go_with_it_and_no_others(monkeypatch):
+    kept = nm.nodegroup_nodes("sandbox", {"nodegroupName": "cpu", "labels": {}}, 1, "us-east-2", "m5.xlarge", set())
+    kube = _RecordingKube([kept[0].name, "gone-1"], [("cert-manager", "cainjector", "gone-1"), ("kube-system", "dp", "gone-1"),
+                                                    ("arthur", "engine", kept[0].name)])
+    monkeypatch.setattr(nm, "node_patch", lambda current, spec: (None, None))  # the kept Node is as it should be
+    writes = nm.reconcile(kube, kept, logging.getLogger("test"))
+    # The Node goes first, then each Pod bound to it; the Pod on the Node that stays is left alone.
+    assert kube.calls == [("delete node", "gone-1"), ("delete pod", "cert-manager", "cainjector"),
+                          ("delete pod", "kube-system", "dp")], kube.calls
+    assert writes == 3
+    assert kube.pods == [("arthur", "engine", kept[0].name)]
