@@ -12,7 +12,8 @@ naming it.
 
 - both converge from empty; each API server, read with its own admin certificate, holds every
   stack's releases, namespaces, Secrets (naming its own database), credentials store and GPU Nodes
-  (mirrored from its own node group), the same set on both, and nothing of the other's;
+  (mirrored from its own node group), the same set on both, and nothing of the other's; cert-manager,
+  which the second host's variables turn off, runs on the first cluster only;
 - a second run changes nothing, makes no mutating AWS request and writes nothing on either API server;
 - a host whose identity has no access entry on its cluster fails alone, in its first role's
   preflight before any write there, with the API server's refusal, while the other host, given work
@@ -39,6 +40,9 @@ INVENTORY = os.path.join(ROOT, 'inventories', 'sandbox_fleet')
 with open(os.path.join(INVENTORY, 'hosts.yml'), encoding='utf-8') as _handle:
     _FLEET_HOSTS = yaml.safe_load(_handle)['all']['children']['eks_clusters']['hosts']
 SAXML_NAMESPACES = {host: _FLEET_HOSTS[host]['saxml_namespace'] for host in HOSTS}
+# The hosts whose cluster runs cert-manager (the sandbox inventory turns it on; the fleet's second host turns it off).
+CERT_MANAGER_HOSTS = [host for host in HOSTS if _FLEET_HOSTS[host].get('cluster_addons_cert_manager_enabled', True)]
+CERT_MANAGER_NAMESPACE = 'cert-manager'
 DATABASES = {host: _FLEET_HOSTS[host]['genai_engine_postgres_database'] for host in HOSTS}
 # The namespaces of the site's stacks other than Saxml's, the same on both clusters.
 SHARED_NAMESPACES = [ns for ns in SITE_STACK_NAMESPACES if ns != 'saxml']
@@ -143,9 +147,10 @@ def _gpu_nodegroups(cluster):
 
 
 def _site_releases(host, releases):
-    """A cluster's releases, with its own Saxml namespace written as `saxml`: equal for two hosts
-    that each hold their own site."""
-    return {('saxml' if ns == SAXML_NAMESPACES[host] else ns, name): status for (ns, name), status in releases.items()}
+    """A cluster's releases, with its own Saxml namespace written as `saxml` and without cert-manager's
+    (which one host turns off): equal for two hosts that each hold their own site."""
+    return {('saxml' if ns == SAXML_NAMESPACES[host] else ns, name): status for (ns, name), status in releases.items()
+            if ns != CERT_MANAGER_NAMESPACE}
 
 
 def _assert_holds_its_own_site(host, cluster):
@@ -158,6 +163,9 @@ def _assert_holds_its_own_site(host, cluster):
     with_releases = {ns for (ns, _name) in releases}
     assert set(_namespaces_of(host)) - {STORE_NAMESPACE} <= with_releases, (host, sorted(releases))
     assert not {SAXML_NAMESPACES[h] for h in HOSTS if h != host} & with_releases, (host, releases)
+    # cert-manager runs where its host's variables turn it on, and only there.
+    cert_manager = {name for (ns, name) in releases if ns == CERT_MANAGER_NAMESPACE}
+    assert cert_manager == ({'cert-manager'} if host in CERT_MANAGER_HOSTS else set()), (host, sorted(releases))
     gpu = _gpu_nodes(cluster)
     assert gpu and set(gpu) == {host}, (host, gpu)
     # The engine's Secret names its own database; the credentials store holds its own owner only.

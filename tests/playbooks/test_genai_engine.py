@@ -23,13 +23,15 @@ SECRETS = {'postgres-secret', 'genai-engine-secret-admin-key', 'genai-engine-sec
 STORE = 'genai-engine-secret-store-key'
 # Extra variables for every run (GENAI_ENGINE_TEST_EXTRA_VARS: JSON, e.g. the real chart pushed to the sandbox registry).
 EXTRA = ['-e', os.environ['GENAI_ENGINE_TEST_EXTRA_VARS']] if os.environ.get('GENAI_ENGINE_TEST_EXTRA_VARS') else []
+# The add-ons the engine stands on: the sandbox inventory's, less cert-manager.
+ADDONS = ['-e', 'cluster_addons_cert_manager_enabled=false']
 
 
 @pytest.fixture(scope='module')
 def stack(request):
     """GPU node group and capability labels, the cluster add-ons the engine's preflight asks for (the sandbox inventory's:
-    the IngressClass alb of the AWS load balancer controller), then the database and
-    postgres-secret; removed after."""
+    the IngressClass alb of the AWS load balancer controller, metrics-server for its HPA; not cert-manager, which the
+    engine does not use and test_cluster_addons runs), then the database and postgres-secret; removed after."""
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, 'ansible.cfg'))
 
@@ -39,14 +41,14 @@ def stack(request):
         assert done.returncode == 0, done.stdout[-4000:]
 
     play('playbooks/cluster_gpu.yml')
-    play('playbooks/cluster_addons.yml')
+    play('playbooks/cluster_addons.yml', *ADDONS)
     play('playbooks/postgres.yml')
     config.load_kube_config()
     yield client.CoreV1Api()
     play('playbooks/genai_engine.yml', *EXTRA, '-e', 'genai_engine_state=absent')
     play('playbooks/postgres.yml', '-e', 'postgres_state=absent')
     play('playbooks/cluster_gpu.yml', '-e', 'cluster_gpu_state=absent')
-    play('playbooks/cluster_addons.yml', '-e', 'cluster_addons_state=absent')
+    play('playbooks/cluster_addons.yml', '-e', 'cluster_addons_state=absent', *ADDONS)
 
 
 def _secrets(core):
