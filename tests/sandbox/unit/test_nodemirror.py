@@ -227,7 +227,6 @@ def test_a_fleet_mirror_writes_only_its_clusters_nodes(tmp_path):
     assert {s.labels.get(nm.CLUSTER_LABEL) for s in first} == {"sandbox", None}  # its Nodes and the TPU Node
 
 
-
 class _RecordingKube:
     """The Kube calls reconcile makes, against Nodes and Pods held in memory."""
 
@@ -259,8 +258,8 @@ class _RecordingKube:
 
 def test_pods_of_a_deleted_node_go_with_it_and_no_others(monkeypatch):
     kept = nm.nodegroup_nodes("sandbox", {"nodegroupName": "cpu", "labels": {}}, 1, "us-east-2", "m5.xlarge", set())
-    kube = _RecordingKube([kept[0].name, "gone-1"], [("cert-manager", "cainjector", "gone-1"), ("kube-system", "dp", "gone-1"),
-                                                    ("arthur", "engine", kept[0].name)])
+    pods = [("cert-manager", "cainjector", "gone-1"), ("kube-system", "dp", "gone-1"), ("arthur", "engine", kept[0].name)]
+    kube = _RecordingKube([kept[0].name, "gone-1"], pods)
     monkeypatch.setattr(nm, "node_patch", lambda current, spec: (None, None))  # the kept Node is as it should be
     writes = nm.reconcile(kube, kept, logging.getLogger("test"))
     # The Node goes first, then each Pod bound to it; the Pod on the Node that stays is left alone.
