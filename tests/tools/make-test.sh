@@ -3,7 +3,8 @@
 # own, because much of a suite's time is spent waiting (helm --wait, pods becoming Ready, polls)
 # and two cores can do more than one suite's work at a time:
 #   main     on the main sandbox (the one make demo converged):   MAIN_SUITES_SANDBOX
-#   beside   on the reliability suite's sandbox:                   make alongside, make reliability
+#   beside   on the reliability suite's sandbox:                   make alongside, make reliability,
+#            then BESIDE_SUITES_AFTER there (stopped at the end)
 #   checks   no sandbox, then a side sandbox (.sandbox-side):      MAIN_SUITES_FIRST, then SIDE_SUITES
 # The main stream's output is printed as it comes; the other two go to log files, printed when all
 # streams are done. RELIABILITY_ALONGSIDE=0 runs everything one after the other instead.
@@ -14,6 +15,7 @@
 set -uo pipefail
 
 : "${MAKE:=make}" "${MAIN_SUITES_FIRST:?}" "${MAIN_SUITES_SANDBOX:?}" "${SIDE_SUITES:?}" "${RELIABILITY_LOG:?}"
+BESIDE_SUITES_AFTER="${BESIDE_SUITES_AFTER:-}"
 RELIABILITY_ALONGSIDE="${RELIABILITY_ALONGSIDE:-1}"
 SUITE_TIMES="${SUITE_TIMES:-tests/output/suite-times.txt}"
 CHECKS_LOG="${CHECKS_LOG:-tests/output/make-test-checks.log}"
@@ -22,6 +24,7 @@ SIDE_SANDBOX="${SIDE_SANDBOX:-$PWD/.sandbox-side}"
 MAIN_ARGS=(INTEGRATION_ALL=0 INTEGRATION_SPLIT=1)
 mkdir -p "$(dirname "$SUITE_TIMES")" "$(dirname "$RELIABILITY_LOG")" "$(dirname "$CHECKS_LOG")"
 : >"$SUITE_TIMES"
+RELIABILITY_SANDBOX_DIR="${RELIABILITY_SANDBOX_DIR:-$PWD/.sandbox-reliability}"
 start=$SECONDS
 running="$SUITE_TIMES.running"
 : >"$running"
@@ -100,7 +103,7 @@ trap stopped TERM INT
 
 if [[ "$RELIABILITY_ALONGSIDE" != 1 ]]; then
     run_stream "$MAIN_SUITES_FIRST" && run_stream "$MAIN_SUITES_SANDBOX" "${MAIN_ARGS[@]}" && run_stream "$SIDE_SUITES" \
-        && run_stream "alongside reliability"
+        && run_stream "alongside reliability" && run_stream "$BESIDE_SUITES_AFTER"
     rc=$?
     table
     [[ $rc -eq 0 ]] && echo "make test: all suites passed"
@@ -108,10 +111,19 @@ if [[ "$RELIABILITY_ALONGSIDE" != 1 ]]; then
     exit "$rc"
 fi
 
-echo "make test: three streams: main sandbox ($MAIN_SUITES_SANDBOX, below); reliability sandbox (alongside reliability," \
-    "output $RELIABILITY_LOG); checks then a side sandbox ($MAIN_SUITES_FIRST, then $SIDE_SUITES on $SIDE_SANDBOX," \
+echo "make test: three streams: main sandbox ($MAIN_SUITES_SANDBOX, below); reliability sandbox (alongside reliability" \
+    "${BESIDE_SUITES_AFTER:+then $BESIDE_SUITES_AFTER}, output $RELIABILITY_LOG); checks then a side sandbox ($MAIN_SUITES_FIRST, then $SIDE_SUITES on $SIDE_SANDBOX," \
     "output $CHECKS_LOG); the last two are printed at the end"
-( run_stream "alongside reliability" ) >"$RELIABILITY_LOG" 2>&1 &
+# The reliability sandbox, once make reliability has stopped it, is reset for BESIDE_SUITES_AFTER
+# (each resets the sandbox it is given) and stopped after them.
+(
+    run_stream "alongside reliability" || exit 1
+    [[ -n "$BESIDE_SUITES_AFTER" ]] || exit 0
+    export SANDBOX_DIR="$RELIABILITY_SANDBOX_DIR"
+    run_stream "$BESIDE_SUITES_AFTER" && rc=0 || rc=1
+    sandbox/sandboxctl down
+    exit "$rc"
+) >"$RELIABILITY_LOG" 2>&1 &
 beside=$!
 (
     run_stream "$MAIN_SUITES_FIRST" || exit 1
