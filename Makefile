@@ -26,7 +26,8 @@ WITH_SANDBOX = set -a; . "$(SANDBOX_ENV)"; set +a; export PATH="$(CURDIR)/$(BIN)
 RESET_FOR = sandbox/sandboxctl reset "$(1)"
 # The reliability sandbox's emulator (strict IAM, as every sandbox's) lets the suite's made-up keys
 # act as the account root: it attributes each case's AWS calls to its own key (AKIAREL..., BADCASE...).
-RELIABILITY_SANDBOX = SANDBOX_DIR=$(CURDIR)/.sandbox-reliability SANDBOX_AWS_ROOT_KEYS='testing,AKIAREL*,BADCASE*'
+RELIABILITY_SANDBOX_DIR := $(CURDIR)/.sandbox-reliability
+RELIABILITY_SANDBOX = SANDBOX_DIR=$(RELIABILITY_SANDBOX_DIR) SANDBOX_AWS_ROOT_KEYS='testing,AKIAREL*,BADCASE*'
 ANSIBLE_TEST_TREE := tests/output/collection/ansible_collections
 
 .PHONY: help venv sandbox sandbox-down sandbox-status sandbox-reset demo teardown demo-fleet teardown-fleet test sanity lint unit integration \
@@ -107,7 +108,7 @@ RELIABILITY_LOG := tests/output/reliability/make-reliability.log
 RELIABILITY_ALONGSIDE ?= 1
 test: venv
 	@MAKE="$(MAKE)" MAIN_SUITES_FIRST="$(MAIN_SUITES_FIRST)" MAIN_SUITES_SANDBOX="$(MAIN_SUITES_SANDBOX)" \
-	  SIDE_SUITES="$(SIDE_SUITES)" BESIDE_SUITES_AFTER="$(BESIDE_SUITES_AFTER)" RELIABILITY_LOG="$(RELIABILITY_LOG)" RELIABILITY_ALONGSIDE="$(RELIABILITY_ALONGSIDE)" \
+	  SIDE_SUITES="$(SIDE_SUITES)" BESIDE_SUITES_AFTER="$(BESIDE_SUITES_AFTER)" RELIABILITY_SANDBOX_DIR="$(RELIABILITY_SANDBOX_DIR)" RELIABILITY_LOG="$(RELIABILITY_LOG)" RELIABILITY_ALONGSIDE="$(RELIABILITY_ALONGSIDE)" \
 	  tests/tools/make-test.sh
 
 # Reference docs generated from the code (antsibull-docs); docs-check fails when they drift.
@@ -169,7 +170,7 @@ integration-side: venv
 # make reliability resets it again and stops it). make test runs this beside the main suites.
 alongside: venv
 	$(RELIABILITY_SANDBOX) $(call RESET_FOR,make alongside (the reliability suite's sandbox, seeded))
-	set -a; . ./.sandbox-reliability/env; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	set -a; . "$(RELIABILITY_SANDBOX_DIR)/env"; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 -m alongside tests/sandbox/live tests/playbooks \
 	  --ignore=tests/playbooks/site
 
@@ -186,13 +187,13 @@ molecule: venv
 # that sandbox too (its made-up keys need it), without a reset when it is up, for development.
 reliability: venv
 	$(RELIABILITY_SANDBOX) $(call RESET_FOR,make reliability (a sandbox of its own, fresh for each run))
-	set -a; . ./.sandbox-reliability/env; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	set -a; . "$(RELIABILITY_SANDBOX_DIR)/env"; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  $(BIN)/python -m pytest -p no:cacheprovider -rA --durations=15 tests/reliability && rc=0 || rc=$$?; \
-	  SANDBOX_DIR=$(CURDIR)/.sandbox-reliability sandbox/sandboxctl down; exit $$rc
+	  SANDBOX_DIR=$(RELIABILITY_SANDBOX_DIR) sandbox/sandboxctl down; exit $$rc
 
 reliability-quick: venv
 	$(RELIABILITY_SANDBOX) sandbox/sandboxctl up
-	set -a; . ./.sandbox-reliability/env; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	set -a; . "$(RELIABILITY_SANDBOX_DIR)/env"; set +a; export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider -rA tests/reliability/test_bad_inputs.py tests/reliability/test_safe_defaults.py
 
 # The README's two site commands as users run them, then the collection from its tarball on what they
