@@ -271,6 +271,8 @@ BAD_VARS = [
     ({'cluster_addons_gpu_operator_enabled': True}, 'cluster_addons_gpu_operator_enabled: is true and so is cluster_gpu_device_plugin_enabled'),
     ({'cluster_addons_region': 'nowhere', 'cluster_gpu_region': ''}, 'cluster_addons_region: is required'),
     ({'cluster_addons_ingress_class_name': 'Not_A_Name'}, 'cluster_addons_ingress_class_name: must be a DNS subdomain'),
+    # Every sandbox Node carries kubernetes.io/os=linux: as GPU labels, no Node would be left for the add-ons' Pods.
+    ({'cluster_addons_gpu_node_labels': {'kubernetes.io/os': 'linux'}}, 'cluster_addons_avoid_gpu_nodes: no Ready, schedulable Node without the GPU labels'),
     ({'cluster_addons_metrics_server_enabled': True, 'cluster_addons_metrics_server_chart_version': '0.0.1'},
      'cluster_addons_metrics_server_chart_version: helm cannot render'),
 ]

@@ -19,9 +19,9 @@ REGION = {'cluster_addons_region': 'us-east-2'}
 
 
 def addon(key, extra=None):
-    """The role's entry for one add-on (chart, version, namespace, values), with `extra` as extra vars."""
+    """The role's entry for one add-on as it installs it (chart, version, namespace, values with the GPU affinity), with `extra` as extra vars."""
     values = role_values('cluster_addons', dict(REGION, **(extra or {})))
-    (entry,) = [a for a in values('_cluster_addons_all') if a['key'] == key]
+    (entry,) = [a for a in values('_cluster_addons_charts') if a['key'] == key]
     return entry
 
 
@@ -42,6 +42,8 @@ def _rendered(key, extra_json):
 
 # Free-form maps of the charts: their keys are command-line flags, not values the chart declares.
 OPEN_MAPS = {'extraArgs'}
+# Kubernetes objects in the values: the key must be the chart's, its content is the API's, not the chart's.
+API_OBJECTS = {'affinity'}
 
 
 def unknown_keys(values, defaults, path=''):
@@ -53,7 +55,7 @@ def unknown_keys(values, defaults, path=''):
             continue
         if key not in (defaults or {}):
             out.append(where)
-        elif isinstance(value, dict) and isinstance(defaults.get(key), dict) and defaults.get(key):
+        elif isinstance(value, dict) and isinstance(defaults.get(key), dict) and defaults.get(key) and key not in API_OBJECTS:
             out.extend(unknown_keys(value, defaults[key], where + '.'))
     return out
 
@@ -152,3 +154,84 @@ def test_metrics_server_registers_the_metrics_api():
     _entry, objects = rendered('metrics_server')
     api = find(objects, 'APIService', 'v1beta1.metrics.k8s.io')['spec']
     assert api['group'] == 'metrics.k8s.io' and api['service']['namespace'] == 'kube-system'
+
+
+POD_KINDS = ('Deployment', 'StatefulSet', 'Job', 'CronJob', 'DaemonSet')
+# The labels the role keeps the add-ons off by default (cluster_gpu's default labels).
+GPU_TERM = {'matchExpressions': [{'key': 'capability', 'operator': 'NotIn', 'values': ['gpu']}]}
+
+
+def _pod_spec(obj):
+    template = obj['spec']['jobTemplate']['spec']['template'] if obj['kind'] == 'CronJob' else obj['spec']['template']
+    return template['spec']
+
+
+def _placements(objects):
+    """{(kind, name): the required node selector terms of its Pods (None: no required node affinity)}."""
+    out = {}
+    for obj in objects:
+        if obj['kind'] in POD_KINDS:
+            required = ((_pod_spec(obj).get('affinity') or {}).get('nodeAffinity') or {}).get('requiredDuringSchedulingIgnoredDuringExecution')
+            out[(obj['kind'], obj['metadata']['name'])] = (required or {}).get('nodeSelectorTerms')
+    return out
+
+
+# Where each chart puts its Pods, controller by controller, as the real chart renders them with the role's values.
+ADDON_CASES = [('cert_manager', {}), ('metrics_server', {}), ('ingress', {}), ('cluster_autoscaler', {}), ('gpu_operator', {}),
+               ('ingress', {'cluster_addons_ingress_controller': 'ingress-nginx'})]
+
+
+EXEMPT_JOBS = {
+    'ingress-ingress-nginx': ('ingress-nginx-admission-create', 'ingress-nginx-admission-patch'),
+    'gpu_operator': ('gpu-operator-cleanup-gpucluster', 'gpu-operator-upgrade-crd'),
+}
+
+
+@pytest.mark.parametrize('key,extra', ADDON_CASES, ids=[k + ('-' + '-'.join(e.values()) if e else '') for k, e in ADDON_CASES])
+def test_every_controller_and_job_stays_off_the_gpu_nodes(key, extra):
+    _entry, objects = rendered(key, **extra)
+    placements = _placements(objects)
+    workloads = {ref: terms for ref, terms in placements.items() if ref[0] != 'DaemonSet'}
+    assert any(kind == 'Deployment' for kind, _name in workloads), placements
+    # The hook Jobs whose chart takes a nodeSelector only, no affinity: the exceptions the role's documentation names.
+    exempt = {('Job', name) for name in EXEMPT_JOBS.get(key + ('-' + '-'.join(extra.values()) if extra else ''), ())}
+    assert exempt <= set(workloads), workloads
+    assert {ref: terms for ref, terms in workloads.items() if ref not in exempt and terms != [GPU_TERM]} == {}
+    # DaemonSets are left as the chart makes them: the GPU operator's node-feature-discovery worker runs on every Node.
+    assert all(GPU_TERM not in (terms or []) for ref, terms in placements.items() if ref[0] == 'DaemonSet'), placements
+
+
+@pytest.mark.parametrize('key', ['cert_manager', 'metrics_server', 'ingress', 'cluster_autoscaler', 'gpu_operator'])
+def test_turned_off_the_charts_place_their_pods_as_they_would(key):
+    _entry, objects = rendered(key, cluster_addons_avoid_gpu_nodes=False)
+    assert all(GPU_TERM not in (terms or []) for terms in _placements(objects).values())
+
+
+def test_a_node_is_refused_only_when_it_has_every_gpu_label():
+    _entry, objects = rendered('metrics_server', cluster_gpu_labels={'capability': 'gpu', 'pool': 'a100'})
+    (terms,) = list(_placements(objects).values())
+    # The terms are ORed: a Node passes when any one label differs or is missing.
+    assert terms == [GPU_TERM, {'matchExpressions': [{'key': 'pool', 'operator': 'NotIn', 'values': ['a100']}]}]
+    # The role's own labels win over cluster_gpu's.
+    _entry, objects = rendered('metrics_server', cluster_gpu_labels={'capability': 'gpu'}, cluster_addons_gpu_node_labels={'accelerator': 'h100'})
+    (terms,) = list(_placements(objects).values())
+    assert terms == [{'matchExpressions': [{'key': 'accelerator', 'operator': 'NotIn', 'values': ['h100']}]}]
+
+
+def test_alb_controller_keeps_its_spread_over_nodes_beside_the_gpu_affinity():
+    _entry, objects = rendered('ingress')
+    affinity = _pod_spec(find(objects, 'Deployment')[0])['affinity']
+    (spread,) = affinity['podAntiAffinity']['preferredDuringSchedulingIgnoredDuringExecution']
+    assert spread['podAffinityTerm']['topologyKey'] == 'kubernetes.io/hostname'
+    # Without the GPU affinity the chart's own default spread applies, and the role sets no affinity.
+    entry, objects = rendered('ingress', cluster_addons_avoid_gpu_nodes=False)
+    assert 'affinity' not in entry['chart_values']
+    assert _pod_spec(find(objects, 'Deployment')[0])['affinity']['podAntiAffinity']
+
+
+def test_gpu_operator_keeps_its_preference_for_the_control_plane():
+    _entry, objects = rendered('gpu_operator')
+    operator = [d for d in find(objects, 'Deployment') if d['metadata']['name'] == 'gpu-operator'][0]
+    node_affinity = _pod_spec(operator)['affinity']['nodeAffinity']
+    assert node_affinity['requiredDuringSchedulingIgnoredDuringExecution']['nodeSelectorTerms'] == [GPU_TERM]
+    assert node_affinity['preferredDuringSchedulingIgnoredDuringExecution']

@@ -44,6 +44,9 @@ PLANNED_REMOVALS = ['(item=adaptive)', 'adaptive-control-plane-secret', 'arthur/
                     'grafana-admin-credentials', 'sandbox-gpu-nodes', 'genai-stack-cloudwatch-metrics', 'sandbox-gpu-nodes-gpu-scale-out',
                     'status: deployed']
 
+# The add-ons the sandbox inventory turns on (inventories/sandbox/group_vars/all/cluster_addons.yml): their releases.
+ADDON_RELEASES = ('aws-load-balancer-controller', 'metrics-server', 'cert-manager')
+
 
 @pytest.fixture(scope='module')
 def installed(tmp_path_factory):
@@ -173,6 +176,12 @@ def test_site_from_the_tarball_on_the_demo_reruns_clean_then_tears_down(run_play
         for pod in gpu_pods:
             assert pod['status']['phase'] == 'Running', pod['metadata']['name']
             assert pod['spec']['nodeName'] in gpu_nodes, (pod['metadata']['name'], pod['spec']['nodeName'])
+        # The add-ons' own Pods (cluster_addons_avoid_gpu_nodes, on by default) run beside them, not on them: the scheduler
+        # placed every Pod of the add-ons' Deployments on the CPU Nodes, while the GPU Nodes were there to take them.
+        addon_pods = [p for p in _kubectl('get', 'pods', '-A', '-l', 'app.kubernetes.io/instance in (%s)' % ','.join(ADDON_RELEASES))
+                      if not any(o['kind'] in ('DaemonSet', 'Job') for o in p['metadata'].get('ownerReferences', []))]
+        assert {p['metadata']['labels']['app.kubernetes.io/instance'] for p in addon_pods} == set(ADDON_RELEASES), addon_pods
+        assert gpu_nodes and [(p['metadata']['name'], p['spec']['nodeName']) for p in addon_pods if p['spec'].get('nodeName') in gpu_nodes] == []
 
         _assert_teardown_previewed(run_playbook, gpu_asgs, installed)
     finally:
