@@ -6,7 +6,8 @@ configuration the role writes, as helm_release runs it. What is asserted is what
 chart: none of its default credentials and no password anywhere (values or output), no Secret of the chart's
 own credentials, every reference to it pointing at the role's Secret, the security config carrying the hashes
 the role stored, the Grafana datasource reading the password from the container's environment, Grafana's admin
-from the role's Secret, and the same output on every render (the chart bcrypts with a new salt each time).
+from the role's Secret, the same output on every render (the chart bcrypts with a new salt each time), and every
+Pod but the daemons' kept off the GPU Nodes.
 """
 import importlib.util
 import json
@@ -18,7 +19,7 @@ import sys
 import pytest
 import yaml
 from real_charts import CHART_DIR, helm_binary, missing_helm
-from test_real_charts_observability import KUBE_VERSION, YAML_LOADER, chart_defaults, role_values
+from test_real_charts_observability import EKS_LABELS, GPU_NODE, KUBE_VERSION, YAML_LOADER, chart_defaults, pod_specs, role_values, schedulable
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 PACKAGE = os.path.join(CHART_DIR, 'ai-ml-observability-0.1.0.tgz')
@@ -184,3 +185,55 @@ def test_post_renderer_refuses_users_it_has_no_hash_for():
               'stringData': {'internal_users.yml': yaml.safe_dump({'admin': {'hash': 'x'}, 'reader': {'hash': 'y'}})}}
     with pytest.raises(module.RenderError, match=r"unmanaged: \['reader'\]"):
         module.post_render([secret], {'security_config': {'name': 'securityconfig-secret', 'hashes': {'admin': 'h'}}})
+
+
+def _placed(objects):
+    """Every Pod spec of the release, the OpenSearch operator's node pools and dashboards included."""
+    specs = pod_specs(objects)
+    cluster = [o for o in objects if o['kind'] == 'OpenSearchCluster']
+    for obj in cluster:
+        for pool in obj['spec']['nodePools']:
+            specs[('OpenSearchCluster', 'nodePool ' + pool['component'])] = pool
+        specs[('OpenSearchCluster', 'dashboards')] = obj['spec']['dashboards']
+    return specs
+
+
+def test_every_pod_but_the_daemons_stays_off_the_gpu_nodes(rendered):
+    specs = _placed(rendered['objects'])
+    workloads = {ref: spec for ref, spec in specs.items() if ref[0] != 'DaemonSet'}
+    # The operators and the OpenSearch nodes, which the chart gives no affinity value for, are among them.
+    assert {('Deployment', 'fluent-operator'), ('Deployment', 'opensearch-operator-controller-manager'), ('OpenSearchCluster', 'nodePool masters'),
+            ('OpenSearchCluster', 'dashboards'), ('Prometheus', 'kube-prometheus-stack-prometheus'),
+            ('Deployment', 'kube-prometheus-stack-grafana')} <= set(workloads), sorted(workloads)
+    assert [ref for ref, spec in workloads.items() if schedulable(spec, GPU_NODE) or not schedulable(spec, EKS_LABELS)] == []
+    node_exporter = [spec for ref, spec in specs.items() if ref[0] == 'DaemonSet']
+    assert node_exporter and all(schedulable(spec, GPU_NODE) for spec in node_exporter)
+
+
+def test_turned_off_the_reference_pods_may_run_on_the_gpu_nodes(helm, tmp_path):
+    """The control: without the role's affinity the operators would take GPU capacity."""
+    role = _role({'observability_avoid_gpu_nodes': False})
+    (reference,) = [r for r in role('_observability_reference_releases') if r['key'] == 'reference']
+    config = role('_observability_reference_post_render')
+    assert config['node_affinity'] == {}
+    objects = [d for d in yaml.load_all(_render(helm, reference['values'], _post_renderer(str(tmp_path), config)), Loader=YAML_LOADER) if d]
+    specs = _placed(objects)
+    assert schedulable(specs[('Deployment', 'fluent-operator')], GPU_NODE)
+    assert schedulable(specs[('OpenSearchCluster', 'nodePool masters')], GPU_NODE)
+
+
+def test_post_renderer_keeps_a_required_node_affinity_already_there():
+    module = _load_post_renderer()
+    own = {'nodeSelectorTerms': [{'matchExpressions': [{'key': 'pool', 'operator': 'In', 'values': ['monitoring']}]}]}
+    gpu = {'requiredDuringSchedulingIgnoredDuringExecution': {'nodeSelectorTerms': [
+        {'matchExpressions': [{'key': 'capability', 'operator': 'NotIn', 'values': ['gpu']}]}]}}
+    mine = {'kind': 'Deployment', 'metadata': {'name': 'mine'}, 'spec': {'template': {'spec': {'affinity': {
+        'nodeAffinity': {'requiredDuringSchedulingIgnoredDuringExecution': own}}}}}}
+    bare = {'kind': 'StatefulSet', 'metadata': {'name': 'bare'}, 'spec': {'template': {'spec': {'affinity': {'podAntiAffinity': {'x': 1}}}}}}
+    daemon = {'kind': 'DaemonSet', 'metadata': {'name': 'daemon'}, 'spec': {'template': {'spec': {}}}}
+    out = module.post_render([mine, bare, daemon], {'node_affinity': gpu})
+    assert out[0]['spec']['template']['spec']['affinity']['nodeAffinity']['requiredDuringSchedulingIgnoredDuringExecution'] == own
+    assert out[1]['spec']['template']['spec']['affinity'] == {'podAntiAffinity': {'x': 1}, 'nodeAffinity': gpu}
+    assert out[2]['spec']['template']['spec'] == {}
+    # The role's object is copied, not shared between Pods (the YAML dumper would write anchors).
+    assert out[1]['spec']['template']['spec']['affinity']['nodeAffinity'] is not gpu

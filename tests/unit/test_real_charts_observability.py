@@ -371,6 +371,64 @@ def test_observability_values_on_the_real_charts(option):
         CHECKS[key](objects, get)
 
 
+# The kinds whose Pods the scheduler places by a Pod template, and the Prometheus operator's kinds whose spec carries
+# the Pod's affinity, nodeSelector and tolerations itself.
+TEMPLATE_KINDS = ('Deployment', 'StatefulSet', 'Job', 'DaemonSet')
+OPERATED_KINDS = ('Prometheus', 'Alertmanager', 'ThanosRuler')
+
+
+def pod_specs(objects):
+    """{(kind, name): the scheduling part of its Pods' spec} of every object that makes Pods."""
+    specs = {}
+    for obj in objects:
+        if obj['kind'] in TEMPLATE_KINDS:
+            specs[(obj['kind'], obj['metadata']['name'])] = obj['spec']['template']['spec']
+        elif obj['kind'] in OPERATED_KINDS:
+            specs[(obj['kind'], obj['metadata']['name'])] = obj['spec']
+    return specs
+
+
+GPU_NODE = dict(EKS_LABELS, capability='gpu')
+
+
+@pytest.mark.parametrize('avoid', [True, False], ids=['avoid', 'turned-off'])
+def test_the_stacks_own_pods_stay_off_the_gpu_nodes_and_the_daemons_stay_on(avoid):
+    extra = {} if avoid else {'observability_avoid_gpu_nodes': False}
+    get = role_values('observability', extra)
+    placed = {}
+    for key, release in observability_releases(extra).items():
+        objects = render('%s-%s' % (PACKAGES[key], release['chart_version']), release['name'], get('observability_namespace'), release['values'])
+        placed.update(pod_specs(objects))
+    workloads = {ref: spec for ref, spec in placed.items() if ref[0] != 'DaemonSet'}
+    # What the stack runs besides the daemons: the operator and its Prometheus and Alertmanager, Grafana, kube-state-metrics, OpenSearch.
+    assert {('Prometheus', 'kube-prometheus-stack-prometheus'), ('Alertmanager', 'kube-prometheus-stack-alertmanager'),
+            ('Deployment', 'kube-prometheus-stack-operator'), ('Deployment', 'kube-prometheus-stack-grafana'),
+            ('Deployment', 'kube-prometheus-stack-kube-state-metrics'), ('StatefulSet', 'opensearch-cluster-master')} <= set(workloads), workloads
+    for ref, spec in workloads.items():
+        assert schedulable(spec, EKS_LABELS), ref
+        assert schedulable(spec, GPU_NODE) is not avoid, ref
+    # OpenSearch keeps its own spread over hosts beside the node affinity.
+    assert workloads[('StatefulSet', 'opensearch-cluster-master')]['affinity']['podAntiAffinity']
+    # The daemons run on every Node they did: fluent-bit and the node exporter everywhere, the DCGM exporter on the GPU Nodes.
+    daemons = {ref[1]: spec for ref, spec in placed.items() if ref[0] == 'DaemonSet'}
+    assert {'fluent-bit', 'dcgm-exporter', 'kube-prometheus-stack-prometheus-node-exporter'} <= set(daemons), daemons
+    assert schedulable(daemons['dcgm-exporter'], GPU_NODE, [GPU_TAINT]) and not schedulable(daemons['dcgm-exporter'], EKS_LABELS)
+    assert schedulable(daemons['fluent-bit'], GPU_NODE, [GPU_TAINT]) and schedulable(daemons['fluent-bit'], EKS_LABELS)
+    assert schedulable(daemons['kube-prometheus-stack-prometheus-node-exporter'], GPU_NODE)
+
+
+def test_extra_values_can_replace_the_gpu_affinity():
+    """The user's extra values are merged last: a placement of their own wins over the role's."""
+    own = {'nodeAffinity': {'requiredDuringSchedulingIgnoredDuringExecution': {'nodeSelectorTerms': [
+        {'matchExpressions': [{'key': 'pool', 'operator': 'In', 'values': ['monitoring']}]}]}}}
+    extra = {'observability_prometheus_stack_values': {'grafana': {'affinity': own}}}
+    release = observability_releases(extra)['prometheus_stack']
+    objects = render('kube-prometheus-stack-%s' % release['chart_version'], release['name'], 'monitoring', release['values'])
+    grafana = pod_specs(objects)[('Deployment', 'kube-prometheus-stack-grafana')]
+    assert schedulable(grafana, dict(EKS_LABELS, pool='monitoring')) and not schedulable(grafana, EKS_LABELS)
+    assert not schedulable(pod_specs(objects)[('Prometheus', 'kube-prometheus-stack-prometheus')], GPU_NODE)
+
+
 # ---- cluster_gpu: the NVIDIA device plugin
 
 @pytest.mark.parametrize('labels', [None, {'capability': 'gpu', 'team': 'ml'}], ids=['default-labels', 'more-labels'])

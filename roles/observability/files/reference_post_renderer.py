@@ -17,7 +17,13 @@ Secrets and gives the chart placeholders; this reads the rendered manifests on s
     removed with OpenSearch (`datasource.drop`); any other secret datasource field that is not such a
     reference fails the render;
   - the kinds in `defer_kinds` left out (a first install whose chart brings the CRDs of those kinds in
-    its templates: helm cannot map them before the CRDs exist, so the role installs twice).
+    its templates: helm cannot map them before the CRDs exist, so the role installs twice);
+  - every Pod the release makes, except a DaemonSet's, kept off the GPU Nodes (`node_affinity`, the role's
+    required node affinity): the Pod templates of Deployments, StatefulSets and Jobs, the Prometheus
+    operator's Prometheus and Alertmanager, and the OpenSearch operator's node pools and dashboards. The
+    chart takes no affinity value for most of them. A Pod that already has a required node affinity (the
+    chart's, the role's values, or the user's extra values) keeps it. helm gives a post-renderer no hooks:
+    the role places the hook Jobs by values.
 Nothing secret reaches this program but the hashes. The role writes it, with its interpreter on the first
 line, into a private temporary directory and its configuration beside it as <this file without .py>.json.
 """
@@ -48,6 +54,12 @@ DUMPER.add_representer(str, _text)
 SECRET_REF_KEYS = ('secretKeyRef', 'secretRef', 'adminCredentialsSecret', 'opensearchCredentialsSecret', 'securityConfigSecret')
 ENV_REFERENCE = re.compile(r'^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$')
 SEARCH_TYPES = ('opensearch', 'elasticsearch')
+
+
+# Where the Pods' spec is: in a Pod template, or the custom resource's spec (the Prometheus operator's kinds).
+POD_TEMPLATE_KINDS = ('Deployment', 'StatefulSet', 'Job', 'ReplicaSet')
+POD_SPEC_KINDS = ('Prometheus', 'Alertmanager', 'ThanosRuler')
+REQUIRED = 'requiredDuringSchedulingIgnoredDuringExecution'
 
 
 class RenderError(Exception):
@@ -122,6 +134,32 @@ def rewrite_datasources(obj, settings):
     return bool(data)
 
 
+def _pod_specs(obj):
+    """The mappings of ``obj`` that carry its Pods' affinity (DaemonSets: none, they belong on every Node)."""
+    kind, spec = obj.get('kind'), obj.get('spec')
+    if not isinstance(spec, dict):
+        return []
+    if kind in POD_TEMPLATE_KINDS:
+        return [(spec.get('template') or {}).get('spec')]
+    if kind in POD_SPEC_KINDS:
+        return [spec]
+    if kind == 'OpenSearchCluster':
+        return list(spec.get('nodePools') or []) + [spec.get('dashboards')]
+    return []
+
+
+def keep_off_nodes(obj, node_affinity):
+    """Give each Pod spec of ``obj`` without a required node affinity the role's (a node affinity mapping)."""
+    for spec in _pod_specs(obj):
+        if not isinstance(spec, dict):
+            continue
+        affinity = spec.get('affinity') or {}
+        current = affinity.get('nodeAffinity') or {}
+        if current.get(REQUIRED):
+            continue
+        spec['affinity'] = dict(affinity, nodeAffinity=dict(current, **{REQUIRED: json.loads(json.dumps(node_affinity[REQUIRED]))}))
+
+
 def post_render(docs, config):
     """The documents to install (the list is rebuilt; kept objects are changed in place)."""
     drop = {(item['kind'], item['name']) for item in config.get('drop', [])}
@@ -129,6 +167,7 @@ def post_render(docs, config):
     renames = config.get('secret_renames', {})
     security = config.get('security_config') or {}
     datasource = config.get('datasource') or {}
+    node_affinity = config.get('node_affinity') or {}
     out = []
     seen_security = False
     for obj in docs:
@@ -136,6 +175,8 @@ def post_render(docs, config):
         if (kind, _name(obj)) in drop or kind in defer:
             continue
         rename_secret_refs(obj, renames)
+        if node_affinity:
+            keep_off_nodes(obj, node_affinity)
         if security and kind == 'Secret' and _name(obj) == security['name']:
             set_security_hashes(obj, security['hashes'])
             seen_security = True

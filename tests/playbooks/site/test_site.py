@@ -182,6 +182,13 @@ def test_site_from_the_tarball_on_the_demo_reruns_clean_then_tears_down(run_play
                       if not any(o['kind'] in ('DaemonSet', 'Job') for o in p['metadata'].get('ownerReferences', []))]
         assert {p['metadata']['labels']['app.kubernetes.io/instance'] for p in addon_pods} == set(ADDON_RELEASES), addon_pods
         assert gpu_nodes and [(p['metadata']['name'], p['spec']['nodeName']) for p in addon_pods if p['spec'].get('nodeName') in gpu_nodes] == []
+        # So do the observability stack's (observability_avoid_gpu_nodes): Grafana, kube-state-metrics, the operator, OpenSearch; its
+        # daemons (fluent-bit, the DCGM and node exporters) run on the GPU Nodes as they should.
+        monitoring = _kubectl('get', 'pods', '-n', 'monitoring')
+        daemon = [p for p in monitoring if any(o['kind'] == 'DaemonSet' for o in p['metadata'].get('ownerReferences', []))]
+        stack = [p for p in monitoring if not any(o['kind'] in ('DaemonSet', 'Job') for o in p['metadata'].get('ownerReferences', []))]
+        assert len(stack) >= 4 and [(p['metadata']['name'], p['spec']['nodeName']) for p in stack if p['spec'].get('nodeName') in gpu_nodes] == []
+        assert {p['spec'].get('nodeName') for p in daemon} & gpu_nodes, [(p['metadata']['name'], p['spec'].get('nodeName')) for p in daemon]
 
         _assert_teardown_previewed(run_playbook, gpu_asgs, installed)
     finally:
