@@ -5,17 +5,16 @@
 
 from __future__ import annotations
 
-from ansible_collections.genai.stack.plugins.plugin_utils.k8s_results import resources as _nodes
+from ansible_collections.genai.stack.plugins.plugin_utils.k8s_results import node_ready, resources as _nodes
 
 
 def _node_state(node):
     status = node.get('status') or {}
-    ready = any(c.get('type') == 'Ready' and c.get('status') == 'True' for c in status.get('conditions') or [])
     try:
         gpus = int(str((status.get('allocatable') or {}).get('nvidia.com/gpu', '0')))
     except ValueError:
         gpus = 0
-    return {'name': (node.get('metadata') or {}).get('name'), 'ready': ready, 'gpus': gpus}
+    return {'name': (node.get('metadata') or {}).get('name'), 'ready': node_ready(node), 'gpus': gpus}
 
 
 def gpu_nodes_ready(result, expected):

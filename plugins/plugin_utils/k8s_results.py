@@ -11,3 +11,9 @@ def resources(result):
     if isinstance(result, dict):
         return result.get('resources') or []
     return list(result or [])
+
+
+def node_ready(node):
+    """Whether a Node object's ``Ready`` condition is ``True`` (a Node without the condition is not)."""
+    conditions = (node.get('status') or {}).get('conditions') or []
+    return any(c.get('type') == 'Ready' and c.get('status') == 'True' for c in conditions)

@@ -285,3 +285,27 @@ def test_preflight_refuses_before_any_change(run_playbook, extra, message):
     assert run.returncode != 0, run
     assert message in _text(run), run
     run.assert_no_write()
+
+
+TEST_TAINT = 'genai-stack-test/preflight'
+
+
+@pytest.mark.alongside
+def test_preflight_refuses_when_every_node_left_is_tainted(run_playbook):
+    """The add-ons' Pods tolerate no taint: with every Node tainted NoSchedule (as a CriticalAddonsOnly system node
+    group would be) none is left for them, and the preflight says so before any write instead of leaving them Pending."""
+    # GPU labels no sandbox Node carries: every Node is a candidate, so only the taint can leave none.
+    extra = {'cluster_addons_gpu_node_labels': {'genai-stack-test/gpu': 'absent'}}
+    nodes = kube_get('nodes')['items']
+    assert any(c['type'] == 'Ready' and c['status'] == 'True' for n in nodes for c in n['status'].get('conditions', [])), nodes
+    kubectl('taint', 'nodes', '--all', f'{TEST_TAINT}=yes:NoSchedule', '--overwrite')
+    try:
+        run = run_playbook(PLAYBOOK, '-e', json.dumps(extra))
+    finally:
+        kubectl('taint', 'nodes', '--all', f'{TEST_TAINT}-', check=False)
+    assert run.returncode != 0, run
+    assert 'cluster_addons_avoid_gpu_nodes: no Ready, schedulable Node without the GPU labels genai-stack-test/gpu=absent' in _text(run), run
+    assert 'cordoned or tainted' in _text(run), run
+    run.assert_no_write()
+    assert not [n['metadata']['name'] for n in kube_get('nodes')['items']
+                if any(t['key'] == TEST_TAINT for t in n['spec'].get('taints') or [])]

@@ -3,7 +3,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.genai.stack.plugins.filter.avoid_nodes import FilterModule, avoid_nodes
+from ansible_collections.genai.stack.plugins.filter.avoid_nodes import FilterModule, avoid_nodes, free_nodes
 
 GPU = {'capability': 'gpu'}
 GPU_NODE_AFFINITY = {'requiredDuringSchedulingIgnoredDuringExecution': {'nodeSelectorTerms': [
@@ -62,3 +62,74 @@ def test_bad_input_is_refused_naming_it(values, paths, labels, message):
 
 def test_registered_under_its_name():
     assert FilterModule().filters()['avoid_nodes'] is avoid_nodes
+
+
+def node(name, labels=None, ready='True', unschedulable=None, taints=None):
+    spec = {}
+    if unschedulable is not None:
+        spec['unschedulable'] = unschedulable
+    if taints is not None:
+        spec['taints'] = taints
+    status = {'conditions': [{'type': 'MemoryPressure', 'status': 'False'}] + ([{'type': 'Ready', 'status': ready}] if ready else [])}
+    return {'metadata': {'name': name, 'labels': labels or {}}, 'spec': spec, 'status': status}
+
+
+def test_free_nodes_are_ready_schedulable_and_without_every_label():
+    result = {'changed': False, 'resources': [
+        node('gpu', {'capability': 'gpu', 'pool': 'a100'}),
+        node('cpu', {'capability': 'cpu'}),
+        node('bare'),
+        node('half', {'pool': 'a100'}),                      # one of the two labels: not a GPU Node
+        node('not-ready', ready='False'),
+        node('no-ready-condition', ready=None),
+        node('unknown', ready='Unknown'),
+        node('cordoned', unschedulable=True),
+        node('uncordoned', unschedulable=False),
+    ]}
+    assert free_nodes(result, {'capability': 'gpu', 'pool': 'a100'}) == ['cpu', 'bare', 'half', 'uncordoned']
+    assert free_nodes(result['resources'], {'capability': 'gpu'}) == ['cpu', 'bare', 'half', 'uncordoned']
+    # Without labels every Ready, schedulable Node counts; a skipped read has none.
+    assert free_nodes(result, {}) == ['gpu', 'cpu', 'bare', 'half', 'uncordoned']
+    assert free_nodes({'skipped': True}, {'capability': 'gpu'}) == []
+
+
+def test_label_values_compare_as_strings():
+    assert free_nodes([node('a', {'gpus': '8'}), node('b', {'gpus': '4'})], {'gpus': 8}) == ['b']
+
+
+SYSTEM = {'key': 'CriticalAddonsOnly', 'value': 'true', 'effect': 'NoSchedule'}
+
+
+@pytest.mark.parametrize('taints,tolerations,free', [
+    ([], [], True),
+    ([{'key': 'spot', 'effect': 'PreferNoSchedule'}], [], True),            # only discourages
+    ([SYSTEM], [], False),
+    ([{'key': 'drain', 'effect': 'NoExecute'}], [], False),
+    ([SYSTEM], [{'key': 'CriticalAddonsOnly', 'operator': 'Exists'}], True),
+    ([SYSTEM], [{'key': 'CriticalAddonsOnly', 'value': 'true'}], True),       # Equal is the default operator
+    ([SYSTEM], [{'key': 'CriticalAddonsOnly', 'operator': 'Equal', 'value': 'false'}], False),
+    ([SYSTEM], [{'key': 'CriticalAddonsOnly', 'operator': 'Exists', 'effect': 'NoExecute'}], False),
+    ([SYSTEM], [{'key': 'CriticalAddonsOnly', 'operator': 'Exists', 'effect': 'NoSchedule'}], True),
+    ([SYSTEM], [{'operator': 'Exists'}], True),                              # tolerates everything
+    ([SYSTEM], [{'value': 'true'}], False),                                  # an empty key needs Exists
+    ([SYSTEM], [{'key': 'other', 'operator': 'Exists'}], False),
+    ([SYSTEM, {'key': 'drain', 'effect': 'NoExecute'}], [{'key': 'CriticalAddonsOnly', 'operator': 'Exists'}], False),
+])
+def test_a_node_counts_only_when_each_blocking_taint_is_tolerated(taints, tolerations, free):
+    assert free_nodes([node('system', taints=taints)], {'capability': 'gpu'}, tolerations) == (['system'] if free else [])
+
+
+@pytest.mark.parametrize('labels,tolerations,message', [
+    (['capability=gpu'], [], 'free_nodes: labels must be a mapping'),
+    ({'capability': None}, [], 'free_nodes: labels must map a label key to a single value'),
+    ({}, {'key': 'a'}, 'free_nodes: tolerations must be a list'),
+    ({}, 'CriticalAddonsOnly', 'free_nodes: tolerations must be a list'),
+    ({}, ['CriticalAddonsOnly'], 'free_nodes: tolerations must be a list'),
+])
+def test_free_nodes_refuses_bad_input_naming_it(labels, tolerations, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        free_nodes([node('a')], labels, tolerations)
+
+
+def test_free_nodes_registered_under_its_name():
+    assert FilterModule().filters()['free_nodes'] is free_nodes

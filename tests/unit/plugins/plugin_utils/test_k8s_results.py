@@ -1,7 +1,7 @@
-"""resources: the objects the collection's filters read from a k8s_info result."""
+"""resources and node_ready: what the collection's filters read from a k8s_info result."""
 import pytest
 
-from ansible_collections.genai.stack.plugins.plugin_utils.k8s_results import resources
+from ansible_collections.genai.stack.plugins.plugin_utils.k8s_results import node_ready, resources
 
 
 @pytest.mark.parametrize('result,expected', [
@@ -14,3 +14,16 @@ from ansible_collections.genai.stack.plugins.plugin_utils.k8s_results import res
 ])
 def test_resources(result, expected):
     assert resources(result) == expected
+
+
+@pytest.mark.parametrize('node,ready', [
+    ({'status': {'conditions': [{'type': 'Ready', 'status': 'True'}]}}, True),
+    ({'status': {'conditions': [{'type': 'DiskPressure', 'status': 'True'}, {'type': 'Ready', 'status': 'True'}]}}, True),
+    ({'status': {'conditions': [{'type': 'Ready', 'status': 'False'}]}}, False),
+    ({'status': {'conditions': [{'type': 'Ready', 'status': 'Unknown'}]}}, False),
+    ({'status': {'conditions': [{'type': 'DiskPressure', 'status': 'True'}]}}, False),   # no Ready condition yet
+    ({'status': {}}, False),
+    ({}, False),
+])
+def test_node_ready(node, ready):
+    assert node_ready(node) is ready
